@@ -1,0 +1,27 @@
+# The two commands of the README, and the rest. Every target runs `setup` first, which
+# installs what is missing and skips what is there.
+CARGO ?= cargo
+# One profile for everything: tests, the demo and benchmarks share one build.
+PROFILE_FLAG = --release
+WOLF = target/release/wolf
+
+.PHONY: setup build demo test bench lint
+
+setup:
+	@tools/setup.sh
+
+build: setup
+	$(CARGO) build $(PROFILE_FLAG)
+
+demo: build
+	$(WOLF) demo
+
+test: setup
+	$(CARGO) test $(PROFILE_FLAG) --workspace
+
+bench: build
+	$(WOLF) --no-progress bench --out bench
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy $(PROFILE_FLAG) --workspace --all-targets -- -D warnings

@@ -1,0 +1,273 @@
+//! Config files (TOML) and the validated plan made from them.
+//!
+//! The file says what a run does; flags say how the process runs. Every key is
+//! documented here, and a key the schema does not know is an error that names it.
+//! [`Config::plan`] validates everything before anything runs: a [`Plan`] that exists
+//! is runnable.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::media::{ImageFormat, Rate, Resize, SampleSettings};
+
+/// A config file as written.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// How frames are sampled from each clip (METHOD.md 1.1).
+    #[serde(default)]
+    pub sampling: SamplingConfig,
+}
+
+/// `[sampling]`: frame sampling.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SamplingConfig {
+    /// Frames per second of video (default 2). Exclusive with `count`.
+    pub fps: Option<f64>,
+    /// An exact number of frames per clip instead of a rate.
+    pub count: Option<usize>,
+    /// Short clips get at least this many frames (default 4).
+    pub min_frames: usize,
+    /// Long clips get at most this many frames (default 32).
+    pub max_frames: usize,
+    /// Frame size in pixels: one number for a square, or `WIDTHxHEIGHT`. Absent: the
+    /// clip's own size.
+    pub size: Option<String>,
+    /// How frames reach `size`: `pad` (keep the aspect ratio, pad with black; the
+    /// default), `stretch`, or `fit` (keep the aspect ratio; the longer side becomes
+    /// the size's width).
+    pub resize: ResizeMode,
+    /// Encoding of frames written to disk: `jpeg` (default) or `png`.
+    pub format: FrameFormat,
+    /// JPEG quality, 1 to 100 (default 90).
+    pub jpeg_quality: u8,
+}
+
+impl Default for SamplingConfig {
+    fn default() -> Self {
+        Self {
+            fps: None,
+            count: None,
+            min_frames: 4,
+            max_frames: 32,
+            size: None,
+            resize: ResizeMode::Pad,
+            format: FrameFormat::Jpeg,
+            jpeg_quality: 90,
+        }
+    }
+}
+
+/// How frames are brought to a size.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ResizeMode {
+    #[default]
+    Pad,
+    Stretch,
+    Fit,
+}
+
+/// Encoding of frames written to disk.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FrameFormat {
+    #[default]
+    Jpeg,
+    Png,
+}
+
+/// A config that failed to load or validate.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config `{path}`: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config `{path}` is not valid: {message}")]
+    Parse { path: String, message: String },
+    #[error("`{key}` {message}")]
+    Invalid { key: &'static str, message: String },
+}
+
+impl ConfigError {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Read { .. } => "config_unreadable",
+            Self::Parse { .. } => "config_parse",
+            Self::Invalid { .. } => "config_invalid",
+        }
+    }
+}
+
+/// The validated plan of a run.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Plan {
+    pub sampling: SampleSettings,
+    pub frame_format: ImageFormat,
+}
+
+impl Config {
+    /// Reads and parses a file (without validating it; see [`Config::plan`]).
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|message| ConfigError::Parse {
+            path: path.display().to_string(),
+            message,
+        })
+    }
+
+    /// Parses TOML text; the error names the offending key and where it is.
+    pub fn parse(text: &str) -> Result<Self, String> {
+        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    }
+
+    /// Validates the config into a plan.
+    pub fn plan(&self) -> Result<Plan, ConfigError> {
+        Ok(Plan {
+            sampling: self.sampling.settings()?,
+            frame_format: self.sampling.frame_format()?,
+        })
+    }
+}
+
+impl SamplingConfig {
+    fn settings(&self) -> Result<SampleSettings, ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        let rate = match (self.fps, self.count) {
+            (Some(_), Some(_)) => {
+                return Err(invalid(
+                    "sampling.count",
+                    "cannot be given together with `sampling.fps`",
+                ));
+            }
+            (_, Some(0)) => return Err(invalid("sampling.count", "must be at least 1")),
+            (_, Some(n)) => Rate::Count(n),
+            (Some(fps), None) if !(fps.is_finite() && fps > 0.0 && fps <= 1000.0) => {
+                return Err(invalid(
+                    "sampling.fps",
+                    "must be a number above 0 and at most 1000",
+                ));
+            }
+            (fps, None) => Rate::PerSecond(fps.unwrap_or(2.0)),
+        };
+        if self.min_frames == 0 {
+            return Err(invalid("sampling.min_frames", "must be at least 1"));
+        }
+        if self.max_frames < self.min_frames {
+            return Err(invalid(
+                "sampling.max_frames",
+                "must not be below `sampling.min_frames`",
+            ));
+        }
+        let resize = match &self.size {
+            None => Resize::Native,
+            Some(size) => {
+                let (width, height) = parse_size(size).map_err(|message| ConfigError::Invalid {
+                    key: "sampling.size",
+                    message,
+                })?;
+                match self.resize {
+                    ResizeMode::Pad => Resize::Pad { width, height },
+                    ResizeMode::Stretch => Resize::Stretch { width, height },
+                    ResizeMode::Fit => Resize::Fit(width.max(height)),
+                }
+            }
+        };
+        Ok(SampleSettings {
+            rate,
+            min_frames: self.min_frames,
+            max_frames: self.max_frames,
+            resize,
+        })
+    }
+
+    fn frame_format(&self) -> Result<ImageFormat, ConfigError> {
+        match self.format {
+            FrameFormat::Png => Ok(ImageFormat::Png),
+            FrameFormat::Jpeg if (1..=100).contains(&self.jpeg_quality) => {
+                Ok(ImageFormat::Jpeg(self.jpeg_quality))
+            }
+            FrameFormat::Jpeg => Err(ConfigError::Invalid {
+                key: "sampling.jpeg_quality",
+                message: "must be between 1 and 100".into(),
+            }),
+        }
+    }
+}
+
+/// Parses `384` or `640x360` into a width and a height (each 1 to 8192).
+pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
+    let parse = |s: &str| {
+        s.trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|v| (1..=8192).contains(v))
+            .ok_or_else(|| {
+                format!("`{text}` is not a size: use a number or WIDTHxHEIGHT, each 1 to 8192")
+            })
+    };
+    match text.split_once(['x', 'X']) {
+        Some((w, h)) => Ok((parse(w)?, parse(h)?)),
+        None => parse(text).map(|side| (side, side)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_unknown_key_is_named() {
+        let err = Config::parse("[sampling]\nfsp = 2\n").unwrap_err();
+        assert!(err.contains("fsp"), "{err}");
+        let err = Config::parse("[samplin]\n").unwrap_err();
+        assert!(err.contains("samplin"), "{err}");
+    }
+
+    #[test]
+    fn defaults_follow_the_method() {
+        let plan = Config::parse("").unwrap().plan().unwrap();
+        assert_eq!(plan.sampling.rate, Rate::PerSecond(2.0));
+        assert_eq!(
+            (plan.sampling.min_frames, plan.sampling.max_frames),
+            (4, 32)
+        );
+        assert_eq!(plan.frame_format, ImageFormat::Jpeg(90));
+    }
+
+    #[test]
+    fn invalid_values_name_their_key() {
+        for (text, key) in [
+            ("[sampling]\nfps = 0.0", "sampling.fps"),
+            ("[sampling]\nfps = 2.0\ncount = 3", "sampling.count"),
+            (
+                "[sampling]\nmin_frames = 8\nmax_frames = 4",
+                "sampling.max_frames",
+            ),
+            ("[sampling]\nsize = \"0x5\"", "sampling.size"),
+            ("[sampling]\njpeg_quality = 0", "sampling.jpeg_quality"),
+        ] {
+            let err = Config::parse(text).unwrap().plan().unwrap_err();
+            assert!(err.to_string().contains(key), "{text}: {err}");
+        }
+    }
+
+    #[test]
+    fn sizes_parse() {
+        assert_eq!(parse_size("384"), Ok((384, 384)));
+        assert_eq!(parse_size("640x360"), Ok((640, 360)));
+        assert!(parse_size("640x").is_err());
+        assert!(parse_size("-1").is_err());
+    }
+}

@@ -1,0 +1,21 @@
+//! The core of wolf: domain types, media, the store and the validated run plan.
+//!
+//! - [`media`] probes videos, samples frames (FFmpeg through `ffmpeg-next`), resizes,
+//!   builds storyboards, encodes JPEG/PNG and writes H.264 clips.
+//! - [`store`] is the database (sqlx; SQLite by default) with its embedded migrations.
+//! - [`config`] turns a TOML file into a validated [`config::Plan`].
+//! - [`home`] finds the project-local folder that `make setup` fills (ONNX Runtime,
+//!   the model pack, the default database).
+//! - [`hash`] streams files through SHA-256.
+//! - [`progress`] holds the plain counters that libraries bump and the binary draws.
+//!
+//! Threads: decoding and encoding are blocking and run on the caller's thread; callers
+//! in async code put them on `spawn_blocking` threads, bounded by the number of cores.
+//! The store is async (tokio).
+
+pub mod config;
+pub mod hash;
+pub mod home;
+pub mod media;
+pub mod progress;
+pub mod store;

@@ -1,0 +1,229 @@
+//! Probing: what a video is (duration, rate, size, codec, rotation) and whether it is
+//! whole and decodable.
+//!
+//! One demuxing pass reads every packet of the video stream without decoding it (cheap,
+//! about the cost of reading the file), which counts the frames and keyframes, measures
+//! the duration from the packets themselves (container durations of truncated files
+//! can be wrong, FACTS.md) and notices a file that ends before its index says. The
+//! first packets are also decoded, so that a file whose codec cannot be decoded fails
+//! here and not in the middle of a run.
+
+use std::path::Path;
+
+use ffmpeg_next::{codec, ffi, format, frame, media, packet};
+use serde::{Deserialize, Serialize};
+
+use super::{MediaError, open_input};
+
+/// What a video is, as measured from its packets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Probe {
+    /// Seconds from the first frame's start to the last frame's end.
+    pub duration_s: f64,
+    /// Average frames per second.
+    pub fps: f64,
+    /// Width as displayed, after rotation metadata.
+    pub width: u32,
+    /// Height as displayed, after rotation metadata.
+    pub height: u32,
+    /// Clockwise rotation in degrees (0, 90, 180 or 270) that displays the frames.
+    pub rotation: u32,
+    /// FFmpeg's name for the video codec.
+    pub codec: String,
+    /// Video packets (frames) in the stream.
+    pub frame_count: u64,
+    /// Keyframes among them.
+    pub keyframe_count: u64,
+    /// Whether the file also has an audio stream.
+    pub has_audio: bool,
+}
+
+/// Probes a video file. See the module documentation for what is checked.
+pub fn probe(path: &Path) -> Result<Probe, MediaError> {
+    let mut input = open_input(path)?;
+    let has_audio = input.streams().best(media::Type::Audio).is_some();
+    let stream = input
+        .streams()
+        .best(media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
+    let index = stream.index();
+    let time_base = f64::from(stream.time_base());
+    let declared_frames = stream.frames();
+    let rotation = rotation_of(&stream);
+    let avg_rate = rate_value(stream.avg_frame_rate()).or_else(|| rate_value(stream.rate()));
+    let mut decoder = open_decoder(path, &stream, false)?;
+    let codec_name = decoder.id().name().to_owned();
+    let (coded_w, coded_h) = (decoder.width(), decoder.height());
+
+    let mut packets = 0u64;
+    let mut keyframes = 0u64;
+    let mut first_pts: Option<i64> = None;
+    let mut end_pts: Option<i64> = None;
+    let mut decoded_one = false;
+    let mut decode_error: Option<String> = None;
+    let mut frame = frame::Video::empty();
+    let mut packet = packet::Packet::empty();
+    let read_error = loop {
+        match packet.read(&mut input) {
+            Ok(()) => {}
+            Err(ffmpeg_next::Error::Eof) => break None,
+            Err(e) => break Some(e.to_string()),
+        }
+        if packet.stream() != index {
+            continue;
+        }
+        packets += 1;
+        if packet.is_key() {
+            keyframes += 1;
+        }
+        if let Some(pts) = packet.pts() {
+            first_pts = Some(first_pts.map_or(pts, |f| f.min(pts)));
+            let end = pts + packet.duration().max(0);
+            end_pts = Some(end_pts.map_or(end, |e| e.max(end)));
+        }
+        if !decoded_one {
+            match decoder.send_packet(&packet) {
+                Ok(()) => decoded_one = decoder.receive_frame(&mut frame).is_ok(),
+                Err(e) => decode_error = Some(e.to_string()),
+            }
+        }
+    };
+    if !decoded_one {
+        let _ = decoder.send_eof();
+        decoded_one = decoder.receive_frame(&mut frame).is_ok();
+    }
+
+    if packets == 0 {
+        return Err(MediaError::Truncated {
+            path: path.to_owned(),
+            message: read_error.unwrap_or_else(|| "the video stream has no packets".into()),
+        });
+    }
+    if let Some(message) = read_error {
+        return Err(MediaError::Truncated {
+            path: path.to_owned(),
+            message: format!("reading stopped after {packets} frames: {message}"),
+        });
+    }
+    if declared_frames > 0 && (packets as i64) < declared_frames {
+        return Err(MediaError::Truncated {
+            path: path.to_owned(),
+            message: format!(
+                "only {packets} of the {declared_frames} frames its index lists are present"
+            ),
+        });
+    }
+    if !decoded_one {
+        return Err(MediaError::Undecodable {
+            path: path.to_owned(),
+            message: decode_error.unwrap_or_else(|| "the decoder produced no frame".into()),
+        });
+    }
+
+    let duration_s = match (first_pts, end_pts) {
+        (Some(first), Some(end)) if end > first => (end - first) as f64 * time_base,
+        _ => {
+            let container = input.duration();
+            if container > 0 {
+                container as f64 / f64::from(ffi::AV_TIME_BASE)
+            } else {
+                0.0
+            }
+        }
+    };
+    let fps = avg_rate.unwrap_or(if duration_s > 0.0 {
+        packets as f64 / duration_s
+    } else {
+        0.0
+    });
+    let (width, height) = if rotation % 180 == 90 {
+        (coded_h, coded_w)
+    } else {
+        (coded_w, coded_h)
+    };
+    Ok(Probe {
+        duration_s,
+        fps,
+        width,
+        height,
+        rotation,
+        codec: codec_name,
+        frame_count: packets,
+        keyframe_count: keyframes,
+        has_audio,
+    })
+}
+
+/// Opens the decoder of a stream, with frame threading when `threaded` (it must be set
+/// before the decoder opens, FACTS.md).
+pub(super) fn open_decoder(
+    path: &Path,
+    stream: &format::stream::Stream,
+    threaded: bool,
+) -> Result<ffmpeg_next::decoder::Video, MediaError> {
+    let params = stream.parameters();
+    let id = params.id();
+    let unsupported = || MediaError::UnsupportedCodec {
+        path: path.to_owned(),
+        codec: codec_label(stream),
+    };
+    if id == codec::Id::None || ffmpeg_next::decoder::find(id).is_none() {
+        return Err(unsupported());
+    }
+    let mut context =
+        codec::context::Context::from_parameters(params).map_err(|e| MediaError::InvalidData {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+    if threaded {
+        context.set_threading(codec::threading::Config {
+            kind: codec::threading::Type::Frame,
+            count: 0,
+            ..Default::default()
+        });
+    }
+    context
+        .decoder()
+        .video()
+        .map_err(|e| MediaError::Undecodable {
+            path: path.to_owned(),
+            message: format!("the decoder did not open: {e}"),
+        })
+}
+
+/// The codec's name, or the four-character tag of an unknown one.
+fn codec_label(stream: &format::stream::Stream) -> String {
+    let params = stream.parameters();
+    if params.id() != codec::Id::None {
+        return params.id().name().to_owned();
+    }
+    // SAFETY: codecpar is valid for the stream's lifetime.
+    let tag = unsafe { (*params.as_ptr()).codec_tag };
+    let bytes = tag.to_le_bytes();
+    if bytes.iter().all(|b| b.is_ascii_graphic()) {
+        String::from_utf8_lossy(&bytes).into_owned()
+    } else {
+        format!("0x{tag:08x}")
+    }
+}
+
+fn rate_value(rate: ffmpeg_next::Rational) -> Option<f64> {
+    (rate.numerator() > 0 && rate.denominator() > 0).then(|| f64::from(rate))
+}
+
+/// Clockwise degrees (0, 90, 180, 270) from the stream's display matrix.
+pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
+    for side in stream.side_data() {
+        if side.kind() != packet::side_data::Type::DisplayMatrix || side.data().len() < 36 {
+            continue;
+        }
+        // SAFETY: a display matrix is nine 32-bit integers; the length was checked.
+        let ccw = unsafe { ffi::av_display_rotation_get(side.data().as_ptr().cast()) };
+        if ccw.is_nan() {
+            return 0;
+        }
+        let clockwise = (-ccw).rem_euclid(360.0);
+        return ((clockwise / 90.0).round() as u32 % 4) * 90;
+    }
+    0
+}

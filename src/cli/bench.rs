@@ -1,0 +1,357 @@
+//! `wolf bench`: measure wolf against its anchors, in one run on one machine, and write
+//! the ratios to `bench/results.md` (and `.json`). These machines are shared and noisy:
+//! each comparison alternates the two sides and reports medians.
+//!
+//! Anchors (the Foundation issue):
+//! - sampling 16 frames at 384×384 from a 60 s 1280×720 H.264 clip against the `ffmpeg`
+//!   command line producing the same 16 frames (goal: ratio ≤ 0.5), for two GOP lengths;
+//! - full decode against `ffmpeg -i clip -f null -` (goal ≥ 1.0×);
+//! - intake (hash and probe) of 1,000 small clips: clips/s and peak memory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde::Serialize;
+use wolf_pipeline::media;
+
+use super::{Context, Outcome, synth};
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Folder for the results; its `work/` subfolder holds the inputs (kept for reruns).
+    #[arg(long, default_value = "bench")]
+    out: PathBuf,
+    /// Repetitions of each timed command.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Clips in the intake benchmark.
+    #[arg(long, default_value_t = 1000)]
+    intake_clips: usize,
+}
+
+#[derive(Debug, Serialize)]
+struct Row {
+    benchmark: String,
+    wolf: String,
+    anchor: String,
+    ratio: String,
+    goal: String,
+    note: String,
+}
+
+pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let work = args.out.join("work");
+    std::fs::create_dir_all(&work)?;
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for gop in [250, 60] {
+        let clip = make_clip(&work, gop)?;
+        rows.push(sampling(&exe, &clip, &work, gop, args.repeats)?);
+        if gop == 250 {
+            rows.push(full_decode(&clip, args.repeats)?);
+        }
+    }
+    rows.push(intake(&exe, &work, args.intake_clips, context).await?);
+    write_results(&args.out, &rows)?;
+    Ok(Outcome::Done)
+}
+
+/// A 60 s 1280×720 30 fps H.264 clip of FFmpeg's moving test pattern, with x264's
+/// default B-frames and the given keyframe interval.
+fn make_clip(work: &Path, gop: u32) -> anyhow::Result<PathBuf> {
+    let clip = work.join(format!("clip_720p_60s_gop{gop}.mp4"));
+    if !clip.exists() {
+        eprintln!("Making {} ...", clip.display());
+        let tmp = clip.with_extension("tmp.mp4");
+        run_ok(
+            Command::new("ffmpeg")
+                .args(["-y", "-v", "error", "-f", "lavfi", "-i"])
+                .arg("testsrc2=size=1280x720:rate=30")
+                .args([
+                    "-t", "60", "-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p",
+                    "-g",
+                ])
+                .arg(gop.to_string())
+                .arg(&tmp),
+        )?;
+        std::fs::rename(&tmp, &clip)?;
+    }
+    Ok(clip)
+}
+
+fn sampling(exe: &Path, clip: &Path, work: &Path, gop: u32, repeats: usize) -> anyhow::Result<Row> {
+    let ours = work.join("frames_wolf");
+    let theirs = work.join("frames_ffmpeg");
+    let wolf_cmd = || {
+        let mut c = Command::new(exe);
+        c.args(["--no-progress", "frames"])
+            .arg(clip)
+            .args([
+                "--count",
+                "16",
+                "--size",
+                "384x384",
+                "--resize",
+                "stretch",
+                "--quality",
+                "90",
+                "--out",
+            ])
+            .arg(&ours);
+        c
+    };
+    run_ok(&mut wolf_cmd())?;
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(ours.join("frames.json"))?)?;
+    let numbers: Vec<i64> = index["frames"]
+        .as_array()
+        .context("frames.json has frames")?
+        .iter()
+        .map(|f| (f["time"].as_f64().unwrap_or(0.0) * 30.0).round() as i64)
+        .collect();
+    let select = numbers
+        .iter()
+        .map(|n| format!("eq(n\\,{n})"))
+        .collect::<Vec<_>>()
+        .join("+");
+    let ffmpeg_cmd = || {
+        let _ = std::fs::remove_dir_all(&theirs);
+        let _ = std::fs::create_dir_all(&theirs);
+        let mut c = Command::new("ffmpeg");
+        c.args(["-y", "-v", "error", "-i"])
+            .arg(clip)
+            .arg("-vf")
+            .arg(format!("select='{select}',scale=384:384"))
+            .args(["-fps_mode", "passthrough", "-q:v", "2"])
+            .arg(theirs.join("f_%04d.jpg"));
+        c
+    };
+    let (ours_t, theirs_t) = alternate(repeats, wolf_cmd, ffmpeg_cmd)?;
+    let difference = frame_difference(&ours, &theirs, numbers.len())?;
+    let ratio = ours_t.as_secs_f64() / theirs_t.as_secs_f64();
+    Ok(Row {
+        benchmark: format!("sample 16 frames at 384x384, 60 s 720p H.264, GOP {gop}"),
+        wolf: format!("{:.3} s", ours_t.as_secs_f64()),
+        anchor: format!("{:.3} s (ffmpeg select+scale)", theirs_t.as_secs_f64()),
+        ratio: format!("{ratio:.2}"),
+        goal: "<= 0.5".into(),
+        note: format!(
+            "median of {repeats}, both as processes; same frames: mean abs pixel difference {difference:.2}/255 (JPEG and scaler differences)"
+        ),
+    })
+}
+
+fn full_decode(clip: &Path, repeats: usize) -> anyhow::Result<Row> {
+    let frames = media::decode_all(clip)?;
+    let mut ours = Vec::new();
+    let mut theirs = Vec::new();
+    for _ in 0..repeats {
+        let start = Instant::now();
+        media::decode_all(clip)?;
+        ours.push(start.elapsed());
+        let start = Instant::now();
+        run_ok(
+            Command::new("ffmpeg")
+                .args(["-v", "error", "-i"])
+                .arg(clip)
+                .args(["-f", "null", "-"]),
+        )?;
+        theirs.push(start.elapsed());
+    }
+    let (ours, theirs) = (median(ours), median(theirs));
+    let ours_fps = frames as f64 / ours.as_secs_f64();
+    let theirs_fps = frames as f64 / theirs.as_secs_f64();
+    Ok(Row {
+        benchmark: format!("full decode, {frames} frames of 720p H.264"),
+        wolf: format!("{ours_fps:.0} frames/s"),
+        anchor: format!("{theirs_fps:.0} frames/s (ffmpeg -f null)"),
+        ratio: format!("{:.2}x", ours_fps / theirs_fps),
+        goal: ">= 1.0x".into(),
+        note: format!(
+            "median of {repeats}; wolf in process, ffmpeg as a process (its start-up, about 0.03 s, counts against it)"
+        ),
+    })
+}
+
+async fn intake(exe: &Path, work: &Path, clips: usize, context: &Context) -> anyhow::Result<Row> {
+    let world = work.join(format!("world_{clips}"));
+    let annotations = world.join("annotations.json");
+    if !annotations.exists() {
+        eprintln!("Rendering {clips} clips for the intake benchmark ...");
+        synth::render(&world, clips, 11, None, context).await?;
+    }
+    let db = work.join("intake.db");
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+    let start = Instant::now();
+    let child = Command::new(exe)
+        .args(["--no-progress", "--db"])
+        .arg(&db)
+        .args(["dataset", "add", "bench-intake"])
+        .arg(&world)
+        .arg("--annotations")
+        .arg(&annotations)
+        .stdout(std::process::Stdio::null())
+        .spawn()?;
+    let (status, peak_kib) = wait_with_peak_rss(child)?;
+    let elapsed = start.elapsed();
+    if !status.success() {
+        bail!("the intake benchmark's `wolf dataset add` failed: {status}");
+    }
+    Ok(Row {
+        benchmark: format!("intake (sha256 + probe) of {clips} clips, 320x240, 4-8 s"),
+        wolf: format!("{:.0} clips/s", clips as f64 / elapsed.as_secs_f64()),
+        anchor: "-".into(),
+        ratio: "-".into(),
+        goal: "report".into(),
+        note: format!(
+            "{:.1} s in all, peak RSS {:.0} MiB, fresh database",
+            elapsed.as_secs_f64(),
+            peak_kib as f64 / 1024.0
+        ),
+    })
+}
+
+/// Waits for a child and returns its exit status and peak resident memory in KiB.
+fn wait_with_peak_rss(
+    child: std::process::Child,
+) -> anyhow::Result<(std::process::ExitStatus, i64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for a child this process spawned and has not reaped.
+    let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if ret < 0 {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    std::mem::forget(child);
+    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss))
+}
+
+/// Runs two commands alternately `repeats` times; returns their median wall times.
+fn alternate(
+    repeats: usize,
+    mut ours: impl FnMut() -> Command,
+    mut theirs: impl FnMut() -> Command,
+) -> anyhow::Result<(Duration, Duration)> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..repeats {
+        a.push(time(&mut ours())?);
+        b.push(time(&mut theirs())?);
+    }
+    Ok((median(a), median(b)))
+}
+
+fn time(command: &mut Command) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    run_ok(command)?;
+    Ok(start.elapsed())
+}
+
+fn run_ok(command: &mut Command) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+/// Mean absolute difference per channel between our frames and ffmpeg's, in 0–255:
+/// small when both picked the same frames.
+fn frame_difference(ours: &Path, theirs: &Path, count: usize) -> anyhow::Result<f64> {
+    let mut total = 0.0;
+    for i in 0..count {
+        let a = image::open(ours.join(format!("frame_{i:04}.jpg")))?.to_rgb8();
+        let b = image::open(theirs.join(format!("f_{:04}.jpg", i + 1)))?.to_rgb8();
+        if a.dimensions() != b.dimensions() {
+            bail!("frame {i} differs in size");
+        }
+        let sum: u64 = a
+            .as_raw()
+            .iter()
+            .zip(b.as_raw())
+            .map(|(x, y)| x.abs_diff(*y) as u64)
+            .sum();
+        total += sum as f64 / a.as_raw().len() as f64;
+    }
+    Ok(total / count.max(1) as f64)
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    format!(
+        "{cpu}, {} cores, {:.0} GiB",
+        super::cores(),
+        memory as f64 / 1024.0 / 1024.0
+    )
+}
+
+fn write_results(out: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let date = String::from_utf8(
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()?
+            .stdout,
+    )?;
+    let ffmpeg_version =
+        String::from_utf8(Command::new("ffmpeg").arg("-version").output()?.stdout)?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+    let mut md = format!(
+        "# wolf benchmarks\n\nMeasured by `make bench` on {}; machine: {}; {}.\n\n| benchmark | wolf | anchor | ratio | goal | note |\n|---|---|---|---|---|---|\n",
+        date.trim(),
+        machine(),
+        ffmpeg_version
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.benchmark, r.wolf, r.anchor, r.ratio, r.goal, r.note
+        ));
+    }
+    std::fs::write(out.join("results.md"), &md)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(rows)?,
+    )?;
+    print!("{md}");
+    Ok(())
+}

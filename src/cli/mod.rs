@@ -1,0 +1,147 @@
+//! The command line: subcommands, global flags, logging and exit status.
+//!
+//! Exit status: 0 when everything succeeded, 1 when some items failed (each recorded
+//! with its reason), 2 when the command itself could not run.
+
+mod bench;
+mod config;
+mod dataset;
+mod db;
+mod demo;
+mod frames;
+mod progress;
+mod synth;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use wolf_pipeline::store::Store;
+
+/// Dense video captioning with the Wolf world-summarization method.
+#[derive(Debug, Parser)]
+#[command(name = "wolf", version, about)]
+struct Cli {
+    /// Database: a SQLite file path or `sqlite:` URL. Default: `.wolf/wolf.db` in the
+    /// checkout, or `~/.local/share/wolf/wolf.db` for an installed binary.
+    #[arg(long, env = "WOLF_DB", global = true)]
+    db: Option<String>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    log_format: LogFormat,
+    /// Never draw progress bars (they are off anyway when stderr is not a terminal).
+    #[arg(long, global = true)]
+    no_progress: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Pretty,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Register datasets and list what they hold.
+    #[command(subcommand)]
+    Dataset(dataset::DatasetCommand),
+    /// Render the synthetic world: clips of moving shapes with exact captions.
+    Synth(synth::SynthArgs),
+    /// Sample frames from one video into a folder, with their timestamps.
+    Frames(frames::FramesArgs),
+    /// Check configuration files.
+    #[command(subcommand)]
+    Config(config::ConfigCommand),
+    /// Database maintenance.
+    #[command(subcommand)]
+    Db(db::DbCommand),
+    /// Run the embedded default end to end: synthetic world, intake, frames.
+    Demo(demo::DemoArgs),
+    /// Measure wolf against its anchors and write the results table.
+    Bench(bench::BenchArgs),
+}
+
+/// Runtime handles shared by the subcommands.
+pub(crate) struct Context {
+    db: Option<String>,
+    show_progress: bool,
+}
+
+impl Context {
+    /// Opens the store (applying migrations) at `--db`, `WOLF_DB` or the default.
+    async fn store(&self) -> anyhow::Result<Store> {
+        let target = self.db_target();
+        tracing::debug!(db = %target, "Opening the store.");
+        Ok(Store::open(&target).await?)
+    }
+
+    fn db_target(&self) -> String {
+        self.db
+            .clone()
+            .unwrap_or_else(|| wolf_pipeline::home::default_db_path().display().to_string())
+    }
+}
+
+/// How a command ended when it did not fail outright.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Done,
+    SomeFailed,
+}
+
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    let context = Context {
+        db: cli.db.clone(),
+        show_progress: !cli.no_progress && std::io::IsTerminal::is_terminal(&std::io::stderr()),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    match runtime.block_on(run(cli.command, &context)) {
+        Ok(Outcome::Done) => ExitCode::SUCCESS,
+        Ok(Outcome::SomeFailed) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
+    match command {
+        Command::Dataset(cmd) => dataset::run(cmd, context).await,
+        Command::Synth(args) => synth::run(args, context).await,
+        Command::Frames(args) => frames::run(args).await,
+        Command::Config(cmd) => config::run(cmd),
+        Command::Db(cmd) => db::run(cmd, context).await,
+        Command::Demo(args) => demo::run(args, context).await,
+        Command::Bench(args) => bench::run(args, context).await,
+    }
+}
+
+fn init_logging(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("WOLF_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Pretty => builder.with_target(false).init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// The number of cores, for bounding blocking work.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}

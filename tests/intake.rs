@@ -1,0 +1,288 @@
+//! `wolf dataset add|list|show` on good and bad inputs (the Foundation issue's list).
+
+use std::collections::BTreeMap;
+
+use crate::util::Dir;
+
+/// Makes every bad input of the issue's list next to good clips, in `dir/v/`.
+fn bad_inputs(dir: &Dir) {
+    std::fs::create_dir_all(dir.join("v")).unwrap();
+    dir.clip("v/good.mp4", "160x120", 10, 2.0, &[]);
+    dir.clip(
+        "v/single_frame.mp4",
+        "160x120",
+        10,
+        1.0,
+        &["-frames:v", "1"],
+    );
+    dir.clip(
+        "v/odd_width.mp4",
+        "161x121",
+        10,
+        1.0,
+        &["-pix_fmt", "yuv444p"],
+    );
+    std::fs::write(dir.join("v/empty.mp4"), b"").unwrap();
+    let noise: Vec<u8> = (0..50_000u32)
+        .map(|i| (i.wrapping_mul(2_654_435_761) >> 13) as u8)
+        .collect();
+    std::fs::write(dir.join("v/random.mp4"), noise).unwrap();
+
+    // Truncated, index at the end (FFmpeg's default for MP4) and at the front.
+    let end = dir.clip("index_end.mp4", "320x240", 25, 3.0, &[]);
+    let front = dir.clip(
+        "index_front.mp4",
+        "320x240",
+        25,
+        3.0,
+        &["-movflags", "+faststart"],
+    );
+    for (from, to) in [
+        (end, "v/trunc_index_end.mp4"),
+        (front, "v/trunc_index_front.mp4"),
+    ] {
+        let bytes = std::fs::read(from).unwrap();
+        std::fs::write(dir.join(to), &bytes[..bytes.len() / 2]).unwrap();
+    }
+
+    dir.ffmpeg(&[
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:duration=1",
+        "-c:a",
+        "aac",
+        "v/audio_only.mp4",
+    ]);
+
+    // A codec FFmpeg does not know: the sample entry's fourcc is rewritten.
+    let mut bytes = std::fs::read(dir.join("v/good.mp4")).unwrap();
+    let stsd = bytes
+        .windows(4)
+        .position(|w| w == b"stsd")
+        .expect("a sample description box");
+    let at = stsd
+        + bytes[stsd..]
+            .windows(4)
+            .position(|w| w == b"avc1")
+            .expect("an avc1 sample entry");
+    bytes[at..at + 4].copy_from_slice(b"zzzz");
+    std::fs::write(dir.join("v/unsupported_codec.mp4"), bytes).unwrap();
+
+    // A path that cannot be read as a file.
+    std::fs::create_dir_all(dir.join("v/folder.mp4")).unwrap();
+}
+
+#[test]
+fn each_bad_input_is_recorded_with_its_reason_and_the_rest_is_ingested() {
+    let dir = Dir::new();
+    bad_inputs(&dir);
+    let mut manifest = String::new();
+    for name in [
+        "good",
+        "single_frame",
+        "odd_width",
+        "empty",
+        "random",
+        "trunc_index_end",
+        "trunc_index_front",
+        "audio_only",
+        "unsupported_codec",
+        "folder",
+    ] {
+        manifest.push_str(&format!(
+            "{{\"path\": \"v/{name}.mp4\", \"caption\": \"About {name}.\"}}\n"
+        ));
+    }
+    manifest.push_str("{\"path\": \"v/does_not_exist.mp4\"}\n");
+    manifest.push_str("{\"caption\": \"a row without a path\"}\n");
+    manifest.push_str("{\"path\": \"v/good.mp4\", \"caption\": \"the same key again\"}\n");
+    std::fs::write(dir.join("manifest.jsonl"), manifest).unwrap();
+
+    let run = dir
+        .wolf(&["dataset", "add", "bad", "manifest.jsonl"])
+        .expect_code(1);
+    assert!(run.stdout().contains("3 videos ok"), "{}", run.stdout());
+    assert!(!run.stderr().contains("panicked"), "{}", run.stderr());
+
+    let shown = dir
+        .wolf(&["dataset", "show", "bad", "--format", "json"])
+        .expect_code(0)
+        .json();
+    let failed: BTreeMap<String, String> = shown["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["key"].as_str().unwrap().to_owned(),
+                f["kind"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = [
+        ("v/empty.mp4", "empty_file"),
+        ("v/random.mp4", "invalid_data"),
+        ("v/trunc_index_end.mp4", "invalid_data"),
+        ("v/trunc_index_front.mp4", "truncated"),
+        ("v/audio_only.mp4", "no_video_stream"),
+        ("v/unsupported_codec.mp4", "unsupported_codec"),
+        ("v/folder.mp4", "unreadable"),
+        ("v/does_not_exist.mp4", "not_found"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect();
+    assert_eq!(failed, expected);
+    for f in shown["failed"].as_array().unwrap() {
+        let message = f["message"].as_str().unwrap();
+        assert!(
+            message.contains(f["key"].as_str().unwrap().trim_start_matches("v/")),
+            "{message}"
+        );
+    }
+    let unsupported = shown["failed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "unsupported_codec")
+        .unwrap();
+    assert!(unsupported["message"].as_str().unwrap().contains("zzzz"));
+
+    let problems: Vec<&str> = shown["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(problems, ["missing_path", "duplicate_key"]);
+    assert_eq!(shown["dataset"]["videos"], 11);
+    assert_eq!(shown["dataset"]["failed"], 8);
+
+    // The table form names each failed file with its reason.
+    let table = dir
+        .wolf(&["dataset", "show", "bad"])
+        .expect_code(0)
+        .stdout();
+    assert!(
+        table.contains("v/trunc_index_front.mp4  [truncated]"),
+        "{table}"
+    );
+}
+
+#[test]
+fn good_videos_are_measured() {
+    let dir = Dir::new();
+    bad_inputs(&dir);
+    std::fs::write(
+        dir.join("m.csv"),
+        "path,key,caption,tags\nv/good.mp4,g,A test pattern.,pattern|colour\nv/single_frame.mp4,s,,\nv/odd_width.mp4,o,,\n",
+    )
+    .unwrap();
+    dir.wolf(&["dataset", "add", "good", "m.csv"])
+        .expect_code(0);
+    let db = videos_by_key(&dir);
+    let good = &db["g"];
+    assert_eq!(good["codec"], "h264");
+    assert_eq!(
+        (good["width"].as_i64(), good["height"].as_i64()),
+        (Some(160), Some(120))
+    );
+    assert_eq!(good["frame_count"], 20);
+    assert!(
+        (good["duration_s"].as_f64().unwrap() - 2.0).abs() < 0.01,
+        "{good}"
+    );
+    assert!((good["fps"].as_f64().unwrap() - 10.0).abs() < 0.01);
+    assert_eq!(good["sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(good["tags"], serde_json::json!(["pattern", "colour"]));
+    assert_eq!(db["s"]["frame_count"], 1);
+    assert_eq!(db["o"]["width"], 161);
+}
+
+/// The videos of dataset `good` by key, from `wolf dataset show --videos`.
+fn videos_by_key(dir: &Dir) -> BTreeMap<String, serde_json::Value> {
+    let out = dir
+        .wolf(&["dataset", "show", "good", "--format", "json", "--videos"])
+        .expect_code(0)
+        .json();
+    out["videos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| (v["key"].as_str().unwrap().to_owned(), v.clone()))
+        .collect()
+}
+
+#[test]
+fn adding_a_dataset_twice_is_idempotent_and_skips_unchanged_files() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.join("v/sub")).unwrap();
+    dir.clip("v/a.mp4", "64x48", 10, 1.0, &[]);
+    dir.clip("v/sub/b.mkv", "64x48", 10, 1.0, &[]);
+    std::fs::write(dir.join("v/readme.txt"), "not a video").unwrap();
+    let first = dir
+        .wolf(&["dataset", "add", "f", "v"])
+        .expect_code(0)
+        .stdout();
+    assert!(first.contains("2 videos ok (0 unchanged"), "{first}");
+    let second = dir
+        .wolf(&["dataset", "add", "f", "v"])
+        .expect_code(0)
+        .stdout();
+    assert!(second.contains("2 videos ok (2 unchanged"), "{second}");
+    let list = dir
+        .wolf(&["dataset", "list", "--format", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["videos"], 2);
+    let keys: Vec<String> = dir
+        .wolf(&["dataset", "show", "f", "--format", "json", "--videos"])
+        .json()["videos"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v["key"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(keys, ["a.mp4", "sub/b.mkv"]);
+}
+
+#[test]
+fn wolf_json_keys_without_a_video_fail_by_name() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.join("v")).unwrap();
+    dir.clip("v/a.mp4", "64x48", 10, 1.0, &[]);
+    std::fs::write(
+        dir.join("ann.json"),
+        r#"{"a.mp4": "A pattern.", "ghost.mp4": "Nothing."}"#,
+    )
+    .unwrap();
+    let run = dir
+        .wolf(&["dataset", "add", "w", "v", "--annotations", "ann.json"])
+        .expect_code(1);
+    assert!(run.stdout().contains("1 videos ok"), "{}", run.stdout());
+    let shown = dir
+        .wolf(&["dataset", "show", "w", "--format", "json"])
+        .json();
+    assert_eq!(shown["failed"][0]["key"], "ghost.mp4");
+    assert_eq!(shown["failed"][0]["kind"], "not_found");
+    assert_eq!(shown["dataset"]["with_reference"], 2);
+}
+
+#[test]
+fn a_missing_source_or_dataset_is_a_fatal_error() {
+    let dir = Dir::new();
+    let run = dir.wolf(&["dataset", "add", "x", "nowhere"]).expect_code(2);
+    assert!(
+        run.stderr().contains("`nowhere` does not exist"),
+        "{}",
+        run.stderr()
+    );
+    let run = dir.wolf(&["dataset", "show", "nope"]).expect_code(2);
+    assert!(
+        run.stderr().contains("dataset `nope` does not exist"),
+        "{}",
+        run.stderr()
+    );
+}

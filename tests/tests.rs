@@ -1,0 +1,8 @@
+//! End-to-end tests: the real `wolf` binary on real files (one harness, ripgrep-style).
+
+mod util;
+
+mod cli;
+mod frames;
+mod intake;
+mod synth;

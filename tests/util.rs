@@ -1,0 +1,141 @@
+//! The test harness's helpers: a temporary folder per test, a runner for the real
+//! `wolf` binary with its own database, and test videos made by the real `ffmpeg`.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A test's folder and database.
+pub struct Dir {
+    pub tmp: tempfile::TempDir,
+}
+
+impl Dir {
+    pub fn new() -> Self {
+        Self {
+            tmp: tempfile::tempdir().expect("a temporary folder"),
+        }
+    }
+
+    pub fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// Runs `wolf` with this folder's database and no progress bars.
+    pub fn wolf(&self, args: &[&str]) -> Run {
+        let output = Command::new(env!("CARGO_BIN_EXE_wolf"))
+            .arg("--no-progress")
+            .arg("--db")
+            .arg(self.join("wolf.db"))
+            .args(args)
+            .current_dir(self.path())
+            .env_remove("WOLF_DB")
+            .output()
+            .expect("wolf runs");
+        Run { output }
+    }
+
+    /// Runs `ffmpeg` (quiet, overwriting) and panics when it fails.
+    pub fn ffmpeg(&self, args: &[&str]) {
+        let out = Command::new("ffmpeg")
+            .args(["-y", "-v", "error"])
+            .args(args)
+            .current_dir(self.path())
+            .output()
+            .expect("ffmpeg runs");
+        assert!(
+            out.status.success(),
+            "ffmpeg {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A small H.264 clip of FFmpeg's test pattern (`testsrc`, which keeps odd sizes).
+    pub fn clip(&self, name: &str, size: &str, rate: u32, seconds: f64, extra: &[&str]) -> PathBuf {
+        let source = format!("testsrc=size={size}:rate={rate}");
+        let duration = seconds.to_string();
+        let mut args = vec![
+            "-f",
+            "lavfi",
+            "-i",
+            &source,
+            "-t",
+            &duration,
+            "-c:v",
+            "libx264",
+            "-preset",
+            "ultrafast",
+        ];
+        if !extra.contains(&"-pix_fmt") {
+            args.extend(["-pix_fmt", "yuv420p"]);
+        }
+        args.extend_from_slice(extra);
+        args.push(name);
+        self.ffmpeg(&args);
+        self.join(name)
+    }
+
+    /// Presentation times (seconds) of every frame of a video, from `ffprobe`.
+    pub fn frame_times(&self, video: &Path) -> Vec<f64> {
+        let out = Command::new("ffprobe")
+            .args([
+                "-v",
+                "error",
+                "-select_streams",
+                "v:0",
+                "-show_entries",
+                "frame=pts_time",
+                "-of",
+                "csv=p=0",
+            ])
+            .arg(video)
+            .output()
+            .expect("ffprobe runs");
+        assert!(out.status.success());
+        let mut times: Vec<f64> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times
+    }
+}
+
+/// The result of one `wolf` run.
+pub struct Run {
+    pub output: Output,
+}
+
+impl Run {
+    pub fn code(&self) -> i32 {
+        self.output.status.code().unwrap_or(-1)
+    }
+
+    pub fn stdout(&self) -> String {
+        String::from_utf8_lossy(&self.output.stdout).into_owned()
+    }
+
+    pub fn stderr(&self) -> String {
+        String::from_utf8_lossy(&self.output.stderr).into_owned()
+    }
+
+    /// Asserts the exit status, showing both streams when it differs.
+    pub fn expect_code(self, code: i32) -> Self {
+        assert_eq!(
+            self.code(),
+            code,
+            "stdout:\n{}\nstderr:\n{}",
+            self.stdout(),
+            self.stderr()
+        );
+        self
+    }
+
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.stdout())
+            .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout()))
+    }
+}
