@@ -116,7 +116,8 @@ async fn sample_all(
         let out = dir.join(Path::new(&video.key).with_extension(""));
         tasks.spawn_blocking(move || {
             let _permit = permit;
-            frames::write_frames(&path, &out, &plan).map(|index| index.frames.len())
+            // One clip per core at a time, so one decoding thread each.
+            frames::write_frames(&path, &out, &plan, 1).map(|index| index.frames.len())
         });
     }
     let mut total = 0;

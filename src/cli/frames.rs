@@ -119,7 +119,7 @@ impl FramesArgs {
 pub(crate) async fn run(args: FramesArgs) -> anyhow::Result<Outcome> {
     let plan = args.plan()?;
     let (video, out) = (args.video.clone(), args.out.clone());
-    let index = tokio::task::spawn_blocking(move || write_frames(&video, &out, &plan)).await??;
+    let index = tokio::task::spawn_blocking(move || write_frames(&video, &out, &plan, 0)).await??;
     println!(
         "Wrote {} frames of {}x{} to {}.",
         index.frames.len(),
@@ -131,9 +131,16 @@ pub(crate) async fn run(args: FramesArgs) -> anyhow::Result<Outcome> {
 }
 
 /// Samples a video's frames into `out` (`frame_0000.jpg`, … and `frames.json`, written
-/// last and atomically so that its presence means the folder is complete).
-pub(crate) fn write_frames(video: &Path, out: &Path, plan: &Plan) -> anyhow::Result<FramesIndex> {
-    let media::Sampled { probe, frames } = media::sample_frames(video, &plan.sampling)?;
+/// last and atomically so that its presence means the folder is complete), decoding on
+/// at most `threads` threads (0: one per core).
+pub(crate) fn write_frames(
+    video: &Path,
+    out: &Path,
+    plan: &Plan,
+    threads: usize,
+) -> anyhow::Result<FramesIndex> {
+    let media::Sampled { duration_s, frames } =
+        media::sample_frames(video, &plan.sampling, threads)?;
     std::fs::create_dir_all(out)?;
     let extension = plan.frame_format.extension();
     let mut entries = Vec::with_capacity(frames.len());
@@ -150,7 +157,7 @@ pub(crate) fn write_frames(video: &Path, out: &Path, plan: &Plan) -> anyhow::Res
     let (width, height) = frames.first().map_or((0, 0), |f| f.image.dimensions());
     let index = FramesIndex {
         video: video.display().to_string(),
-        duration: probe.duration_s,
+        duration: duration_s,
         width,
         height,
         frames: entries,

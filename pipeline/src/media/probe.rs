@@ -51,7 +51,7 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     let declared_frames = stream.frames();
     let rotation = rotation_of(&stream);
     let avg_rate = rate_value(stream.avg_frame_rate()).or_else(|| rate_value(stream.rate()));
-    let mut decoder = open_decoder(path, &stream, false)?;
+    let mut decoder = open_decoder(path, &stream, 1)?;
     let codec_name = decoder.id().name().to_owned();
     let (coded_w, coded_h) = (decoder.width(), decoder.height());
 
@@ -154,12 +154,12 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     })
 }
 
-/// Opens the decoder of a stream, with frame threading when `threaded` (it must be set
-/// before the decoder opens, FACTS.md).
+/// Opens the decoder of a stream with `threads` frame threads (0: one per core; frame
+/// threading must be set before the decoder opens, FACTS.md).
 pub(super) fn open_decoder(
     path: &Path,
     stream: &format::stream::Stream,
-    threaded: bool,
+    threads: usize,
 ) -> Result<ffmpeg_next::decoder::Video, MediaError> {
     let params = stream.parameters();
     let id = params.id();
@@ -175,10 +175,10 @@ pub(super) fn open_decoder(
             path: path.to_owned(),
             message: e.to_string(),
         })?;
-    if threaded {
+    if threads != 1 {
         context.set_threading(codec::threading::Config {
             kind: codec::threading::Type::Frame,
-            count: 0,
+            count: threads,
             ..Default::default()
         });
     }

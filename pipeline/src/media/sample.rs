@@ -19,7 +19,7 @@ use ffmpeg_next::{Discard, ffi, format, frame, packet, software::scaling};
 
 use super::image_ops::{fit_within, pad_to, rotate};
 use super::probe::{open_decoder, rotation_of};
-use super::{MediaError, Probe, RgbImage, open_input};
+use super::{MediaError, RgbImage, open_input};
 
 /// How many frames to take.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -74,111 +74,304 @@ pub struct Frame {
     pub image: RgbImage,
 }
 
-/// The frames taken from one video, with what its probe measured.
+/// The frames taken from one video.
 #[derive(Debug, Clone)]
 pub struct Sampled {
-    pub probe: Probe,
+    /// The duration the targets were spread over, in seconds.
+    pub duration_s: f64,
     pub frames: Vec<Frame>,
 }
 
 /// Samples frames from a video; see the module documentation.
-pub fn sample_frames(path: &Path, settings: &SampleSettings) -> Result<Sampled, MediaError> {
-    let probe = super::probe(path)?;
-    let mut input = open_input(path)?;
-    let stream = input
-        .streams()
-        .best(ffmpeg_next::media::Type::Video)
-        .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
-    let index = stream.index();
-    let time_base = f64::from(stream.time_base());
-    let rotation = rotation_of(&stream);
-    let keyframes = keyframe_index(&stream);
-    let start = stream_start(&stream);
-    let mut decoder = open_decoder(path, &stream, true)?;
-
-    let count = frame_count(&probe, settings);
-    let span = probe.duration_s / time_base;
+///
+/// `threads` bounds the decoding threads (0: one per core). Targets are grouped by
+/// the keyframe they are reached from; with several groups, each thread decodes whole
+/// groups on its own (a GOP is the natural unit of parallel H.264 decoding), otherwise
+/// one decoder uses frame threading.
+pub fn sample_frames(
+    path: &Path,
+    settings: &SampleSettings,
+    threads: usize,
+) -> Result<Sampled, MediaError> {
+    let layout = Layout::read(path)?;
+    let count = frame_count(&layout, settings);
+    let span = layout.duration_s / layout.time_base;
     let targets: Vec<i64> = (0..count)
-        .map(|i| start + ((i as f64 + 0.5) * span / count as f64).round() as i64)
+        .map(|i| layout.start + ((i as f64 + 0.5) * span / count as f64).round() as i64)
         .collect();
-    // Non-reference frames this far before a target are never the frame shown at it.
-    let guard = (0.5 / time_base).ceil() as i64;
-    // The index holds decoding times, a few frames before presentation times when the
-    // stream has B-frames: aim the seek that much earlier.
-    let slack = (0.25 / time_base).ceil() as i64;
-    let mut read_errors = 0u32;
+    let groups = group_by_keyframe(&layout, &targets);
+    let threads = if threads == 0 {
+        std::thread::available_parallelism().map_or(1, |n| n.get())
+    } else {
+        threads
+    };
+    let workers = threads.min(groups.len()).max(1);
+    let decoder_threads = if workers == 1 { threads } else { 1 };
 
-    let mut out = Vec::with_capacity(count);
-    let mut converter = Converter::new(settings.resize, rotation);
-    let mut current = frame::Video::empty();
-    let mut previous = frame::Video::empty();
-    let mut have_previous = false;
-    let mut next = 0usize;
-    let mut max_sent: Option<i64> = None;
-    let mut packet = packet::Packet::empty();
-    let mut eof = false;
+    let next_group = std::sync::atomic::AtomicUsize::new(0);
+    let work = || -> Result<Vec<(usize, Frame)>, MediaError> {
+        let mut walker = Walker::open(path, &layout, decoder_threads, settings.resize)?;
+        let mut picks = Vec::new();
+        loop {
+            let g = next_group.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(group) = groups.get(g) else {
+                return Ok(picks);
+            };
+            for &t in group {
+                picks.push((t, walker.frame_at(targets[t])?));
+            }
+        }
+    };
+    let mut picks = if workers == 1 {
+        work()?
+    } else {
+        let results: Vec<_> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..workers).map(|_| scope.spawn(work)).collect();
+            handles
+                .into_iter()
+                .map(|h| {
+                    h.join()
+                        .expect("a sampling thread does not panic; this is a bug")
+                })
+                .collect()
+        });
+        let mut all = Vec::with_capacity(targets.len());
+        for result in results {
+            all.extend(result?);
+        }
+        all
+    };
+    picks.sort_by_key(|(t, _)| *t);
+    let mut frames: Vec<Frame> = Vec::with_capacity(picks.len());
+    for (_, frame) in picks {
+        // Two targets can land on one frame of a variable-rate clip: keep it once.
+        if frames.last().is_none_or(|last| last.pts != frame.pts) {
+            frames.push(frame);
+        }
+    }
+    Ok(Sampled {
+        duration_s: layout.duration_s,
+        frames,
+    })
+}
 
-    while next < targets.len() {
-        let target = targets[next];
-        let position = max_sent.or(keyframes.first().copied());
-        if !eof
-            && let Some(kf) = keyframe_before(&keyframes, target - slack)
-            && position.is_some_and(|p| kf > p)
-        {
-            seek(&mut input, index, kf, path)?;
-            decoder.flush();
-            have_previous = false;
-            max_sent = Some(kf);
-        }
-        if !eof && !read_packet(&mut packet, &mut input, &mut read_errors) {
-            eof = true;
-        }
-        if eof {
-            let _ = decoder.send_eof();
+/// What sampling needs to know of a video before decoding it.
+struct Layout {
+    index: usize,
+    time_base: f64,
+    /// First presentation timestamp.
+    start: i64,
+    duration_s: f64,
+    frame_count: u64,
+    rotation: u32,
+    /// Keyframe timestamps from the demuxer's index (empty without an index).
+    keyframes: Vec<i64>,
+}
+
+impl Layout {
+    /// Reads the container's header; only when it states no duration or frame count is
+    /// the whole file probed.
+    fn read(path: &Path) -> Result<Self, MediaError> {
+        let input = open_input(path)?;
+        let stream = input
+            .streams()
+            .best(ffmpeg_next::media::Type::Video)
+            .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
+        let time_base = f64::from(stream.time_base());
+        let stated_duration = if stream.duration() > 0 {
+            stream.duration() as f64 * time_base
         } else {
-            if packet.stream() != index {
+            0.0
+        };
+        let (duration_s, frame_count) = if stated_duration > 0.0 && stream.frames() > 0 {
+            (stated_duration, stream.frames() as u64)
+        } else {
+            let probe = super::probe(path)?;
+            (probe.duration_s, probe.frame_count)
+        };
+        Ok(Self {
+            index: stream.index(),
+            time_base,
+            start: stream_start(&stream),
+            duration_s,
+            frame_count,
+            rotation: rotation_of(&stream),
+            keyframes: keyframe_index(&stream),
+        })
+    }
+
+    /// The index holds decoding times, a few frames before presentation times when
+    /// the stream has B-frames: a target is reached from a keyframe at least this much
+    /// before it.
+    fn slack(&self) -> i64 {
+        (0.25 / self.time_base).ceil() as i64
+    }
+
+    fn seek_keyframe(&self, target: i64) -> Option<i64> {
+        keyframe_before(&self.keyframes, target - self.slack())
+    }
+}
+
+/// Indices of targets grouped by the keyframe they are reached from, in order.
+fn group_by_keyframe(layout: &Layout, targets: &[i64]) -> Vec<Vec<usize>> {
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    let mut last_key = None;
+    for (i, &target) in targets.iter().enumerate() {
+        let key = layout.seek_keyframe(target);
+        match groups.last_mut() {
+            Some(group) if key == last_key => group.push(i),
+            _ => groups.push(vec![i]),
+        }
+        last_key = key;
+    }
+    groups
+}
+
+/// One demuxer and decoder walking forward through a video, seeking ahead when that
+/// skips work, and handing back the frame shown at each target asked for (targets
+/// must come in increasing order).
+struct Walker<'a> {
+    path: &'a Path,
+    layout: &'a Layout,
+    input: format::context::Input,
+    decoder: ffmpeg_next::decoder::Video,
+    converter: Converter,
+    packet: packet::Packet,
+    /// The last frame at or before the latest target.
+    previous: Option<frame::Video>,
+    /// A decoded frame after the latest target, kept for the next one.
+    lookahead: Option<frame::Video>,
+    /// Latest decoding timestamp given to the decoder.
+    max_sent: Option<i64>,
+    eof: bool,
+    read_errors: u32,
+}
+
+impl<'a> Walker<'a> {
+    fn open(
+        path: &'a Path,
+        layout: &'a Layout,
+        threads: usize,
+        resize: Resize,
+    ) -> Result<Self, MediaError> {
+        let input = open_input(path)?;
+        let stream = input
+            .stream(layout.index)
+            .expect("the stream was found before; this is a bug");
+        let decoder = open_decoder(path, &stream, threads)?;
+        Ok(Self {
+            path,
+            layout,
+            input,
+            decoder,
+            converter: Converter::new(resize, layout.rotation),
+            packet: packet::Packet::empty(),
+            previous: None,
+            lookahead: None,
+            max_sent: None,
+            eof: false,
+            read_errors: 0,
+        })
+    }
+
+    /// The frame shown at `target`: the last one whose presentation time is at or
+    /// before it (the first frame for a target before it).
+    fn frame_at(&mut self, target: i64) -> Result<Frame, MediaError> {
+        self.seek_if_ahead(target)?;
+        loop {
+            let frame = match self.lookahead.take() {
+                Some(frame) => frame,
+                None => match self.next_frame(target)? {
+                    Some(frame) => frame,
+                    None => {
+                        let last =
+                            self.previous
+                                .as_ref()
+                                .ok_or_else(|| MediaError::Undecodable {
+                                    path: self.path.to_owned(),
+                                    message: "the decoder produced no frame".into(),
+                                })?;
+                        return self.converter.frame(last, self.layout, self.path);
+                    }
+                },
+            };
+            let pts = frame.timestamp().unwrap_or(i64::MIN);
+            if pts > target {
+                let pick = self.previous.as_ref().unwrap_or(&frame);
+                let converted = self.converter.frame(pick, self.layout, self.path);
+                self.lookahead = Some(frame);
+                return converted;
+            }
+            self.previous = Some(frame);
+        }
+    }
+
+    /// Seeks when the keyframe before `target` lies beyond what the decoder was given.
+    fn seek_if_ahead(&mut self, target: i64) -> Result<(), MediaError> {
+        let position = self.max_sent.or(self.layout.keyframes.first().copied());
+        let Some(kf) = self.layout.seek_keyframe(target) else {
+            return Ok(());
+        };
+        if position.is_none_or(|p| kf <= p) {
+            return Ok(());
+        }
+        let point = seek_point(&self.layout.keyframes, kf);
+        // SAFETY: a valid, open input context and one of its stream indices.
+        let ret = unsafe {
+            ffi::av_seek_frame(
+                self.input.as_mut_ptr(),
+                self.layout.index as i32,
+                point,
+                ffi::AVSEEK_FLAG_BACKWARD,
+            )
+        };
+        if ret < 0 {
+            return Err(MediaError::InvalidData {
+                path: self.path.to_owned(),
+                message: format!("seeking failed: {}", ffmpeg_next::Error::from(ret)),
+            });
+        }
+        self.decoder.flush();
+        self.previous = None;
+        self.lookahead = None;
+        self.max_sent = Some(kf);
+        self.eof = false;
+        Ok(())
+    }
+
+    /// The next decoded frame, or `None` at the end. Non-reference frames far before
+    /// `target` are not decoded: they are never shown at it and no frame needs them.
+    fn next_frame(&mut self, target: i64) -> Result<Option<frame::Video>, MediaError> {
+        let guard = (0.5 / self.layout.time_base).ceil() as i64;
+        let mut frame = frame::Video::empty();
+        loop {
+            if self.decoder.receive_frame(&mut frame).is_ok() {
+                return Ok(Some(frame));
+            }
+            if self.eof {
+                return Ok(None);
+            }
+            if !read_packet(&mut self.packet, &mut self.input, &mut self.read_errors) {
+                self.eof = true;
+                let _ = self.decoder.send_eof();
                 continue;
             }
-            let order = packet.dts().or(packet.pts());
-            if let Some(order) = order {
-                max_sent = Some(max_sent.map_or(order, |m| m.max(order)));
+            if self.packet.stream() != self.layout.index {
+                continue;
             }
-            let far = packet.pts().is_some_and(|pts| pts < target - guard);
-            decoder.skip_frame(if far {
+            if let Some(order) = self.packet.dts().or(self.packet.pts()) {
+                self.max_sent = Some(self.max_sent.map_or(order, |m| m.max(order)));
+            }
+            let far = self.packet.pts().is_some_and(|pts| pts < target - guard);
+            self.decoder.skip_frame(if far {
                 Discard::NonReference
             } else {
                 Discard::Default
             });
-            if decoder.send_packet(&packet).is_err() {
-                continue;
-            }
-        }
-        while decoder.receive_frame(&mut current).is_ok() {
-            let Some(pts) = current.timestamp() else {
-                continue;
-            };
-            while next < targets.len() && pts > targets[next] {
-                let pick = if have_previous { &previous } else { &current };
-                push_pick(&mut out, pick, start, time_base, &mut converter, path)?;
-                next += 1;
-            }
-            std::mem::swap(&mut previous, &mut current);
-            have_previous = true;
-        }
-        if eof {
-            while next < targets.len() {
-                if !have_previous {
-                    return Err(MediaError::Undecodable {
-                        path: path.to_owned(),
-                        message: "the decoder produced no frame".into(),
-                    });
-                }
-                push_pick(&mut out, &previous, start, time_base, &mut converter, path)?;
-                next += 1;
-            }
+            // A packet the decoder refuses is skipped; the frames after it still come.
+            let _ = self.decoder.send_packet(&self.packet);
         }
     }
-    Ok(Sampled { probe, frames: out })
 }
 
 /// Decodes every frame of a video and returns how many there were: the throughput
@@ -190,7 +383,7 @@ pub fn decode_all(path: &Path) -> Result<u64, MediaError> {
         .best(ffmpeg_next::media::Type::Video)
         .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
     let index = stream.index();
-    let mut decoder = open_decoder(path, &stream, true)?;
+    let mut decoder = open_decoder(path, &stream, 0)?;
     let mut frame = frame::Video::empty();
     let mut packet = packet::Packet::empty();
     let mut frames = 0u64;
@@ -230,37 +423,15 @@ fn read_packet(
 }
 
 /// How many frames the settings ask of this clip.
-fn frame_count(probe: &Probe, settings: &SampleSettings) -> usize {
+fn frame_count(layout: &Layout, settings: &SampleSettings) -> usize {
     let wanted = match settings.rate {
         Rate::Count(n) => n,
-        Rate::PerSecond(rate) => ((probe.duration_s * rate).round() as usize).clamp(
+        Rate::PerSecond(rate) => ((layout.duration_s * rate).round() as usize).clamp(
             settings.min_frames,
             settings.max_frames.max(settings.min_frames),
         ),
     };
-    wanted.min(probe.frame_count as usize).max(1)
-}
-
-fn push_pick(
-    out: &mut Vec<Frame>,
-    pick: &frame::Video,
-    start: i64,
-    time_base: f64,
-    converter: &mut Converter,
-    path: &Path,
-) -> Result<(), MediaError> {
-    let pts = pick.timestamp().unwrap_or(start);
-    // Two targets can land on one frame of a variable-rate clip: keep it once.
-    if out.last().is_some_and(|last: &Frame| last.pts == pts) {
-        return Ok(());
-    }
-    let image = converter.convert(pick, path)?;
-    out.push(Frame {
-        time_s: (pts - start) as f64 * time_base,
-        pts,
-        image,
-    });
-    Ok(())
+    wanted.min(layout.frame_count as usize).max(1)
 }
 
 /// Keyframe timestamps from the demuxer's index, in the stream's time base (empty when
@@ -297,28 +468,16 @@ fn stream_start(stream: &format::stream::Stream) -> i64 {
     }
 }
 
-fn seek(
-    input: &mut format::context::Input,
-    index: usize,
-    timestamp: i64,
-    path: &Path,
-) -> Result<(), MediaError> {
-    // SAFETY: a valid, open input context and one of its stream indices.
-    let ret = unsafe {
-        ffi::av_seek_frame(
-            input.as_mut_ptr(),
-            index as i32,
-            timestamp,
-            ffi::AVSEEK_FLAG_BACKWARD,
-        )
-    };
-    if ret < 0 {
-        return Err(MediaError::InvalidData {
-            path: path.to_owned(),
-            message: format!("seeking failed: {}", ffmpeg_next::Error::from(ret)),
-        });
+/// Where to seek to land on keyframe `kf`: halfway to the next keyframe. Demuxers
+/// search backwards from the point in their own timeline (presentation time for MP4),
+/// which can lie a few frames after the index's decoding time: aiming exactly at the
+/// index entry would land on the keyframe before.
+fn seek_point(keyframes: &[i64], kf: i64) -> i64 {
+    let next = keyframes.partition_point(|&k| k <= kf);
+    match keyframes.get(next) {
+        Some(&after) => kf + (after - kf) / 2,
+        None => kf.saturating_add(1),
     }
-    Ok(())
 }
 
 /// What a scaler was made for: source format and size, target size.
@@ -333,6 +492,22 @@ struct Converter {
 }
 
 impl Converter {
+    /// A decoded frame as a sampled [`Frame`] with its time.
+    fn frame(
+        &mut self,
+        pick: &frame::Video,
+        layout: &Layout,
+        path: &Path,
+    ) -> Result<Frame, MediaError> {
+        let pts = pick.timestamp().unwrap_or(layout.start);
+        let image = self.convert(pick, path)?;
+        Ok(Frame {
+            time_s: (pts - layout.start) as f64 * layout.time_base,
+            pts,
+            image,
+        })
+    }
+
     fn new(resize: Resize, rotation: u32) -> Self {
         Self {
             resize,
