@@ -100,6 +100,22 @@ pub(crate) fn check_readable(path: &Path) -> Result<u64, MediaError> {
     Ok(meta.len())
 }
 
+/// Reads the next packet into `packet`: `Ok(true)` with one, `Ok(false)` at the end.
+///
+/// The previous packet is released first: `av_read_frame` does not release what the
+/// packet held, so reusing one without this leaks every packet's buffer.
+pub(crate) fn next_packet(
+    input: &mut ffmpeg_next::format::context::Input,
+    packet: &mut ffmpeg_next::Packet,
+) -> Result<bool, ffmpeg_next::Error> {
+    *packet = ffmpeg_next::Packet::empty();
+    match packet.read(input) {
+        Ok(()) => Ok(true),
+        Err(ffmpeg_next::Error::Eof) => Ok(false),
+        Err(e) => Err(e),
+    }
+}
+
 /// Opens a file with FFmpeg after [`check_readable`].
 pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::Input, MediaError> {
     init();

@@ -13,7 +13,7 @@ use std::path::Path;
 use ffmpeg_next::{codec, ffi, format, frame, media, packet};
 use serde::{Deserialize, Serialize};
 
-use super::{MediaError, open_input};
+use super::{MediaError, next_packet, open_input};
 
 /// What a video is, as measured from its packets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -64,9 +64,9 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
     let mut frame = frame::Video::empty();
     let mut packet = packet::Packet::empty();
     let read_error = loop {
-        match packet.read(&mut input) {
-            Ok(()) => {}
-            Err(ffmpeg_next::Error::Eof) => break None,
+        match next_packet(&mut input, &mut packet) {
+            Ok(true) => {}
+            Ok(false) => break None,
             Err(e) => break Some(e.to_string()),
         }
         if packet.stream() != index {

@@ -19,7 +19,7 @@ use ffmpeg_next::{Discard, ffi, format, frame, packet, software::scaling};
 
 use super::image_ops::{fit_within, pad_to, rotate};
 use super::probe::{open_decoder, rotation_of};
-use super::{MediaError, RgbImage, open_input};
+use super::{MediaError, RgbImage, next_packet, open_input};
 
 /// How many frames to take.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -413,9 +413,9 @@ fn read_packet(
 ) -> bool {
     const MAX_READ_ERRORS: u32 = 64;
     loop {
-        match packet.read(input) {
-            Ok(()) => return true,
-            Err(ffmpeg_next::Error::Eof) => return false,
+        match next_packet(input, packet) {
+            Ok(true) => return true,
+            Ok(false) => return false,
             Err(_) if *errors < MAX_READ_ERRORS => *errors += 1,
             Err(_) => return false,
         }
