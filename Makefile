@@ -11,7 +11,7 @@ setup:
 	@tools/setup.sh
 
 build: setup
-	$(CARGO) build $(PROFILE_FLAG)
+	$(CARGO) build $(PROFILE_FLAG) --workspace
 
 demo: build
 	$(WOLF) demo
