@@ -199,7 +199,12 @@ async fn intake(exe: &Path, work: &Path, clips: usize, context: &Context) -> any
 
 /// Renders (once) and ingests a world of `clips` clips; returns the wall time and the
 /// peak RSS in KiB of the `wolf dataset add` process.
-async fn intake_once(exe: &Path, work: &Path, clips: usize, context: &Context) -> anyhow::Result<(Duration, i64)> {
+async fn intake_once(
+    exe: &Path,
+    work: &Path,
+    clips: usize,
+    context: &Context,
+) -> anyhow::Result<(Duration, i64)> {
     let world = work.join(format!("world_{clips}"));
     let annotations = world.join("annotations.json");
     if !annotations.exists() {
