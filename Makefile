@@ -5,10 +5,14 @@ CARGO ?= cargo
 PROFILE_FLAG = --release
 WOLF = target/release/wolf
 
-.PHONY: setup build demo test bench lint
+.PHONY: setup venv build demo test bench lint
 
 setup:
 	@tools/setup.sh
+
+# The Python environment of the tests and benchmarks (a real OpenAI-compatible server).
+venv: setup
+	@tools/setup_venv.sh
 
 build: setup
 	$(CARGO) build $(PROFILE_FLAG) --workspace
@@ -16,12 +20,13 @@ build: setup
 demo: build
 	$(WOLF) demo
 
-test: setup
+test: setup venv
 	$(CARGO) test $(PROFILE_FLAG) --workspace
 
-bench: build
+bench: build venv
 	$(WOLF) --no-progress bench --out bench
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(PROFILE_FLAG) --workspace --all-targets -- -D warnings
+	$(CARGO) check $(PROFILE_FLAG) --workspace --no-default-features

@@ -5,4 +5,5 @@ mod util;
 mod cli;
 mod frames;
 mod intake;
+mod models;
 mod synth;

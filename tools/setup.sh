@@ -8,7 +8,7 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
-          libswscale-dev libswresample-dev ffmpeg python3 python3-pip)
+          libswscale-dev libswresample-dev ffmpeg python3 python3-pip python3-venv cmake)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
@@ -27,3 +27,28 @@ if ! command -v cargo >/dev/null; then
 fi
 
 python3 "$root/tools/install_pack.py" "$root/.wolf"
+
+# 3. The default embedder's model.onnx, converted from the pack's model.safetensors by
+#    tools/convert_embedder.py (the onnx package, no torch) in a small venv, .wolf/setupenv.
+#    Redone only when the converter, the weights, the pins or model.onnx itself changed:
+#    model.onnx.sha256 beside it records the last conversion (the weights by size and
+#    time, as install_pack.py has just checked their checksum; the rest by checksum).
+setupenv="$root/.wolf/setupenv"
+setup_want="onnx==1.23.2 numpy==2.4.6 safetensors==0.8.0 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0"
+embedder="$root/.wolf/models/all-minilm-l6-v2"
+embedder_stamp() {
+  echo "$setup_want"
+  sha256sum < "$root/tools/convert_embedder.py"
+  (cd "$embedder" && stat -c '%s %Y %n' model.safetensors && sha256sum config.json model.onnx) 2>/dev/null || true
+}
+if [ "$(embedder_stamp)" != "$(cat "$embedder/model.onnx.sha256" 2>/dev/null)" ]; then
+  [ -x "$setupenv/bin/python" ] || python3 -m venv "$setupenv"
+  if [ "$(cat "$setupenv/.wolf-requirements" 2>/dev/null)" != "$setup_want" ]; then
+    echo "setup: installing $setup_want into $setupenv"
+    "$setupenv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: $setup_want
+    echo "$setup_want" > "$setupenv/.wolf-requirements"
+  fi
+  echo "setup: converting $embedder/model.safetensors to model.onnx"
+  "$setupenv/bin/python" "$root/tools/convert_embedder.py" "$embedder" "$embedder/model.onnx"
+  embedder_stamp > "$embedder/model.onnx.sha256"
+fi

@@ -5,11 +5,13 @@
 //! [`Config::plan`] validates everything before anything runs: a [`Plan`] that exists
 //! is runnable.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
 use crate::media::{ImageFormat, Rate, Resize, SampleSettings};
+use crate::models::{ModelConfig, Role, default_models};
 
 /// A config file as written.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -18,6 +20,10 @@ pub struct Config {
     /// How frames are sampled from each clip (METHOD.md 1.1).
     #[serde(default)]
     pub sampling: SamplingConfig,
+    /// The models, by name (`[models.NAME]`); stages refer to them by name. Absent:
+    /// the default model pack installed by `make setup` (`smollm2`, a GGUF LLM).
+    #[serde(default)]
+    pub models: BTreeMap<String, ModelConfig>,
 }
 
 /// `[sampling]`: frame sampling.
@@ -92,6 +98,8 @@ pub enum ConfigError {
     Parse { path: String, message: String },
     #[error("`{key}` {message}")]
     Invalid { key: &'static str, message: String },
+    #[error("{0}")]
+    Model(String),
 }
 
 impl ConfigError {
@@ -99,7 +107,7 @@ impl ConfigError {
         match self {
             Self::Read { .. } => "config_unreadable",
             Self::Parse { .. } => "config_parse",
-            Self::Invalid { .. } => "config_invalid",
+            Self::Invalid { .. } | Self::Model(_) => "config_invalid",
         }
     }
 }
@@ -109,6 +117,30 @@ impl ConfigError {
 pub struct Plan {
     pub sampling: SampleSettings,
     pub frame_format: ImageFormat,
+    /// Every model entry, validated (the defaults when the config has none).
+    pub models: BTreeMap<String, ModelConfig>,
+}
+
+impl Plan {
+    /// The entry `name` for `role`; an error names the entry, its backend and the
+    /// role when the backend cannot serve it.
+    pub fn model_for(&self, name: &str, role: Role) -> Result<&ModelConfig, ConfigError> {
+        let entry = self.models.get(name).ok_or_else(|| {
+            let known: Vec<&str> = self.models.keys().map(String::as_str).collect();
+            ConfigError::Model(format!(
+                "there is no model `{name}`; the config has: {}",
+                known.join(", ")
+            ))
+        })?;
+        if !entry.roles().contains(&role) {
+            return Err(ConfigError::Model(format!(
+                "model `{name}` (backend `{}`) cannot serve as {}",
+                entry.backend(),
+                role.as_str()
+            )));
+        }
+        Ok(entry)
+    }
 }
 
 impl Config {
@@ -131,9 +163,18 @@ impl Config {
 
     /// Validates the config into a plan.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
+        let models = if self.models.is_empty() {
+            default_models()
+        } else {
+            self.models.clone()
+        };
+        for (name, entry) in &models {
+            entry.validate(name).map_err(ConfigError::Model)?;
+        }
         Ok(Plan {
             sampling: self.sampling.settings()?,
             frame_format: self.sampling.frame_format()?,
+            models,
         })
     }
 }
@@ -261,6 +302,63 @@ mod tests {
             let err = Config::parse(text).unwrap().plan().unwrap_err();
             assert!(err.to_string().contains(key), "{text}: {err}");
         }
+    }
+
+    #[test]
+    fn model_entries_parse_by_backend_and_roles_are_checked() {
+        let config = Config::parse(
+            "[models.vlm]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:8000/v1\"\nmodel = \"qwen\"\n\
+             [models.llm]\nbackend = \"gguf\"\npath = \"m.gguf\"\n",
+        )
+        .unwrap();
+        let plan = config.plan().unwrap();
+        assert_eq!(
+            plan.model_for("vlm", Role::ImageCaptioner)
+                .unwrap()
+                .backend(),
+            "openai"
+        );
+        let err = plan
+            .model_for("llm", Role::ImageCaptioner)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("`llm`") && err.contains("gguf") && err.contains("image captioner"),
+            "{err}"
+        );
+        assert!(
+            plan.model_for("nope", Role::Chat)
+                .unwrap_err()
+                .to_string()
+                .contains("`nope`")
+        );
+    }
+
+    #[test]
+    fn model_entries_refuse_unknown_keys_and_backends() {
+        let err = Config::parse("[models.x]\nbackend = \"gguf\"\nthreds = 2\n").unwrap_err();
+        assert!(err.contains("threds"), "{err}");
+        let err = Config::parse("[models.x]\nbackend = \"tensorrt\"\n").unwrap_err();
+        assert!(err.contains("tensorrt"), "{err}");
+        let bad = Config::parse(
+            "[models.x]\nbackend = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n",
+        )
+        .unwrap();
+        assert!(
+            bad.plan()
+                .unwrap_err()
+                .to_string()
+                .contains("models.x.base_url")
+        );
+    }
+
+    #[test]
+    fn without_models_the_defaults_apply() {
+        let plan = Config::parse("").unwrap().plan().unwrap();
+        assert_eq!(
+            plan.model_for("smollm2", Role::Chat).unwrap().backend(),
+            "gguf"
+        );
     }
 
     #[test]

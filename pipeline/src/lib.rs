@@ -3,6 +3,8 @@
 //! - [`media`] probes videos, samples frames (FFmpeg through `ffmpeg-next`), resizes,
 //!   builds storyboards, encodes JPEG/PNG and writes H.264 clips.
 //! - [`store`] is the database (sqlx; SQLite by default) with its embedded migrations.
+//! - [`models`] names model entries, defines one trait per role (image captioner,
+//!   video captioner, chat LLM, embedder) and holds the backends.
 //! - [`config`] turns a TOML file into a validated [`config::Plan`].
 //! - [`home`] finds the project-local folder that `make setup` fills (ONNX Runtime,
 //!   the model pack, the default database).
@@ -17,5 +19,6 @@ pub mod config;
 pub mod hash;
 pub mod home;
 pub mod media;
+pub mod models;
 pub mod progress;
 pub mod store;

@@ -9,7 +9,9 @@ mod dataset;
 mod db;
 mod demo;
 mod frames;
+mod model;
 mod progress;
+mod scripted;
 mod synth;
 
 use std::process::ExitCode;
@@ -50,6 +52,9 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Sample frames from one video into a folder, with their timestamps.
     Frames(frames::FramesArgs),
+    /// List model entries and check one with a real request.
+    #[command(subcommand)]
+    Model(model::ModelCommand),
     /// Check configuration files.
     #[command(subcommand)]
     Config(config::ConfigCommand),
@@ -60,6 +65,12 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Measure wolf against its anchors and write the results table.
     Bench(bench::BenchArgs),
+    /// Serve a scripted OpenAI-compatible server (for `bench`).
+    #[command(hide = true)]
+    ScriptedServer(scripted::ScriptedServerArgs),
+    /// Load an OpenAI-compatible server with wolf's client (for `bench`).
+    #[command(hide = true)]
+    HttpLoad(scripted::HttpLoadArgs),
 }
 
 /// Runtime handles shared by the subcommands.
@@ -123,9 +134,12 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Synth(args) => synth::run(args, context).await,
         Command::Frames(args) => frames::run(args).await,
         Command::Config(cmd) => config::run(cmd),
+        Command::Model(cmd) => model::run(cmd).await,
         Command::Db(cmd) => db::run(cmd, context).await,
         Command::Demo(args) => demo::run(args, context).await,
         Command::Bench(args) => bench::run(args, context).await,
+        Command::ScriptedServer(args) => scripted::serve(args).await,
+        Command::HttpLoad(args) => scripted::load(args).await,
     }
 }
 

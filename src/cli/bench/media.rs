@@ -1,67 +1,19 @@
-//! `wolf bench`: measure wolf against its anchors, in one run on one machine, and write
-//! the ratios to `bench/results.md` (and `.json`). These machines are shared and noisy:
-//! each comparison alternates the two sides and reports medians.
-//!
-//! Anchors (the Foundation issue):
-//! - sampling 16 frames at 384×384 from a 60 s 1280×720 H.264 clip against the `ffmpeg`
-//!   command line producing the same 16 frames (goal: ratio ≤ 0.5), for two GOP lengths;
-//! - full decode against `ffmpeg -i clip -f null -` (goal ≥ 1.0×);
-//! - intake (hash and probe) of 1,000 small clips: clips/s and peak memory.
+//! The media benchmarks: frame sampling and full decoding against the `ffmpeg` command
+//! line, and intake's speed and memory.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use clap::Args;
-use serde::Serialize;
 use wolf_pipeline::media;
 
-use super::{Context, Outcome, synth};
-
-#[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
-    /// Folder for the results; its `work/` subfolder holds the inputs (kept for reruns).
-    #[arg(long, default_value = "bench")]
-    out: PathBuf,
-    /// Repetitions of each timed command.
-    #[arg(long, default_value_t = 5)]
-    repeats: usize,
-    /// Clips in the intake benchmark.
-    #[arg(long, default_value_t = 1000)]
-    intake_clips: usize,
-}
-
-#[derive(Debug, Serialize)]
-struct Row {
-    benchmark: String,
-    wolf: String,
-    anchor: String,
-    ratio: String,
-    goal: String,
-    note: String,
-}
-
-pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Outcome> {
-    let work = args.out.join("work");
-    std::fs::create_dir_all(&work)?;
-    let exe = std::env::current_exe()?;
-    let mut rows = Vec::new();
-    for gop in [250, 60] {
-        let clip = make_clip(&work, gop)?;
-        rows.push(sampling(&exe, &clip, &work, gop, args.repeats)?);
-        if gop == 250 {
-            rows.push(full_decode(&clip, args.repeats)?);
-        }
-    }
-    rows.push(intake(&exe, &work, args.intake_clips, context).await?);
-    write_results(&args.out, &rows)?;
-    Ok(Outcome::Done)
-}
+use super::{Row, alternate, median, run_ok, wait_with_peak_rss};
+use crate::cli::{Context, synth};
 
 /// A 60 s 1280×720 30 fps H.264 clip of FFmpeg's moving test pattern, with x264's
 /// default B-frames and the given keyframe interval.
-fn make_clip(work: &Path, gop: u32) -> anyhow::Result<PathBuf> {
+pub(super) fn make_clip(work: &Path, gop: u32) -> anyhow::Result<PathBuf> {
     let clip = work.join(format!("clip_720p_60s_gop{gop}.mp4"));
     if !clip.exists() {
         eprintln!("Making {} ...", clip.display());
@@ -82,7 +34,13 @@ fn make_clip(work: &Path, gop: u32) -> anyhow::Result<PathBuf> {
     Ok(clip)
 }
 
-fn sampling(exe: &Path, clip: &Path, work: &Path, gop: u32, repeats: usize) -> anyhow::Result<Row> {
+pub(super) fn sampling(
+    exe: &Path,
+    clip: &Path,
+    work: &Path,
+    gop: u32,
+    repeats: usize,
+) -> anyhow::Result<Row> {
     let ours = work.join("frames_wolf");
     let theirs = work.join("frames_ffmpeg");
     let wolf_cmd = || {
@@ -144,7 +102,7 @@ fn sampling(exe: &Path, clip: &Path, work: &Path, gop: u32, repeats: usize) -> a
     })
 }
 
-fn full_decode(clip: &Path, repeats: usize) -> anyhow::Result<Row> {
+pub(super) fn full_decode(clip: &Path, repeats: usize) -> anyhow::Result<Row> {
     let frames = media::decode_all(clip)?;
     let mut ours = Vec::new();
     let mut theirs = Vec::new();
@@ -177,7 +135,12 @@ fn full_decode(clip: &Path, repeats: usize) -> anyhow::Result<Row> {
 }
 
 /// Intake of `clips` clips and, for the growth of memory, of a tenth as many.
-async fn intake(exe: &Path, work: &Path, clips: usize, context: &Context) -> anyhow::Result<Row> {
+pub(super) async fn intake(
+    exe: &Path,
+    work: &Path,
+    clips: usize,
+    context: &Context,
+) -> anyhow::Result<Row> {
     let small = (clips / 10).max(1);
     let (_, small_peak) = intake_once(exe, work, small, context).await?;
     let (elapsed, peak) = intake_once(exe, work, clips, context).await?;
@@ -233,62 +196,6 @@ async fn intake_once(
     Ok((elapsed, peak_kib))
 }
 
-/// Waits for a child and returns its exit status and peak resident memory in KiB.
-fn wait_with_peak_rss(
-    child: std::process::Child,
-) -> anyhow::Result<(std::process::ExitStatus, i64)> {
-    use std::os::unix::process::ExitStatusExt;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for a child this process spawned and has not reaped.
-    let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if ret < 0 {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    std::mem::forget(child);
-    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss))
-}
-
-/// Runs two commands alternately `repeats` times; returns their median wall times.
-fn alternate(
-    repeats: usize,
-    mut ours: impl FnMut() -> Command,
-    mut theirs: impl FnMut() -> Command,
-) -> anyhow::Result<(Duration, Duration)> {
-    let (mut a, mut b) = (Vec::new(), Vec::new());
-    for _ in 0..repeats {
-        a.push(time(&mut ours())?);
-        b.push(time(&mut theirs())?);
-    }
-    Ok((median(a), median(b)))
-}
-
-fn time(command: &mut Command) -> anyhow::Result<Duration> {
-    let start = Instant::now();
-    run_ok(command)?;
-    Ok(start.elapsed())
-}
-
-fn run_ok(command: &mut Command) -> anyhow::Result<()> {
-    let output = command
-        .output()
-        .with_context(|| format!("cannot run {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    Ok(())
-}
-
-fn median(mut times: Vec<Duration>) -> Duration {
-    times.sort();
-    times[times.len() / 2]
-}
-
 /// Mean absolute difference per channel between our frames and ffmpeg's, in 0–255:
 /// small when both picked the same frames.
 fn frame_difference(ours: &Path, theirs: &Path, count: usize) -> anyhow::Result<f64> {
@@ -308,67 +215,4 @@ fn frame_difference(ours: &Path, theirs: &Path, count: usize) -> anyhow::Result<
         total += sum as f64 / a.as_raw().len() as f64;
     }
     Ok(total / count.max(1) as f64)
-}
-
-fn machine() -> String {
-    let cpu = std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find(|l| l.starts_with("model name"))
-                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
-        })
-        .unwrap_or_else(|| "unknown CPU".into());
-    let memory = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|t| {
-            t.lines().next().map(|l| {
-                l.split_whitespace()
-                    .nth(1)
-                    .unwrap_or("0")
-                    .parse::<u64>()
-                    .unwrap_or(0)
-            })
-        })
-        .unwrap_or(0);
-    format!(
-        "{cpu}, {} cores, {:.0} GiB",
-        super::cores(),
-        memory as f64 / 1024.0 / 1024.0
-    )
-}
-
-fn write_results(out: &Path, rows: &[Row]) -> anyhow::Result<()> {
-    let date = String::from_utf8(
-        Command::new("date")
-            .arg("-u")
-            .arg("+%Y-%m-%d %H:%M UTC")
-            .output()?
-            .stdout,
-    )?;
-    let ffmpeg_version =
-        String::from_utf8(Command::new("ffmpeg").arg("-version").output()?.stdout)?
-            .lines()
-            .next()
-            .unwrap_or("")
-            .to_owned();
-    let mut md = format!(
-        "# wolf benchmarks\n\nMeasured by `make bench` on {}; machine: {}; {}.\n\n| benchmark | wolf | anchor | ratio | goal | note |\n|---|---|---|---|---|---|\n",
-        date.trim(),
-        machine(),
-        ffmpeg_version
-    );
-    for r in rows {
-        md.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {} |\n",
-            r.benchmark, r.wolf, r.anchor, r.ratio, r.goal, r.note
-        ));
-    }
-    std::fs::write(out.join("results.md"), &md)?;
-    std::fs::write(
-        out.join("results.json"),
-        serde_json::to_string_pretty(rows)?,
-    )?;
-    print!("{md}");
-    Ok(())
 }

@@ -1,0 +1,190 @@
+//! Model entries as a config writes them (`[models.NAME]`), and the embedded defaults.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use super::Role;
+use crate::home::Home;
+
+/// `[models.NAME]`: one model, by backend. The key `backend` picks the variant.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "backend", rename_all = "snake_case", deny_unknown_fields)]
+pub enum ModelConfig {
+    /// Any OpenAI-compatible chat server (vLLM, SGLang, llama.cpp's server, Ollama,
+    /// OpenAI, Gemini's compatible endpoint).
+    Openai(OpenAiConfig),
+    /// A GGUF LLM run in process by llama.cpp.
+    Gguf(GgufConfig),
+}
+
+/// `backend = "openai"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// The API's base URL, up to and including `/v1` (e.g. `http://127.0.0.1:8000/v1`).
+    pub base_url: String,
+    /// The model name the server knows.
+    pub model: String,
+    /// Name of the environment variable that holds the API key (never the key
+    /// itself). Absent: no `Authorization` header.
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Requests in flight at once (default 8).
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+    /// Seconds before a request is abandoned as timed out (default 120).
+    #[serde(default = "default_timeout")]
+    pub timeout_s: f64,
+    /// Retries after the first attempt on 429, 5xx, timeouts and connection errors
+    /// (default 4).
+    #[serde(default = "default_retries")]
+    pub max_retries: u32,
+    /// Longest wait before a retry, in seconds, whatever `Retry-After` says
+    /// (default 60).
+    #[serde(default = "default_max_backoff")]
+    pub max_backoff_s: f64,
+    /// Longest side, in pixels, of images sent to the server (default 768).
+    #[serde(default = "default_image_size")]
+    pub image_size: u32,
+    /// JPEG quality of images sent to the server (default 85).
+    #[serde(default = "default_jpeg_quality")]
+    pub jpeg_quality: u8,
+    /// How a video reaches a video model: `frames` (a list of images, the default) or
+    /// `video_url` (the clip's file as a data URL, for servers that take it).
+    #[serde(default)]
+    pub video: VideoInput,
+}
+
+/// How a video reaches an `openai` video model.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum VideoInput {
+    #[default]
+    Frames,
+    VideoUrl,
+}
+
+/// `backend = "gguf"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GgufConfig {
+    /// The `.gguf` file. Absent: the default model pack's SmolLM2-135M-Instruct.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// Inference threads (default 0: one per core).
+    #[serde(default)]
+    pub threads: usize,
+    /// Context size in tokens (default 4096).
+    #[serde(default = "default_context")]
+    pub context: u32,
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+fn default_timeout() -> f64 {
+    120.0
+}
+fn default_retries() -> u32 {
+    4
+}
+fn default_max_backoff() -> f64 {
+    60.0
+}
+fn default_image_size() -> u32 {
+    768
+}
+fn default_jpeg_quality() -> u8 {
+    85
+}
+fn default_context() -> u32 {
+    4096
+}
+
+impl ModelConfig {
+    /// The backend's name as written in configs.
+    pub fn backend(&self) -> &'static str {
+        match self {
+            Self::Openai(_) => "openai",
+            Self::Gguf(_) => "gguf",
+        }
+    }
+
+    /// The roles this backend can serve.
+    pub fn roles(&self) -> &'static [Role] {
+        match self {
+            Self::Openai(_) => &[
+                Role::ImageCaptioner,
+                Role::VideoCaptioner,
+                Role::Chat,
+                Role::Embedder,
+            ],
+            Self::Gguf(_) => &[Role::Chat],
+        }
+    }
+
+    /// Checks the entry's values; the error names the key.
+    pub fn validate(&self, name: &str) -> Result<(), String> {
+        match self {
+            Self::Openai(c) => {
+                if !(c.base_url.starts_with("http://") || c.base_url.starts_with("https://")) {
+                    return Err(format!(
+                        "`models.{name}.base_url` must start with http:// or https://"
+                    ));
+                }
+                if c.model.trim().is_empty() {
+                    return Err(format!("`models.{name}.model` must not be empty"));
+                }
+                if c.max_concurrency == 0 {
+                    return Err(format!(
+                        "`models.{name}.max_concurrency` must be at least 1"
+                    ));
+                }
+                if !(c.timeout_s.is_finite() && c.timeout_s > 0.0) {
+                    return Err(format!("`models.{name}.timeout_s` must be above 0"));
+                }
+                if !(c.max_backoff_s.is_finite() && c.max_backoff_s >= 0.0) {
+                    return Err(format!("`models.{name}.max_backoff_s` must be 0 or more"));
+                }
+                if !(1..=100).contains(&c.jpeg_quality) {
+                    return Err(format!(
+                        "`models.{name}.jpeg_quality` must be between 1 and 100"
+                    ));
+                }
+                if c.image_size < 16 {
+                    return Err(format!("`models.{name}.image_size` must be at least 16"));
+                }
+            }
+            Self::Gguf(c) => {
+                if c.context < 64 {
+                    return Err(format!("`models.{name}.context` must be at least 64"));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl GgufConfig {
+    /// The model file: `path`, or the default model pack's LLM.
+    pub fn resolved_path(&self) -> Option<PathBuf> {
+        self.path
+            .clone()
+            .or_else(|| Home::locate().map(|home| home.default_llm()))
+    }
+}
+
+/// The entries a config without `[models]` gets: the default model pack installed by
+/// `make setup`.
+pub fn default_models() -> BTreeMap<String, ModelConfig> {
+    BTreeMap::from([(
+        "smollm2".to_owned(),
+        ModelConfig::Gguf(GgufConfig {
+            path: None,
+            threads: 0,
+            context: default_context(),
+        }),
+    )])
+}

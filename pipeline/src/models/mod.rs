@@ -1,0 +1,217 @@
+//! Models: the entries a config names, one small trait per role, and the backends.
+//!
+//! A role is what a stage asks of a model: an [`ImageCaptioner`] (images and a prompt
+//! to text), a [`VideoCaptioner`] (a clip's frames and a prompt to text), a
+//! [`ChatModel`] (messages to text) or an [`Embedder`] (texts to vectors). Backends
+//! implement the roles they can serve; [`ModelConfig::roles`] says which, and the plan
+//! rejects an entry asked for a role its backend cannot serve.
+//!
+//! Backends: `openai` (any OpenAI-compatible server over HTTP, feature `openai`) and
+//! `gguf` (llama.cpp in process, feature `gguf`). Heavy backends sit behind cargo
+//! features; an entry whose backend was left out of the build is an error when it is
+//! built, naming the feature.
+//!
+//! Threads: HTTP backends are async. In-process backends run inference on a dedicated
+//! thread each and take requests over a bounded channel (STYLE.md, TEI's backend
+//! thread); a request whose caller went away is skipped.
+
+mod entries;
+mod error;
+#[cfg(feature = "gguf")]
+pub mod gguf;
+#[cfg(feature = "openai")]
+pub mod openai;
+#[cfg(any(test, feature = "test-support"))]
+pub mod scripted;
+mod set;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub use entries::{GgufConfig, ModelConfig, OpenAiConfig, VideoInput, default_models};
+pub use error::{ErrorKind, ModelError};
+pub use set::ModelSet;
+
+use crate::media::RgbImage;
+
+/// A boxed future, so that the role traits can be used as `dyn` objects.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// What a stage asks of a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    ImageCaptioner,
+    VideoCaptioner,
+    Chat,
+    Embedder,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ImageCaptioner => "image captioner",
+            Self::VideoCaptioner => "video captioner",
+            Self::Chat => "chat LLM",
+            Self::Embedder => "embedder",
+        }
+    }
+}
+
+/// Who speaks in a chat message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Speaker {
+    System,
+    User,
+    Assistant,
+}
+
+/// One chat message.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Speaker,
+    pub content: String,
+}
+
+impl Message {
+    pub fn system(content: impl Into<String>) -> Self {
+        Self {
+            role: Speaker::System,
+            content: content.into(),
+        }
+    }
+
+    pub fn user(content: impl Into<String>) -> Self {
+        Self {
+            role: Speaker::User,
+            content: content.into(),
+        }
+    }
+}
+
+/// How text is generated. `temperature = 0` is greedy (deterministic) decoding.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Sampling {
+    /// 0 for greedy decoding.
+    pub temperature: f32,
+    /// Nucleus sampling's probability mass (with temperature > 0).
+    pub top_p: Option<f32>,
+    /// The most tokens to generate.
+    pub max_tokens: u32,
+    /// Seed of the sampler (with temperature > 0).
+    pub seed: Option<u64>,
+    /// Generation stops before any of these strings.
+    pub stop: Vec<String>,
+}
+
+impl Default for Sampling {
+    fn default() -> Self {
+        Self {
+            temperature: 0.0,
+            top_p: None,
+            max_tokens: 256,
+            seed: None,
+            stop: Vec::new(),
+        }
+    }
+}
+
+/// A chat request.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct ChatRequest {
+    pub messages: Vec<Message>,
+    pub sampling: Sampling,
+    /// A GBNF grammar the output must follow, where the backend supports one
+    /// ([`ChatModel::supports_grammar`]).
+    pub grammar: Option<String>,
+}
+
+/// Images (one or more) and a prompt for an image captioner.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRequest {
+    pub images: Vec<RgbImage>,
+    pub prompt: String,
+    pub system: Option<String>,
+    pub sampling: Sampling,
+}
+
+/// A clip's frames with their times, and a prompt, for a video captioner.
+#[derive(Debug, Clone, Default)]
+pub struct VideoRequest {
+    pub frames: Vec<RgbImage>,
+    /// Seconds from the clip's start, one per frame.
+    pub times: Vec<f64>,
+    /// The clip itself, for servers that take `video_url`.
+    pub video_path: Option<std::path::PathBuf>,
+    pub prompt: String,
+    pub system: Option<String>,
+    pub sampling: Sampling,
+}
+
+/// Tokens a request used, as the backend counted them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+/// What a model said. `text` is never empty: an empty reply is an error.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reply {
+    pub text: String,
+    pub usage: Option<Usage>,
+    /// Wall time of the successful attempt.
+    pub latency: Duration,
+    /// Attempts made, 1 when the first succeeded.
+    pub attempts: u32,
+}
+
+/// A chat LLM.
+pub trait ChatModel: Send + Sync {
+    fn chat<'a>(&'a self, request: &'a ChatRequest) -> BoxFuture<'a, Result<Reply, ModelError>>;
+
+    /// Whether [`ChatRequest::grammar`] is enforced.
+    fn supports_grammar(&self) -> bool {
+        false
+    }
+}
+
+/// An image captioner.
+pub trait ImageCaptioner: Send + Sync {
+    fn caption_images<'a>(
+        &'a self,
+        request: &'a ImageRequest,
+    ) -> BoxFuture<'a, Result<Reply, ModelError>>;
+}
+
+/// A video captioner.
+pub trait VideoCaptioner: Send + Sync {
+    fn caption_video<'a>(
+        &'a self,
+        request: &'a VideoRequest,
+    ) -> BoxFuture<'a, Result<Reply, ModelError>>;
+}
+
+/// A sentence embedder.
+pub trait Embedder: Send + Sync {
+    fn embed<'a>(&'a self, texts: &'a [String])
+    -> BoxFuture<'a, Result<Vec<Vec<f32>>, ModelError>>;
+}
+
+/// A reply's text checked for content: an empty or blank reply is an error, never an
+/// empty caption.
+pub fn non_empty(text: String, model: &str) -> Result<String, ModelError> {
+    if text.trim().is_empty() {
+        return Err(ModelError::new(
+            ErrorKind::EmptyReply,
+            model,
+            "the model replied with no text",
+        ));
+    }
+    Ok(text)
+}

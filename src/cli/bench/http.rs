@@ -1,0 +1,207 @@
+//! The HTTP benchmark: wolf's `openai` client against a server that answers every chat
+//! request after a fixed 50 ms, with 256 requests in flight, over 5,000 requests.
+//!
+//! Anchors: the ideal throughput (in flight / latency = 5,120 requests/s) and Python's
+//! `openai.AsyncOpenAI` (`bench/openai_client.py`, run with `.wolf/venv/bin/python`)
+//! with the same concurrency on the same server. The server (`wolf scripted-server`)
+//! and each client (`wolf http-load`, the Python script) run in processes of their
+//! own, so that each client's CPU time is its own; each client measures its CPU over
+//! the timed requests only (after a warm-up), leaving interpreter start-up out.
+
+use std::io::{BufRead as _, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use serde::Deserialize;
+
+use super::{Row, median, run_ok};
+
+const LATENCY_MS: u64 = 50;
+const IN_FLIGHT: usize = 256;
+const REQUESTS: usize = 5000;
+/// Runs of each client, alternated.
+const REPEATS: usize = 3;
+/// Sequential requests that measure a lone request's round trip.
+const LONE: usize = 40;
+
+/// What one client run printed.
+#[derive(Debug, Deserialize)]
+struct Load {
+    seconds: f64,
+    ok: usize,
+    cpu_s: f64,
+    #[serde(default)]
+    openai: Option<String>,
+}
+
+/// The scripted server process, killed on drop.
+struct Server {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start_server(exe: &Path) -> anyhow::Result<Server> {
+    let mut child = Command::new(exe)
+        .args(["--no-progress", "scripted-server", "--latency-ms"])
+        .arg(LATENCY_MS.to_string())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .spawn()
+        .context("cannot start `wolf scripted-server`")?;
+    let stdout = child
+        .stdout
+        .take()
+        .context("the server's stdout is piped")?;
+    let mut line = String::new();
+    BufReader::new(stdout).read_line(&mut line)?;
+    let base_url = line.trim().to_owned();
+    let server = Server { child, base_url };
+    if !server.base_url.starts_with("http://") {
+        bail!(
+            "`wolf scripted-server` printed `{}`, not its URL",
+            server.base_url
+        );
+    }
+    Ok(server)
+}
+
+fn run_load(command: &mut Command) -> anyhow::Result<Load> {
+    let output = command
+        .stdin(Stdio::null())
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    let text = String::from_utf8(output.stdout)?;
+    let line = text.lines().last().unwrap_or("");
+    serde_json::from_str(line)
+        .with_context(|| format!("{command:?} printed `{line}`, not its JSON"))
+}
+
+fn python() -> anyhow::Result<(PathBuf, PathBuf)> {
+    let home = wolf_pipeline::home::Home::locate()
+        .context("no `.wolf/` folder: run `make bench` from the checkout")?;
+    let python = home.root().join("venv/bin/python");
+    let script = home
+        .root()
+        .parent()
+        .context("`.wolf/` has a parent")?
+        .join("bench/openai_client.py");
+    if !python.exists() {
+        bail!(
+            "`{}` is missing: run `make venv` (or `make bench`)",
+            python.display()
+        );
+    }
+    if !script.exists() {
+        bail!("`{}` is missing", script.display());
+    }
+    run_ok(Command::new(&python).args(["-c", "import openai"]))
+        .context("the venv has no `openai` package: run `make venv`")?;
+    Ok((python, script))
+}
+
+pub(super) async fn http(_work: &Path) -> anyhow::Result<Vec<Row>> {
+    let exe = std::env::current_exe()?;
+    let (python, script) = python()?;
+    let server = start_server(&exe)?;
+    let (requests, in_flight) = (REQUESTS.to_string(), IN_FLIGHT.to_string());
+    let ours = || {
+        let mut c = Command::new(&exe);
+        c.args(["--no-progress", "http-load", "--base-url", &server.base_url])
+            .args(["--requests", &requests, "--in-flight", &in_flight]);
+        c
+    };
+    let theirs = || {
+        let mut c = Command::new(&python);
+        c.arg(&script).args(["--base-url", &server.base_url]).args([
+            "--requests",
+            &requests,
+            "--in-flight",
+            &in_flight,
+        ]);
+        c
+    };
+    eprintln!(
+        "HTTP benchmark: {REQUESTS} requests, {IN_FLIGHT} in flight, {LATENCY_MS} ms latency ..."
+    );
+    // A lone request's round trip: the latency the server really gives (its timer
+    // rounds sleeps up to the next millisecond), for the note.
+    let lone = run_load(
+        Command::new(&exe)
+            .args(["--no-progress", "http-load", "--base-url", &server.base_url])
+            .args(["--requests", &LONE.to_string(), "--in-flight", "1"]),
+    )?;
+    let round_trip = lone.seconds / LONE as f64;
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..REPEATS {
+        a.push(run_load(&mut ours())?);
+        b.push(run_load(&mut theirs())?);
+    }
+    for (who, runs) in [("wolf", &a), ("openai", &b)] {
+        if let Some(bad) = runs.iter().find(|l| l.ok != REQUESTS) {
+            bail!("the {who} client got {} of {REQUESTS} replies", bad.ok);
+        }
+    }
+    drop(server);
+    let version = b.iter().find_map(|l| l.openai.clone()).unwrap_or_default();
+    let per_s = |runs: &[Load]| REQUESTS as f64 / median_f(runs.iter().map(|l| l.seconds));
+    let cpu_k = |runs: &[Load]| median_f(runs.iter().map(|l| l.cpu_s)) * 1000.0 / REQUESTS as f64;
+    let (ours_rps, theirs_rps) = (per_s(&a), per_s(&b));
+    let (ours_cpu, theirs_cpu) = (cpu_k(&a), cpu_k(&b));
+    let ideal = IN_FLIGHT as f64 * 1000.0 / LATENCY_MS as f64;
+    let setting =
+        format!("{REQUESTS} chat requests, {IN_FLIGHT} in flight, server latency {LATENCY_MS} ms");
+    Ok(vec![
+        Row {
+            benchmark: format!("HTTP client throughput vs ideal ({setting})"),
+            wolf: format!("{ours_rps:.0} req/s"),
+            anchor: format!("{ideal:.0} req/s (in flight / latency)"),
+            ratio: format!("{:.3}", ours_rps / ideal),
+            goal: "≥ 0.95".into(),
+            note: format!(
+                "median of {REPEATS}; server in its own process; a lone request's round trip is \
+                 {:.1} ms (at that latency the ideal is {:.0} req/s, ratio {:.3})",
+                round_trip * 1000.0,
+                IN_FLIGHT as f64 / round_trip,
+                ours_rps * round_trip / IN_FLIGHT as f64
+            ),
+        },
+        Row {
+            benchmark: format!("HTTP client throughput vs Python openai ({setting})"),
+            wolf: format!("{ours_rps:.0} req/s"),
+            anchor: format!("{theirs_rps:.0} req/s (AsyncOpenAI, openai {version})"),
+            ratio: format!("{:.2}", ours_rps / theirs_rps),
+            goal: "≥ 1.0".into(),
+            note: format!(
+                "alternated, median of {REPEATS}; both keep {IN_FLIGHT} connections alive"
+            ),
+        },
+        Row {
+            benchmark: "HTTP client CPU per 1,000 requests".into(),
+            wolf: format!("{ours_cpu:.3} s"),
+            anchor: format!("{theirs_cpu:.3} s (AsyncOpenAI)"),
+            ratio: format!("{:.3}", ours_cpu / theirs_cpu),
+            goal: "≤ 0.2".into(),
+            note: "user + system CPU of the client process over the timed requests".into(),
+        },
+    ])
+}
+
+fn median_f(values: impl Iterator<Item = f64>) -> f64 {
+    // `median` takes durations; CPU and wall seconds fit them.
+    median(values.map(Duration::from_secs_f64).collect()).as_secs_f64()
+}

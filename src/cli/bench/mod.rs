@@ -1,0 +1,184 @@
+//! `wolf bench`: measure wolf against its anchors, in one run on one machine, and write
+//! the ratios to `bench/results.md` (and `.json`). These machines are shared and noisy:
+//! each comparison alternates the two sides and reports medians.
+//!
+//! Anchors (the Foundation issue):
+//! - sampling 16 frames at 384×384 from a 60 s 1280×720 H.264 clip against the `ffmpeg`
+//!   command line producing the same 16 frames (goal: ratio ≤ 0.5), for two GOP lengths;
+//! - full decode against `ffmpeg -i clip -f null -` (goal ≥ 1.0×);
+//! - intake (hash and probe) of 1,000 small clips: clips/s and peak memory.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use clap::Args;
+use serde::Serialize;
+
+use super::{Context, Outcome};
+
+mod gguf;
+mod http;
+mod media;
+
+#[derive(Debug, Args)]
+pub(crate) struct BenchArgs {
+    /// Folder for the results; its `work/` subfolder holds the inputs (kept for reruns).
+    #[arg(long, default_value = "bench")]
+    out: PathBuf,
+    /// Repetitions of each timed command.
+    #[arg(long, default_value_t = 5)]
+    repeats: usize,
+    /// Clips in the intake benchmark.
+    #[arg(long, default_value_t = 1000)]
+    intake_clips: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct Row {
+    pub benchmark: String,
+    pub wolf: String,
+    pub anchor: String,
+    pub ratio: String,
+    pub goal: String,
+    pub note: String,
+}
+
+pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let work = args.out.join("work");
+    std::fs::create_dir_all(&work)?;
+    let exe = std::env::current_exe()?;
+    let mut rows = Vec::new();
+    for gop in [250, 60] {
+        let clip = media::make_clip(&work, gop)?;
+        rows.push(media::sampling(&exe, &clip, &work, gop, args.repeats)?);
+        if gop == 250 {
+            rows.push(media::full_decode(&clip, args.repeats)?);
+        }
+    }
+    rows.push(media::intake(&exe, &work, args.intake_clips, context).await?);
+    rows.extend(gguf::gguf(&work).await?);
+    rows.extend(http::http(&work).await?);
+    write_results(&args.out, &rows)?;
+    Ok(Outcome::Done)
+}
+
+/// Waits for a child and returns its exit status and peak resident memory in KiB.
+pub(crate) fn wait_with_peak_rss(
+    child: std::process::Child,
+) -> anyhow::Result<(std::process::ExitStatus, i64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for a child this process spawned and has not reaped.
+    let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if ret < 0 {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    std::mem::forget(child);
+    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss))
+}
+
+/// Runs two commands alternately `repeats` times; returns their median wall times.
+pub(crate) fn alternate(
+    repeats: usize,
+    mut ours: impl FnMut() -> Command,
+    mut theirs: impl FnMut() -> Command,
+) -> anyhow::Result<(Duration, Duration)> {
+    let (mut a, mut b) = (Vec::new(), Vec::new());
+    for _ in 0..repeats {
+        a.push(time(&mut ours())?);
+        b.push(time(&mut theirs())?);
+    }
+    Ok((median(a), median(b)))
+}
+
+pub(crate) fn time(command: &mut Command) -> anyhow::Result<Duration> {
+    let start = Instant::now();
+    run_ok(command)?;
+    Ok(start.elapsed())
+}
+
+pub(crate) fn run_ok(command: &mut Command) -> anyhow::Result<()> {
+    let output = command
+        .output()
+        .with_context(|| format!("cannot run {command:?}"))?;
+    if !output.status.success() {
+        bail!(
+            "{command:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    Ok(())
+}
+
+pub(crate) fn median(mut times: Vec<Duration>) -> Duration {
+    times.sort();
+    times[times.len() / 2]
+}
+
+fn machine() -> String {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .map(|l| l.split(':').nth(1).unwrap_or("").trim().to_owned())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let memory = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|t| {
+            t.lines().next().map(|l| {
+                l.split_whitespace()
+                    .nth(1)
+                    .unwrap_or("0")
+                    .parse::<u64>()
+                    .unwrap_or(0)
+            })
+        })
+        .unwrap_or(0);
+    format!(
+        "{cpu}, {} cores, {:.0} GiB",
+        super::cores(),
+        memory as f64 / 1024.0 / 1024.0
+    )
+}
+
+fn write_results(out: &Path, rows: &[Row]) -> anyhow::Result<()> {
+    let date = String::from_utf8(
+        Command::new("date")
+            .arg("-u")
+            .arg("+%Y-%m-%d %H:%M UTC")
+            .output()?
+            .stdout,
+    )?;
+    let ffmpeg_version =
+        String::from_utf8(Command::new("ffmpeg").arg("-version").output()?.stdout)?
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_owned();
+    let mut md = format!(
+        "# wolf benchmarks\n\nMeasured by `make bench` on {}; machine: {}; {}.\n\n| benchmark | wolf | anchor | ratio | goal | note |\n|---|---|---|---|---|---|\n",
+        date.trim(),
+        machine(),
+        ffmpeg_version
+    );
+    for r in rows {
+        md.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.benchmark, r.wolf, r.anchor, r.ratio, r.goal, r.note
+        ));
+    }
+    std::fs::write(out.join("results.md"), &md)?;
+    std::fs::write(
+        out.join("results.json"),
+        serde_json::to_string_pretty(rows)?,
+    )?;
+    print!("{md}");
+    Ok(())
+}

@@ -1,0 +1,149 @@
+//! `wolf model list|check`: the model entries of a config, and one request to one.
+
+use std::path::PathBuf;
+use std::time::Instant;
+
+use anyhow::Context as _;
+use clap::Subcommand;
+use wolf_pipeline::config::{Config, Plan};
+use wolf_pipeline::models::{
+    ChatRequest, ImageRequest, Message, ModelConfig, ModelSet, Role, Sampling,
+};
+
+use super::Outcome;
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum ModelCommand {
+    /// List the model entries of a config (the defaults without `--config`).
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Load one entry, make one request and print what it said, its latency and token
+    /// counts. Exits non-zero, naming the error's kind, when the request fails.
+    Check {
+        /// The entry's name (`[models.NAME]`).
+        name: String,
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Ask the entry as an image captioner about this image.
+        #[arg(long)]
+        image: Option<PathBuf>,
+        /// The prompt (default: a short greeting, or "Describe the image in details.").
+        #[arg(long)]
+        prompt: Option<String>,
+        /// The most tokens to generate.
+        #[arg(long, default_value_t = 64)]
+        max_tokens: u32,
+    },
+}
+
+pub(crate) async fn run(command: ModelCommand) -> anyhow::Result<Outcome> {
+    match command {
+        ModelCommand::List { config } => list(&plan(config.as_deref())?),
+        ModelCommand::Check {
+            name,
+            config,
+            image,
+            prompt,
+            max_tokens,
+        } => check(&plan(config.as_deref())?, &name, image, prompt, max_tokens).await,
+    }
+}
+
+fn plan(config: Option<&std::path::Path>) -> anyhow::Result<Plan> {
+    let config = match config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    Ok(config.plan()?)
+}
+
+fn list(plan: &Plan) -> anyhow::Result<Outcome> {
+    println!("{:<20} {:<8} {:<52} where", "name", "backend", "roles");
+    for (name, entry) in &plan.models {
+        let roles: Vec<&str> = entry.roles().iter().map(|r| r.as_str()).collect();
+        let place = match entry {
+            ModelConfig::Openai(c) => format!("{} at {}", c.model, c.base_url),
+            ModelConfig::Gguf(c) => c.resolved_path().map_or_else(
+                || "the default model pack (not installed)".into(),
+                |p| p.display().to_string(),
+            ),
+        };
+        println!(
+            "{name:<20} {:<8} {:<52} {place}",
+            entry.backend(),
+            roles.join(", ")
+        );
+    }
+    Ok(Outcome::Done)
+}
+
+async fn check(
+    plan: &Plan,
+    name: &str,
+    image: Option<PathBuf>,
+    prompt: Option<String>,
+    max_tokens: u32,
+) -> anyhow::Result<Outcome> {
+    let role = if image.is_some() {
+        Role::ImageCaptioner
+    } else {
+        Role::Chat
+    };
+    plan.model_for(name, role)?;
+    let models = ModelSet::new(plan.models.clone());
+    let sampling = Sampling {
+        max_tokens,
+        ..Sampling::default()
+    };
+    let started = Instant::now();
+    let reply = match image {
+        Some(path) => {
+            let image = image_rgb(&path)?;
+            let captioner = models.image_captioner(name)?;
+            let request = ImageRequest {
+                images: vec![image],
+                prompt: prompt.unwrap_or_else(|| "Describe the image in details.".into()),
+                system: None,
+                sampling,
+            };
+            captioner.caption_images(&request).await
+        }
+        None => {
+            let chat = models.chat(name)?;
+            let request = ChatRequest {
+                messages: vec![Message::user(
+                    prompt.unwrap_or_else(|| "Say hello in one short sentence.".into()),
+                )],
+                sampling,
+                grammar: None,
+            };
+            chat.chat(&request).await
+        }
+    };
+    let reply = reply?;
+    println!("{}", reply.text.trim());
+    let usage = reply.usage.map_or_else(
+        || "not reported".into(),
+        |u| {
+            format!(
+                "{} prompt + {} generated",
+                u.prompt_tokens, u.completion_tokens
+            )
+        },
+    );
+    println!(
+        "-- `{name}`: {:.0} ms for the request ({:.0} ms with loading), {} attempt(s), tokens: {usage}",
+        reply.latency.as_secs_f64() * 1000.0,
+        started.elapsed().as_secs_f64() * 1000.0,
+        reply.attempts,
+    );
+    Ok(Outcome::Done)
+}
+
+fn image_rgb(path: &std::path::Path) -> anyhow::Result<wolf_pipeline::media::RgbImage> {
+    Ok(image::open(path)
+        .with_context(|| format!("cannot read image `{}`", path.display()))?
+        .to_rgb8())
+}

@@ -1,0 +1,132 @@
+//! Hidden subcommands of the HTTP benchmark (`wolf bench`): `wolf scripted-server`, the
+//! scripted OpenAI-compatible server in a process of its own (so that its CPU is not
+//! counted against either client), and `wolf http-load`, wolf's `openai` client under
+//! load, also in a process of its own so that its CPU can be measured alone.
+
+use std::time::Duration;
+
+use clap::Args;
+use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
+
+use super::Outcome;
+
+#[derive(Debug, Args)]
+pub(crate) struct ScriptedServerArgs {
+    /// Milliseconds before each reply.
+    #[arg(long, default_value_t = 50)]
+    latency_ms: u64,
+    /// Worker threads of the server.
+    #[arg(long, default_value_t = 2)]
+    threads: usize,
+}
+
+/// Serves a fixed reply after a fixed latency; prints the base URL on stdout, then
+/// serves until the process is stopped.
+pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<Outcome> {
+    let script = Script::always(Behaviour::text("Hello! How can I help you today?"))
+        .with_latency(Duration::from_millis(args.latency_ms))
+        .with_recording(false)
+        .with_threads(args.threads);
+    let server = ScriptedServer::start(script)?;
+    {
+        use std::io::Write as _;
+        let mut out = std::io::stdout().lock();
+        writeln!(out, "{}", server.base_url())?;
+        out.flush()?;
+    }
+    tokio::signal::ctrl_c().await?;
+    drop(server);
+    Ok(Outcome::Done)
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct HttpLoadArgs {
+    /// The server's base URL, up to and including `/v1`.
+    #[arg(long)]
+    base_url: String,
+    /// Requests to time (after a warm-up of `--in-flight` requests).
+    #[arg(long, default_value_t = 5000)]
+    requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, default_value_t = 256)]
+    in_flight: usize,
+}
+
+/// Sends `--requests` chat requests with `--in-flight` at once through the `openai`
+/// backend and prints `{"seconds", "ok", "cpu_s"}`: the wall time, the successful
+/// replies and the CPU time of this process (all threads) over the timed requests.
+#[cfg(feature = "openai")]
+pub(crate) async fn load(args: HttpLoadArgs) -> anyhow::Result<Outcome> {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::time::Instant;
+
+    use wolf_pipeline::models::openai::OpenAiModel;
+    use wolf_pipeline::models::{
+        ChatModel as _, ChatRequest, Message, OpenAiConfig, Sampling, VideoInput,
+    };
+
+    let config = OpenAiConfig {
+        base_url: args.base_url,
+        model: "bench".into(),
+        api_key_env: None,
+        max_concurrency: args.in_flight.max(1),
+        timeout_s: 60.0,
+        max_retries: 2,
+        max_backoff_s: 1.0,
+        image_size: 768,
+        jpeg_quality: 85,
+        video: VideoInput::Frames,
+    };
+    let model = Arc::new(OpenAiModel::try_new("bench", &config)?);
+    let request = Arc::new(ChatRequest {
+        messages: vec![Message::user("Say hello.")],
+        sampling: Sampling {
+            max_tokens: 16,
+            ..Sampling::default()
+        },
+        grammar: None,
+    });
+    let run = |total: usize| {
+        let next = Arc::new(AtomicUsize::new(0));
+        let mut workers = tokio::task::JoinSet::new();
+        for _ in 0..args.in_flight.max(1) {
+            let (model, request, next) = (model.clone(), request.clone(), next.clone());
+            workers.spawn(async move {
+                let mut ok = 0usize;
+                while next.fetch_add(1, Ordering::Relaxed) < total {
+                    ok += usize::from(model.chat(&request).await.is_ok());
+                }
+                ok
+            });
+        }
+        async move { workers.join_all().await.into_iter().sum::<usize>() }
+    };
+    run(args.in_flight).await;
+    let cpu = process_cpu();
+    let start = Instant::now();
+    let ok = run(args.requests).await;
+    let seconds = start.elapsed().as_secs_f64();
+    let cpu_s = process_cpu() - cpu;
+    println!(
+        "{}",
+        serde_json::json!({"seconds": seconds, "ok": ok, "cpu_s": cpu_s})
+    );
+    Ok(Outcome::Done)
+}
+
+#[cfg(not(feature = "openai"))]
+pub(crate) async fn load(_args: HttpLoadArgs) -> anyhow::Result<Outcome> {
+    anyhow::bail!("this wolf was built without the `openai` feature")
+}
+
+/// User and system CPU seconds of this process, all threads.
+#[cfg(feature = "openai")]
+fn process_cpu() -> f64 {
+    // SAFETY: zeroed rusage is a valid value; getrusage fills it for this process.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: RUSAGE_SELF with a valid pointer to an rusage.
+    unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    secs(usage.ru_utime) + secs(usage.ru_stime)
+}

@@ -1,0 +1,92 @@
+//! `wolf model list|check` against a scripted OpenAI-compatible server and the default
+//! GGUF LLM.
+
+use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
+
+use crate::util::Dir;
+
+fn openai_config(dir: &Dir, base_url: &str, extra: &str) -> String {
+    let text = format!(
+        "[models.remote]\nbackend = \"openai\"\nbase_url = \"{base_url}\"\nmodel = \"m\"\nmax_retries = 1\nmax_backoff_s = 0.05\ntimeout_s = 2.0\n{extra}\n\
+         [models.local]\nbackend = \"gguf\"\n"
+    );
+    std::fs::write(dir.join("models.toml"), text).unwrap();
+    dir.join("models.toml").display().to_string()
+}
+
+#[test]
+fn check_prints_the_reply_latency_and_tokens_of_an_openai_entry() {
+    let dir = Dir::new();
+    let server = ScriptedServer::start(Script::always(Behaviour::Text(
+        "Hello from the script.".into(),
+    )))
+    .unwrap();
+    let config = openai_config(&dir, server.base_url(), "");
+    let run = dir
+        .wolf(&["model", "check", "remote", "--config", &config])
+        .expect_code(0);
+    assert!(
+        run.stdout().contains("Hello from the script."),
+        "{}",
+        run.stdout()
+    );
+    assert!(run.stdout().contains("1 attempt(s)"), "{}", run.stdout());
+    assert_eq!(server.requests(), 1);
+
+    let list = dir
+        .wolf(&["model", "list", "--config", &config])
+        .expect_code(0)
+        .stdout();
+    assert!(
+        list.contains("remote") && list.contains("openai") && list.contains("local"),
+        "{list}"
+    );
+}
+
+#[test]
+fn check_exits_non_zero_with_the_error_kind() {
+    let dir = Dir::new();
+    let server = ScriptedServer::start(Script::always(Behaviour::ServerError)).unwrap();
+    let config = openai_config(&dir, server.base_url(), "");
+    let run = dir
+        .wolf(&["model", "check", "remote", "--config", &config])
+        .expect_code(2);
+    assert!(run.stderr().contains("server_error"), "{}", run.stderr());
+    assert_eq!(server.requests(), 2, "one retry");
+}
+
+#[test]
+fn a_role_the_backend_cannot_serve_is_refused_by_name() {
+    let dir = Dir::new();
+    let config = openai_config(&dir, "http://127.0.0.1:9/v1", "");
+    let image = dir.join("f.png");
+    image::RgbImage::new(8, 8).save(&image).unwrap();
+    let run = dir
+        .wolf(&[
+            "model",
+            "check",
+            "local",
+            "--config",
+            &config,
+            "--image",
+            image.to_str().unwrap(),
+        ])
+        .expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("model `local` (backend `gguf`) cannot serve as image captioner"),
+        "{}",
+        run.stderr()
+    );
+}
+
+#[test]
+fn the_default_gguf_entry_answers() {
+    let dir = Dir::new();
+    let run = dir
+        .wolf(&["model", "check", "smollm2", "--max-tokens", "16"])
+        .expect_code(0);
+    assert!(run.stdout().contains("generated"), "{}", run.stdout());
+    let reply = run.stdout().lines().next().unwrap_or("").to_owned();
+    assert!(!reply.trim().is_empty(), "{}", run.stdout());
+}

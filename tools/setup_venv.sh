@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The Python environment the tests and benchmarks need beside the project (not the demo):
+# llama-cpp-python's OpenAI-compatible server, a real server for the `openai` backend's
+# tests, and the `openai` client, the anchor of the HTTP benchmark. Into .wolf/venv.
+#
+# llama-cpp-python builds llama.cpp from source (about 13 minutes on two cores): its
+# wheel is built once per machine into a cache outside the checkout
+# ($WOLF_WHEEL_CACHE, default ~/.cache/wolf/wheels) and reused by every clone.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+venv="$root/.wolf/venv"
+cache="${WOLF_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wolf/wheels}"
+llama_version=0.3.36
+openai_version=3.57.0
+want="llama-cpp-python[server]==$llama_version openai==$openai_version"
+
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+if [ "$(cat "$venv/.wolf-requirements" 2>/dev/null)" = "$want" ]; then
+  exit 0
+fi
+mkdir -p "$cache"
+if ! ls "$cache"/llama_cpp_python-"$llama_version"-*.whl >/dev/null 2>&1; then
+  echo "setup: building llama-cpp-python $llama_version for this machine, once (about 13 minutes)"
+  CMAKE_BUILD_PARALLEL_LEVEL=$(nproc) "$venv/bin/pip" wheel --quiet --disable-pip-version-check \
+    --no-deps "llama-cpp-python==$llama_version" -w "$cache"
+fi
+"$venv/bin/pip" install --quiet --disable-pip-version-check --find-links "$cache" $want
+echo "$want" > "$venv/.wolf-requirements"
