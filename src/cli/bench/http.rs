@@ -75,17 +75,7 @@ fn start_server(exe: &Path) -> anyhow::Result<Server> {
 }
 
 fn run_load(command: &mut Command) -> anyhow::Result<Load> {
-    let output = command
-        .stdin(Stdio::null())
-        .output()
-        .with_context(|| format!("cannot run {command:?}"))?;
-    if !output.status.success() {
-        bail!(
-            "{command:?} failed: {}",
-            String::from_utf8_lossy(&output.stderr)
-        );
-    }
-    let text = String::from_utf8(output.stdout)?;
+    let text = run_ok(command.stdin(Stdio::null()))?;
     let line = text.lines().last().unwrap_or("");
     serde_json::from_str(line)
         .with_context(|| format!("{command:?} printed `{line}`, not its JSON"))

@@ -102,7 +102,9 @@ pub(crate) fn time(command: &mut Command) -> anyhow::Result<Duration> {
     Ok(start.elapsed())
 }
 
-pub(crate) fn run_ok(command: &mut Command) -> anyhow::Result<()> {
+/// Runs a command to completion; fails with its stderr unless it succeeds. Returns its
+/// stdout.
+pub(crate) fn run_ok(command: &mut Command) -> anyhow::Result<String> {
     let output = command
         .output()
         .with_context(|| format!("cannot run {command:?}"))?;
@@ -112,7 +114,7 @@ pub(crate) fn run_ok(command: &mut Command) -> anyhow::Result<()> {
             String::from_utf8_lossy(&output.stderr)
         );
     }
-    Ok(())
+    Ok(String::from_utf8(output.stdout)?)
 }
 
 pub(crate) fn median(mut times: Vec<Duration>) -> Duration {
