@@ -6,4 +6,5 @@ mod cli;
 mod frames;
 mod intake;
 mod models;
+mod onnx;
 mod synth;

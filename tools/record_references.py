@@ -6,8 +6,8 @@
    written as 320x240 RGB PNGs under fixtures/inputs/ with fixtures/inputs/inputs.json
    (where each comes from and the world's target text).
 2. For each model folder fixtures/models/<name>/: greedy outputs of the reference
-   implementation, transformers' `generate` on the PyTorch weights of
-   fixtures/checkpoints/<name>/, for batch size 1 (each input alone) and 4 (all
+   implementation, transformers' `generate` on the PyTorch weights that
+   tools/train_captioner.py left in <work>/<kind>/hf/, for batch size 1 (each input alone) and 4 (all
    together): token ids and text.
 3. The same greedy decoding with onnxruntime on the folder's ONNX files, with both
    decoder forms: decoder_model.onnx (no cache: the whole prefix every step) and
@@ -161,14 +161,14 @@ def summary(a: np.ndarray) -> dict:
             "sha256_of_float32_rounded_1e-4": hashlib.sha256(np.round(a, 4).tobytes()).hexdigest()}
 
 
-def record(name: str, files: list[str]) -> dict:
+def record(name: str, files: list[str], checkpoint: Path) -> dict:
     from tokenizers import Tokenizer
     from transformers import VisionEncoderDecoderModel
     folder = ROOT / "fixtures" / "models" / name
     cfg = json.loads((folder / "config.json").read_text())
     gen = json.loads((folder / "generation_config.json").read_text())
     tok = Tokenizer.from_file(str(folder / "tokenizer.json"))
-    model = VisionEncoderDecoderModel.from_pretrained(ROOT / "fixtures" / "checkpoints" / name).eval()
+    model = VisionEncoderDecoderModel.from_pretrained(checkpoint).eval()
     images = load_images(files)
     pixels = preprocess(folder, images)
     max_length = gen["max_length"]
@@ -230,14 +230,16 @@ def main() -> None:
     if a.remake_inputs or not (INPUTS / "inputs.json").exists():
         make_inputs(a.work, a.wolf)
     inputs = json.loads((INPUTS / "inputs.json").read_text())
-    for name, key in [("frame-captioner", "frames"), ("storyboard-captioner", "storyboards")]:
+    for name, key, kind in [("frame-captioner", "frames", "frame"),
+                            ("storyboard-captioner", "storyboards", "storyboard")]:
         if a.only and a.only != name:
             continue
-        if not (ROOT / "fixtures" / "checkpoints" / name).exists():
-            print(f"{name}: no checkpoint, skipped")
+        checkpoint = a.work / kind / "hf"
+        if not (checkpoint / "model.safetensors").exists():
+            print(f"{name}: no PyTorch weights in {checkpoint}, skipped")
             continue
         files = [i["file"] for i in inputs[key]]
-        out = record(name, files)
+        out = record(name, files, checkpoint)
         targets = [i["target"] for i in inputs[key]]
         for got, want in zip(out["transformers"]["batch_4"]["texts"], targets):
             print(f"{name}: {'OK  ' if got == want else 'DIFF'} {got}" + ("" if got == want else f"\n      want {want}"))

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The Python environment the tests and benchmarks need beside the project (not the demo):
 # llama-cpp-python's OpenAI-compatible server, a real server for the `openai` backend's
-# tests, and the `openai` client, the anchor of the HTTP benchmark. Into .wolf/venv.
+# tests, and the `openai` client, the anchor of the HTTP benchmark; onnxruntime with numpy,
+# tokenizers and pillow, the anchor of the ONNX benchmarks (bench/onnx_python.py; the
+# versions are those the fixture references were recorded and checked with). Into .wolf/venv.
 #
 # llama-cpp-python builds llama.cpp from source (about 13 minutes on two cores): its
 # wheel is built once per machine into a cache outside the checkout
@@ -12,7 +14,8 @@ venv="$root/.wolf/venv"
 cache="${WOLF_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wolf/wheels}"
 llama_version=0.3.36
 openai_version=3.57.0
-want="llama-cpp-python[server]==$llama_version openai==$openai_version"
+onnx_anchor="onnxruntime==1.32.0 numpy==2.4.6 tokenizers==0.23.3 pillow==13.0.0"
+want="llama-cpp-python[server]==$llama_version openai==$openai_version $onnx_anchor"
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if [ "$(cat "$venv/.wolf-requirements" 2>/dev/null)" = "$want" ]; then

@@ -13,10 +13,10 @@ its own environment (tools/optimum_env.sh: optimum-onnx pins transformers < 4.58
 Writes:
   fixtures/models/<name>/    config.json, generation_config.json, preprocessor_config.json,
                              tokenizer.json, tokenizer_config.json, special_tokens_map.json,
-                             encoder_model.onnx, decoder_model.onnx,
-                             decoder_with_past_model.onnx, decoder_model_merged.onnx
-  fixtures/checkpoints/<name>/  the PyTorch weights (model.safetensors, config.json), so
-                             that tools/record_references.py can rerun transformers
+                             encoder_model.onnx, decoder_model.onnx, decoder_model_merged.onnx
+                             (and decoder_with_past_model.onnx with --keep-with-past)
+  <work>/<kind>/hf/          the PyTorch weights (model.safetensors, config.json) that
+                             tools/record_references.py runs with transformers
   <work>/<kind>/metrics.json the held-out measurements (also printed)
 """
 
@@ -45,11 +45,13 @@ MAX_LENGTH = 64
 # Architecture and training settings of each kind (the README quotes them).
 SETTINGS = {
     "frame": dict(patch=20, enc_hidden=128, enc_layers=4, enc_heads=4, enc_inter=256,
-                  dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=2e-3, steps=2000,
-                  number_sigma=2.0, number_weight=0.5, aux_weight=1.0, box_weight=5.0, attn_weight=1.0),
-    "storyboard": dict(patch=20, enc_hidden=96, enc_layers=3, enc_heads=4, enc_inter=192,
-                       dec_hidden=96, dec_layers=2, dec_heads=4, batch=32, lr=2e-3, steps=1200,
-                       number_sigma=0.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0),
+                  dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=2e-3, steps=4000,
+                  number_sigma=2.0, number_weight=0.5, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
+                  object_weight=4.0),
+    "storyboard": dict(patch=20, enc_hidden=128, enc_layers=3, enc_heads=4, enc_inter=256,
+                       dec_hidden=128, dec_layers=2, dec_heads=4, batch=32, lr=2e-3, steps=2000,
+                       number_sigma=0.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
+                  object_weight=4.0),
 }
 
 # Classes of the auxiliary token targets: 0 nothing, 1-18 colour x shape, 19-28 the sign
@@ -436,7 +438,10 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
         loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
         caption_loss = loss.item()
         tokens = encoded.last_hidden_state[:, 1:]  # without the CLS token
-        aux = F.cross_entropy(heads["cls"](tokens).flatten(0, 1), cls.flatten())
+        # Object tokens weigh more than the many empty ones.
+        weight = 1.0 + (s["object_weight"] - 1.0) * (cls > 0).float()
+        aux = (F.cross_entropy(heads["cls"](tokens).flatten(0, 1), cls.flatten(), reduction="none")
+               * weight.flatten()).sum() / weight.sum()
         has = cls > 0
         if has.any():
             aux = aux + s["box_weight"] * F.l1_loss(heads["box"](tokens[has]), box[has])
@@ -499,7 +504,7 @@ def evaluate(model, tok, kind: str, work: Path) -> tuple[dict, list[str]]:
 
 # ---------------------------------------------------------------- export
 
-def export(model, kind: str, work: Path, optimum_python: str) -> Path:
+def export(model, kind: str, work: Path, optimum_python: str, keep_with_past: bool = False) -> Path:
     from transformers import ViTImageProcessor
     name = NAMES[kind]
     hf = work / kind / "hf"
@@ -520,9 +525,11 @@ def export(model, kind: str, work: Path, optimum_python: str) -> Path:
     if folder.exists():
         shutil.rmtree(folder)
     folder.mkdir(parents=True)
-    for f in ["encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx",
-              "decoder_model_merged.onnx", "config.json", "generation_config.json",
-              "preprocessor_config.json"]:
+    files = ["encoder_model.onnx", "decoder_model.onnx", "decoder_model_merged.onnx",
+             "config.json", "generation_config.json", "preprocessor_config.json"]
+    if keep_with_past:
+        files.append("decoder_with_past_model.onnx")
+    for f in files:
         shutil.copy(onnx_dir / f, folder / f)
     write_tokenizer_files(folder)
     # The generation settings the references use, stated in full.
@@ -531,12 +538,6 @@ def export(model, kind: str, work: Path, optimum_python: str) -> Path:
                 "decoder_start_token_id": fw.BOS_ID, "bos_token_id": fw.BOS_ID,
                 "eos_token_id": fw.EOS_ID, "pad_token_id": fw.PAD_ID})
     (folder / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    checkpoint = ROOT / "fixtures" / "checkpoints" / name
-    if checkpoint.exists():
-        shutil.rmtree(checkpoint)
-    checkpoint.mkdir(parents=True)
-    for f in ["model.safetensors", "config.json", "generation_config.json"]:
-        shutil.copy(hf / f, checkpoint / f)
     return folder
 
 
@@ -549,6 +550,8 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--optimum-python", default="/tmp/optenv/bin/python")
     p.add_argument("--no-export", action="store_true", help="train and measure only")
+    p.add_argument("--keep-with-past", action="store_true",
+                   help="also keep Optimum's decoder_with_past_model.onnx (the merged model holds it)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     model, tok, s, seconds = train(a.kind, a.work, a.steps, a.seed)
@@ -561,7 +564,7 @@ def main() -> None:
     (out / "eval_predictions.json").write_text(json.dumps(preds, indent=1) + "\n")
     print(json.dumps(metrics, indent=2), flush=True)
     if not a.no_export:
-        folder = export(model, a.kind, a.work, a.optimum_python)
+        folder = export(model, a.kind, a.work, a.optimum_python, a.keep_with_past)
         print(f"wrote {folder}", flush=True)
 
 

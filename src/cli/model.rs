@@ -27,8 +27,12 @@ pub(crate) enum ModelCommand {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Ask the entry as an image captioner about this image.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "text")]
         image: Option<PathBuf>,
+        /// Ask the entry as an embedder for the vectors of these texts (repeat the
+        /// flag for several; their cosine similarities are printed).
+        #[arg(long)]
+        text: Vec<String>,
         /// The prompt (default: a short greeting, or "Describe the image in details.").
         #[arg(long)]
         prompt: Option<String>,
@@ -45,9 +49,17 @@ pub(crate) async fn run(command: ModelCommand) -> anyhow::Result<Outcome> {
             name,
             config,
             image,
+            text,
             prompt,
             max_tokens,
-        } => check(&plan(config.as_deref())?, &name, image, prompt, max_tokens).await,
+        } => {
+            let plan = plan(config.as_deref())?;
+            if text.is_empty() {
+                check(&plan, &name, image, prompt, max_tokens).await
+            } else {
+                check_embedder(&plan, &name, &text).await
+            }
+        }
     }
 }
 
@@ -66,6 +78,10 @@ fn list(plan: &Plan) -> anyhow::Result<Outcome> {
         let place = match entry {
             ModelConfig::Openai(c) => format!("{} at {}", c.model, c.base_url),
             ModelConfig::Gguf(c) => c.resolved_path().map_or_else(
+                || "the default model pack (not installed)".into(),
+                |p| p.display().to_string(),
+            ),
+            ModelConfig::Onnx(c) => c.resolved_path().map_or_else(
                 || "the default model pack (not installed)".into(),
                 |p| p.display().to_string(),
             ),
@@ -138,6 +154,35 @@ async fn check(
         reply.latency.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64() * 1000.0,
         reply.attempts,
+    );
+    Ok(Outcome::Done)
+}
+
+/// Embeds `texts` with entry `name` and prints each vector's size and norm and the
+/// cosine similarity of every pair.
+async fn check_embedder(plan: &Plan, name: &str, texts: &[String]) -> anyhow::Result<Outcome> {
+    plan.model_for(name, Role::Embedder)?;
+    let models = ModelSet::new(plan.models.clone());
+    let embedder = models.embedder(name)?;
+    let started = Instant::now();
+    let vectors = embedder.embed(texts).await?;
+    let elapsed = started.elapsed();
+    for (text, v) in texts.iter().zip(&vectors) {
+        let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+        println!("{} values, norm {norm:.4}: {text}", v.len());
+    }
+    for i in 0..vectors.len() {
+        for j in i + 1..vectors.len() {
+            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
+            let (a, b) = (&vectors[i], &vectors[j]);
+            let cosine = dot(a, b) / (dot(a, a) * dot(b, b)).sqrt().max(f32::MIN_POSITIVE);
+            println!("cosine {cosine:.4}: #{} and #{}", i + 1, j + 1);
+        }
+    }
+    println!(
+        "-- `{name}`: {:.0} ms for {} text(s)",
+        elapsed.as_secs_f64() * 1000.0,
+        texts.len()
     );
     Ok(Outcome::Done)
 }

@@ -17,6 +17,9 @@ pub enum ModelConfig {
     Openai(OpenAiConfig),
     /// A GGUF LLM run in process by llama.cpp.
     Gguf(GgufConfig),
+    /// A model folder run in process by ONNX Runtime: a captioner, an LLM or an
+    /// embedder, as the folder's files say.
+    Onnx(OnnxConfig),
 }
 
 /// `backend = "openai"`.
@@ -81,6 +84,71 @@ pub struct GgufConfig {
     pub context: u32,
 }
 
+/// `backend = "onnx"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OnnxConfig {
+    /// The model folder (the Optimum / transformers.js export layout). Absent: the
+    /// default model pack's embedder.
+    #[serde(default)]
+    pub path: Option<PathBuf>,
+    /// `cpu` (the default) or `cuda` (falls back to the CPU, with a warning, when the
+    /// loaded ONNX Runtime has no usable CUDA provider).
+    #[serde(default)]
+    pub device: OnnxDevice,
+    /// Intra-op threads (default 0: one per core).
+    #[serde(default)]
+    pub threads: usize,
+    /// The most images (captioners) or texts (embedders) run as one batch (default 8).
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// Milliseconds a request waits for others to share its batch (default 5).
+    #[serde(default = "default_batch_wait_ms")]
+    pub batch_wait_ms: u64,
+    /// Captioners: `auto` (the merged KV-cache decoder when present), `merged` or
+    /// `plain`.
+    #[serde(default)]
+    pub decoder: OnnxDecoder,
+    /// Captioners: beams of beam search (1: greedy). Absent: the folder's
+    /// `generation_config.json`.
+    #[serde(default)]
+    pub num_beams: Option<usize>,
+    /// Captioners: the longest caption in tokens, the start token included. Absent: the
+    /// folder's `generation_config.json`.
+    #[serde(default)]
+    pub max_length: Option<usize>,
+}
+
+#[cfg(feature = "onnx")]
+pub use super::onnx::{DecoderForm as OnnxDecoder, Device as OnnxDevice};
+
+/// Where an `onnx` model runs (this build has no `onnx` backend).
+#[cfg(not(feature = "onnx"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnnxDevice {
+    #[default]
+    Cpu,
+    Cuda,
+}
+
+/// Which decoder an `onnx` captioner runs (this build has no `onnx` backend).
+#[cfg(not(feature = "onnx"))]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OnnxDecoder {
+    #[default]
+    Auto,
+    Merged,
+    Plain,
+}
+
+fn default_batch() -> usize {
+    8
+}
+fn default_batch_wait_ms() -> u64 {
+    5
+}
 fn default_concurrency() -> usize {
     8
 }
@@ -109,6 +177,7 @@ impl ModelConfig {
         match self {
             Self::Openai(_) => "openai",
             Self::Gguf(_) => "gguf",
+            Self::Onnx(_) => "onnx",
         }
     }
 
@@ -122,6 +191,13 @@ impl ModelConfig {
                 Role::Embedder,
             ],
             Self::Gguf(_) => &[Role::Chat],
+            // The folder decides which (checked when it is loaded).
+            Self::Onnx(_) => &[
+                Role::ImageCaptioner,
+                Role::VideoCaptioner,
+                Role::Chat,
+                Role::Embedder,
+            ],
         }
     }
 
@@ -162,6 +238,17 @@ impl ModelConfig {
                     return Err(format!("`models.{name}.context` must be at least 64"));
                 }
             }
+            Self::Onnx(c) => {
+                if c.batch == 0 {
+                    return Err(format!("`models.{name}.batch` must be at least 1"));
+                }
+                if c.num_beams == Some(0) {
+                    return Err(format!("`models.{name}.num_beams` must be at least 1"));
+                }
+                if c.max_length.is_some_and(|n| n < 2) {
+                    return Err(format!("`models.{name}.max_length` must be at least 2"));
+                }
+            }
         }
         Ok(())
     }
@@ -176,15 +263,56 @@ impl GgufConfig {
     }
 }
 
-/// The entries a config without `[models]` gets: the default model pack installed by
-/// `make setup`.
-pub fn default_models() -> BTreeMap<String, ModelConfig> {
-    BTreeMap::from([(
-        "smollm2".to_owned(),
-        ModelConfig::Gguf(GgufConfig {
-            path: None,
+impl OnnxConfig {
+    /// An entry for `path` with every other key at its default.
+    pub fn new(path: Option<PathBuf>) -> Self {
+        Self {
+            path,
+            device: OnnxDevice::default(),
             threads: 0,
-            context: default_context(),
-        }),
-    )])
+            batch: default_batch(),
+            batch_wait_ms: default_batch_wait_ms(),
+            decoder: OnnxDecoder::default(),
+            num_beams: None,
+            max_length: None,
+        }
+    }
+
+    /// The model folder: `path`, or the default model pack's embedder.
+    pub fn resolved_path(&self) -> Option<PathBuf> {
+        self.path
+            .clone()
+            .or_else(|| Home::locate().map(|home| home.default_embedder()))
+    }
+}
+
+/// The entries a config without `[models]` gets: the default model pack installed by
+/// `make setup` (the SmolLM2 LLM, the MiniLM embedder) and the checkout's fixture
+/// captioners (`fixtures/models/`).
+pub fn default_models() -> BTreeMap<String, ModelConfig> {
+    let fixtures = Home::locate()
+        .and_then(|home| home.root().parent().map(|p| p.join("fixtures/models")))
+        .unwrap_or_else(|| PathBuf::from("fixtures/models"));
+    BTreeMap::from([
+        (
+            "smollm2".to_owned(),
+            ModelConfig::Gguf(GgufConfig {
+                path: None,
+                threads: 0,
+                context: default_context(),
+            }),
+        ),
+        (
+            "minilm".to_owned(),
+            ModelConfig::Onnx(OnnxConfig::new(None)),
+        ),
+        (
+            "frame-captioner".to_owned(),
+            ModelConfig::Onnx(OnnxConfig::new(Some(fixtures.join("frame-captioner")))),
+        ),
+        (
+            "storyboard-captioner".to_owned(),
+            ModelConfig::Onnx(OnnxConfig::new(Some(fixtures.join("storyboard-captioner")))),
+        ),
+    ])
 }

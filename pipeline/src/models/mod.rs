@@ -6,8 +6,9 @@
 //! implement the roles they can serve; [`ModelConfig::roles`] says which, and the plan
 //! rejects an entry asked for a role its backend cannot serve.
 //!
-//! Backends: `openai` (any OpenAI-compatible server over HTTP, feature `openai`) and
-//! `gguf` (llama.cpp in process, feature `gguf`). Heavy backends sit behind cargo
+//! Backends: `openai` (any OpenAI-compatible server over HTTP, feature `openai`),
+//! `gguf` (llama.cpp in process, feature `gguf`) and `onnx` (ONNX Runtime in process:
+//! captioners, LLMs and embedders from a model folder, feature `onnx`). Heavy backends sit behind cargo
 //! features; an entry whose backend was left out of the build is an error when it is
 //! built, naming the feature.
 //!
@@ -19,6 +20,8 @@ mod entries;
 mod error;
 #[cfg(feature = "gguf")]
 pub mod gguf;
+#[cfg(feature = "onnx")]
+pub mod onnx;
 #[cfg(feature = "openai")]
 pub mod openai;
 #[cfg(any(test, feature = "test-support"))]
@@ -31,7 +34,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-pub use entries::{GgufConfig, ModelConfig, OpenAiConfig, VideoInput, default_models};
+pub use entries::{
+    GgufConfig, ModelConfig, OnnxConfig, OnnxDecoder, OnnxDevice, OpenAiConfig, VideoInput,
+    default_models,
+};
 pub use error::{ErrorKind, ModelError};
 pub use set::ModelSet;
 

@@ -1,5 +1,5 @@
-//! The models of a plan, built on first use and shared: a GGUF model loads once however
-//! many stages use it, and an HTTP model keeps one connection pool.
+//! The models of a plan, built on first use and shared: a GGUF or ONNX model loads once
+//! however many stages use it, and an HTTP model keeps one connection pool.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -15,6 +15,8 @@ enum Built {
     OpenAi(Arc<super::openai::OpenAiModel>),
     #[cfg(feature = "gguf")]
     Gguf(Arc<super::gguf::GgufModel>),
+    #[cfg(feature = "onnx")]
+    Onnx(Arc<super::onnx::OnnxModel>),
 }
 
 /// The models of a plan, by entry name.
@@ -41,6 +43,8 @@ impl ModelSet {
             Built::OpenAi(m) => Ok(m),
             #[cfg(feature = "gguf")]
             Built::Gguf(m) => Ok(m),
+            #[cfg(feature = "onnx")]
+            Built::Onnx(m) => Ok(m),
         }
     }
 
@@ -48,6 +52,8 @@ impl ModelSet {
         match self.get(name, Role::ImageCaptioner)? {
             #[cfg(feature = "openai")]
             Built::OpenAi(m) => Ok(m),
+            #[cfg(feature = "onnx")]
+            Built::Onnx(m) => Ok(m),
             #[allow(unreachable_patterns)]
             _ => Err(self.cannot(name, Role::ImageCaptioner)),
         }
@@ -57,6 +63,8 @@ impl ModelSet {
         match self.get(name, Role::VideoCaptioner)? {
             #[cfg(feature = "openai")]
             Built::OpenAi(m) => Ok(m),
+            #[cfg(feature = "onnx")]
+            Built::Onnx(m) => Ok(m),
             #[allow(unreachable_patterns)]
             _ => Err(self.cannot(name, Role::VideoCaptioner)),
         }
@@ -66,6 +74,8 @@ impl ModelSet {
         match self.get(name, Role::Embedder)? {
             #[cfg(feature = "openai")]
             Built::OpenAi(m) => Ok(m),
+            #[cfg(feature = "onnx")]
+            Built::Onnx(m) => Ok(m),
             #[allow(unreachable_patterns)]
             _ => Err(self.cannot(name, Role::Embedder)),
         }
@@ -93,11 +103,29 @@ impl ModelSet {
             return Err(self.cannot(name, role));
         }
         let mut built = self.built.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(model) = built.get(name) {
-            return Ok(model.clone());
+        let model = match built.get(name) {
+            Some(model) => model.clone(),
+            None => {
+                let model = build(name, entry)?;
+                built.insert(name.to_owned(), model.clone());
+                model
+            }
+        };
+        // An ONNX folder serves the roles of its layout only.
+        #[cfg(feature = "onnx")]
+        if let Built::Onnx(m) = &model
+            && !m.layout().roles().contains(&role)
+        {
+            return Err(ModelError::new(
+                ErrorKind::Unsupported,
+                name,
+                format!(
+                    "its folder holds a {}, which cannot serve as {}",
+                    m.layout().as_str(),
+                    role.as_str()
+                ),
+            ));
         }
-        let model = build(name, entry)?;
-        built.insert(name.to_owned(), model.clone());
         Ok(model)
     }
 }
@@ -116,11 +144,17 @@ fn build(name: &str, entry: &ModelConfig) -> Result<Built, ModelError> {
         )?))),
         #[cfg(not(feature = "gguf"))]
         ModelConfig::Gguf(_) => Err(missing_backend(name, "gguf")),
+        #[cfg(feature = "onnx")]
+        ModelConfig::Onnx(config) => Ok(Built::Onnx(Arc::new(super::onnx::OnnxModel::load(
+            name, config,
+        )?))),
+        #[cfg(not(feature = "onnx"))]
+        ModelConfig::Onnx(_) => Err(missing_backend(name, "onnx")),
     }
 }
 
 /// The error for an entry whose backend was left out of this build.
-#[cfg(not(all(feature = "openai", feature = "gguf")))]
+#[cfg(not(all(feature = "openai", feature = "gguf", feature = "onnx")))]
 fn missing_backend(name: &str, feature: &str) -> ModelError {
     ModelError::new(
         ErrorKind::Unsupported,

@@ -7,6 +7,9 @@
 //!   command line producing the same 16 frames (goal: ratio ≤ 0.5), for two GOP lengths;
 //! - full decode against `ffmpeg -i clip -f null -` (goal ≥ 1.0×);
 //! - intake (hash and probe) of 1,000 small clips: clips/s and peak memory.
+//!
+//! And the model issues': GGUF and HTTP ([`gguf`], [`http`]), ONNX captioners, KV
+//! cache and embedder ([`onnx`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,6 +24,7 @@ use super::{Context, Outcome};
 mod gguf;
 mod http;
 mod media;
+mod onnx;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -33,9 +37,12 @@ pub(crate) struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
+    /// Run only these groups (repeatable): media, gguf, onnx, http. Default: all.
+    #[arg(long, value_parser = ["media", "gguf", "onnx", "http"])]
+    only: Vec<String>,
 }
 
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, serde::Deserialize)]
 pub(crate) struct Row {
     pub benchmark: String,
     pub wolf: String,
@@ -49,17 +56,30 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     let work = args.out.join("work");
     std::fs::create_dir_all(&work)?;
     let exe = std::env::current_exe()?;
+    let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
     let mut rows = Vec::new();
-    for gop in [250, 60] {
-        let clip = media::make_clip(&work, gop)?;
-        rows.push(media::sampling(&exe, &clip, &work, gop, args.repeats)?);
-        if gop == 250 {
-            rows.push(media::full_decode(&clip, args.repeats)?);
+    if wanted("media") {
+        for gop in [250, 60] {
+            let clip = media::make_clip(&work, gop)?;
+            rows.push(media::sampling(&exe, &clip, &work, gop, args.repeats)?);
+            if gop == 250 {
+                rows.push(media::full_decode(&clip, args.repeats)?);
+            }
         }
+        rows.push(media::intake(&exe, &work, args.intake_clips, context).await?);
     }
-    rows.push(media::intake(&exe, &work, args.intake_clips, context).await?);
-    rows.extend(gguf::gguf(&work).await?);
-    rows.extend(http::http(&work).await?);
+    if wanted("gguf") {
+        rows.extend(gguf::gguf(&work).await?);
+    }
+    if wanted("onnx") {
+        rows.extend(onnx::onnx(&work).await?);
+    }
+    if wanted("http") {
+        rows.extend(http::http(&work).await?);
+    }
+    if !args.only.is_empty() {
+        rows = merge_with_previous(&args.out, rows);
+    }
     write_results(&args.out, &rows)?;
     Ok(Outcome::Done)
 }
@@ -148,6 +168,28 @@ fn machine() -> String {
         super::cores(),
         memory as f64 / 1024.0 / 1024.0
     )
+}
+
+/// The previous results with the rows just measured in place of theirs (a partial run,
+/// `--only`); new rows go last.
+fn merge_with_previous(out: &Path, rows: Vec<Row>) -> Vec<Row> {
+    let previous: Vec<Row> = std::fs::read_to_string(out.join("results.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str(&text).ok())
+        .unwrap_or_default();
+    let mut fresh: Vec<Option<Row>> = rows.into_iter().map(Some).collect();
+    let mut merged: Vec<Row> = previous
+        .into_iter()
+        .map(|old| {
+            fresh
+                .iter_mut()
+                .find(|new| new.as_ref().is_some_and(|n| n.benchmark == old.benchmark))
+                .and_then(Option::take)
+                .unwrap_or(old)
+        })
+        .collect();
+    merged.extend(fresh.into_iter().flatten());
+    merged
 }
 
 fn write_results(out: &Path, rows: &[Row]) -> anyhow::Result<()> {

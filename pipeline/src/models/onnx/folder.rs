@@ -1,0 +1,239 @@
+//! The JSON files of a model folder: generation settings (`config.json`,
+//! `generation_config.json`), image preprocessing (`preprocessor_config.json`) and the
+//! tokenizer (`tokenizer.json`).
+
+use std::path::Path;
+
+use image::imageops::{self, FilterType};
+use serde_json::Value;
+use tokenizers::Tokenizer;
+
+use crate::media::RgbImage;
+
+/// A JSON file as a value; a missing file is `Ok(Null)`, a malformed one an error.
+pub fn read_json(path: &Path) -> Result<Value, String> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => serde_json::from_str(&text)
+            .map_err(|e| format!("`{}` is not valid JSON: {e}", path.display())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
+        Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+    }
+}
+
+/// The folder's `tokenizer.json`, as written (padding and truncation included).
+pub fn tokenizer(folder: &Path) -> Result<Tokenizer, String> {
+    let path = folder.join("tokenizer.json");
+    if !path.is_file() {
+        return Err(format!("`{}` has no `tokenizer.json`", folder.display()));
+    }
+    Tokenizer::from_file(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+}
+
+/// Token ids that steer generation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenerationIds {
+    /// The first decoder token (encoder-decoders); for decoder-only models unused.
+    pub decoder_start: Option<i64>,
+    /// Any of these ends a sequence.
+    pub eos: Vec<i64>,
+    /// Fills the rows of a batch that have ended.
+    pub pad: i64,
+    /// The longest sequence, the start token included (transformers' `max_length`).
+    pub max_length: Option<usize>,
+    /// Beams of beam search (1: greedy).
+    pub num_beams: usize,
+    /// Beam search's length penalty (the score is divided by `length ^ penalty`).
+    pub length_penalty: f64,
+}
+
+/// Reads the generation settings: `generation_config.json` first, then `config.json`
+/// and, for encoder-decoders, its `decoder` section.
+pub fn generation_ids(folder: &Path) -> Result<GenerationIds, String> {
+    let generation = read_json(&folder.join("generation_config.json"))?;
+    let config = read_json(&folder.join("config.json"))?;
+    let sources = [&generation, &config, &config["decoder"]];
+    let find = |key: &str| sources.iter().map(|s| &s[key]).find(|v| !v.is_null());
+    let eos = match find("eos_token_id") {
+        Some(Value::Array(ids)) => ids.iter().filter_map(Value::as_i64).collect(),
+        Some(v) => v.as_i64().into_iter().collect(),
+        None => Vec::new(),
+    };
+    let pad = find("pad_token_id")
+        .and_then(Value::as_i64)
+        .or_else(|| eos.first().copied())
+        .unwrap_or(0);
+    Ok(GenerationIds {
+        decoder_start: find("decoder_start_token_id")
+            .and_then(Value::as_i64)
+            .or_else(|| find("bos_token_id").and_then(Value::as_i64)),
+        eos,
+        pad,
+        max_length: find("max_length")
+            .and_then(Value::as_u64)
+            .map(|n| n as usize),
+        num_beams: find("num_beams")
+            .and_then(Value::as_u64)
+            .unwrap_or(1)
+            .max(1) as usize,
+        length_penalty: find("length_penalty")
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0),
+    })
+}
+
+/// Image preprocessing as `preprocessor_config.json` says (the ViT/CLIP image
+/// processors' keys): resize, centre crop, rescale, normalise; RGB, NCHW.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Preprocessor {
+    resize: Option<Resize>,
+    crop: Option<(u32, u32)>,
+    rescale: Option<f32>,
+    mean: [f32; 3],
+    std: [f32; 3],
+    filter: FilterType,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Resize {
+    /// Exactly this width and height.
+    Exact(u32, u32),
+    /// The shorter side to this length, keeping the aspect ratio.
+    ShortestEdge(u32),
+}
+
+impl Preprocessor {
+    pub fn read(folder: &Path) -> Result<Self, String> {
+        let path = folder.join("preprocessor_config.json");
+        if !path.is_file() {
+            return Err(format!(
+                "`{}` has no `preprocessor_config.json`",
+                folder.display()
+            ));
+        }
+        let c = read_json(&path)?;
+        let flag = |key: &str| c[key].as_bool().unwrap_or(true);
+        let size = |v: &Value| -> Option<Resize> {
+            match v {
+                Value::Number(n) => n.as_u64().map(|s| Resize::Exact(s as u32, s as u32)),
+                Value::Object(_) => {
+                    if let (Some(w), Some(h)) = (v["width"].as_u64(), v["height"].as_u64()) {
+                        Some(Resize::Exact(w as u32, h as u32))
+                    } else {
+                        v["shortest_edge"]
+                            .as_u64()
+                            .map(|s| Resize::ShortestEdge(s as u32))
+                    }
+                }
+                _ => None,
+            }
+        };
+        let resize = if flag("do_resize") {
+            Some(size(&c["size"]).ok_or_else(|| {
+                format!("`{}`: `size` is missing or not understood", path.display())
+            })?)
+        } else {
+            None
+        };
+        let crop = if c["do_center_crop"].as_bool().unwrap_or(false) {
+            match size(&c["crop_size"]) {
+                Some(Resize::Exact(w, h)) => Some((w, h)),
+                _ => {
+                    return Err(format!(
+                        "`{}`: `crop_size` is not understood",
+                        path.display()
+                    ));
+                }
+            }
+        } else {
+            None
+        };
+        let triple = |key: &str, default: f32| -> Result<[f32; 3], String> {
+            match &c[key] {
+                Value::Null => Ok([default; 3]),
+                Value::Number(n) => Ok([n.as_f64().unwrap_or(default as f64) as f32; 3]),
+                Value::Array(a) if a.len() == 3 => {
+                    let v: Vec<f32> = a
+                        .iter()
+                        .filter_map(Value::as_f64)
+                        .map(|x| x as f32)
+                        .collect();
+                    v.try_into()
+                        .map_err(|_| format!("`{}`: `{key}` is not three numbers", path.display()))
+                }
+                _ => Err(format!(
+                    "`{}`: `{key}` is not three numbers",
+                    path.display()
+                )),
+            }
+        };
+        let normalise = flag("do_normalize");
+        Ok(Self {
+            resize,
+            crop,
+            rescale: flag("do_rescale")
+                .then(|| c["rescale_factor"].as_f64().unwrap_or(1.0 / 255.0) as f32),
+            mean: if normalise {
+                triple("image_mean", 0.5)?
+            } else {
+                [0.0; 3]
+            },
+            std: if normalise {
+                triple("image_std", 0.5)?
+            } else {
+                [1.0; 3]
+            },
+            // PIL's codes: 0 nearest, 2 bilinear (the default), 3 bicubic.
+            filter: match c["resample"].as_u64() {
+                Some(0) => FilterType::Nearest,
+                Some(3) => FilterType::CatmullRom,
+                _ => FilterType::Triangle,
+            },
+        })
+    }
+
+    /// Writes one image as CHW floats into `out` (3 × height × width values) and
+    /// returns its (width, height).
+    pub fn apply(&self, image: &RgbImage, out: &mut Vec<f32>) -> (u32, u32) {
+        let mut image = std::borrow::Cow::Borrowed(image);
+        if let Some(resize) = self.resize {
+            let (w, h) = match resize {
+                Resize::Exact(w, h) => (w, h),
+                Resize::ShortestEdge(s) => {
+                    let (w, h) = image.dimensions();
+                    let scale = s as f64 / w.min(h) as f64;
+                    (
+                        ((w as f64 * scale).round() as u32).max(1),
+                        ((h as f64 * scale).round() as u32).max(1),
+                    )
+                }
+            };
+            // Resizing to the same size is the identity (as in PIL).
+            if image.dimensions() != (w, h) {
+                image =
+                    std::borrow::Cow::Owned(imageops::resize(image.as_ref(), w, h, self.filter));
+            }
+        }
+        if let Some((cw, ch)) = self.crop {
+            let (w, h) = image.dimensions();
+            if (w, h) != (cw, ch) {
+                let x = w.saturating_sub(cw) / 2;
+                let y = h.saturating_sub(ch) / 2;
+                let cropped =
+                    imageops::crop_imm(image.as_ref(), x, y, cw.min(w), ch.min(h)).to_image();
+                image = std::borrow::Cow::Owned(crate::media::pad_to(&cropped, cw, ch));
+            }
+        }
+        let (w, h) = image.dimensions();
+        let plane = (w * h) as usize;
+        let start = out.len();
+        out.resize(start + 3 * plane, 0.0);
+        let rescale = self.rescale.unwrap_or(1.0);
+        for (i, pixel) in image.pixels().enumerate() {
+            for c in 0..3 {
+                let v = pixel[c] as f32 * rescale;
+                out[start + c * plane + i] = (v - self.mean[c]) / self.std[c];
+            }
+        }
+        (w, h)
+    }
+}

@@ -1,0 +1,284 @@
+//! Decoder-only causal LLMs with a KV cache (`decoder_model_merged.onnx`, or
+//! `model.onnx` with or without `past_key_values.*`), prompts built with the chat
+//! template of `tokenizer_config.json` (Jinja, rendered by minijinja).
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{Environment, Error as JinjaError, ErrorKind as JinjaErrorKind, context};
+use tokenizers::Tokenizer;
+
+use super::folder::{self, GenerationIds};
+use super::generate::{Context, Decoder};
+use super::runtime::{Graph, SessionOptions};
+use crate::models::{ChatRequest, Message, Sampling, Speaker, Usage};
+
+/// What one request produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Generation {
+    pub text: String,
+    pub usage: Usage,
+}
+
+/// A loaded LLM folder.
+pub struct CausalLm {
+    folder: PathBuf,
+    decoder: Decoder,
+    tokenizer: Tokenizer,
+    template: String,
+    bos: String,
+    eos: String,
+    ids: GenerationIds,
+    /// The longest sequence the model takes (`max_position_embeddings`), if known.
+    context: Option<usize>,
+}
+
+impl std::fmt::Debug for CausalLm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CausalLm")
+            .field("folder", &self.folder)
+            .finish_non_exhaustive()
+    }
+}
+
+impl CausalLm {
+    pub fn load(folder: &Path, options: SessionOptions) -> Result<Self, String> {
+        let merged = folder.join("decoder_model_merged.onnx");
+        let file = if merged.is_file() {
+            merged
+        } else {
+            folder.join("model.onnx")
+        };
+        let decoder = Decoder::new(Graph::load(&file, options)?, false)?;
+        let tokenizer_config = folder::read_json(&folder.join("tokenizer_config.json"))?;
+        let template = match &tokenizer_config["chat_template"] {
+            serde_json::Value::String(t) => t.clone(),
+            serde_json::Value::Array(named) => named
+                .iter()
+                .find(|t| t["name"] == "default")
+                .and_then(|t| t["template"].as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("`{}`: no `default` chat template", folder.display()))?,
+            _ => {
+                return Err(format!(
+                    "`{}` has no `chat_template` in `tokenizer_config.json`",
+                    folder.display()
+                ));
+            }
+        };
+        let token_text = |key: &str| match &tokenizer_config[key] {
+            serde_json::Value::String(s) => s.clone(),
+            v => v["content"].as_str().unwrap_or_default().to_owned(),
+        };
+        let config = folder::read_json(&folder.join("config.json"))?;
+        let lm = Self {
+            folder: folder.to_owned(),
+            decoder,
+            tokenizer: folder::tokenizer(folder)?,
+            template,
+            bos: token_text("bos_token"),
+            eos: token_text("eos_token"),
+            ids: folder::generation_ids(folder)?,
+            context: config["max_position_embeddings"]
+                .as_u64()
+                .map(|n| n as usize),
+        };
+        lm.prompt(&[Message::user("hello")])
+            .map_err(|e| format!("`{}`: the chat template fails: {e}", folder.display()))?;
+        Ok(lm)
+    }
+
+    /// The chat rendered by the model's template, ending with the assistant's turn.
+    pub fn prompt(&self, messages: &[Message]) -> Result<String, String> {
+        let mut env = Environment::new();
+        env.add_function(
+            "raise_exception",
+            |message: String| -> Result<String, JinjaError> {
+                Err(JinjaError::new(JinjaErrorKind::InvalidOperation, message))
+            },
+        );
+        env.add_template("chat", &self.template)
+            .map_err(|e| format!("the chat template does not parse: {e}"))?;
+        let messages: Vec<_> = messages
+            .iter()
+            .map(|m| {
+                let role = match m.role {
+                    Speaker::System => "system",
+                    Speaker::User => "user",
+                    Speaker::Assistant => "assistant",
+                };
+                context! { role => role, content => m.content }
+            })
+            .collect();
+        env.get_template("chat")
+            .and_then(|t| {
+                t.render(context! {
+                    messages => messages,
+                    add_generation_prompt => true,
+                    bos_token => self.bos,
+                    eos_token => self.eos,
+                })
+            })
+            .map_err(|e| format!("cannot render the chat template: {e}"))
+    }
+
+    /// Answers one request. `cancelled` is polled once per token.
+    pub fn generate(
+        &mut self,
+        request: &ChatRequest,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Generation, String> {
+        let prompt = self.prompt(&request.messages)?;
+        let encoding = self
+            .tokenizer
+            .encode(prompt, false)
+            .map_err(|e| format!("cannot tokenise: {e}"))?;
+        let prompt_ids: Vec<i64> = encoding.get_ids().iter().map(|&i| i as i64).collect();
+        if prompt_ids.is_empty() {
+            return Err("the prompt has no tokens".into());
+        }
+        let sampling = &request.sampling;
+        let mut max_new = sampling.max_tokens as usize;
+        if let Some(context) = self.context {
+            if prompt_ids.len() >= context {
+                return Err(format!(
+                    "context overflow: the prompt has {} tokens; the model takes {context}",
+                    prompt_ids.len()
+                ));
+            }
+            max_new = max_new.min(context - prompt_ids.len());
+        }
+        let mut sampler = Sampler::new(sampling);
+        let mut tokens = vec![prompt_ids.clone()];
+        let mut generated: Vec<u32> = Vec::new();
+        let mut cache = None;
+        let mut text = String::new();
+        let context = Context { encoder: None };
+        while generated.len() < max_new {
+            if cancelled() {
+                return Err("cancelled".into());
+            }
+            let (logits, _) = self.decoder.step(&tokens, &mut cache, &context)?;
+            let next = sampler.choose(&logits);
+            if self.ids.eos.contains(&next) {
+                break;
+            }
+            tokens[0].push(next);
+            generated.push(next as u32);
+            text = self
+                .tokenizer
+                .decode(&generated, true)
+                .map_err(|e| format!("cannot decode tokens: {e}"))?;
+            if let Some(cut) = sampling
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .filter_map(|s| text.find(s.as_str()))
+                .min()
+            {
+                text.truncate(cut);
+                break;
+            }
+        }
+        Ok(Generation {
+            text,
+            usage: Usage {
+                prompt_tokens: prompt_ids.len() as u32,
+                completion_tokens: generated.len() as u32,
+            },
+        })
+    }
+}
+
+/// Picks the next token: the most likely one at temperature 0, else a draw from the
+/// softmax at the temperature, restricted to the nucleus `top_p`.
+struct Sampler {
+    temperature: f32,
+    top_p: f32,
+    state: u64,
+}
+
+impl Sampler {
+    fn new(sampling: &Sampling) -> Self {
+        let seed = sampling.seed.unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(1, |d| d.as_nanos() as u64)
+        });
+        Self {
+            temperature: sampling.temperature,
+            top_p: sampling.top_p.unwrap_or(1.0),
+            state: seed | 1,
+        }
+    }
+
+    /// xorshift64*: a uniform draw in [0, 1).
+    fn uniform(&mut self) -> f64 {
+        self.state ^= self.state >> 12;
+        self.state ^= self.state << 25;
+        self.state ^= self.state >> 27;
+        (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
+    }
+
+    fn choose(&mut self, logits: &[f32]) -> i64 {
+        let best = logits
+            .iter()
+            .enumerate()
+            .fold(0, |b, (i, &v)| if v > logits[b] { i } else { b });
+        if self.temperature <= 0.0 {
+            return best as i64;
+        }
+        let t = self.temperature as f64;
+        let max = logits[best] as f64;
+        let mut weights: Vec<(usize, f64)> = logits
+            .iter()
+            .enumerate()
+            .map(|(i, &l)| (i, ((l as f64 - max) / t).exp()))
+            .collect();
+        weights.sort_by(|a, b| b.1.total_cmp(&a.1));
+        let total: f64 = weights.iter().map(|w| w.1).sum();
+        let mut kept = 0.0;
+        let mut nucleus = weights.len();
+        for (n, w) in weights.iter().enumerate() {
+            kept += w.1 / total;
+            if kept >= self.top_p as f64 {
+                nucleus = n + 1;
+                break;
+            }
+        }
+        let weights = &weights[..nucleus];
+        let sum: f64 = weights.iter().map(|w| w.1).sum();
+        let mut draw = self.uniform() * sum;
+        for &(i, w) in weights {
+            if draw < w {
+                return i as i64;
+            }
+            draw -= w;
+        }
+        weights[weights.len() - 1].0 as i64
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn greedy_sampler_takes_the_largest_logit() {
+        let mut s = Sampler::new(&Sampling::default());
+        assert_eq!(s.choose(&[0.1, 3.0, 2.0]), 1);
+    }
+
+    #[test]
+    fn a_tiny_nucleus_keeps_only_the_best_token() {
+        let sampling = Sampling {
+            temperature: 1.0,
+            top_p: Some(0.01),
+            seed: Some(7),
+            ..Sampling::default()
+        };
+        let mut s = Sampler::new(&sampling);
+        for _ in 0..20 {
+            assert_eq!(s.choose(&[0.0, 5.0, 1.0]), 1);
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! ONNX Runtime itself: the library loaded once per process, sessions built with the
+//! entry's device and threads, and [`Graph`], a session that knows its input and
+//! output names.
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use ort::environment::Environment;
+use ort::ep::{self, ExecutionProvider as _};
+use ort::session::Session;
+use ort::session::SessionInputValue;
+use ort::session::builder::{GraphOptimizationLevel, SessionBuilder};
+use ort::value::{DynValue, ValueType};
+use serde::{Deserialize, Serialize};
+use tracing::{info, warn};
+
+use crate::home::Home;
+
+/// Where a model runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Device {
+    #[default]
+    Cpu,
+    /// The CUDA execution provider, when the loaded library has it; else the CPU,
+    /// with a warning.
+    Cuda,
+}
+
+/// How sessions are built.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SessionOptions {
+    pub device: Device,
+    /// Intra-op threads; 0 is one per core.
+    pub threads: usize,
+}
+
+impl Default for SessionOptions {
+    fn default() -> Self {
+        Self {
+            device: Device::Cpu,
+            threads: 0,
+        }
+    }
+}
+
+/// The library file: `ORT_DYLIB_PATH`, else `.wolf/ort/libonnxruntime.so`.
+pub fn library_path() -> Option<PathBuf> {
+    std::env::var_os("ORT_DYLIB_PATH")
+        .map(PathBuf::from)
+        .or_else(|| Home::locate().map(|home| home.ort_library()))
+}
+
+/// The process's ONNX Runtime environment, loading the library on first use.
+pub fn environment() -> Result<&'static Environment, String> {
+    static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+    ENVIRONMENT
+        .get_or_init(|| {
+            let path = library_path().ok_or_else(|| {
+                "ONNX Runtime's library was not found: no `ORT_DYLIB_PATH` and no `.wolf/` \
+                 folder; run `make setup`"
+                    .to_owned()
+            })?;
+            if !path.is_file() {
+                return Err(format!(
+                    "ONNX Runtime's library `{}` does not exist; run `make setup`",
+                    path.display()
+                ));
+            }
+            ort::init_from(&path)
+                .map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", path.display()))?
+                .with_name("wolf")
+                .build()
+                .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+        })
+        .as_ref()
+        .map_err(Clone::clone)
+}
+
+/// A session with its input and output names.
+pub struct Graph {
+    pub session: Session,
+    pub file: PathBuf,
+    inputs: Vec<(String, ValueType)>,
+    outputs: Vec<String>,
+}
+
+impl std::fmt::Debug for Graph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Graph").field("file", &self.file).finish()
+    }
+}
+
+impl Graph {
+    /// Loads `file` with `options`. CUDA falls back to the CPU with a warning.
+    pub fn load(file: &Path, options: SessionOptions) -> Result<Self, String> {
+        let env = environment()?;
+        if !file.is_file() {
+            return Err(format!("`{}` does not exist", file.display()));
+        }
+        let threads = match options.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        };
+        let fail = |e: &dyn std::fmt::Display| format!("cannot load `{}`: {e}", file.display());
+        let builder = || -> Result<_, String> {
+            Session::builder(env)
+                .map_err(|e| fail(&e))?
+                .with_optimization_level(GraphOptimizationLevel::All)
+                .map_err(|e| fail(&e))?
+                .with_intra_threads(threads)
+                .map_err(|e| fail(&e))?
+                .with_inter_threads(1)
+                .map_err(|e| fail(&e))
+        };
+        let mut builder = builder()?;
+        if options.device == Device::Cuda {
+            let (with, registered) = with_cuda(builder);
+            builder = with;
+            match registered {
+                Ok(()) => info!(file = %file.display(), "Registered the CUDA execution provider."),
+                Err(reason) => warn!(
+                    file = %file.display(),
+                    %reason,
+                    "CUDA is not available; running on the CPU."
+                ),
+            }
+        }
+        let session = builder.commit_from_file(file).map_err(|e| fail(&e))?;
+        let inputs = session
+            .inputs()
+            .iter()
+            .map(|i| (i.name().to_owned(), i.dtype().clone()))
+            .collect();
+        let outputs = session
+            .outputs()
+            .iter()
+            .map(|o| o.name().to_owned())
+            .collect();
+        Ok(Self {
+            session,
+            file: file.to_owned(),
+            inputs,
+            outputs,
+        })
+    }
+
+    pub fn input_names(&self) -> impl Iterator<Item = &str> {
+        self.inputs.iter().map(|(n, _)| n.as_str())
+    }
+
+    pub fn has_input(&self, name: &str) -> bool {
+        self.inputs.iter().any(|(n, _)| n == name)
+    }
+
+    pub fn has_output(&self, name: &str) -> bool {
+        self.outputs.iter().any(|n| n == name)
+    }
+
+    /// The declared shape of an input, symbolic dimensions as -1.
+    pub fn input_shape(&self, name: &str) -> Option<Vec<i64>> {
+        self.inputs
+            .iter()
+            .find(|(n, _)| n == name)
+            .and_then(|(_, t)| t.tensor_shape())
+            .map(|s| s.to_vec())
+    }
+
+    /// An error naming an input this code does not know how to fill.
+    pub fn unexpected_input(&self, name: &str) -> String {
+        format!(
+            "`{}` has an input this backend does not know: `{name}` (inputs: {})",
+            self.file.display(),
+            self.input_names().collect::<Vec<_>>().join(", ")
+        )
+    }
+
+    /// An error naming an input or output the layout needs and the graph lacks.
+    pub fn require(&self, inputs: &[&str], outputs: &[&str]) -> Result<(), String> {
+        for input in inputs {
+            if !self.has_input(input) {
+                return Err(format!(
+                    "`{}` has no input `{input}` (inputs: {})",
+                    self.file.display(),
+                    self.input_names().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        for output in outputs {
+            if !self.has_output(output) {
+                return Err(format!(
+                    "`{}` has no output `{output}` (outputs: {})",
+                    self.file.display(),
+                    self.outputs.join(", ")
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs the graph on named inputs and returns the named outputs, in order.
+    pub fn run(
+        &mut self,
+        inputs: Vec<(String, SessionInputValue<'_>)>,
+        wanted: &[&str],
+    ) -> Result<Vec<DynValue>, String> {
+        let file = self.file.display().to_string();
+        let mut outputs = self
+            .session
+            .run(inputs)
+            .map_err(|e| format!("`{file}` failed: {e}"))?;
+        wanted
+            .iter()
+            .map(|name| {
+                outputs
+                    .remove(name)
+                    .ok_or_else(|| format!("`{file}` gave no output `{name}`"))
+            })
+            .collect()
+    }
+}
+
+/// Registers CUDA on the builder, or says why it cannot be and gives the builder
+/// back as it was (a CPU builder).
+fn with_cuda(builder: SessionBuilder) -> (SessionBuilder, Result<(), String>) {
+    match ep::CUDA::is_available() {
+        Ok(true) => {}
+        Ok(false) => {
+            let reason = "the loaded ONNX Runtime library has no CUDA provider";
+            return (builder, Err(reason.into()));
+        }
+        Err(e) => return (builder, Err(e.to_string())),
+    }
+    match builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]) {
+        Ok(builder) => (builder, Ok(())),
+        Err(e) => {
+            let reason = e.to_string();
+            (e.recover(), Err(reason))
+        }
+    }
+}

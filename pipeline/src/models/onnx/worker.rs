@@ -1,0 +1,331 @@
+//! The inference thread of an ONNX model and its dynamic batching.
+//!
+//! The thread waits for a job, then gathers more for up to the batch wait, until the
+//! batch holds `batch` images (captioners) or texts (embedders), and runs them as one
+//! batch; an LLM answers one request at a time. Jobs whose caller went away are
+//! skipped before the batch runs, and a batch stops early when every caller is gone.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::debug;
+
+use super::captioner::{Caption, VisionCaptioner};
+use super::embedder::SentenceEmbedder;
+use super::generate::{DecoderForm, Search};
+use super::llm::{CausalLm, Generation};
+use super::runtime::SessionOptions;
+use super::{Layout, QUEUE};
+use crate::media::RgbImage;
+use crate::models::{ChatRequest, ErrorKind, ModelError};
+
+/// What the inference thread starts from.
+pub struct WorkerSettings {
+    pub name: String,
+    pub folder: PathBuf,
+    pub layout: Layout,
+    pub options: SessionOptions,
+    pub search: Search,
+    pub decoder: DecoderForm,
+    /// The most images or texts in one batch.
+    pub batch: usize,
+    /// How long the first job of a batch waits for company.
+    pub batch_wait: Duration,
+}
+
+type Answer<T> = oneshot::Sender<Result<T, ModelError>>;
+
+/// One request. Captions and embeddings run in batches that mix callers, so only a
+/// chat carries its caller's span.
+enum Job {
+    Caption(RgbImage, Answer<Caption>),
+    Embed(Vec<String>, Answer<Vec<Vec<f32>>>),
+    Chat(Box<ChatRequest>, Answer<Generation>, tracing::Span),
+}
+
+impl Job {
+    fn is_closed(&self) -> bool {
+        match self {
+            Self::Caption(_, a) => a.is_closed(),
+            Self::Embed(_, a) => a.is_closed(),
+            Self::Chat(_, a, _) => a.is_closed(),
+        }
+    }
+
+    /// Images or texts the job adds to a batch.
+    fn size(&self) -> usize {
+        match self {
+            Self::Embed(texts, _) => texts.len().max(1),
+            _ => 1,
+        }
+    }
+}
+
+/// The loaded model the thread owns.
+enum Engine {
+    Captioner(Box<VisionCaptioner>),
+    Embedder(Box<SentenceEmbedder>),
+    Lm(Box<CausalLm>),
+}
+
+/// The sending side of a model's thread.
+pub struct Worker {
+    name: String,
+    jobs: mpsc::Sender<Job>,
+}
+
+impl Worker {
+    /// Starts the thread and waits until the model is loaded.
+    pub fn start(settings: WorkerSettings) -> Result<Self, ModelError> {
+        let name = settings.name.clone();
+        let (jobs, queue) = mpsc::channel(QUEUE);
+        let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name(format!("onnx-{name}"))
+            .spawn(move || serve(settings, ready_tx, queue))
+            .map_err(|e| {
+                ModelError::new(
+                    ErrorKind::Load,
+                    &name,
+                    format!("cannot start the inference thread: {e}"),
+                )
+            })?;
+        match ready_rx.recv() {
+            Ok(Ok(())) => Ok(Self { name, jobs }),
+            Ok(Err(error)) => Err(error),
+            Err(_) => Err(ModelError::new(
+                ErrorKind::Load,
+                &name,
+                "the inference thread stopped while loading",
+            )),
+        }
+    }
+
+    fn stopped(&self) -> ModelError {
+        ModelError::new(
+            ErrorKind::Cancelled,
+            &self.name,
+            "the inference thread has stopped",
+        )
+    }
+
+    async fn ask<T>(
+        &self,
+        job: impl FnOnce(Answer<T>) -> Job,
+        answer: oneshot::Receiver<Result<T, ModelError>>,
+        reply: Answer<T>,
+    ) -> Result<T, ModelError> {
+        self.jobs
+            .send(job(reply))
+            .await
+            .map_err(|_| self.stopped())?;
+        answer.await.map_err(|_| self.stopped())?
+    }
+
+    pub async fn caption(&self, image: RgbImage) -> Result<Caption, ModelError> {
+        let (reply, answer) = oneshot::channel();
+        self.ask(|r| Job::Caption(image, r), answer, reply).await
+    }
+
+    pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ModelError> {
+        if texts.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (reply, answer) = oneshot::channel();
+        self.ask(|r| Job::Embed(texts, r), answer, reply).await
+    }
+
+    pub async fn chat(&self, request: ChatRequest) -> Result<Generation, ModelError> {
+        let (reply, answer) = oneshot::channel();
+        let span = tracing::Span::current();
+        self.ask(|r| Job::Chat(Box::new(request), r, span), answer, reply)
+            .await
+    }
+}
+
+fn load(settings: &WorkerSettings) -> Result<Engine, String> {
+    let folder = &settings.folder;
+    Ok(match settings.layout {
+        Layout::VisionEncoderDecoder => Engine::Captioner(Box::new(VisionCaptioner::load(
+            folder,
+            settings.options,
+            settings.decoder,
+            settings.search,
+        )?)),
+        Layout::Embedder => {
+            Engine::Embedder(Box::new(SentenceEmbedder::load(folder, settings.options)?))
+        }
+        Layout::CausalLm => Engine::Lm(Box::new(CausalLm::load(folder, settings.options)?)),
+    })
+}
+
+/// The inference thread: loads, reports readiness, then serves batches until every
+/// sender is gone.
+fn serve(
+    settings: WorkerSettings,
+    ready: std::sync::mpsc::SyncSender<Result<(), ModelError>>,
+    mut queue: mpsc::Receiver<Job>,
+) {
+    let name = settings.name.clone();
+    let started = Instant::now();
+    let mut engine = match load(&settings) {
+        Ok(engine) => engine,
+        Err(message) => {
+            let _ = ready.send(Err(ModelError::new(ErrorKind::Load, &name, message)));
+            return;
+        }
+    };
+    debug!(
+        model = %name,
+        folder = %settings.folder.display(),
+        elapsed_ms = started.elapsed().as_millis() as u64,
+        "Loaded an ONNX model."
+    );
+    let clock = match tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+    {
+        Ok(clock) => clock,
+        Err(e) => {
+            let message = format!("cannot start the batching clock: {e}");
+            let _ = ready.send(Err(ModelError::new(ErrorKind::Load, &name, message)));
+            return;
+        }
+    };
+    let _ = ready.send(Ok(()));
+    drop(ready);
+    let limit = match engine {
+        Engine::Lm(_) => 1,
+        _ => settings.batch.max(1),
+    };
+    while let Some(first) = queue.blocking_recv() {
+        let mut batch = vec![first];
+        let mut size = batch[0].size();
+        let deadline = Instant::now() + settings.batch_wait;
+        while size < limit {
+            let next = match queue.try_recv() {
+                Ok(job) => Some(job),
+                Err(mpsc::error::TryRecvError::Disconnected) => None,
+                Err(mpsc::error::TryRecvError::Empty) => {
+                    let left = deadline.saturating_duration_since(Instant::now());
+                    if left.is_zero() {
+                        None
+                    } else {
+                        clock
+                            .block_on(async { tokio::time::timeout(left, queue.recv()).await })
+                            .ok()
+                            .flatten()
+                    }
+                }
+            };
+            let Some(job) = next else { break };
+            size += job.size();
+            batch.push(job);
+        }
+        batch.retain(|job| {
+            let closed = job.is_closed();
+            if closed {
+                debug!(model = %name, "Skipped a request whose caller went away.");
+            }
+            !closed
+        });
+        if !batch.is_empty() {
+            run_batch(&mut engine, batch, &name, limit);
+        }
+    }
+}
+
+/// Runs one batch and answers every job in it. A panic fails the batch, not the
+/// thread.
+fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
+    let fail = |message: String| ModelError::new(ErrorKind::ServerError, name, message);
+    let guarded = |f: &mut dyn FnMut() -> Result<(), String>| {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+            .unwrap_or_else(|_| Err("inference panicked".to_owned()))
+    };
+    match engine {
+        Engine::Captioner(captioner) => {
+            let mut images = Vec::with_capacity(batch.len());
+            let mut answers = Vec::with_capacity(batch.len());
+            for job in batch {
+                if let Job::Caption(image, answer) = job {
+                    images.push(image);
+                    answers.push(answer);
+                }
+            }
+            let closed = || answers.iter().all(|a| a.is_closed());
+            let mut result = Err(String::new());
+            let outcome = guarded(&mut || {
+                result = captioner.caption(&images, &closed);
+                Ok(())
+            });
+            let result = outcome.and(result);
+            match result {
+                Ok(captions) => {
+                    for (answer, caption) in answers.into_iter().zip(captions) {
+                        let _ = answer.send(Ok(caption));
+                    }
+                }
+                Err(message) => {
+                    for answer in answers {
+                        let _ = answer.send(Err(fail(message.clone())));
+                    }
+                }
+            }
+        }
+        Engine::Embedder(embedder) => {
+            let mut texts = Vec::new();
+            let mut answers = Vec::new();
+            for job in batch {
+                if let Job::Embed(t, answer) = job {
+                    answers.push((answer, t.len()));
+                    texts.extend(t);
+                }
+            }
+            let mut vectors = Vec::with_capacity(texts.len());
+            let outcome = guarded(&mut || {
+                for chunk in texts.chunks(limit) {
+                    vectors.extend(embedder.embed(chunk)?);
+                }
+                Ok(())
+            });
+            match outcome {
+                Ok(()) => {
+                    let mut vectors = vectors.into_iter();
+                    for (answer, n) in answers {
+                        let _ = answer.send(Ok(vectors.by_ref().take(n).collect()));
+                    }
+                }
+                Err(message) => {
+                    for (answer, _) in answers {
+                        let _ = answer.send(Err(fail(message.clone())));
+                    }
+                }
+            }
+        }
+        Engine::Lm(lm) => {
+            for job in batch {
+                if let Job::Chat(request, answer, span) = job {
+                    let closed = || answer.is_closed();
+                    let mut result = Err(String::new());
+                    let outcome = span.in_scope(|| {
+                        guarded(&mut || {
+                            result = lm.generate(&request, &closed);
+                            Ok(())
+                        })
+                    });
+                    let result = outcome.and(result).map_err(|message| {
+                        let kind = if message.starts_with("context overflow") {
+                            ErrorKind::ContextOverflow
+                        } else {
+                            ErrorKind::ServerError
+                        };
+                        ModelError::new(kind, name, message)
+                    });
+                    let _ = answer.send(result);
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,455 @@
+//! The `onnx` backend on real ONNX Runtime: the fixture captioners against the
+//! reference implementation's recorded greedy outputs (token for token, both decoder
+//! forms, batch sizes 1 and 4), the default embedder against sentence-transformers'
+//! vectors, folder errors, dynamic batching, and `wolf model check`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde_json::Value;
+use wolf_pipeline::media::RgbImage;
+use wolf_pipeline::models::onnx::{
+    DecoderForm, Layout, Search, SentenceEmbedder, SessionOptions, VisionCaptioner,
+};
+use wolf_pipeline::models::{ImageRequest, ModelConfig, ModelSet, OnnxConfig, VideoRequest};
+
+use crate::util::Dir;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn model_folder(name: &str) -> PathBuf {
+    root().join("fixtures/models").join(name)
+}
+
+fn input(file: &str) -> RgbImage {
+    image::open(root().join("fixtures/inputs").join(file))
+        .unwrap_or_else(|e| panic!("{file}: {e}"))
+        .to_rgb8()
+}
+
+fn references(name: &str) -> Value {
+    let path = model_folder(name).join("reference_outputs.json");
+    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
+}
+
+fn ids(v: &Value) -> Vec<i64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|i| i.as_i64().unwrap())
+        .collect()
+}
+
+/// One thread: the tests run side by side on two cores.
+fn options() -> SessionOptions {
+    SessionOptions {
+        threads: 1,
+        ..SessionOptions::default()
+    }
+}
+
+/// The Rust backend reproduces transformers' greedy ids for every input alone and for
+/// all four as one batch (rows that ended early padded), with `form`'s decoder.
+fn check_parity(name: &str, form: DecoderForm) {
+    let reference = references(name);
+    let want = &reference["transformers"];
+    let mut captioner =
+        VisionCaptioner::load(&model_folder(name), options(), form, Search::default()).unwrap();
+    assert_eq!(captioner.is_merged(), form == DecoderForm::Merged);
+    let never = || false;
+    for one in want["batch_1"].as_array().unwrap() {
+        let file = one["input"].as_str().unwrap();
+        let got = captioner.generate_ids(&[input(file)], &never).unwrap();
+        assert_eq!(
+            got,
+            vec![ids(&one["ids"])],
+            "{name} {form:?} batch 1: {file}"
+        );
+        let text = captioner.decode(&got[0]).unwrap();
+        assert_eq!(text, one["text"].as_str().unwrap(), "{name}: {file}");
+    }
+    let batch = &want["batch_4"];
+    let images: Vec<RgbImage> = batch["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| input(f.as_str().unwrap()))
+        .collect();
+    let got = captioner.generate_ids(&images, &never).unwrap();
+    let expected: Vec<Vec<i64>> = batch["ids"].as_array().unwrap().iter().map(ids).collect();
+    assert_eq!(got, expected, "{name} {form:?} batch 4");
+    let captions = captioner.caption(&images, &never).unwrap();
+    for (caption, text) in captions.iter().zip(batch["texts"].as_array().unwrap()) {
+        assert_eq!(caption.text, text.as_str().unwrap());
+    }
+}
+
+#[test]
+fn storyboard_captioner_matches_transformers_with_the_plain_decoder() {
+    check_parity("storyboard-captioner", DecoderForm::Plain);
+}
+
+#[test]
+fn storyboard_captioner_matches_transformers_with_the_merged_decoder() {
+    check_parity("storyboard-captioner", DecoderForm::Merged);
+}
+
+#[test]
+fn frame_captioner_matches_transformers_with_the_plain_decoder() {
+    check_parity("frame-captioner", DecoderForm::Plain);
+}
+
+#[test]
+fn frame_captioner_matches_transformers_with_the_merged_decoder() {
+    check_parity("frame-captioner", DecoderForm::Merged);
+}
+
+/// The numbers of every `[x1, y1, x2, y2]` box in a caption.
+fn boxes(caption: &str) -> Vec<[u32; 4]> {
+    caption
+        .split('[')
+        .skip(1)
+        .map(|rest| {
+            let inner = rest.split(']').next().unwrap();
+            let v: Vec<u32> = inner.split(", ").map(|n| n.parse().unwrap()).collect();
+            v.try_into()
+                .unwrap_or_else(|v| panic!("not four numbers: {v:?} in {caption}"))
+        })
+        .collect()
+}
+
+#[test]
+fn frame_captions_are_grounded_with_boxes_on_the_0_999_scale() {
+    let inputs: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("fixtures/inputs/inputs.json")).unwrap(),
+    )
+    .unwrap();
+    let mut captioner = VisionCaptioner::load(
+        &model_folder("frame-captioner"),
+        options(),
+        DecoderForm::Auto,
+        Search::default(),
+    )
+    .unwrap();
+    let images: Vec<RgbImage> = inputs["frames"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| input(f["file"].as_str().unwrap()))
+        .collect();
+    for caption in captioner.caption(&images, &|| false).unwrap() {
+        let found = boxes(&caption.text);
+        assert!(!found.is_empty(), "{}", caption.text);
+        for [x1, y1, x2, y2] in found {
+            assert!(
+                x1 < x2 && y1 < y2 && x2 <= 999 && y2 <= 999,
+                "{}",
+                caption.text
+            );
+        }
+        assert!(caption.text.ends_with("background"), "{}", caption.text);
+    }
+}
+
+#[test]
+fn beam_search_agrees_across_decoder_forms_and_batch_sizes() {
+    let reference = references("storyboard-captioner");
+    let images: Vec<RgbImage> = reference["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| input(f.as_str().unwrap()))
+        .collect();
+    let search = Search {
+        num_beams: Some(3),
+        max_length: None,
+    };
+    let mut results = Vec::new();
+    for form in [DecoderForm::Plain, DecoderForm::Merged] {
+        let mut captioner = VisionCaptioner::load(
+            &model_folder("storyboard-captioner"),
+            options(),
+            form,
+            search,
+        )
+        .unwrap();
+        let batched = captioner.generate_ids(&images, &|| false).unwrap();
+        for (k, image) in images.iter().enumerate() {
+            let alone = captioner
+                .generate_ids(std::slice::from_ref(image), &|| false)
+                .unwrap();
+            assert_eq!(
+                alone[0], batched[k],
+                "{form:?}: input {k} alone and in a batch"
+            );
+        }
+        // Every best sequence starts with the start token and ends with the end token.
+        for ids in &batched {
+            assert_eq!(ids[0], 1);
+            assert_eq!(*ids.last().unwrap(), 2, "{ids:?}");
+        }
+        results.push(batched);
+    }
+    // The merged decoder's cache, reordered between beams, gives what recomputing
+    // the whole prefix gives.
+    assert_eq!(results[0], results[1]);
+}
+
+fn cosine(a: &[f32], b: &[f32]) -> f64 {
+    let dot = |x: &[f32], y: &[f32]| {
+        x.iter()
+            .zip(y)
+            .map(|(p, q)| *p as f64 * *q as f64)
+            .sum::<f64>()
+    };
+    dot(a, b) / (dot(a, a) * dot(b, b)).sqrt()
+}
+
+#[test]
+fn default_embedder_matches_sentence_transformers() {
+    let home = wolf_pipeline::home::Home::locate().expect("`.wolf/`: run `make setup`");
+    let reference: Value = serde_json::from_str(
+        &std::fs::read_to_string(root().join("tests/data/embedder_reference.json")).unwrap(),
+    )
+    .unwrap();
+    let texts: Vec<String> = reference["sentences"]
+        .as_array()
+        .expect("`sentences` in the reference file")
+        .iter()
+        .map(|t| t.as_str().unwrap().to_owned())
+        .collect();
+    let wanted: Vec<Vec<f32>> = reference["embeddings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            e.as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_f64().unwrap() as f32)
+                .collect()
+        })
+        .collect();
+    assert_eq!(texts.len(), wanted.len());
+    let mut embedder = SentenceEmbedder::load(&home.default_embedder(), options()).unwrap();
+    let batched = embedder.embed(&texts).unwrap();
+    for (i, text) in texts.iter().enumerate() {
+        let alone = embedder.embed(std::slice::from_ref(text)).unwrap();
+        for (how, got) in [("alone", &alone[0]), ("batched", &batched[i])] {
+            let c = cosine(got, &wanted[i]);
+            assert!(c >= 0.9999, "{how}: cosine {c} for {text:?}");
+        }
+    }
+    // Different sentences are told apart.
+    assert!(cosine(&batched[0], &batched[1]) < 0.99);
+}
+
+#[test]
+fn folders_that_do_not_match_name_what_is_missing() {
+    let dir = Dir::new();
+    let folder = dir.join("half");
+    std::fs::create_dir(&folder).unwrap();
+    let err = Layout::detect(&folder).unwrap_err();
+    assert!(err.contains("encoder_model.onnx"), "{err}");
+    std::fs::copy(
+        model_folder("frame-captioner").join("encoder_model.onnx"),
+        folder.join("encoder_model.onnx"),
+    )
+    .unwrap();
+    let err = Layout::detect(&folder).unwrap_err();
+    assert!(err.contains("decoder_model.onnx"), "{err}");
+
+    // A decoder file that is not a decoder: the embedder graph has no `logits`.
+    let home = wolf_pipeline::home::Home::locate().expect("`.wolf/`: run `make setup`");
+    std::fs::copy(
+        home.default_embedder().join("model.onnx"),
+        folder.join("decoder_model.onnx"),
+    )
+    .unwrap();
+    assert_eq!(
+        Layout::detect(&folder).unwrap(),
+        Layout::VisionEncoderDecoder
+    );
+    let err = VisionCaptioner::load(&folder, options(), DecoderForm::Auto, Search::default())
+        .unwrap_err();
+    assert!(err.contains("`logits`"), "{err}");
+    assert!(
+        err.contains("no preprocessor") || err.contains("decoder_model.onnx"),
+        "{err}"
+    );
+
+    // A merged decoder asked for where there is none.
+    let err = VisionCaptioner::load(&folder, options(), DecoderForm::Merged, Search::default())
+        .unwrap_err();
+    assert!(err.contains("decoder_model_merged.onnx"), "{err}");
+}
+
+fn set_with(name: &str, config: OnnxConfig) -> ModelSet {
+    ModelSet::new([(name.to_owned(), ModelConfig::Onnx(config))].into())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_requests_are_batched_and_each_gets_its_own_caption() {
+    let reference = references("storyboard-captioner");
+    let expected: Vec<(String, String)> = reference["transformers"]["batch_1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["input"].as_str().unwrap().to_owned(),
+                r["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let mut config = OnnxConfig::new(Some(model_folder("storyboard-captioner")));
+    config.threads = 1;
+    config.batch = 4;
+    config.batch_wait_ms = 50;
+    let models = set_with("boards", config);
+    let captioner = models.image_captioner("boards").unwrap();
+    // 12 requests at once, three of each input, in a shuffled order.
+    let mut tasks = Vec::new();
+    for k in 0..12 {
+        let (file, text) = expected[(k * 7) % 4].clone();
+        let captioner = Arc::clone(&captioner);
+        tasks.push(tokio::spawn(async move {
+            let request = ImageRequest {
+                images: vec![input(&file)],
+                ..ImageRequest::default()
+            };
+            let reply = captioner.caption_images(&request).await.unwrap();
+            (reply.text, text)
+        }));
+    }
+    for task in tasks {
+        let (got, want) = task.await.unwrap();
+        assert_eq!(got, want);
+    }
+    // The same model is not an embedder or an LLM, and says so.
+    let err = models.embedder("boards").err().unwrap();
+    assert!(err.message.contains("captioner"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_video_request_is_captioned_on_a_storyboard_of_its_frames() {
+    let board = &references("storyboard-captioner")["transformers"]["batch_1"][0];
+    let image = input(board["input"].as_str().unwrap());
+    // Cut the 2x2 board back into its four frames.
+    let (w, h) = (image.width() / 2, image.height() / 2);
+    let frames: Vec<RgbImage> = (0..4)
+        .map(|k| image::imageops::crop_imm(&image, (k % 2) * w, (k / 2) * h, w, h).to_image())
+        .collect();
+    let mut config = OnnxConfig::new(Some(model_folder("storyboard-captioner")));
+    config.threads = 1;
+    let models = set_with("boards", config);
+    let request = VideoRequest {
+        frames,
+        times: vec![0.0, 1.0, 2.0, 3.0],
+        ..VideoRequest::default()
+    };
+    let reply = models
+        .video_captioner("boards")
+        .unwrap()
+        .caption_video(&request)
+        .await
+        .unwrap();
+    assert_eq!(reply.text, board["text"].as_str().unwrap());
+}
+
+#[test]
+fn model_check_prints_a_grounded_caption_for_a_synthetic_frame() {
+    let dir = Dir::new();
+    let frame = &references("frame-captioner")["transformers"]["batch_1"][1];
+    let image = root()
+        .join("fixtures/inputs")
+        .join(frame["input"].as_str().unwrap());
+    let run = dir
+        .wolf(&["model", "check", "frame-captioner", "--image", path(&image)])
+        .expect_code(0);
+    let first = run.stdout().lines().next().unwrap_or_default().to_owned();
+    assert_eq!(first, frame["text"].as_str().unwrap(), "{}", run.stdout());
+    assert!(!boxes(&first).is_empty(), "{first}");
+
+    let run = dir
+        .wolf(&[
+            "model",
+            "check",
+            "minilm",
+            "--text",
+            "a red circle moves to the right",
+            "--text",
+            "a red ball rolls to the right",
+        ])
+        .expect_code(0);
+    assert!(
+        run.stdout().contains("384 values, norm 1.0000"),
+        "{}",
+        run.stdout()
+    );
+    assert!(run.stdout().contains("cosine 0."), "{}", run.stdout());
+
+    // A captioner asked to chat fails with the reason.
+    let run = dir
+        .wolf(&["model", "check", "frame-captioner"])
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("cannot serve as chat LLM"),
+        "{}",
+        run.stderr()
+    );
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn decoder_only_lm_matches_transformers_greedy_generate() {
+    use wolf_pipeline::models::onnx::CausalLm;
+    use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
+    let reference = references("tiny-lm");
+    let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
+    assert_eq!(
+        Layout::detect(&model_folder("tiny-lm")).unwrap(),
+        Layout::CausalLm
+    );
+    let mut lm = CausalLm::load(&model_folder("tiny-lm"), options()).unwrap();
+    for chat in reference["chats"].as_array().unwrap() {
+        let messages: Vec<Message> = chat["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| Message {
+                role: match m["role"].as_str().unwrap() {
+                    "system" => Speaker::System,
+                    "user" => Speaker::User,
+                    _ => Speaker::Assistant,
+                },
+                content: m["content"].as_str().unwrap().to_owned(),
+            })
+            .collect();
+        assert_eq!(
+            lm.prompt(&messages).unwrap(),
+            chat["prompt"].as_str().unwrap()
+        );
+        let request = ChatRequest {
+            messages,
+            sampling: Sampling {
+                max_tokens: max_new,
+                ..Sampling::default()
+            },
+            grammar: None,
+        };
+        let generation = lm.generate(&request, &|| false).unwrap();
+        let new_ids = chat["new_ids"].as_array().unwrap();
+        assert_eq!(generation.text, chat["text"].as_str().unwrap());
+        assert_eq!(generation.usage.completion_tokens as usize, new_ids.len());
+        assert_eq!(
+            generation.usage.prompt_tokens as usize,
+            chat["prompt_ids"].as_array().unwrap().len()
+        );
+    }
+}
