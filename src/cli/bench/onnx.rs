@@ -120,14 +120,15 @@ mod real {
             let mut captioner =
                 VisionCaptioner::load(&folder, options, DecoderForm::Merged, Search::default())
                     .map_err(anyhow::Error::msg)?;
-            // A batch of `batch` images cycling through the four inputs.
-            let batch_images: Vec<RgbImage> = (0..batch)
+            // The list both sides caption in batches of `batch`: the four inputs, cycled
+            // to fill one batch.
+            let count = batch.max(files.len());
+            let list_files: Vec<&PathBuf> = (0..count).map(|i| &files[i % files.len()]).collect();
+            let list: Vec<RgbImage> = (0..count)
                 .map(|i| images[i % images.len()].clone())
                 .collect();
-            let mut next = 0;
             let mut ours = Vec::new();
             let mut theirs = Vec::new();
-            let mut our_texts = Vec::new();
             let mut their_texts = Vec::new();
             for _ in 0..ROUNDS {
                 let mut args: Vec<String> = vec![
@@ -144,28 +145,27 @@ mod real {
                     "merged".into(),
                     "--images".into(),
                 ];
-                args.extend(files.iter().map(|f| f.display().to_string()));
+                args.extend(list_files.iter().map(|f| f.display().to_string()));
                 let anchor = python_rate(&args)?;
                 theirs.push(anchor.images_per_s.context("no images_per_s")?);
                 their_texts = anchor.texts;
+                let mut k = 0;
                 ours.push(timed(|| {
-                    let images: Vec<RgbImage> = if batch == 1 {
-                        next = (next + 1) % images.len();
-                        vec![images[next].clone()]
-                    } else {
-                        batch_images.clone()
-                    };
+                    let start = (k * batch) % list.len();
+                    k += 1;
+                    let chunk = &list[start..(start + batch).min(list.len())];
                     let captions = captioner
-                        .caption(&images, &|| false)
+                        .caption(chunk, &|| false)
                         .map_err(anyhow::Error::msg)?;
                     Ok(captions.len())
                 })?);
-                our_texts = captioner
-                    .caption(&images, &|| false)
-                    .map_err(anyhow::Error::msg)?
-                    .into_iter()
-                    .map(|c| c.text)
-                    .collect();
+            }
+            let mut our_texts = Vec::new();
+            for chunk in list.chunks(batch) {
+                let captions = captioner
+                    .caption(chunk, &|| false)
+                    .map_err(anyhow::Error::msg)?;
+                our_texts.extend(captions.into_iter().map(|c| c.text));
             }
             let (ours, theirs) = (median(ours), median(theirs));
             let same = if our_texts == their_texts {
