@@ -21,7 +21,8 @@ pub struct Config {
     #[serde(default)]
     pub sampling: SamplingConfig,
     /// The models, by name (`[models.NAME]`); stages refer to them by name. Absent:
-    /// the default model pack installed by `make setup` (`smollm2`, a GGUF LLM).
+    /// [`default_models`]: the pack's `smollm2` (GGUF LLM) and `minilm` (ONNX
+    /// embedder), and the checkout's fixture captioners (ONNX).
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
 }
