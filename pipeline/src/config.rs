@@ -25,6 +25,10 @@ pub struct Config {
     /// embedder), and the checkout's fixture captioners (ONNX).
     #[serde(default)]
     pub models: BTreeMap<String, ModelConfig>,
+    /// The Wolf method's parts: which models caption frames and clips, which LLM
+    /// summarises and fuses (METHOD.md section 1). Absent: the embedded default.
+    #[serde(default)]
+    pub wolf: crate::wolf::WolfConfig,
 }
 
 /// `[sampling]`: frame sampling.
@@ -120,6 +124,9 @@ pub struct Plan {
     pub frame_format: ImageFormat,
     /// Every model entry, validated (the defaults when the config has none).
     pub models: BTreeMap<String, ModelConfig>,
+    /// The method's parts, checked against the models by `wolf caption` when it
+    /// starts ([`crate::wolf::WolfConfig::validate`]).
+    pub wolf: crate::wolf::WolfConfig,
 }
 
 impl Plan {
@@ -176,6 +183,7 @@ impl Config {
             sampling: self.sampling.settings()?,
             frame_format: self.sampling.frame_format()?,
             models,
+            wolf: self.wolf.clone(),
         })
     }
 }

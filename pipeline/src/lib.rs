@@ -22,3 +22,4 @@ pub mod media;
 pub mod models;
 pub mod progress;
 pub mod store;
+pub mod wolf;

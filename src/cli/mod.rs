@@ -4,6 +4,7 @@
 //! with its reason), 2 when the command itself could not run.
 
 mod bench;
+mod caption;
 mod config;
 mod dataset;
 mod db;
@@ -61,6 +62,11 @@ enum Command {
     /// Database maintenance.
     #[command(subcommand)]
     Db(db::DbCommand),
+    /// Caption a dataset with the Wolf method (resumable: a rerun computes only what is
+    /// missing).
+    Caption(caption::CaptionArgs),
+    /// Write a run's captions as JSONL or Wolf JSON.
+    Export(caption::ExportArgs),
     /// Run the embedded default end to end: synthetic world, intake, frames.
     Demo(demo::DemoArgs),
     /// Measure wolf against its anchors and write the results table.
@@ -136,6 +142,8 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Config(cmd) => config::run(cmd),
         Command::Model(cmd) => model::run(cmd).await,
         Command::Db(cmd) => db::run(cmd, context).await,
+        Command::Caption(args) => caption::caption(args, context).await,
+        Command::Export(args) => caption::export(args, context).await,
         Command::Demo(args) => demo::run(args, context).await,
         Command::Bench(args) => bench::run(args, context).await,
         Command::ScriptedServer(args) => scripted::serve(args).await,

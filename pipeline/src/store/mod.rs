@@ -5,6 +5,7 @@
 //! PostgreSQL also accepts, so that a second database means a second migrations
 //! folder. Writes are idempotent upserts inside transactions.
 
+mod runs;
 mod videos;
 
 use std::path::Path;
@@ -15,6 +16,7 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use runs::{CaptionRow, NewCaption, RunRow, StoredResult, WorkItemRow};
 pub use videos::{
     DatasetSummary, IntakeProblem, NewDataset, VideoMeta, VideoRecord, VideoRow, VideoStatus,
 };
@@ -38,6 +40,10 @@ pub enum StoreError {
     Query(#[from] sqlx::Error),
     #[error("dataset `{0}` does not exist")]
     NoDataset(String),
+    #[error("run `{0}` does not exist")]
+    NoRun(String),
+    #[error("run `{0}` belongs to another dataset; choose another `--run` name")]
+    RunDataset(String),
 }
 
 impl StoreError {
@@ -48,6 +54,8 @@ impl StoreError {
             Self::Migrate(_) => "db_migrate",
             Self::Query(_) => "db_query",
             Self::NoDataset(_) => "no_dataset",
+            Self::NoRun(_) => "no_run",
+            Self::RunDataset(_) => "run_dataset",
         }
     }
 }

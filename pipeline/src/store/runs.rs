@@ -1,0 +1,368 @@
+//! Runs, the content-addressed results cache, the captions of a run and its work items.
+//!
+//! Every write is one statement or one transaction, so a process killed at any moment
+//! leaves either the whole row or nothing: a result, a caption and a work item's status
+//! are never half-written.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A stored run.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RunRow {
+    pub id: i64,
+    pub name: String,
+    pub dataset_id: i64,
+    pub config_hash: String,
+    pub status: String,
+}
+
+/// A stage's output as the cache holds it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredResult {
+    /// JSON text.
+    pub value: String,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub prompt_tokens: Option<i64>,
+    pub completion_tokens: Option<i64>,
+    pub latency_ms: Option<i64>,
+}
+
+/// One caption of a run, as stored and exported.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CaptionRow {
+    pub video_id: i64,
+    pub video: String,
+    pub path: String,
+    pub source: String,
+    pub caption: String,
+    pub model: Option<String>,
+    pub prompt_version: Option<String>,
+    pub result_key: String,
+    pub reference: Option<String>,
+}
+
+/// A caption to store for (run, video, source).
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewCaption<'a> {
+    pub source: &'a str,
+    pub caption: &'a str,
+    pub result_key: &'a str,
+    pub result: &'a StoredResult,
+}
+
+/// A work item's state.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct WorkItemRow {
+    pub video_id: i64,
+    pub video: String,
+    pub stage: String,
+    pub status: String,
+    /// The key of the output this item was for.
+    pub result_key: String,
+    pub attempts: i64,
+    pub error_kind: Option<String>,
+    pub error_message: Option<String>,
+}
+
+impl Store {
+    /// The run `name`, created for `dataset_id` when new. A run that exists keeps its
+    /// dataset (a different one is an error) and takes the given config.
+    pub async fn open_run(
+        &self,
+        name: &str,
+        dataset_id: i64,
+        config: &str,
+        config_hash: &str,
+    ) -> Result<RunRow, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let id = match existing {
+            Some(row) => {
+                let id: i64 = row.get("id");
+                let other: i64 = row.get("dataset_id");
+                if other != dataset_id {
+                    return Err(StoreError::RunDataset(name.to_owned()));
+                }
+                sqlx::query(
+                    "UPDATE runs SET config = $1, config_hash = $2, status = 'running', \
+                     updated_at = CURRENT_TIMESTAMP WHERE id = $3",
+                )
+                .bind(config)
+                .bind(config_hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO runs (name, dataset_id, config, config_hash, status) \
+                 VALUES ($1, $2, $3, $4, 'running') RETURNING id",
+                )
+                .bind(name)
+                .bind(dataset_id)
+                .bind(config)
+                .bind(config_hash)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        tx.commit().await?;
+        Ok(RunRow {
+            id,
+            name: name.to_owned(),
+            dataset_id,
+            config_hash: config_hash.to_owned(),
+            status: "running".into(),
+        })
+    }
+
+    pub async fn run(&self, name: &str) -> Result<RunRow, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, name, dataset_id, config_hash, status FROM runs WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?
+        .ok_or_else(|| StoreError::NoRun(name.to_owned()))?;
+        Ok(RunRow {
+            id: row.get("id"),
+            name: row.get("name"),
+            dataset_id: row.get("dataset_id"),
+            config_hash: row.get("config_hash"),
+            status: row.get("status"),
+        })
+    }
+
+    pub async fn finish_run(&self, run_id: i64, status: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE runs SET status = $1, updated_at = CURRENT_TIMESTAMP WHERE id = $2")
+            .bind(status)
+            .bind(run_id)
+            .execute(self.pool())
+            .await?;
+        Ok(())
+    }
+
+    /// The cached output of `key`, if any run computed it.
+    pub async fn result(&self, key: &str) -> Result<Option<StoredResult>, StoreError> {
+        let row = sqlx::query(
+            "SELECT value, model, prompt_version, prompt_tokens, completion_tokens, latency_ms \
+             FROM results WHERE key = $1",
+        )
+        .bind(key)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| StoredResult {
+            value: r.get("value"),
+            model: r.get("model"),
+            prompt_version: r.get("prompt_version"),
+            prompt_tokens: r.get("prompt_tokens"),
+            completion_tokens: r.get("completion_tokens"),
+            latency_ms: r.get("latency_ms"),
+        }))
+    }
+
+    /// Caches a stage's output. The first write of a key wins (a key names one content).
+    pub async fn put_result(
+        &self,
+        key: &str,
+        stage: &str,
+        result: &StoredResult,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO results (key, stage, value, model, prompt_version, prompt_tokens, \
+             completion_tokens, latency_ms) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+             ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(stage)
+        .bind(&result.value)
+        .bind(&result.model)
+        .bind(&result.prompt_version)
+        .bind(result.prompt_tokens)
+        .bind(result.completion_tokens)
+        .bind(result.latency_ms)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores a source's caption for (run, video), replacing the one a previous config
+    /// gave, and marks its work item done: one transaction.
+    pub async fn put_caption(
+        &self,
+        run_id: i64,
+        video_id: i64,
+        stage: &str,
+        caption: &NewCaption<'_>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query(
+            "INSERT INTO captions (run_id, video_id, source, caption, model, prompt_version, \
+             result_key, prompt_tokens, completion_tokens, latency_ms) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+             ON CONFLICT (run_id, video_id, source) DO UPDATE SET caption = excluded.caption, \
+             model = excluded.model, prompt_version = excluded.prompt_version, \
+             result_key = excluded.result_key, prompt_tokens = excluded.prompt_tokens, \
+             completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, \
+             created_at = CURRENT_TIMESTAMP",
+        )
+        .bind(run_id)
+        .bind(video_id)
+        .bind(caption.source)
+        .bind(caption.caption)
+        .bind(&caption.result.model)
+        .bind(&caption.result.prompt_version)
+        .bind(caption.result_key)
+        .bind(caption.result.prompt_tokens)
+        .bind(caption.result.completion_tokens)
+        .bind(caption.result.latency_ms)
+        .execute(&mut *tx)
+        .await?;
+        set_item(&mut tx, run_id, video_id, stage, caption.result_key, None).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Marks a stage of (run, video) done (a stage with no caption of its own) or failed
+    /// with its reason.
+    pub async fn put_item(
+        &self,
+        run_id: i64,
+        video_id: i64,
+        stage: &str,
+        result_key: &str,
+        error: Option<(&str, &str)>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        set_item(&mut tx, run_id, video_id, stage, result_key, error).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Work items of a run, by video key and stage.
+    pub async fn work_items(&self, run_id: i64) -> Result<Vec<WorkItemRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT w.video_id, v.key, w.stage, w.status, w.attempts, w.error_kind, \
+             w.error_message, w.result_key FROM work_items w JOIN videos v ON v.id = w.video_id \
+             WHERE w.run_id = $1 ORDER BY v.key, w.stage",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| WorkItemRow {
+                video_id: r.get(0),
+                video: r.get(1),
+                stage: r.get(2),
+                status: r.get(3),
+                attempts: r.get(4),
+                error_kind: r.get(5),
+                error_message: r.get(6),
+                result_key: r.get(7),
+            })
+            .collect())
+    }
+
+    /// Captions of a run, by video key then source; one source only when given.
+    pub async fn captions(
+        &self,
+        run_id: i64,
+        source: Option<&str>,
+    ) -> Result<Vec<CaptionRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.video_id, v.key, v.path, c.source, c.caption, c.model, c.prompt_version, \
+             c.result_key, v.reference FROM captions c JOIN videos v ON v.id = c.video_id \
+             WHERE c.run_id = $1 AND ($2 IS NULL OR c.source = $2) ORDER BY v.key, c.source",
+        )
+        .bind(run_id)
+        .bind(source)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| CaptionRow {
+                video_id: r.get(0),
+                video: r.get(1),
+                path: r.get(2),
+                source: r.get(3),
+                caption: r.get(4),
+                model: r.get(5),
+                prompt_version: r.get(6),
+                result_key: r.get(7),
+                reference: r.get(8),
+            })
+            .collect())
+    }
+
+    /// Removes the captions and work items of sources and stages a run no longer has
+    /// (after its config changed).
+    pub async fn prune_run(
+        &self,
+        run_id: i64,
+        sources: &[String],
+        stages: &[String],
+    ) -> Result<u64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let mut removed = 0;
+        let kept_sources = serde_json::to_string(sources).expect("strings serialise");
+        let kept_stages = serde_json::to_string(stages).expect("strings serialise");
+        removed += sqlx::query(
+            "DELETE FROM captions WHERE run_id = $1 AND source NOT IN \
+             (SELECT value FROM json_each($2))",
+        )
+        .bind(run_id)
+        .bind(&kept_sources)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        removed += sqlx::query(
+            "DELETE FROM work_items WHERE run_id = $1 AND stage NOT IN \
+             (SELECT value FROM json_each($2))",
+        )
+        .bind(run_id)
+        .bind(&kept_stages)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        tx.commit().await?;
+        Ok(removed)
+    }
+}
+
+async fn set_item(
+    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    run_id: i64,
+    video_id: i64,
+    stage: &str,
+    result_key: &str,
+    error: Option<(&str, &str)>,
+) -> Result<(), StoreError> {
+    let status = if error.is_some() { "failed" } else { "done" };
+    sqlx::query(
+        "INSERT INTO work_items (run_id, video_id, stage, result_key, status, attempts, \
+         error_kind, error_message) VALUES ($1, $2, $3, $4, $5, 1, $6, $7) \
+         ON CONFLICT (run_id, video_id, stage) DO UPDATE SET result_key = excluded.result_key, \
+         status = excluded.status, attempts = work_items.attempts + 1, \
+         error_kind = excluded.error_kind, error_message = excluded.error_message, \
+         updated_at = CURRENT_TIMESTAMP",
+    )
+    .bind(run_id)
+    .bind(video_id)
+    .bind(stage)
+    .bind(result_key)
+    .bind(status)
+    .bind(error.map(|e| e.0))
+    .bind(error.map(|e| e.1))
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}

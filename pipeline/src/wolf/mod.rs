@@ -1,0 +1,182 @@
+//! The Wolf method (METHOD.md section 1): frame sampling, the image-level cascade, the
+//! temporal summary, the motion caption, video-level captions and fusion, run per video
+//! by [`run::run`]; every intermediate caption is a source of its own.
+//!
+//! Sources of one video (the names exported and scored):
+//! - `IMAGE:middle`: the middle frame's caption by image model `IMAGE`, alone (the
+//!   paper's single-image baseline);
+//! - `IMAGE:summary`: the LLM's temporal summary of `IMAGE`'s frame captions;
+//! - `motion`: the motion caption (tracks of the grounded boxes, verbalised);
+//! - `VIDEO`: video model `VIDEO`'s caption of the clip;
+//! - `wolf`: the LLM's fusion of all of the above.
+//!
+//! Threads: see [`run`]: one task per video in flight, decoding on blocking threads
+//! bounded by the cores, each model's concurrency bounded by its backend.
+
+pub mod motion;
+pub mod prompts;
+pub mod run;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
+use crate::models::{ModelConfig, Role};
+
+/// The source name of the fused caption.
+pub const WOLF_SOURCE: &str = "wolf";
+/// The source name of the motion caption.
+pub const MOTION_SOURCE: &str = "motion";
+
+/// `[wolf]`: which models play which part. Absent: the embedded default (the fixture
+/// captioners and the pack's LLM).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WolfConfig {
+    /// Image models (entries of `[models]`): each captions every sampled frame.
+    pub image_models: Vec<String>,
+    /// Video models: each captions the whole clip (image-only models see a storyboard).
+    pub video_models: Vec<String>,
+    /// The LLM of the temporal summaries, the motion caption and the fusion.
+    pub llm: String,
+    /// Caption each frame given the previous frame's caption (the paper's cascade);
+    /// `false` captions frames independently.
+    pub cascade: bool,
+    /// Where the motion caption's boxes come from: `captions` (grounded boxes in the
+    /// image models' frame captions), `dataset` (the `boxes_file`), or `off`.
+    pub motion: MotionSource,
+    /// Motion boxes per video key (the synthetic world's `boxes.json`), for
+    /// `motion = "dataset"`.
+    pub boxes_file: Option<std::path::PathBuf>,
+    /// Verbalise the motion with the LLM; `false`: a deterministic sentence.
+    pub motion_llm: bool,
+    /// Add the dataset's annotated caption to the fusion as one more source.
+    pub fuse_annotation: bool,
+    /// The most tokens an LLM stage writes.
+    pub llm_max_tokens: u32,
+    /// The most tokens a captioner writes.
+    pub caption_max_tokens: u32,
+    /// Videos processed at once (0: enough to keep every model full).
+    pub videos_in_flight: usize,
+}
+
+impl Default for WolfConfig {
+    fn default() -> Self {
+        Self {
+            image_models: vec!["frame-captioner".into()],
+            video_models: vec!["storyboard-captioner".into()],
+            llm: "smollm2".into(),
+            cascade: true,
+            motion: MotionSource::Captions,
+            boxes_file: None,
+            motion_llm: true,
+            fuse_annotation: false,
+            llm_max_tokens: 160,
+            caption_max_tokens: 128,
+            videos_in_flight: 0,
+        }
+    }
+}
+
+/// Where motion boxes come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MotionSource {
+    #[default]
+    Captions,
+    Dataset,
+    Off,
+}
+
+impl WolfConfig {
+    /// Checks the models against their roles and the options against each other.
+    pub fn validate(&self, plan_models: &crate::config::Plan) -> Result<(), ConfigError> {
+        let invalid = |key, message: &str| ConfigError::Invalid {
+            key,
+            message: message.to_owned(),
+        };
+        if self.image_models.is_empty() && self.video_models.is_empty() {
+            return Err(invalid(
+                "wolf.image_models",
+                "and `wolf.video_models` are both empty: nothing would caption",
+            ));
+        }
+        for name in &self.image_models {
+            plan_models.model_for(name, Role::ImageCaptioner)?;
+        }
+        for name in &self.video_models {
+            plan_models.model_for(name, Role::VideoCaptioner)?;
+        }
+        let mut names: Vec<&String> = self.image_models.iter().chain(&self.video_models).collect();
+        names.sort();
+        if names.windows(2).any(|w| w[0] == w[1]) {
+            return Err(invalid(
+                "wolf.image_models",
+                "and `wolf.video_models` name a model twice: source names must differ",
+            ));
+        }
+        if names
+            .iter()
+            .any(|n| *n == WOLF_SOURCE || *n == MOTION_SOURCE)
+        {
+            return Err(invalid(
+                "wolf.image_models",
+                "may not use the names `wolf` or `motion` (they name sources)",
+            ));
+        }
+        plan_models.model_for(&self.llm, Role::Chat)?;
+        if self.motion == MotionSource::Dataset && self.boxes_file.is_none() {
+            return Err(invalid(
+                "wolf.boxes_file",
+                "is required with `motion = \"dataset\"`",
+            ));
+        }
+        if self.llm_max_tokens == 0 || self.caption_max_tokens == 0 {
+            return Err(invalid(
+                "wolf.llm_max_tokens",
+                "and `caption_max_tokens` must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The sources a video gets, in a fixed order.
+    pub fn sources(&self) -> Vec<String> {
+        let mut sources = Vec::new();
+        for m in &self.image_models {
+            sources.push(format!("{m}:middle"));
+            sources.push(format!("{m}:summary"));
+        }
+        if self.motion != MotionSource::Off {
+            sources.push(MOTION_SOURCE.to_owned());
+        }
+        sources.extend(self.video_models.iter().cloned());
+        sources.push(WOLF_SOURCE.to_owned());
+        sources
+    }
+}
+
+/// A model entry's identity in result keys: what decides its output, not how it is
+/// reached (concurrency, timeouts and retries are left out).
+pub fn model_identity(entry: &ModelConfig) -> String {
+    match entry {
+        ModelConfig::Openai(c) => format!(
+            "openai:{}@{}:{}px:q{}:{:?}",
+            c.model, c.base_url, c.image_size, c.jpeg_quality, c.video
+        ),
+        ModelConfig::Gguf(c) => format!(
+            "gguf:{}",
+            c.resolved_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        ),
+        ModelConfig::Onnx(c) => format!(
+            "onnx:{}:{:?}:{:?}:{:?}",
+            c.resolved_path()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default(),
+            c.decoder,
+            c.num_beams,
+            c.max_length
+        ),
+    }
+}

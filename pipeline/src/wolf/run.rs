@@ -1,0 +1,1224 @@
+//! The job runner of `wolf caption`: one task per video in flight, each running the
+//! stages of METHOD.md section 1 as far as their inputs allow.
+//!
+//! Keys: every stage's output is addressed by a content key (a hash of the video's
+//! sha256, the stage, the model entry's identity, the prompt version, the sampling
+//! settings and the keys of its inputs), known before anything runs. A key found in the
+//! results cache is never computed again; a video whose every stage is recorded done
+//! with today's keys is skipped without decoding. So a second run makes no model call,
+//! a crashed run redoes only what is missing, and a changed model or prompt redoes only
+//! what depends on it.
+//!
+//! Writes: each result, caption and work item is one statement or one transaction, so a
+//! process killed at any moment leaves nothing half-written. A failed stage stores its
+//! reason in its work item, never a caption; the stages that need it fail with
+//! `dependency`; the video's other sources go on.
+//!
+//! Threads: at most `videos_in_flight` video tasks; frame decoding on blocking threads,
+//! at most one per core; each model's concurrency is its backend's (an HTTP entry's
+//! `max_concurrency`, an in-process model's queue and batch). A stop request (Ctrl-C)
+//! stops starting videos and stops in-flight videos at their next stage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use super::motion;
+use super::prompts::{self, Prompt};
+use super::{MotionSource, WolfConfig, model_identity};
+use crate::config::Plan;
+use crate::hash::sha256_bytes;
+use crate::media::{self, RgbImage};
+use crate::models::{
+    ChatRequest, ImageRequest, Message, ModelError, ModelSet, Reply, Sampling, VideoRequest,
+};
+use crate::progress::Progress;
+use crate::store::{
+    DatasetSummary, NewCaption, RunRow, Store, StoreError, StoredResult, VideoRow, VideoStatus,
+};
+
+/// How one `wolf caption` runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub name: String,
+    /// The config file's text, stored with the run.
+    pub config_text: String,
+    /// Rerun only the videos with failed stages.
+    pub retry_failed: bool,
+    /// Set to stop (Ctrl-C): no new video starts, in-flight ones stop at a stage.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Counters the binary draws: videos, and items per stage kind.
+#[derive(Debug, Default)]
+pub struct RunProgress {
+    pub videos: Arc<Progress>,
+    pub frames: Arc<Progress>,
+    pub frame_captions: Arc<Progress>,
+    pub llm_calls: Arc<Progress>,
+    pub video_captions: Arc<Progress>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub run: Option<RunRow>,
+    pub videos: usize,
+    /// Videos skipped: already complete (or failed, without `--retry-failed`).
+    pub skipped: usize,
+    /// Videos processed to the end with every stage done.
+    pub completed: usize,
+    /// Stages failed in this run.
+    pub failed_stages: usize,
+    /// Videos left when a stop was requested.
+    pub interrupted: bool,
+    /// Model requests made (not cache hits).
+    pub model_calls: u64,
+    /// Wall time summed per stage kind.
+    pub stage_time: BTreeMap<String, Duration>,
+    pub wall: Duration,
+}
+
+/// A run that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// A failed stage: a stable kind and a message.
+#[derive(Debug, Clone)]
+struct StageError {
+    kind: String,
+    message: String,
+}
+
+impl From<ModelError> for StageError {
+    fn from(e: ModelError) -> Self {
+        Self {
+            kind: e.kind.as_str().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl From<StoreError> for StageError {
+    fn from(e: StoreError) -> Self {
+        Self {
+            kind: e.kind().to_owned(),
+            message: e.to_string(),
+        }
+    }
+}
+
+impl StageError {
+    fn new(kind: &str, message: impl Into<String>) -> Self {
+        Self {
+            kind: kind.to_owned(),
+            message: message.into(),
+        }
+    }
+
+    fn dependency(stage: &str) -> Self {
+        Self::new("dependency", format!("needs `{stage}`, which failed"))
+    }
+
+    fn stopped() -> Self {
+        Self::new("cancelled", "the run was stopped")
+    }
+}
+
+/// The keys of one video's stages, known before anything runs.
+#[derive(Debug, Clone)]
+struct Keys {
+    /// The decoded frames (not cached; part of the other keys).
+    base: String,
+    cascade: BTreeMap<String, String>,
+    middle: BTreeMap<String, String>,
+    summary: BTreeMap<String, String>,
+    motion: Option<String>,
+    video: BTreeMap<String, String>,
+    fusion: String,
+}
+
+impl Keys {
+    /// Stage name → expected key, for every stage of the plan.
+    fn stages(&self) -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        for (m, k) in &self.cascade {
+            out.push((format!("cascade:{m}"), k.clone()));
+        }
+        for (m, k) in &self.middle {
+            out.push((format!("middle:{m}"), k.clone()));
+        }
+        for (m, k) in &self.summary {
+            out.push((format!("summary:{m}"), k.clone()));
+        }
+        if let Some(k) = &self.motion {
+            out.push(("motion".into(), k.clone()));
+        }
+        for (v, k) in &self.video {
+            out.push((format!("video:{v}"), k.clone()));
+        }
+        out.push(("fusion".into(), self.fusion.clone()));
+        out
+    }
+}
+
+fn key(parts: &[&str]) -> String {
+    sha256_bytes(
+        serde_json::to_string(parts)
+            .expect("strings serialise")
+            .as_bytes(),
+    )
+}
+
+/// Everything a video task needs, shared.
+struct Shared {
+    store: Store,
+    plan: Plan,
+    wolf: WolfConfig,
+    models: ModelSet,
+    run_id: i64,
+    decode: Semaphore,
+    progress: Arc<RunProgress>,
+    stop: Arc<AtomicBool>,
+    calls: AtomicU64,
+    /// Wall time per stage kind, in microseconds.
+    times: std::sync::Mutex<BTreeMap<String, u64>>,
+    boxes: HashMap<String, serde_json::Value>,
+    identities: HashMap<String, String>,
+    sampling_key: String,
+}
+
+impl Shared {
+    fn identity(&self, model: &str) -> &str {
+        self.identities.get(model).map_or("", String::as_str)
+    }
+
+    fn count_time(&self, stage: &str, since: Instant) {
+        let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        *times.entry(stage.to_owned()).or_default() += since.elapsed().as_micros() as u64;
+    }
+
+    fn keys(&self, video: &VideoRow) -> Keys {
+        let sha = video.sha256.as_deref().unwrap_or_default();
+        let base = key(&["frames", sha, &self.sampling_key]);
+        let w = &self.wolf;
+        let llm = self.identity(&w.llm);
+        let caption_tokens = w.caption_max_tokens.to_string();
+        let llm_tokens = w.llm_max_tokens.to_string();
+        let mut cascade = BTreeMap::new();
+        let mut middle = BTreeMap::new();
+        let mut summary = BTreeMap::new();
+        for m in &w.image_models {
+            let id = self.identity(m);
+            let c = key(&[
+                "cascade",
+                &base,
+                id,
+                prompts::FRAME.version,
+                if w.cascade {
+                    prompts::CASCADE.version
+                } else {
+                    "independent"
+                },
+                &caption_tokens,
+            ]);
+            middle.insert(
+                m.clone(),
+                key(&["middle", &base, id, prompts::FRAME.version, &caption_tokens]),
+            );
+            summary.insert(
+                m.clone(),
+                key(&["summary", &c, llm, prompts::SUMMARY.version, &llm_tokens]),
+            );
+            cascade.insert(m.clone(), c);
+        }
+        let motion = match w.motion {
+            MotionSource::Off => None,
+            source => {
+                let boxes = match source {
+                    MotionSource::Dataset => {
+                        let clip = self.boxes.get(&video.key).map(|v| v.to_string());
+                        sha256_bytes(clip.unwrap_or_default().as_bytes())
+                    }
+                    _ => cascade.values().cloned().collect::<Vec<_>>().join(","),
+                };
+                let verbal = if w.motion_llm {
+                    format!("{llm}:{}:{llm_tokens}", prompts::MOTION.version)
+                } else {
+                    "sentence-v1".to_owned()
+                };
+                Some(key(&["motion", &boxes, &verbal]))
+            }
+        };
+        let video_keys: BTreeMap<String, String> = w
+            .video_models
+            .iter()
+            .map(|v| {
+                let k = key(&[
+                    "video",
+                    &base,
+                    self.identity(v),
+                    prompts::VIDEO.version,
+                    &caption_tokens,
+                ]);
+                (v.clone(), k)
+            })
+            .collect();
+        let annotation = if w.fuse_annotation {
+            video.reference.clone().unwrap_or_default()
+        } else {
+            String::new()
+        };
+        let mut inputs: Vec<&str> = vec!["fusion", llm, prompts::FUSION.version, &llm_tokens];
+        inputs.extend(summary.values().map(String::as_str));
+        inputs.extend(motion.as_deref());
+        inputs.extend(video_keys.values().map(String::as_str));
+        inputs.push(&annotation);
+        let fusion = key(&inputs);
+        Keys {
+            base,
+            cascade,
+            middle,
+            summary,
+            motion,
+            video: video_keys,
+            fusion,
+        }
+    }
+}
+
+/// Runs (or resumes) `options.name` over `dataset`'s readable videos.
+pub async fn run(
+    store: &Store,
+    plan: &Plan,
+    wolf: &WolfConfig,
+    dataset: &DatasetSummary,
+    options: RunOptions,
+    progress: Arc<RunProgress>,
+) -> Result<RunReport, RunError> {
+    let started = Instant::now();
+    wolf.validate(plan)
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let config_hash = sha256_bytes(options.config_text.as_bytes());
+    let run = store
+        .open_run(
+            &options.name,
+            dataset.id,
+            &options.config_text,
+            &config_hash,
+        )
+        .await?;
+    let boxes = match (&wolf.motion, &wolf.boxes_file) {
+        (MotionSource::Dataset, Some(path)) => read_boxes(path).map_err(RunError::Setup)?,
+        _ => HashMap::new(),
+    };
+    let identities = plan
+        .models
+        .iter()
+        .map(|(name, entry)| (name.clone(), model_identity(entry)))
+        .collect();
+    let shared = Arc::new(Shared {
+        store: store.clone(),
+        plan: plan.clone(),
+        wolf: wolf.clone(),
+        models: ModelSet::new(plan.models.clone()),
+        run_id: run.id,
+        decode: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+        progress: progress.clone(),
+        stop: options.stop.clone(),
+        calls: AtomicU64::new(0),
+        times: Default::default(),
+        boxes,
+        identities,
+        sampling_key: format!("{:?}", plan.sampling),
+    });
+
+    let videos: Vec<VideoRow> = store
+        .videos(dataset.id)
+        .await?
+        .into_iter()
+        .filter(|v| v.status == VideoStatus::Ok)
+        .collect();
+    // Drop what a previous config of this run had and this one has not.
+    let stage_names: Vec<String> = shared
+        .keys(videos.first().unwrap_or(&placeholder_video()))
+        .stages()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    store
+        .prune_run(run.id, &wolf.sources(), &stage_names)
+        .await?;
+    // (status, key) of every recorded stage, by video.
+    let mut recorded: HashMap<i64, HashMap<String, (String, String)>> = HashMap::new();
+    for item in store.work_items(run.id).await? {
+        recorded
+            .entry(item.video_id)
+            .or_default()
+            .insert(item.stage, (item.status, item.result_key));
+    }
+    let mut todo = Vec::new();
+    let mut report = RunReport {
+        videos: videos.len(),
+        ..RunReport::default()
+    };
+    for video in videos {
+        let keys = shared.keys(&video);
+        let here = recorded.get(&video.id);
+        // A stage counts as done or failed only for today's key.
+        let states: Vec<&str> = keys
+            .stages()
+            .iter()
+            .map(|(stage, expected)| match here.and_then(|m| m.get(stage)) {
+                Some((status, key)) if key == expected && status == "done" => "done",
+                Some((status, key)) if key == expected && status == "failed" => "failed",
+                _ => "todo",
+            })
+            .collect();
+        let failed = states.contains(&"failed");
+        let todo_left = states.contains(&"todo");
+        let skip = if options.retry_failed {
+            !failed
+        } else {
+            !todo_left
+        };
+        if skip {
+            report.skipped += 1;
+        } else {
+            todo.push((video, keys));
+        }
+    }
+    progress.videos.set_total(todo.len() as u64);
+
+    let in_flight = match wolf.videos_in_flight {
+        0 => auto_in_flight(plan, wolf),
+        n => n,
+    };
+    let slots = Arc::new(Semaphore::new(in_flight));
+    let mut tasks = tokio::task::JoinSet::new();
+    for (video, keys) in todo {
+        if options.stop.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            break;
+        }
+        let permit = slots
+            .clone()
+            .acquire_owned()
+            .await
+            .expect("the semaphore is never closed; this is a bug");
+        if options.stop.load(Ordering::Relaxed) {
+            report.interrupted = true;
+            break;
+        }
+        let shared = shared.clone();
+        tasks.spawn(async move {
+            let _permit = permit;
+            let outcome = process(&shared, &video, &keys).await;
+            shared.progress.videos.finish_one(outcome.failed == 0);
+            outcome
+        });
+        while let Some(done) = tasks.try_join_next() {
+            tally(&mut report, done);
+        }
+    }
+    while let Some(done) = tasks.join_next().await {
+        tally(&mut report, done);
+    }
+    if options.stop.load(Ordering::Relaxed) {
+        report.interrupted = true;
+    }
+    let status = if report.interrupted || report.failed_stages > 0 {
+        "failed"
+    } else {
+        "done"
+    };
+    store.finish_run(run.id, status).await?;
+    report.model_calls = shared.calls.load(Ordering::Relaxed);
+    report.stage_time = shared
+        .times
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(k, v)| (k.clone(), Duration::from_micros(*v)))
+        .collect();
+    report.run = Some(run);
+    report.wall = started.elapsed();
+    Ok(report)
+}
+
+fn tally(report: &mut RunReport, done: Result<VideoOutcome, tokio::task::JoinError>) {
+    match done {
+        Ok(outcome) => {
+            report.failed_stages += outcome.failed;
+            if outcome.failed == 0 && !outcome.stopped {
+                report.completed += 1;
+            }
+            if outcome.stopped {
+                report.interrupted = true;
+            }
+        }
+        Err(e) => {
+            warn!(error = %e, "A video task panicked.");
+            report.failed_stages += 1;
+        }
+    }
+}
+
+fn placeholder_video() -> VideoRow {
+    VideoRow {
+        id: 0,
+        key: String::new(),
+        path: String::new(),
+        status: VideoStatus::Ok,
+        error_kind: None,
+        error_message: None,
+        sha256: None,
+        size_bytes: None,
+        mtime_ns: None,
+        duration_s: None,
+        fps: None,
+        width: None,
+        height: None,
+        rotation: None,
+        codec: None,
+        frame_count: None,
+        keyframe_count: None,
+        has_audio: None,
+        reference: None,
+        tags: Vec::new(),
+    }
+}
+
+/// Enough videos at once to keep the busiest model full: twice the largest model
+/// concurrency, and at least twice the cores.
+fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
+    use crate::models::ModelConfig;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let widest = wolf
+        .image_models
+        .iter()
+        .chain(&wolf.video_models)
+        .chain(std::iter::once(&wolf.llm))
+        .filter_map(|name| plan.models.get(name))
+        .map(|entry| match entry {
+            ModelConfig::Openai(c) => c.max_concurrency,
+            ModelConfig::Onnx(c) => c.batch,
+            ModelConfig::Gguf(_) => 1,
+        })
+        .max()
+        .unwrap_or(1);
+    (2 * widest).max(2 * cores)
+}
+
+/// `boxes.json` of the synthetic world: video key → that clip's entry.
+fn read_boxes(path: &std::path::Path) -> Result<HashMap<String, serde_json::Value>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `wolf.boxes_file` `{}`: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("`{}` is not valid JSON: {e}", path.display()))?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map.into_iter().collect()),
+        _ => Err(format!(
+            "`{}` is not an object of clips by video key",
+            path.display()
+        )),
+    }
+}
+
+/// What happened to one video.
+#[derive(Debug, Default)]
+struct VideoOutcome {
+    failed: usize,
+    stopped: bool,
+}
+
+/// A stage's result: its text (None when it has nothing to say, e.g. no boxes).
+type StageResult = Result<Option<String>, StageError>;
+
+/// Runs the stages of one video.
+async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOutcome {
+    let span = tracing::info_span!("video", video = %video.key);
+    let _enter = span.enter();
+    drop(_enter);
+    let mut outcome = VideoOutcome::default();
+    let w = &shared.wolf;
+
+    // Frames, only when a stage that reads them is not cached.
+    let mut need_frames = false;
+    for k in keys
+        .cascade
+        .values()
+        .chain(keys.middle.values())
+        .chain(keys.video.values())
+    {
+        match shared.store.result(k).await {
+            Ok(Some(_)) => {}
+            _ => need_frames = true,
+        }
+    }
+    let frames: Result<Option<Arc<media::Sampled>>, StageError> = if need_frames {
+        decode(shared, video).await.map(Some)
+    } else {
+        Ok(None)
+    };
+
+    // Image models (cascade, middle, summary) and video models, all at once.
+    let image_tasks = w.image_models.iter().map(|m| {
+        let frames = frames.clone();
+        async move {
+            let cascade = match &frames {
+                Ok(f) => cascade(shared, video, m, keys, f.as_deref()).await,
+                Err(e) => Err(e.clone()),
+            };
+            let cascade_key = &keys.cascade[m];
+            let cascade_text = cascade.as_ref().ok().map(|c| c.captions.clone());
+            record(
+                shared,
+                video,
+                &format!("cascade:{m}"),
+                cascade_key,
+                None,
+                &cascade.as_ref().map(|_| None).map_err(Clone::clone),
+            )
+            .await;
+            let middle = match (&frames, &cascade) {
+                (Ok(f), _) => middle(shared, m, keys, f.as_deref(), cascade.as_ref().ok()).await,
+                (Err(e), _) => Err(e.clone()),
+            };
+            record(
+                shared,
+                video,
+                &format!("middle:{m}"),
+                &keys.middle[m],
+                Some(&format!("{m}:middle")),
+                &middle,
+            )
+            .await;
+            let summary = match &cascade_text {
+                Some(captions) => summary(shared, m, keys, captions).await,
+                None => Err(StageError::dependency(&format!("cascade:{m}"))),
+            };
+            record(
+                shared,
+                video,
+                &format!("summary:{m}"),
+                &keys.summary[m],
+                Some(&format!("{m}:summary")),
+                &summary,
+            )
+            .await;
+            (m.clone(), cascade, middle, summary)
+        }
+    });
+    let video_tasks = w.video_models.iter().map(|v| {
+        let frames = frames.clone();
+        async move {
+            let result = match &frames {
+                Ok(f) => video_caption(shared, video, v, keys, f.as_deref()).await,
+                Err(e) => Err(e.clone()),
+            };
+            record(
+                shared,
+                video,
+                &format!("video:{v}"),
+                &keys.video[v],
+                Some(v),
+                &result,
+            )
+            .await;
+            (v.clone(), result)
+        }
+    });
+    let (image_results, video_results) = tokio::join!(
+        futures_join_all(image_tasks.collect()),
+        futures_join_all(video_tasks.collect())
+    );
+
+    // Motion, from the image models' grounded frame captions or the dataset's boxes.
+    let motion_result = match (&keys.motion, w.motion) {
+        (None, _) => None,
+        (Some(k), source) => {
+            let detections: Result<Vec<motion::FrameDetections>, StageError> = match source {
+                MotionSource::Dataset => {
+                    let fps = video.fps.unwrap_or(1.0).max(1e-3);
+                    match shared.boxes.get(&video.key) {
+                        Some(clip) => motion::from_boxes_json(clip, fps)
+                            .map_err(|e| StageError::new("bad_boxes", e)),
+                        None => Err(StageError::new(
+                            "no_boxes",
+                            format!("`{}` is not in `wolf.boxes_file`", video.key),
+                        )),
+                    }
+                }
+                _ => grounded(&image_results),
+            };
+            let result = match detections {
+                Ok(d) => motion_caption(shared, k, &d).await,
+                Err(e) => Err(e),
+            };
+            record(
+                shared,
+                video,
+                "motion",
+                k,
+                Some(super::MOTION_SOURCE),
+                &result,
+            )
+            .await;
+            Some(result)
+        }
+    };
+
+    // Fusion, when every input is there.
+    let mut missing = None;
+    let mut summaries = Vec::new();
+    for (m, _, _, summary) in &image_results {
+        match summary {
+            Ok(Some(text)) => summaries.push(text.clone()),
+            _ => missing = missing.or(Some(format!("summary:{m}"))),
+        }
+    }
+    let motion_text = match &motion_result {
+        Some(Ok(text)) => text.clone(),
+        Some(Err(_)) => {
+            missing = missing.or(Some("motion".to_owned()));
+            None
+        }
+        None => None,
+    };
+    let mut videos = Vec::new();
+    for (v, result) in &video_results {
+        match result {
+            Ok(Some(text)) => videos.push(text.clone()),
+            _ => missing = missing.or(Some(format!("video:{v}"))),
+        }
+    }
+    let fusion = match missing {
+        Some(stage) => Err(StageError::dependency(&stage)),
+        None => {
+            let annotation = if w.fuse_annotation {
+                video.reference.as_deref()
+            } else {
+                None
+            };
+            let prompt = prompts::fusion(&summaries, motion_text.as_deref(), &videos, annotation);
+            llm_stage(shared, "fusion", &keys.fusion, prompts::FUSION, prompt).await
+        }
+    };
+    record(
+        shared,
+        video,
+        "fusion",
+        &keys.fusion,
+        Some(super::WOLF_SOURCE),
+        &fusion,
+    )
+    .await;
+
+    // Tally.
+    let mut results: Vec<&Result<Option<String>, StageError>> = Vec::new();
+    for (_, c, m, s) in &image_results {
+        results.push(m);
+        results.push(s);
+        if let Err(e) = c {
+            outcome.failed += 1;
+            outcome.stopped |= e.kind == "cancelled";
+        }
+    }
+    for (_, r) in &video_results {
+        results.push(r);
+    }
+    if let Some(r) = &motion_result {
+        results.push(r);
+    }
+    results.push(&fusion);
+    for r in results {
+        if let Err(e) = r {
+            outcome.failed += 1;
+            outcome.stopped |= e.kind == "cancelled";
+        }
+    }
+    debug!(video = %video.key, failed = outcome.failed, "Processed a video.");
+    outcome
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// Stores a stage's outcome: its caption (with the item done), the item done without a
+/// caption, or the item failed with its reason.
+async fn record(
+    shared: &Shared,
+    video: &VideoRow,
+    stage: &str,
+    key: &str,
+    source: Option<&str>,
+    result: &StageResult,
+) {
+    let outcome = match result {
+        Ok(Some(text)) if source.is_some() => {
+            let stored = match shared.store.result(key).await {
+                Ok(Some(stored)) => stored,
+                _ => StoredResult {
+                    value: json!({ "caption": text }).to_string(),
+                    model: None,
+                    prompt_version: None,
+                    prompt_tokens: None,
+                    completion_tokens: None,
+                    latency_ms: None,
+                },
+            };
+            let caption = NewCaption {
+                source: source.unwrap_or_default(),
+                caption: text,
+                result_key: key,
+                result: &stored,
+            };
+            shared
+                .store
+                .put_caption(shared.run_id, video.id, stage, &caption)
+                .await
+        }
+        Ok(_) => {
+            shared
+                .store
+                .put_item(shared.run_id, video.id, stage, key, None)
+                .await
+        }
+        Err(e) if e.kind == "cancelled" => return,
+        Err(e) => {
+            shared
+                .store
+                .put_item(
+                    shared.run_id,
+                    video.id,
+                    stage,
+                    key,
+                    Some((&e.kind, &e.message)),
+                )
+                .await
+        }
+    };
+    if let Err(e) = outcome {
+        warn!(video = %video.key, stage, error = %e, "Cannot record a stage.");
+    }
+}
+
+async fn decode(shared: &Shared, video: &VideoRow) -> Result<Arc<media::Sampled>, StageError> {
+    let _permit = shared
+        .decode
+        .acquire()
+        .await
+        .expect("the semaphore is never closed; this is a bug");
+    if shared.stop.load(Ordering::Relaxed) {
+        return Err(StageError::stopped());
+    }
+    let started = Instant::now();
+    let path = std::path::PathBuf::from(&video.path);
+    let settings = shared.plan.sampling;
+    let sampled = tokio::task::spawn_blocking(move || media::sample_frames(&path, &settings, 1))
+        .await
+        .map_err(|e| StageError::new("panic", format!("frame sampling panicked: {e}")))?;
+    shared.count_time("frames", started);
+    let ok = sampled.is_ok();
+    shared.progress.frames.finish_one(ok);
+    match sampled {
+        Ok(s) if s.frames.is_empty() => {
+            Err(StageError::new("no_frames", "no frame could be sampled"))
+        }
+        Ok(s) => Ok(Arc::new(s)),
+        Err(e) => Err(StageError::new(e.kind(), e.to_string())),
+    }
+}
+
+/// One image model's frame captions, in order.
+#[derive(Debug, Clone)]
+struct Cascade {
+    captions: Vec<String>,
+    /// Seconds from the clip's start, one per caption.
+    times: Vec<f64>,
+}
+
+/// A result from the cache, or computed by `compute` and cached.
+async fn cached<F, Fut>(
+    shared: &Shared,
+    key: &str,
+    stage: &str,
+    compute: F,
+) -> Result<serde_json::Value, StageError>
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = Result<(serde_json::Value, StoredResult), StageError>>,
+{
+    if let Some(stored) = shared.store.result(key).await? {
+        return serde_json::from_str(&stored.value).map_err(|e| {
+            StageError::new("bad_cache", format!("cached `{stage}` is not JSON: {e}"))
+        });
+    }
+    if shared.stop.load(Ordering::Relaxed) {
+        return Err(StageError::stopped());
+    }
+    let (value, mut stored) = compute().await?;
+    stored.value = value.to_string();
+    shared.store.put_result(key, stage, &stored).await?;
+    Ok(value)
+}
+
+fn stored_from(reply: &Reply, model: &str, prompt: Prompt) -> StoredResult {
+    StoredResult {
+        value: String::new(),
+        model: Some(model.to_owned()),
+        prompt_version: Some(prompt.version.to_owned()),
+        prompt_tokens: reply.usage.map(|u| u.prompt_tokens as i64),
+        completion_tokens: reply.usage.map(|u| u.completion_tokens as i64),
+        latency_ms: Some(reply.latency.as_millis() as i64),
+    }
+}
+
+fn caption_of(value: &serde_json::Value) -> Option<String> {
+    value["caption"].as_str().map(str::to_owned)
+}
+
+/// Captions one frame with image model `m`, with the previous caption when given.
+async fn caption_frame(
+    shared: &Shared,
+    m: &str,
+    image: &RgbImage,
+    previous: Option<&str>,
+) -> Result<(serde_json::Value, StoredResult), StageError> {
+    let captioner = shared.models.image_captioner(m)?;
+    let prompt = match previous {
+        Some(p) => format!(
+            "{}\n{}",
+            prompts::CASCADE.text.replace("{previous}", p),
+            prompts::FRAME.text
+        ),
+        None => prompts::FRAME.text.to_owned(),
+    };
+    let request = ImageRequest {
+        images: vec![image.clone()],
+        prompt,
+        system: None,
+        sampling: Sampling {
+            max_tokens: shared.wolf.caption_max_tokens,
+            ..Sampling::default()
+        },
+    };
+    let started = Instant::now();
+    shared.calls.fetch_add(1, Ordering::Relaxed);
+    let reply = captioner.caption_images(&request).await;
+    shared.count_time("frame captions", started);
+    shared.progress.frame_captions.finish_one(reply.is_ok());
+    let reply = reply?;
+    let stored = stored_from(&reply, m, prompts::FRAME);
+    Ok((json!({ "caption": reply.text }), stored))
+}
+
+fn frames_of(frames: Option<&media::Sampled>) -> Result<&media::Sampled, StageError> {
+    frames.ok_or_else(|| StageError::new("bug", "frames were not decoded; this is a bug"))
+}
+
+async fn cascade(
+    shared: &Shared,
+    video: &VideoRow,
+    m: &str,
+    keys: &Keys,
+    frames: Option<&media::Sampled>,
+) -> Result<Cascade, StageError> {
+    let cascade_key = &keys.cascade[m];
+    let value = cached(shared, cascade_key, "cascade", || async {
+        let frames = frames_of(frames)?;
+        let id = shared.identity(m);
+        let tokens = shared.wolf.caption_max_tokens.to_string();
+        let mut captions = Vec::with_capacity(frames.frames.len());
+        let mut previous_key = String::new();
+        for (i, frame) in frames.frames.iter().enumerate() {
+            let index = i.to_string();
+            let frame_key = if shared.wolf.cascade {
+                key(&[
+                    "frame",
+                    &keys.base,
+                    id,
+                    prompts::FRAME.version,
+                    prompts::CASCADE.version,
+                    &tokens,
+                    &index,
+                    &previous_key,
+                ])
+            } else {
+                independent_frame_key(keys, id, &tokens, i)
+            };
+            let previous: Option<String> = captions.last().cloned();
+            let cascading = shared.wolf.cascade && previous.is_some();
+            let value = cached(shared, &frame_key, "frame", || {
+                caption_frame(
+                    shared,
+                    m,
+                    &frame.image,
+                    if cascading { previous.as_deref() } else { None },
+                )
+            })
+            .await?;
+            let caption = caption_of(&value)
+                .ok_or_else(|| StageError::new("bad_cache", "a frame result has no caption"))?;
+            captions.push(caption);
+            previous_key = frame_key;
+        }
+        let times: Vec<f64> = frames.frames.iter().map(|f| f.time_s).collect();
+        let stored = StoredResult {
+            value: String::new(),
+            model: Some(m.to_owned()),
+            prompt_version: Some(prompts::FRAME.version.to_owned()),
+            prompt_tokens: None,
+            completion_tokens: None,
+            latency_ms: None,
+        };
+        Ok((json!({ "captions": captions, "times": times }), stored))
+    })
+    .await?;
+    let captions: Vec<String> = value["captions"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|c| c.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    let times: Vec<f64> = value["times"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|t| t.as_f64()).collect())
+        .unwrap_or_default();
+    if captions.is_empty() || times.len() != captions.len() {
+        return Err(StageError::new(
+            "bad_cache",
+            format!("the cascade of `{}` is empty or malformed", video.key),
+        ));
+    }
+    Ok(Cascade { captions, times })
+}
+
+fn independent_frame_key(keys: &Keys, id: &str, tokens: &str, i: usize) -> String {
+    key(&[
+        "frame",
+        &keys.base,
+        id,
+        prompts::FRAME.version,
+        tokens,
+        &i.to_string(),
+    ])
+}
+
+/// The middle frame alone (the single-image baseline). Without the cascade it is the
+/// cascade's own middle caption; with it, one more request without history.
+async fn middle(
+    shared: &Shared,
+    m: &str,
+    keys: &Keys,
+    frames: Option<&media::Sampled>,
+    cascade: Option<&Cascade>,
+) -> StageResult {
+    let value = cached(shared, &keys.middle[m], "middle", || async {
+        if !shared.wolf.cascade
+            && let Some(c) = cascade
+        {
+            let text = c.captions[c.captions.len() / 2].clone();
+            let stored = StoredResult {
+                value: String::new(),
+                model: Some(m.to_owned()),
+                prompt_version: Some(prompts::FRAME.version.to_owned()),
+                prompt_tokens: None,
+                completion_tokens: None,
+                latency_ms: None,
+            };
+            return Ok((json!({ "caption": text }), stored));
+        }
+        let frames = frames_of(frames)?;
+        let i = frames.frames.len() / 2;
+        let id = shared.identity(m);
+        let tokens = shared.wolf.caption_max_tokens.to_string();
+        let frame_key = independent_frame_key(keys, id, &tokens, i);
+        let value = cached(shared, &frame_key, "frame", || {
+            caption_frame(shared, m, &frames.frames[i].image, None)
+        })
+        .await?;
+        let stored = StoredResult {
+            value: String::new(),
+            model: Some(m.to_owned()),
+            prompt_version: Some(prompts::FRAME.version.to_owned()),
+            prompt_tokens: None,
+            completion_tokens: None,
+            latency_ms: None,
+        };
+        Ok((value, stored))
+    })
+    .await?;
+    Ok(caption_of(&value))
+}
+
+/// One LLM request with the system message, cached under `key`.
+async fn llm_stage(
+    shared: &Shared,
+    stage: &str,
+    key: &str,
+    prompt: Prompt,
+    text: String,
+) -> StageResult {
+    let value = cached(shared, key, stage, || async {
+        let llm = shared.models.chat(&shared.wolf.llm)?;
+        let request = ChatRequest {
+            messages: vec![Message::system(prompts::SYSTEM), Message::user(text)],
+            sampling: Sampling {
+                max_tokens: shared.wolf.llm_max_tokens,
+                ..Sampling::default()
+            },
+            grammar: None,
+        };
+        let started = Instant::now();
+        shared.calls.fetch_add(1, Ordering::Relaxed);
+        let reply = llm.chat(&request).await;
+        shared.count_time(stage, started);
+        shared.progress.llm_calls.finish_one(reply.is_ok());
+        let reply = reply?;
+        let stored = stored_from(&reply, &shared.wolf.llm, prompt);
+        Ok((json!({ "caption": reply.text.trim() }), stored))
+    })
+    .await?;
+    Ok(caption_of(&value))
+}
+
+async fn summary(shared: &Shared, m: &str, keys: &Keys, captions: &[String]) -> StageResult {
+    let text = prompts::SUMMARY
+        .text
+        .replace("{captions}", &prompts::frame_lines(captions));
+    llm_stage(shared, "summary", &keys.summary[m], prompts::SUMMARY, text).await
+}
+
+async fn video_caption(
+    shared: &Shared,
+    video: &VideoRow,
+    v: &str,
+    keys: &Keys,
+    frames: Option<&media::Sampled>,
+) -> StageResult {
+    let value = cached(shared, &keys.video[v], "video", || async {
+        let frames = frames_of(frames)?;
+        let captioner = shared.models.video_captioner(v)?;
+        let request = VideoRequest {
+            frames: frames.frames.iter().map(|f| f.image.clone()).collect(),
+            times: frames.frames.iter().map(|f| f.time_s).collect(),
+            video_path: Some(std::path::PathBuf::from(&video.path)),
+            prompt: prompts::VIDEO.text.to_owned(),
+            system: None,
+            sampling: Sampling {
+                max_tokens: shared.wolf.caption_max_tokens,
+                ..Sampling::default()
+            },
+        };
+        let started = Instant::now();
+        shared.calls.fetch_add(1, Ordering::Relaxed);
+        let reply = captioner.caption_video(&request).await;
+        shared.count_time("video captions", started);
+        shared.progress.video_captions.finish_one(reply.is_ok());
+        let reply = reply?;
+        let stored = stored_from(&reply, v, prompts::VIDEO);
+        Ok((json!({ "caption": reply.text }), stored))
+    })
+    .await?;
+    Ok(caption_of(&value))
+}
+
+/// Detections per frame from every image model's grounded frame captions.
+fn grounded(
+    image_results: &[(
+        String,
+        Result<Cascade, StageError>,
+        StageResult,
+        StageResult,
+    )],
+) -> Result<Vec<motion::FrameDetections>, StageError> {
+    let mut frames: Vec<motion::FrameDetections> = Vec::new();
+    for (m, cascade, _, _) in image_results {
+        let cascade = cascade
+            .as_ref()
+            .map_err(|_| StageError::dependency(&format!("cascade:{m}")))?;
+        for (i, caption) in cascade.captions.iter().enumerate() {
+            let detections = motion::parse_grounded(caption);
+            match frames.get_mut(i) {
+                Some(f) => f.detections.extend(detections),
+                None => frames.push(motion::FrameDetections {
+                    time: cascade.times[i],
+                    detections,
+                }),
+            }
+        }
+    }
+    Ok(frames)
+}
+
+/// The motion caption: tracks, verbalised by the LLM or by a fixed sentence. No tracks:
+/// nothing to say (not an error).
+async fn motion_caption(
+    shared: &Shared,
+    key: &str,
+    frames: &[motion::FrameDetections],
+) -> StageResult {
+    let tracks = motion::associate(frames);
+    let motions: Vec<motion::TrackMotion> = tracks.iter().map(motion::describe).collect();
+    if motions.is_empty() {
+        return Ok(None);
+    }
+    if shared.wolf.motion_llm {
+        let text = prompts::MOTION
+            .text
+            .replace("{facts}", &motion::llm_facts(&motions));
+        llm_stage(shared, "motion", key, prompts::MOTION, text).await
+    } else {
+        let value = cached(shared, key, "motion", || async {
+            let sentence = motion::sentence(&motions).unwrap_or_default();
+            let stored = StoredResult {
+                value: String::new(),
+                model: None,
+                prompt_version: Some("sentence-v1".into()),
+                prompt_tokens: None,
+                completion_tokens: None,
+                latency_ms: None,
+            };
+            Ok((json!({ "caption": sentence }), stored))
+        })
+        .await?;
+        Ok(caption_of(&value).filter(|c| !c.trim().is_empty()))
+    }
+}

@@ -1,0 +1,229 @@
+//! `wolf caption` (run the Wolf method over a dataset) and `wolf export` (a run's
+//! captions as JSONL or Wolf JSON).
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use wolf_pipeline::config::Config;
+use wolf_pipeline::store::Store;
+use wolf_pipeline::wolf::run::{RunOptions, RunProgress, RunReport, run};
+
+use super::{Context, Outcome, progress};
+
+#[derive(Debug, Args)]
+pub(crate) struct CaptionArgs {
+    /// The dataset (`wolf dataset add`).
+    #[arg(long)]
+    dataset: String,
+    /// The config: `[sampling]`, `[models]`, `[wolf]`.
+    #[arg(long)]
+    config: PathBuf,
+    /// The run's name (default: DATASET-CONFIG, from the config file's name). Running
+    /// the same run again computes only what is missing.
+    #[arg(long)]
+    run: Option<String>,
+    /// Rerun only the videos with failed stages.
+    #[arg(long)]
+    retry_failed: bool,
+}
+
+/// Default run name: the dataset and the config file's stem.
+pub(crate) fn default_run_name(dataset: &str, config: &Path) -> String {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    format!("{dataset}-{stem}")
+}
+
+pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("cannot read config `{}`", args.config.display()))?;
+    let config = Config::load(&args.config)?;
+    let plan = config.plan()?;
+    plan.wolf.validate(&plan)?;
+    let store = context.store().await?;
+    let dataset = store.dataset(&args.dataset).await?;
+    let name = args
+        .run
+        .clone()
+        .unwrap_or_else(|| default_run_name(&args.dataset, &args.config));
+    let stop = Arc::new(AtomicBool::new(false));
+    let watcher = {
+        let stop = stop.clone();
+        tokio::spawn(async move {
+            if tokio::signal::ctrl_c().await.is_ok() {
+                eprintln!(
+                    "Stopping: no new video starts; in-flight ones stop at their next stage."
+                );
+                stop.store(true, Ordering::Relaxed);
+            }
+        })
+    };
+    let counters = Arc::new(RunProgress::default());
+    let report = {
+        let _bars = draw(&counters, context.show_progress);
+        run(
+            &store,
+            &plan,
+            &plan.wolf,
+            &dataset,
+            RunOptions {
+                name: name.clone(),
+                config_text: text,
+                retry_failed: args.retry_failed,
+                stop,
+            },
+            counters.clone(),
+        )
+        .await?
+    };
+    watcher.abort();
+    print_report(&name, &report);
+    Ok(if report.failed_stages > 0 || report.interrupted {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Done
+    })
+}
+
+fn draw(counters: &RunProgress, show: bool) -> Vec<progress::Bar> {
+    vec![
+        progress::draw(counters.videos.clone(), "videos", show),
+        progress::draw(counters.frame_captions.clone(), "frames", show),
+        progress::draw(counters.llm_calls.clone(), "llm", show),
+    ]
+}
+
+pub(crate) fn print_report(name: &str, report: &RunReport) {
+    println!(
+        "run `{name}`: {} videos, {} done now, {} skipped (already done{}), {} failed stages, {} model requests, {:.1} s",
+        report.videos,
+        report.completed,
+        report.skipped,
+        if report.failed_stages > 0 {
+            " or failed before"
+        } else {
+            ""
+        },
+        report.failed_stages,
+        report.model_calls,
+        report.wall.as_secs_f64()
+    );
+    for (stage, time) in &report.stage_time {
+        println!(
+            "  {stage:<16} {:>8.1} s (summed over videos in flight)",
+            time.as_secs_f64()
+        );
+    }
+    if report.interrupted {
+        println!("interrupted: run the same command again to finish");
+    }
+    if report.failed_stages > 0 {
+        println!(
+            "failed stages are stored with their reasons: `wolf export --run {name} --failed`"
+        );
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum ExportFormat {
+    /// One JSON object per line: video, path, source, caption, model, prompt_version.
+    Jsonl,
+    /// Wolf's `{video: caption}` for one source.
+    WolfJson,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ExportArgs {
+    /// The run (`wolf caption --run`).
+    #[arg(long)]
+    run: String,
+    #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
+    format: ExportFormat,
+    /// Only this source (`wolf`, `motion`, `MODEL`, `MODEL:middle`, `MODEL:summary`);
+    /// `wolf-json` defaults to `wolf`.
+    #[arg(long)]
+    source: Option<String>,
+    /// `wolf-json` as `{video: {"output": caption}}`.
+    #[arg(long)]
+    nested: bool,
+    /// List the failed stages with their reasons instead (JSONL).
+    #[arg(long)]
+    failed: bool,
+    /// Write here instead of stdout (written whole, then renamed into place).
+    #[arg(long)]
+    out: Option<PathBuf>,
+}
+
+pub(crate) async fn export(args: ExportArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let store = context.store().await?;
+    let text = export_text(&store, &args).await?;
+    match &args.out {
+        Some(path) => {
+            let tmp = path.with_extension("partial");
+            std::fs::write(&tmp, &text)
+                .with_context(|| format!("cannot write `{}`", tmp.display()))?;
+            std::fs::rename(&tmp, path)
+                .with_context(|| format!("cannot write `{}`", path.display()))?;
+        }
+        None => std::io::stdout().write_all(text.as_bytes())?,
+    }
+    Ok(Outcome::Done)
+}
+
+async fn export_text(store: &Store, args: &ExportArgs) -> anyhow::Result<String> {
+    let run = store.run(&args.run).await?;
+    if args.failed {
+        let mut out = String::new();
+        for item in store.work_items(run.id).await? {
+            if item.status == "failed" {
+                out.push_str(&serde_json::to_string(&item)?);
+                out.push('\n');
+            }
+        }
+        return Ok(out);
+    }
+    match args.format {
+        ExportFormat::Jsonl => {
+            let mut out = String::new();
+            for c in store.captions(run.id, args.source.as_deref()).await? {
+                let line = serde_json::json!({
+                    "video": c.video,
+                    "path": c.path,
+                    "source": c.source,
+                    "caption": c.caption,
+                    "model": c.model,
+                    "prompt_version": c.prompt_version,
+                });
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+            Ok(out)
+        }
+        ExportFormat::WolfJson => {
+            let source = args
+                .source
+                .as_deref()
+                .unwrap_or(wolf_pipeline::wolf::WOLF_SOURCE);
+            let captions = store.captions(run.id, Some(source)).await?;
+            if captions.is_empty() {
+                bail!("run `{}` has no captions of source `{source}`", args.run);
+            }
+            let mut map = serde_json::Map::new();
+            for c in captions {
+                let value = if args.nested {
+                    serde_json::json!({ "output": c.caption })
+                } else {
+                    serde_json::Value::String(c.caption)
+                };
+                map.insert(c.video, value);
+            }
+            Ok(serde_json::to_string_pretty(&serde_json::Value::Object(map))? + "\n")
+        }
+    }
+}
