@@ -2,6 +2,7 @@
 
 mod util;
 
+mod caption;
 mod cli;
 mod frames;
 mod intake;

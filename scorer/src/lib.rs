@@ -2,5 +2,7 @@
 //! pointwise), classic metrics (BLEU, METEOR, ROUGE-L, CIDEr-D), embedding similarity
 //! and token-efficiency curves.
 //!
-//! Nothing is scored yet: this crate lands with the scoring issue. It exists now so that
-//! the workspace has its final shape and dependency direction (DESIGN.md "Layout").
+//! So far: [`similarity`], the embedding similarity of captions to references (what the
+//! demo prints). The judge and the classic metrics land with the scoring issue.
+
+pub mod similarity;

@@ -1,18 +1,21 @@
 //! `wolf demo`: the embedded default end to end. It renders the synthetic world,
-//! registers it as a dataset and samples every clip's frames with `examples/demo.toml`,
-//! then prints a summary of each step and where its outputs are.
+//! registers it as a dataset, runs the Wolf method over it with `examples/demo.toml`
+//! (the fixture captioners and the pack's LLM) and prints each source's mean embedding
+//! similarity to the world's reference captions.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
 use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use tokio::sync::Semaphore;
-use wolf_pipeline::config::{Config, Plan};
-use wolf_pipeline::store::VideoStatus;
+use wolf_pipeline::config::Config;
+use wolf_pipeline::models::ModelSet;
+use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
+use wolf_scorer::similarity::{Pair, mean_by_source};
 
-use super::{Context, Outcome, cores, dataset, frames, synth};
+use super::{Context, Outcome, caption, dataset, progress, synth};
 
 /// The demo's config, compiled in so that the demo runs from any folder.
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
@@ -20,9 +23,15 @@ const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
 /// The dataset name the demo registers.
 const DATASET: &str = "synthetic-world";
 
+/// The run name the demo uses.
+const RUN: &str = "demo";
+
+/// The embedder entry of the demo config that measures similarity.
+const EMBEDDER: &str = "minilm";
+
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
-    /// Folder for the world and the frames. Default: `.wolf/demo` in the checkout.
+    /// Folder for the world. Default: `.wolf/demo` in the checkout.
     #[arg(long)]
     out: Option<PathBuf>,
     /// Number of clips in the world.
@@ -37,13 +46,16 @@ pub(crate) struct DemoArgs {
 }
 
 pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Outcome> {
-    let plan = match &args.config {
-        Some(path) => Config::load(path)?.plan()?,
-        None => Config::parse(DEMO_CONFIG)
-            .map_err(anyhow::Error::msg)
-            .context("the embedded demo config")?
-            .plan()?,
+    let text = match &args.config {
+        Some(path) => std::fs::read_to_string(path)
+            .with_context(|| format!("cannot read `{}`", path.display()))?,
+        None => DEMO_CONFIG.to_owned(),
     };
+    let plan = Config::parse(&text)
+        .map_err(anyhow::Error::msg)
+        .context("the demo config")?
+        .plan()?;
+    plan.wolf.validate(&plan)?;
     let out = args.out.clone().unwrap_or_else(default_out);
     let world = out.join("world");
     let started = Instant::now();
@@ -51,7 +63,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let step = Instant::now();
     let rendered = synth::render(&world, args.count, args.seed, None, context).await?;
     println!(
-        "1/3 Synthetic world: {} clips, {} frames, in {:.1} s -> {}",
+        "1/4 Synthetic world: {} clips, {} frames, in {:.1} s -> {}",
         rendered.clips,
         rendered.frames,
         step.elapsed().as_secs_f64(),
@@ -63,66 +75,91 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let annotations = world.join("annotations.json");
     let intake = dataset::add(&store, context, DATASET, &world, Some(&annotations), None).await?;
     println!(
-        "2/3 Intake into `{}` in {:.1} s",
+        "2/4 Intake into `{}` in {:.1} s",
         context.db_target(),
         step.elapsed().as_secs_f64()
     );
 
     let step = Instant::now();
     let summary = store.dataset(DATASET).await?;
-    let videos: Vec<_> = store
-        .videos(summary.id)
+    let counters = Arc::new(RunProgress::default());
+    let report = {
+        let _bars = [
+            progress::draw(counters.videos.clone(), "videos", context.show_progress),
+            progress::draw(
+                counters.frame_captions.clone(),
+                "frames",
+                context.show_progress,
+            ),
+            progress::draw(counters.llm_calls.clone(), "llm", context.show_progress),
+        ];
+        wolf_pipeline::wolf::run::run(
+            &store,
+            &plan,
+            &plan.wolf,
+            &summary,
+            RunOptions {
+                name: RUN.into(),
+                config_text: text.clone(),
+                retry_failed: false,
+                stop: Arc::new(AtomicBool::new(false)),
+            },
+            counters.clone(),
+        )
+        .await?
+    };
+    println!(
+        "3/4 Wolf captions in {:.1} s (run `{RUN}`):",
+        step.elapsed().as_secs_f64()
+    );
+    caption::print_report(RUN, &report);
+
+    let step = Instant::now();
+    let run = store.run(RUN).await?;
+    let pairs: Vec<Pair> = store
+        .captions(run.id, None)
         .await?
         .into_iter()
-        .filter(|v| v.status == VideoStatus::Ok)
+        .filter_map(|c| {
+            c.reference.map(|reference| Pair {
+                source: c.source,
+                caption: c.caption,
+                reference,
+            })
+        })
         .collect();
-    let frames_dir = out.join("frames");
-    let sampled = sample_all(&videos, &frames_dir, plan).await?;
+    let models = ModelSet::new(plan.models.clone());
+    let embedder = models
+        .embedder(EMBEDDER)
+        .context("the demo config's `minilm` embedder")?;
+    let mut means: Vec<(String, (f64, usize))> = mean_by_source(embedder.as_ref(), &pairs)
+        .await?
+        .into_iter()
+        .collect();
+    means.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
     println!(
-        "3/3 Frames: {} frames from {} clips ({:.1} per clip) in {:.1} s -> {}",
-        sampled,
-        videos.len(),
-        sampled as f64 / videos.len().max(1) as f64,
-        step.elapsed().as_secs_f64(),
-        frames_dir.display()
+        "4/4 Mean embedding similarity to the reference captions ({EMBEDDER}, cosine), in {:.1} s:",
+        step.elapsed().as_secs_f64()
     );
+    for (source, (mean, n)) in &means {
+        println!("  {source:<32} {mean:.3}  ({n} clips)");
+    }
     println!(
-        "Done in {:.1} s. The world's reference captions are in {}; `wolf dataset show {DATASET}` describes the dataset.",
+        "Done in {:.1} s. `wolf export --run {RUN}` prints every caption; the references are in {}.",
         started.elapsed().as_secs_f64(),
         annotations.display()
     );
-    Ok(intake)
+    Ok(
+        if intake == Outcome::SomeFailed || report.failed_stages > 0 || report.interrupted {
+            Outcome::SomeFailed
+        } else {
+            Outcome::Done
+        },
+    )
 }
 
 fn default_out() -> PathBuf {
     wolf_pipeline::home::Home::locate()
         .map(|home| home.root().join("demo"))
         .unwrap_or_else(|| PathBuf::from("wolf-demo"))
-}
-
-/// Samples every video's frames into `dir/<key without extension>/`, one video per core
-/// at a time; returns the number of frames written.
-async fn sample_all(
-    videos: &[wolf_pipeline::store::VideoRow],
-    dir: &Path,
-    plan: Plan,
-) -> anyhow::Result<usize> {
-    let permits = Arc::new(Semaphore::new(cores()));
-    let plan = Arc::new(plan);
-    let mut tasks = tokio::task::JoinSet::new();
-    for video in videos {
-        let permit = permits.clone().acquire_owned().await?;
-        let (path, plan) = (PathBuf::from(&video.path), plan.clone());
-        let out = dir.join(Path::new(&video.key).with_extension(""));
-        tasks.spawn_blocking(move || {
-            let _permit = permit;
-            // One clip per core at a time, so one decoding thread each.
-            frames::write_frames(&path, &out, &plan, 1).map(|index| index.frames.len())
-        });
-    }
-    let mut total = 0;
-    while let Some(done) = tasks.join_next().await {
-        total += done??;
-    }
-    Ok(total)
 }

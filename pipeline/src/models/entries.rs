@@ -278,11 +278,19 @@ impl OnnxConfig {
         }
     }
 
-    /// The model folder: `path`, or the default model pack's embedder.
+    /// The model folder: `path` (a relative one from the current directory, else from
+    /// the checkout that holds `.wolf/`), or the default model pack's embedder.
     pub fn resolved_path(&self) -> Option<PathBuf> {
-        self.path
-            .clone()
-            .or_else(|| Home::locate().map(|home| home.default_embedder()))
+        match &self.path {
+            Some(path) if path.is_relative() && !path.exists() => Some(
+                Home::locate()
+                    .and_then(|home| home.root().parent().map(|root| root.join(path)))
+                    .filter(|p| p.exists())
+                    .unwrap_or_else(|| path.clone()),
+            ),
+            Some(path) => Some(path.clone()),
+            None => Home::locate().map(|home| home.default_embedder()),
+        }
     }
 }
 

@@ -231,17 +231,27 @@ impl Store {
         Ok(())
     }
 
-    /// Marks a stage of (run, video) done (a stage with no caption of its own) or failed
-    /// with its reason.
+    /// Marks a stage of (run, video) done without a caption or failed with its reason,
+    /// and removes the caption of `source` that an earlier config gave (a failed stage
+    /// never leaves a caption behind): one transaction.
     pub async fn put_item(
         &self,
         run_id: i64,
         video_id: i64,
         stage: &str,
         result_key: &str,
+        source: Option<&str>,
         error: Option<(&str, &str)>,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
+        if let Some(source) = source {
+            sqlx::query("DELETE FROM captions WHERE run_id = $1 AND video_id = $2 AND source = $3")
+                .bind(run_id)
+                .bind(video_id)
+                .bind(source)
+                .execute(&mut *tx)
+                .await?;
+        }
         set_item(&mut tx, run_id, video_id, stage, result_key, error).await?;
         tx.commit().await?;
         Ok(())

@@ -815,7 +815,7 @@ async fn record(
         Ok(_) => {
             shared
                 .store
-                .put_item(shared.run_id, video.id, stage, key, None)
+                .put_item(shared.run_id, video.id, stage, key, source, None)
                 .await
         }
         Err(e) if e.kind == "cancelled" => return,
@@ -827,6 +827,7 @@ async fn record(
                     video.id,
                     stage,
                     key,
+                    source,
                     Some((&e.kind, &e.message)),
                 )
                 .await
