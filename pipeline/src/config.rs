@@ -28,7 +28,7 @@ pub struct Config {
     /// The Wolf method's parts: which models caption frames and clips, which LLM
     /// summarises and fuses (METHOD.md section 1). Absent: the embedded default.
     #[serde(default)]
-    pub wolf: crate::wolf::WolfConfig,
+    pub wolf: Option<crate::wolf::WolfConfig>,
 }
 
 /// `[sampling]`: frame sampling.
@@ -183,7 +183,7 @@ impl Config {
             sampling: self.sampling.settings()?,
             frame_format: self.sampling.frame_format()?,
             models,
-            wolf: self.wolf.clone(),
+            wolf: self.wolf.clone().unwrap_or_default(),
         })
     }
 }

@@ -9,7 +9,8 @@ use super::Outcome;
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum ConfigCommand {
-    /// Parse and validate a config file; print the plan it makes.
+    /// Parse and validate a config file (its `[wolf]` section against its models, when
+    /// it has one); print the plan it makes.
     Check {
         /// The TOML file.
         file: PathBuf,
@@ -18,7 +19,12 @@ pub(crate) enum ConfigCommand {
 
 pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<Outcome> {
     let ConfigCommand::Check { file } = command;
-    let plan = Config::load(&file)?.plan()?;
+    let config = Config::load(&file)?;
+    let plan = config.plan()?;
+    // `[wolf]` names models by role; a file without it is a model catalogue.
+    if config.wolf.is_some() {
+        plan.wolf.validate(&plan)?;
+    }
     println!("{} is valid.", file.display());
     println!("{plan:#?}");
     Ok(Outcome::Done)

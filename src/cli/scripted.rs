@@ -5,8 +5,10 @@
 
 use std::time::Duration;
 
-use clap::Args;
-use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
+use clap::{Args, ValueEnum};
+use serde_json::Value;
+use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer, last_user_text};
+use wolf_pipeline::wolf::motion::parse_grounded;
 
 use super::Outcome;
 
@@ -18,12 +20,43 @@ pub(crate) struct ScriptedServerArgs {
     /// Worker threads of the server.
     #[arg(long, default_value_t = 2)]
     threads: usize,
+    /// What the replies say.
+    #[arg(long, value_enum, default_value_t = Reply::Fixed)]
+    reply: Reply,
+}
+
+/// The text of the scripted server's replies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub(crate) enum Reply {
+    /// The same greeting to every request.
+    Fixed,
+    /// A grounded caption, one red circle with its box, for the motion stage (`wolf
+    /// bench`'s pipeline group): the box starts at x = 100 and, when the request's last
+    /// user message holds a box (the cascade's previous caption), moves 40 to the right
+    /// of it. A function of the messages alone, so reruns get the same replies.
+    Grounded,
+}
+
+/// [`Reply::Grounded`]'s text for one request.
+fn grounded_reply(request: &Value) -> String {
+    let previous = parse_grounded(&last_user_text(request))
+        .first()
+        .map(|d| d.bbox[0]);
+    let x = previous.map_or(100.0, |x| (x + 40.0).min(800.0)).round();
+    format!(
+        "a red circle [{x}, 100, {}, 200] on a grey background",
+        x + 100.0
+    )
 }
 
 /// Serves a fixed reply after a fixed latency; prints the base URL on stdout, then
 /// serves until the process is stopped.
 pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<Outcome> {
-    let script = Script::always(Behaviour::text("Hello! How can I help you today?"))
+    let behaviour = match args.reply {
+        Reply::Fixed => Behaviour::text("Hello! How can I help you today?"),
+        Reply::Grounded => Behaviour::with(grounded_reply),
+    };
+    let script = Script::always(behaviour)
         .with_latency(Duration::from_millis(args.latency_ms))
         .with_recording(false)
         .with_threads(args.threads);

@@ -10,6 +10,7 @@
 //!
 //! And the model issues': GGUF and HTTP ([`gguf`], [`http`]), ONNX captioners, KV
 //! cache and embedder ([`onnx`]).
+//! And the Pipeline issue's: overhead, memory growth and the demo by stage ([`pipeline`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -25,6 +26,7 @@ mod gguf;
 mod http;
 mod media;
 mod onnx;
+mod pipeline;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -37,8 +39,9 @@ pub(crate) struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
-    /// Run only these groups (repeatable): media, gguf, onnx, http. Default: all.
-    #[arg(long, value_parser = ["media", "gguf", "onnx", "http"])]
+    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline. Default:
+    /// all.
+    #[arg(long, value_parser = ["media", "gguf", "onnx", "http", "pipeline"])]
     only: Vec<String>,
 }
 
@@ -76,6 +79,9 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     }
     if wanted("http") {
         rows.extend(http::http(&work).await?);
+    }
+    if wanted("pipeline") {
+        rows.extend(pipeline::pipeline(&exe, &work, context).await?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);

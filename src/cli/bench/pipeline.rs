@@ -1,0 +1,531 @@
+//! The pipeline benchmarks (the Pipeline issue): `wolf caption` over 500 synthetic clips
+//! with scripted models of fixed latency against the model-bound ideal; the peak memory
+//! of `wolf caption` on 1,000 against 10,000 videos; and the demo's wall time by stage.
+//!
+//! Every wolf under test runs as a child process, timed from spawn to exit, so its
+//! start-up counts against it. The models are `wolf scripted-server` processes (an
+//! OpenAI-compatible server answering after a fixed latency): the 20 ms one serves the
+//! image and the video model, the 50 ms one the LLM. The image server answers with a
+//! grounded caption (`--reply grounded`) so that the motion stage has boxes to track.
+
+use std::fs::File;
+use std::io::{BufRead as _, BufReader, Read as _};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+
+use super::{Row, median, run_ok};
+use crate::cli::{Context, synth};
+
+/// Clips of the synthetic world the benchmarks run on.
+const CLIPS: usize = 500;
+const SEED: u64 = 5;
+/// Frames sampled per clip (`[sampling] count`).
+const FRAMES: usize = 4;
+const CAPTIONER_LATENCY_MS: u64 = 20;
+const LLM_LATENCY_MS: u64 = 50;
+/// `max_concurrency` of the image and the video model each.
+const CAPTIONER_CONCURRENCY: usize = 8;
+const LLM_CONCURRENCY: usize = 4;
+/// Timed runs of the overhead benchmark.
+const REPEATS: usize = 3;
+/// Sequential requests that measure a server's real round trip.
+const LONE: usize = 40;
+/// Videos in the memory benchmark: the small and the large dataset.
+const MEMORY_VIDEOS: [usize; 2] = [1_000, 10_000];
+
+/// A `wolf scripted-server` process, killed on drop.
+struct Server {
+    child: Child,
+    base_url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    fn start(exe: &Path, latency_ms: u64, grounded: bool) -> anyhow::Result<Self> {
+        let mut child = Command::new(exe)
+            .args(["--no-progress", "scripted-server", "--latency-ms"])
+            .arg(latency_ms.to_string())
+            .args(["--reply", if grounded { "grounded" } else { "fixed" }])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start `wolf scripted-server`")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout is piped")?;
+        let mut line = String::new();
+        // Dropping the reader closes our end of the pipe; the server prints nothing else.
+        BufReader::new(stdout).read_line(&mut line)?;
+        let server = Self {
+            child,
+            base_url: line.trim().to_owned(),
+        };
+        if !server.base_url.starts_with("http://") {
+            bail!(
+                "`wolf scripted-server` printed `{}`, not its URL",
+                server.base_url
+            );
+        }
+        Ok(server)
+    }
+
+    /// The mean round trip of a lone chat request, in milliseconds (the server's timer
+    /// rounds its sleep up to the next millisecond, and the request itself costs a bit).
+    fn round_trip_ms(&self, exe: &Path) -> anyhow::Result<f64> {
+        let text = run_ok(
+            Command::new(exe)
+                .args(["--no-progress", "http-load", "--base-url", &self.base_url])
+                .args(["--requests", &LONE.to_string(), "--in-flight", "1"])
+                .stdin(Stdio::null()),
+        )?;
+        let line = text.lines().last().unwrap_or("");
+        let load: serde_json::Value = serde_json::from_str(line)
+            .with_context(|| format!("`wolf http-load` printed `{line}`, not its JSON"))?;
+        let seconds = load["seconds"]
+            .as_f64()
+            .context("`wolf http-load` printed no `seconds`")?;
+        Ok(seconds * 1000.0 / LONE as f64)
+    }
+}
+
+/// The model entries and `[wolf]` of the benchmark's config.
+fn write_config(path: &Path, captioners: &str, llm: &str) -> anyhow::Result<()> {
+    let text = format!(
+        r#"# Written by `wolf bench` (pipeline): scripted models of fixed latency.
+[sampling]
+count = {FRAMES}
+
+[models.img]
+backend = "openai"
+base_url = "{captioners}"
+model = "img"
+max_concurrency = {CAPTIONER_CONCURRENCY}
+
+[models.vid]
+backend = "openai"
+base_url = "{captioners}"
+model = "vid"
+max_concurrency = {CAPTIONER_CONCURRENCY}
+
+[models.llm]
+backend = "openai"
+base_url = "{llm}"
+model = "llm"
+max_concurrency = {LLM_CONCURRENCY}
+
+[wolf]
+image_models = ["img"]
+video_models = ["vid"]
+llm = "llm"
+cascade = true
+motion_llm = false
+"#
+    );
+    std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
+}
+
+/// What one `wolf caption` child did: its wall time (spawn to exit), peak RSS, CPU, and
+/// its report's request count and per-stage times.
+#[derive(Debug)]
+struct CaptionRun {
+    wall: Duration,
+    peak_kib: i64,
+    cpu_s: f64,
+    requests: u64,
+    stages: Vec<(String, f64)>,
+}
+
+/// Removes a SQLite database and its side files.
+fn remove_db(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
+}
+
+/// Registers `source` as dataset `pipeline` in a fresh database at `db` (not timed).
+fn fresh_dataset(exe: &Path, db: &Path, source: &Path) -> anyhow::Result<()> {
+    remove_db(db);
+    run_ok(
+        Command::new(exe)
+            .args(["--no-progress", "--db"])
+            .arg(db)
+            .args(["dataset", "add", "pipeline"])
+            .arg(source)
+            .stdin(Stdio::null()),
+    )?;
+    Ok(())
+}
+
+/// Runs `wolf caption` over dataset `pipeline` as a child and measures it; fails unless
+/// every stage of every video is done.
+fn caption(exe: &Path, db: &Path, config: &Path, log: &Path) -> anyhow::Result<CaptionRun> {
+    let start = Instant::now();
+    let mut child = Command::new(exe)
+        .args(["--no-progress", "--db"])
+        .arg(db)
+        .args(["caption", "--dataset", "pipeline", "--config"])
+        .arg(config)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(File::create(log)?)
+        .spawn()
+        .context("cannot start `wolf caption`")?;
+    let mut stdout = String::new();
+    child
+        .stdout
+        .take()
+        .context("the child's stdout is piped")?
+        .read_to_string(&mut stdout)?;
+    let (status, peak_kib, cpu_s) = wait_with_usage(child)?;
+    let wall = start.elapsed();
+    if !status.success() {
+        bail!(
+            "`wolf caption` failed ({status}); its log is `{}`:\n{stdout}",
+            log.display()
+        );
+    }
+    let summary = stdout
+        .lines()
+        .find(|l| l.starts_with("run `"))
+        .with_context(|| format!("`wolf caption` printed no summary:\n{stdout}"))?;
+    if !summary.contains(" 0 failed stages") {
+        bail!("`wolf caption` had failed stages: {summary}");
+    }
+    Ok(CaptionRun {
+        wall,
+        peak_kib,
+        cpu_s,
+        requests: number_before(summary, " model requests")
+            .with_context(|| format!("no request count in `{summary}`"))? as u64,
+        stages: stage_lines(&stdout),
+    })
+}
+
+/// The number just before `marker` in `line`: `12` in `..., 12 model requests`.
+fn number_before(line: &str, marker: &str) -> Option<f64> {
+    let head = &line[..line.find(marker)?];
+    head.rsplit([' ', ',', '('])
+        .find(|w| !w.is_empty())?
+        .parse()
+        .ok()
+}
+
+/// The time of a demo step: `2.0` in `1/4 ... in 2.0 s -> ...`.
+fn seconds_after_in(line: &str) -> Option<f64> {
+    let tail = &line[line.rfind(" in ")? + 4..];
+    tail.split_whitespace().next()?.parse().ok()
+}
+
+/// The `  STAGE   N.N s (summed over videos in flight)` lines of a run's report.
+fn stage_lines(stdout: &str) -> Vec<(String, f64)> {
+    stdout
+        .lines()
+        .filter(|l| l.ends_with("s (summed over videos in flight)"))
+        .filter_map(|l| {
+            let head = l[..l.find(" s (summed")?].trim();
+            let (stage, seconds) = head.rsplit_once(' ')?;
+            Some((stage.trim().to_owned(), seconds.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Waits for a child; returns its exit status, peak RSS in KiB and CPU seconds (user
+/// and system, all threads).
+fn wait_with_usage(child: Child) -> anyhow::Result<(std::process::ExitStatus, i64, f64)> {
+    use std::os::unix::process::ExitStatusExt;
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting for a child this process spawned and has not reaped.
+    let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    if ret < 0 {
+        bail!("wait4 failed: {}", std::io::Error::last_os_error());
+    }
+    // Reaped: the handle must not wait (or kill) again.
+    std::mem::forget(child);
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss,
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+    ))
+}
+
+/// The 500-clip world, rendered once.
+async fn world(work: &Path, context: &Context) -> anyhow::Result<PathBuf> {
+    let world = work.join("pipeline-world");
+    let annotations = world.join("annotations.json");
+    let complete = std::fs::read_to_string(&annotations)
+        .ok()
+        .and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok())
+        .is_some_and(|m| m.len() == CLIPS);
+    if !complete {
+        eprintln!("Rendering {CLIPS} clips for the pipeline benchmark ...");
+        let _ = std::fs::remove_dir_all(&world);
+        synth::render(&world, CLIPS, SEED, None, context).await?;
+    }
+    Ok(world)
+}
+
+/// The world's clip files, in name order.
+fn clips(world: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut clips: Vec<PathBuf> = std::fs::read_dir(world)?
+        .map(|e| e.map(|e| e.path()))
+        .collect::<Result<_, _>>()?;
+    clips.retain(|p| p.extension().is_some_and(|e| e == "mp4"));
+    clips.sort();
+    if clips.len() != CLIPS {
+        bail!(
+            "`{}` has {} clips, not {CLIPS}: delete it to render it again",
+            world.display(),
+            clips.len()
+        );
+    }
+    Ok(clips)
+}
+
+/// A JSONL manifest of `videos` entries: the clips over and over, each time under new
+/// keys (`r00/clip_00000.mp4`, ...; repetition `r` after the whole of `r - 1`).
+fn manifest(work: &Path, clips: &[PathBuf], videos: usize) -> anyhow::Result<PathBuf> {
+    let path = work.join(format!("pipeline-manifest-{videos}.jsonl"));
+    let mut text = String::new();
+    for i in 0..videos {
+        let clip = &clips[i % clips.len()];
+        let name = clip.file_name().context("a clip has a name")?;
+        let row = serde_json::json!({
+            "path": clip.canonicalize()?,
+            "key": format!("r{:02}/{}", i / clips.len(), name.to_string_lossy()),
+        });
+        text.push_str(&row.to_string());
+        text.push('\n');
+    }
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+pub(super) async fn pipeline(
+    exe: &Path,
+    work: &Path,
+    context: &Context,
+) -> anyhow::Result<Vec<Row>> {
+    let world = world(work, context).await?;
+    let clips = clips(&world)?;
+    Ok(vec![
+        overhead(exe, work, &world)?,
+        memory(exe, work, &clips)?,
+        demo(exe, work)?,
+    ])
+}
+
+/// Wall time of `wolf caption` on the 500 clips against the busiest model's busy time.
+fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
+    let captioners = Server::start(exe, CAPTIONER_LATENCY_MS, true)?;
+    let llm = Server::start(exe, LLM_LATENCY_MS, false)?;
+    let config = work.join("pipeline.toml");
+    write_config(&config, &captioners.base_url, &llm.base_url)?;
+    let (captioner_rt, llm_rt) = (captioners.round_trip_ms(exe)?, llm.round_trip_ms(exe)?);
+    // Requests per clip: the cascade's frames and the middle frame alone (image model),
+    // one clip caption (video model), the summary and the fusion (LLM; the motion is a
+    // fixed sentence).
+    let image = CLIPS * (FRAMES + 1);
+    let video = CLIPS;
+    let chat = CLIPS * 2;
+    let busy = |requests: usize, latency_ms: f64, concurrency: usize| {
+        requests as f64 * latency_ms / 1000.0 / concurrency as f64
+    };
+    let ideal_at = |captioner_ms: f64, llm_ms: f64| {
+        [
+            busy(image, captioner_ms, CAPTIONER_CONCURRENCY),
+            busy(video, captioner_ms, CAPTIONER_CONCURRENCY),
+            busy(chat, llm_ms, LLM_CONCURRENCY),
+        ]
+    };
+    let nominal = ideal_at(CAPTIONER_LATENCY_MS as f64, LLM_LATENCY_MS as f64);
+    let measured = ideal_at(captioner_rt, llm_rt);
+    let ideal = nominal.iter().copied().fold(0.0, f64::max);
+    let ideal_measured = measured.iter().copied().fold(0.0, f64::max);
+    eprintln!(
+        "Pipeline overhead: {CLIPS} clips, {CAPTIONER_LATENCY_MS} ms captioners, {LLM_LATENCY_MS} ms LLM, ideal {ideal:.2} s ..."
+    );
+    let db = work.join("pipeline.db");
+    let log = work.join("pipeline-caption.log");
+    let mut runs = Vec::new();
+    for _ in 0..REPEATS {
+        fresh_dataset(exe, &db, world)?;
+        let run = caption(exe, &db, &config, &log)?;
+        if run.requests != (image + video + chat) as u64 {
+            bail!(
+                "`wolf caption` made {} model requests, not the {} this benchmark's ideal \
+                 assumes ({image} image, {video} video, {chat} LLM): update the ideal",
+                run.requests,
+                image + video + chat
+            );
+        }
+        runs.push(run);
+    }
+    remove_db(&db);
+    runs.sort_by_key(|r| r.wall);
+    let run = &runs[runs.len() / 2];
+    let wall = run.wall.as_secs_f64();
+    let stage = |name: &str| {
+        run.stages
+            .iter()
+            .find(|(s, _)| s == name)
+            .map_or(0.0, |(_, t)| *t)
+    };
+    let cores = super::super::cores() as f64;
+    Ok(Row {
+        benchmark: format!(
+            "pipeline overhead: `wolf caption` of {CLIPS} clips, scripted models \
+             ({CAPTIONER_LATENCY_MS} ms image/video, {LLM_LATENCY_MS} ms LLM)"
+        ),
+        wolf: format!("{wall:.2} s"),
+        anchor: format!(
+            "{ideal:.2} s (model-bound ideal: {chat} LLM requests x {LLM_LATENCY_MS} ms / {LLM_CONCURRENCY})"
+        ),
+        ratio: format!("{:.3}", wall / ideal),
+        goal: "≤ 1.05".into(),
+        note: format!(
+            "median of {REPEATS} (all: {}); child process, spawn to exit, fresh database each; \
+             {} requests ({image} image, {video} video, {chat} LLM) checked against the run's \
+             summary; ideal = max over models of requests x latency / concurrency: image \
+             {:.2} s, video {:.2} s, LLM {:.2} s; at the servers' measured lone round trips \
+             ({captioner_rt:.1} ms, {llm_rt:.1} ms) the LLM is busy {ideal_measured:.2} s \
+             (ratio {:.3}); decode (frames stage) {:.1} s summed over videos = {:.0}% of the \
+             wall's {cores:.0}-core time; CPU of the caption process {:.1} s; summed stage \
+             times: frame captions {:.1} s, video captions {:.1} s, summary {:.1} s, fusion \
+             {:.1} s (queueing for a model's slot included)",
+            runs.iter()
+                .map(|r| format!("{:.2}", r.wall.as_secs_f64()))
+                .collect::<Vec<_>>()
+                .join(", "),
+            run.requests,
+            nominal[0],
+            nominal[1],
+            nominal[2],
+            wall / ideal_measured,
+            stage("frames"),
+            100.0 * stage("frames") / (wall * cores),
+            run.cpu_s,
+            stage("frame captions"),
+            stage("video captions"),
+            stage("summary"),
+            stage("fusion"),
+        ),
+    })
+}
+
+/// Peak RSS of `wolf caption` on 1,000 and on 10,000 videos (the world's clips under
+/// repeated keys), with servers that answer at once.
+fn memory(exe: &Path, work: &Path, clips: &[PathBuf]) -> anyhow::Result<Row> {
+    let captioners = Server::start(exe, 0, true)?;
+    let llm = Server::start(exe, 0, false)?;
+    let config = work.join("pipeline-memory.toml");
+    write_config(&config, &captioners.base_url, &llm.base_url)?;
+    let db = work.join("pipeline-memory.db");
+    let log = work.join("pipeline-memory.log");
+    let mut runs = Vec::new();
+    for videos in MEMORY_VIDEOS {
+        eprintln!("Pipeline memory: `wolf caption` of {videos} videos ...");
+        let manifest = manifest(work, clips, videos)?;
+        fresh_dataset(exe, &db, &manifest)?;
+        runs.push(caption(exe, &db, &config, &log)?);
+    }
+    remove_db(&db);
+    let [small, large] = [&runs[0], &runs[1]];
+    let [few, many] = MEMORY_VIDEOS;
+    let mib = |kib: i64| kib as f64 / 1024.0;
+    Ok(Row {
+        benchmark: format!(
+            "pipeline memory: peak RSS of `wolf caption`, {many} against {few} videos"
+        ),
+        wolf: format!("{:.0} MiB", mib(large.peak_kib)),
+        anchor: format!("{:.0} MiB ({few} videos)", mib(small.peak_kib)),
+        ratio: format!(
+            "{:.2}",
+            large.peak_kib as f64 / small.peak_kib.max(1) as f64
+        ),
+        goal: "≤ 1.2".into(),
+        note: format!(
+            "{many} videos = {} distinct clips x {} keys ({few} = x {}); results of repeated \
+             content come from the cache: this measures the runner's per-video memory, not \
+             {many} distinct model calls ({} and {} model requests made); scripted servers \
+             answering at once; runs of {:.1} s and {:.1} s",
+            clips.len(),
+            many / clips.len(),
+            few / clips.len(),
+            small.requests,
+            large.requests,
+            small.wall.as_secs_f64(),
+            large.wall.as_secs_f64(),
+        ),
+    })
+}
+
+/// `wolf demo` as a child: its wall time and the split its output reports.
+fn demo(exe: &Path, work: &Path) -> anyhow::Result<Row> {
+    eprintln!("Pipeline: `wolf demo` (a few minutes) ...");
+    let folder = work.join("pipeline-demo");
+    let _ = std::fs::remove_dir_all(&folder);
+    std::fs::create_dir_all(&folder)?;
+    let db = folder.join("demo.db");
+    let start = Instant::now();
+    let stdout = run_ok(
+        Command::new(exe)
+            .args(["--no-progress", "--db"])
+            .arg(&db)
+            .args(["demo", "--out"])
+            .arg(&folder)
+            .stdin(Stdio::null()),
+    )
+    .context("`wolf demo`")?;
+    let wall = start.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&folder);
+    let mut steps = Vec::new();
+    for (prefix, name) in [
+        ("1/4", "synth"),
+        ("2/4", "intake"),
+        ("3/4", "caption"),
+        ("4/4", "scoring"),
+    ] {
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with(prefix))
+            .with_context(|| format!("`wolf demo` printed no `{prefix}` line:\n{stdout}"))?;
+        let seconds = seconds_after_in(line).with_context(|| format!("no time in `{line}`"))?;
+        steps.push(format!("{name} {seconds:.1} s"));
+    }
+    let stages = stage_lines(&stdout)
+        .iter()
+        .map(|(s, t)| format!("{s} {t:.1} s"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let videos = stdout
+        .lines()
+        .find(|l| l.starts_with("run `"))
+        .and_then(|l| number_before(l, " videos"))
+        .unwrap_or(0.0);
+    Ok(Row {
+        benchmark: "demo (`wolf demo`): wall time and its split by stage".into(),
+        wolf: format!("{wall:.1} s"),
+        anchor: "-".into(),
+        ratio: "-".into(),
+        goal: "report".into(),
+        note: format!(
+            "child process, spawn to exit, fresh database and world; steps: {}; caption \
+             stages of its {videos:.0} videos, summed over videos in flight: {stages}",
+            steps.join(", ")
+        ),
+    })
+}
