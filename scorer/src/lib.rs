@@ -3,6 +3,9 @@
 //! and token-efficiency curves.
 //!
 //! So far: [`similarity`], the embedding similarity of captions to references (what the
-//! demo prints). The judge and the classic metrics land with the scoring issue.
+//! demo prints), and [`capscore`]'s prompts, strict reply parsers, listwise shuffling
+//! and bootstrap intervals. The judge runner, the classic metrics and the commands land
+//! with the scoring issue.
 
+pub mod capscore;
 pub mod similarity;
