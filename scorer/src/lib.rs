@@ -8,4 +8,5 @@
 //! with the scoring issue.
 
 pub mod capscore;
+pub mod judge;
 pub mod similarity;

@@ -12,6 +12,7 @@ mod demo;
 mod frames;
 mod model;
 mod progress;
+mod score;
 mod scripted;
 mod synth;
 
@@ -67,7 +68,14 @@ enum Command {
     Caption(caption::CaptionArgs),
     /// Write a run's captions as JSONL or Wolf JSON.
     Export(caption::ExportArgs),
-    /// Run the embedded default end to end: synthetic world, intake, frames.
+    /// Score a run's captions against the references: CapScore (an LLM judge) and
+    /// embedding similarity.
+    Score(score::ScoreArgs),
+    /// Print the scores: mean, 95% interval, count and failures per dataset, run,
+    /// source and metric.
+    Report(score::ReportArgs),
+    /// Run the embedded default end to end: synthetic world, intake, captions and their
+    /// similarity to the references.
     Demo(demo::DemoArgs),
     /// Measure wolf against its anchors and write the results table.
     Bench(bench::BenchArgs),
@@ -144,6 +152,8 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Db(cmd) => db::run(cmd, context).await,
         Command::Caption(args) => caption::caption(args, context).await,
         Command::Export(args) => caption::export(args, context).await,
+        Command::Score(args) => score::score(args, context).await,
+        Command::Report(args) => score::report(args, context).await,
         Command::Demo(args) => demo::run(args, context).await,
         Command::Bench(args) => bench::run(args, context).await,
         Command::ScriptedServer(args) => scripted::serve(args).await,

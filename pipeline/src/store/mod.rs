@@ -6,6 +6,7 @@
 //! folder. Writes are idempotent upserts inside transactions.
 
 mod runs;
+mod scores;
 mod videos;
 
 use std::path::Path;
@@ -17,6 +18,7 @@ use sqlx::sqlite::{
 };
 
 pub use runs::{CaptionRow, NewCaption, RunRow, StoredResult, WorkItemRow};
+pub use scores::{Judgement, NewScore, ScoreRow, ScoringItem};
 pub use videos::{
     DatasetSummary, IntakeProblem, NewDataset, VideoMeta, VideoRecord, VideoRow, VideoStatus,
 };

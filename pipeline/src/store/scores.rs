@@ -1,0 +1,164 @@
+//! Scores of captions and the judge's cached replies.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// A judge reply as cached: its status, the raw reply and how many attempts it took.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Judgement {
+    /// `ok`, `parse_failed` or `failed`.
+    pub status: String,
+    pub reply: Option<String>,
+    pub attempts: i64,
+    pub error: Option<String>,
+}
+
+/// One score of one caption.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewScore<'a> {
+    pub caption_id: i64,
+    pub metric: &'a str,
+    pub judge: &'a str,
+    pub prompt_version: &'a str,
+    pub sample_index: i64,
+    /// `ok`, `parse_failed` or `failed`.
+    pub status: &'a str,
+    pub value: Option<f64>,
+    pub raw_reply: Option<&'a str>,
+}
+
+/// A stored score with where it belongs, for reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoreRow {
+    pub dataset: String,
+    pub run: String,
+    pub source: String,
+    pub video: String,
+    pub metric: String,
+    pub judge: String,
+    pub sample_index: i64,
+    pub status: String,
+    pub value: Option<f64>,
+}
+
+/// A caption to score: its id, source, text and the video's reference.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScoringItem {
+    pub caption_id: i64,
+    pub video: String,
+    pub source: String,
+    pub caption: String,
+    pub reference: String,
+}
+
+impl Store {
+    pub async fn judgement(&self, key: &str) -> Result<Option<Judgement>, StoreError> {
+        let row = sqlx::query("SELECT status, reply, attempts, error FROM judgements WHERE key = $1")
+            .bind(key)
+            .fetch_optional(self.pool())
+            .await?;
+        Ok(row.map(|r| Judgement {
+            status: r.get(0),
+            reply: r.get(1),
+            attempts: r.get(2),
+            error: r.get(3),
+        }))
+    }
+
+    /// Caches a judge reply; a later write of the same key replaces a failed one only.
+    pub async fn put_judgement(&self, key: &str, j: &Judgement) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO judgements (key, status, reply, attempts, error) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (key) DO UPDATE SET status = excluded.status, reply = excluded.reply, \
+             attempts = judgements.attempts + excluded.attempts, error = excluded.error \
+             WHERE judgements.status <> 'ok'",
+        )
+        .bind(key)
+        .bind(&j.status)
+        .bind(&j.reply)
+        .bind(j.attempts)
+        .bind(&j.error)
+        .execute(self.pool())
+        .await?;
+        Ok(())
+    }
+
+    /// Stores scores in one transaction, replacing earlier values of the same
+    /// (caption, metric, judge, prompt version, sample).
+    pub async fn put_scores(&self, scores: &[NewScore<'_>]) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        for s in scores {
+            sqlx::query(
+                "INSERT INTO scores (caption_id, metric, judge, prompt_version, sample_index, \
+                 status, value, raw_reply) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                 ON CONFLICT (caption_id, metric, judge, prompt_version, sample_index) DO UPDATE \
+                 SET status = excluded.status, value = excluded.value, \
+                 raw_reply = excluded.raw_reply, created_at = CURRENT_TIMESTAMP",
+            )
+            .bind(s.caption_id)
+            .bind(s.metric)
+            .bind(s.judge)
+            .bind(s.prompt_version)
+            .bind(s.sample_index)
+            .bind(s.status)
+            .bind(s.value)
+            .bind(s.raw_reply)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The captions of a run that have a reference, to score.
+    pub async fn scoring_items(&self, run_id: i64) -> Result<Vec<ScoringItem>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT c.id, v.key, c.source, c.caption, v.reference FROM captions c \
+             JOIN videos v ON v.id = c.video_id WHERE c.run_id = $1 AND v.reference IS NOT NULL \
+             AND length(trim(v.reference)) > 0 ORDER BY v.key, c.source",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ScoringItem {
+                caption_id: r.get(0),
+                video: r.get(1),
+                source: r.get(2),
+                caption: r.get(3),
+                reference: r.get(4),
+            })
+            .collect())
+    }
+
+    /// Every score, with its dataset, run, source and video; one dataset when given.
+    pub async fn scores(&self, dataset: Option<&str>) -> Result<Vec<ScoreRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.name, r.name, c.source, v.key, s.metric, s.judge, s.sample_index, \
+             s.status, s.value FROM scores s JOIN captions c ON c.id = s.caption_id \
+             JOIN runs r ON r.id = c.run_id JOIN videos v ON v.id = c.video_id \
+             JOIN datasets d ON d.id = r.dataset_id WHERE ($1 IS NULL OR d.name = $1) \
+             ORDER BY d.name, r.name, c.source, s.metric, v.key, s.sample_index",
+        )
+        .bind(dataset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ScoreRow {
+                dataset: r.get(0),
+                run: r.get(1),
+                source: r.get(2),
+                video: r.get(3),
+                metric: r.get(4),
+                judge: r.get(5),
+                sample_index: r.get(6),
+                status: r.get(7),
+                value: r.get(8),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,267 @@
+//! `wolf score` (judge and measure a run's captions against the references) and
+//! `wolf report` (means, intervals, counts and parse failures per dataset, source and
+//! metric).
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{Context as _, bail};
+use clap::{Args, ValueEnum};
+use wolf_pipeline::config::Config;
+use wolf_pipeline::models::{ModelSet, Role};
+use wolf_pipeline::store::{NewScore, ScoreRow, Store};
+use wolf_pipeline::wolf::model_identity;
+use wolf_scorer::capscore::mean_and_interval;
+use wolf_scorer::judge::{JudgeSettings, Mode, judge};
+use wolf_scorer::similarity::cosine;
+
+use super::{Context, Outcome};
+
+#[derive(Debug, Args)]
+pub(crate) struct ScoreArgs {
+    /// The run whose captions are scored.
+    #[arg(long)]
+    run: String,
+    /// The config with the judge's and the embedder's entries (default: the embedded
+    /// defaults: `smollm2` and `minilm`).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The judge: a chat LLM entry.
+    #[arg(long, default_value = "smollm2")]
+    judge: String,
+    /// The embedder entry of `embed_sim`.
+    #[arg(long, default_value = "minilm")]
+    embedder: String,
+    #[arg(long, value_enum, default_value_t = ModeArg::Pointwise)]
+    mode: ModeArg,
+    /// Judge samples per caption (k).
+    #[arg(long, default_value_t = 1)]
+    samples: usize,
+    /// Judge temperature (0: greedy, the paper's; use more than 0 with several samples).
+    #[arg(long, default_value_t = 0.0)]
+    temperature: f32,
+    /// Further attempts after an unparsable reply.
+    #[arg(long, default_value_t = 2)]
+    parse_retries: usize,
+    /// Judge calls in flight.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Metrics: `capscore`, `embed_sim` (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "capscore,embed_sim")]
+    metrics: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ModeArg {
+    Pointwise,
+    Listwise,
+}
+
+pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let plan = config.plan()?;
+    for metric in &args.metrics {
+        if !["capscore", "embed_sim"].contains(&metric.as_str()) {
+            bail!("unknown metric `{metric}`: use capscore, embed_sim");
+        }
+    }
+    let store = context.store().await?;
+    let run = store.run(&args.run).await?;
+    let items = store.scoring_items(run.id).await?;
+    if items.is_empty() {
+        bail!("run `{}` has no captions of videos with a reference", args.run);
+    }
+    let models = ModelSet::new(plan.models.clone());
+    let mut outcome = Outcome::Done;
+    if args.metrics.iter().any(|m| m == "embed_sim") {
+        plan.model_for(&args.embedder, Role::Embedder)?;
+        let embedder = models.embedder(&args.embedder)?;
+        let mut texts = Vec::with_capacity(items.len() * 2);
+        for item in &items {
+            texts.push(item.caption.clone());
+            texts.push(item.reference.clone());
+        }
+        let vectors = embedder.embed(&texts).await?;
+        let scores: Vec<NewScore> = items
+            .iter()
+            .zip(vectors.chunks(2))
+            .map(|(item, v)| NewScore {
+                caption_id: item.caption_id,
+                metric: "embed_sim",
+                judge: &args.embedder,
+                prompt_version: "",
+                sample_index: 0,
+                status: "ok",
+                value: Some(cosine(&v[0], &v[1])),
+                raw_reply: None,
+            })
+            .collect();
+        store.put_scores(&scores).await?;
+        println!("embed_sim: {} captions with `{}`", items.len(), args.embedder);
+    }
+    if args.metrics.iter().any(|m| m == "capscore") {
+        let entry = plan.model_for(&args.judge, Role::Chat)?;
+        let chat = models.chat(&args.judge)?;
+        let settings = JudgeSettings {
+            judge: args.judge.clone(),
+            identity: model_identity(entry),
+            mode: match args.mode {
+                ModeArg::Pointwise => Mode::Pointwise,
+                ModeArg::Listwise => Mode::Listwise,
+            },
+            samples: args.samples.max(1),
+            parse_retries: args.parse_retries,
+            temperature: args.temperature,
+            concurrency: args.concurrency,
+        };
+        let report = judge(&store, chat, &items, &settings).await?;
+        println!(
+            "capscore ({}, judge `{}`, {} sample(s)): {} ok, {} parse_failed, {} failed; {} judge requests, {} from the cache",
+            settings.mode.as_str(),
+            args.judge,
+            settings.samples,
+            report.ok,
+            report.parse_failed,
+            report.failed,
+            report.calls,
+            report.cached
+        );
+        if report.failed > 0 {
+            outcome = Outcome::SomeFailed;
+        }
+    }
+    Ok(outcome)
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ReportFormat {
+    Table,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ReportArgs {
+    /// Only this dataset.
+    #[arg(long)]
+    dataset: Option<String>,
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    format: ReportFormat,
+}
+
+/// One line of a report: dataset × run × source × metric (× judge).
+#[derive(Debug, Clone, serde::Serialize)]
+pub(crate) struct ReportLine {
+    dataset: String,
+    run: String,
+    source: String,
+    metric: String,
+    judge: String,
+    mean: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+    count: usize,
+    parse_failed: usize,
+    failed: usize,
+}
+
+/// Per-video means over samples, then the mean over videos with a 95% bootstrap
+/// interval (videos are the unit of resampling).
+pub(crate) fn report_lines(scores: &[ScoreRow]) -> Vec<ReportLine> {
+    type Group = (String, String, String, String, String);
+    let mut groups: BTreeMap<Group, Vec<&ScoreRow>> = BTreeMap::new();
+    for s in scores {
+        let key = (
+            s.dataset.clone(),
+            s.run.clone(),
+            s.source.clone(),
+            s.metric.clone(),
+            s.judge.clone(),
+        );
+        groups.entry(key).or_default().push(s);
+    }
+    groups
+        .into_iter()
+        .map(|((dataset, run, source, metric, judge), rows)| {
+            let mut per_video: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+            let (mut parse_failed, mut failed) = (0, 0);
+            for r in &rows {
+                match (r.status.as_str(), r.value) {
+                    ("ok", Some(v)) => per_video.entry(&r.video).or_default().push(v),
+                    ("parse_failed", _) => parse_failed += 1,
+                    _ => failed += 1,
+                }
+            }
+            let values: Vec<f64> = per_video
+                .values()
+                .map(|v| v.iter().sum::<f64>() / v.len() as f64)
+                .collect();
+            let interval = mean_and_interval(&values, 2000, 7);
+            ReportLine {
+                dataset,
+                run,
+                source,
+                metric,
+                judge,
+                mean: interval.map(|i| i.0),
+                low: interval.map(|i| i.1),
+                high: interval.map(|i| i.2),
+                count: values.len(),
+                parse_failed,
+                failed,
+            }
+        })
+        .collect()
+}
+
+pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let store = context.store().await?;
+    let text = report_text(&store, args.dataset.as_deref(), args.format).await?;
+    print!("{text}");
+    Ok(Outcome::Done)
+}
+
+async fn report_text(
+    store: &Store,
+    dataset: Option<&str>,
+    format: ReportFormat,
+) -> anyhow::Result<String> {
+    if let Some(name) = dataset {
+        store.dataset(name).await.context("the report's dataset")?;
+    }
+    let lines = report_lines(&store.scores(dataset).await?);
+    Ok(match format {
+        ReportFormat::Json => serde_json::to_string_pretty(&lines)? + "\n",
+        ReportFormat::Table => table(&lines),
+    })
+}
+
+/// The report as an aligned text table.
+pub(crate) fn table(lines: &[ReportLine]) -> String {
+    let mut out = format!(
+        "{:<18} {:<14} {:<30} {:<20} {:>6} {:>15} {:>5} {:>6}\n",
+        "dataset", "run", "source", "metric", "mean", "95% interval", "n", "failed"
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.3}"));
+    for l in lines {
+        let failures = if l.parse_failed + l.failed > 0 {
+            format!("{}p+{}", l.parse_failed, l.failed)
+        } else {
+            "0".into()
+        };
+        out.push_str(&format!(
+            "{:<18} {:<14} {:<30} {:<20} {:>6} {:>15} {:>5} {:>6}\n",
+            l.dataset,
+            l.run,
+            l.source,
+            l.metric,
+            f(l.mean),
+            format!("[{}, {}]", f(l.low), f(l.high)),
+            l.count,
+            failures
+        ));
+    }
+    out
+}
