@@ -8,4 +8,5 @@ mod frames;
 mod intake;
 mod models;
 mod onnx;
+mod score;
 mod synth;

@@ -1,0 +1,307 @@
+//! `wolf score` and `wolf report` end to end: a run captioned by scripted models, judged
+//! by a scripted judge (faults, caching, listwise shuffling) and by the real default
+//! GGUF LLM.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
+
+use crate::util::Dir;
+
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// A run `r` of `count` clips captioned by one scripted server; returns its export.
+fn captioned_run(dir: &Dir, count: usize) -> Vec<Value> {
+    let server = ScriptedServer::start(Script::always(Behaviour::with(|req: &Value| {
+        let hash = fnv1a(&req["messages"].to_string());
+        format!("a red circle [100, 100, 200, 200] moves {:x}", hash % 997)
+    })))
+    .unwrap();
+    let url = server.base_url();
+    let mut config = String::from("[sampling]\ncount = 2\n");
+    for name in ["img", "vid", "llm"] {
+        config.push_str(&format!(
+            "[models.{name}]\nbackend = \"openai\"\nbase_url = \"{url}\"\nmodel = \"{name}\"\n"
+        ));
+    }
+    config.push_str(
+        "[wolf]\nimage_models = [\"img\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nmotion_llm = false\n",
+    );
+    std::fs::write(dir.join("caption.toml"), config).unwrap();
+    dir.wolf(&[
+        "synth",
+        "--out",
+        "world",
+        "--count",
+        &count.to_string(),
+        "--seed",
+        "5",
+    ])
+    .expect_code(0);
+    dir.wolf(&[
+        "dataset",
+        "add",
+        "ds",
+        "world",
+        "--annotations",
+        "world/annotations.json",
+    ])
+    .expect_code(0);
+    dir.wolf(&[
+        "caption",
+        "--dataset",
+        "ds",
+        "--config",
+        "caption.toml",
+        "--run",
+        "r",
+    ])
+    .expect_code(0);
+    let out = dir.wolf(&["export", "--run", "r"]).expect_code(0).stdout();
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+/// A judge config: `judge` on the server, retries off.
+fn judge_config(dir: &Dir, server: &ScriptedServer) -> String {
+    let text = format!(
+        "[models.judge]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"judge\"\nmax_retries = 0\ntimeout_s = 0.5\n",
+        server.base_url()
+    );
+    std::fs::write(dir.join("judge.toml"), text).unwrap();
+    dir.join("judge.toml").display().to_string()
+}
+
+fn report(dir: &Dir) -> Vec<Value> {
+    let run = dir.wolf(&["report", "--format", "json"]).expect_code(0);
+    run.json().as_array().unwrap().clone()
+}
+
+fn line<'a>(lines: &'a [Value], source: &str, metric: &str) -> &'a Value {
+    lines
+        .iter()
+        .find(|l| l["source"] == source && l["metric"] == metric)
+        .unwrap_or_else(|| panic!("no {source} {metric} in {lines:?}"))
+}
+
+#[test]
+fn judge_faults_are_stored_as_failures_never_as_numbers() {
+    let dir = Dir::new();
+    let export = captioned_run(&dir, 2);
+    assert_eq!(export.len(), 10);
+    // One request at a time, in this order: the first ten replies, then valid ones.
+    let server = ScriptedServer::start(Script::sequence(
+        vec![
+            Behaviour::text("0.50;0.60"),
+            Behaviour::text("0.1,0.2,0.3,0.4;0.1,0.2,0.3,0.4"),
+            Behaviour::text("1.50;0.20"),
+            Behaviour::text("Sure! 0.80;0.90"),
+            Behaviour::ServerError,
+            Behaviour::text("0.5;0.6;0.7"),
+            Behaviour::Hang,
+            Behaviour::text("0.80; 0.90"),
+            Behaviour::EmptyContent,
+            Behaviour::text("0.30;0.40"),
+        ],
+        Behaviour::text("0.70;0.70"),
+    ))
+    .unwrap();
+    let config = judge_config(&dir, &server);
+    let run = dir
+        .wolf(&[
+            "score",
+            "--run",
+            "r",
+            "--config",
+            &config,
+            "--judge",
+            "judge",
+            "--metrics",
+            "capscore",
+            "--concurrency",
+            "1",
+            "--parse-retries",
+            "0",
+        ])
+        .expect_code(1);
+    // 4 unparsable (4 numbers, out of range, prose, 3 numbers) + the empty reply; 2
+    // failed calls (server error, timeout); the rest parsed.
+    assert!(
+        run.stdout().contains("3 ok, 5 parse_failed, 2 failed"),
+        "{}",
+        run.stdout()
+    );
+    let lines = report(&dir);
+    let (mut ok, mut parse_failed, mut failed) = (0, 0, 0);
+    for l in lines
+        .iter()
+        .filter(|l| l["metric"] == "capscore_similarity")
+    {
+        ok += l["count"].as_u64().unwrap();
+        parse_failed += l["parse_failed"].as_u64().unwrap();
+        failed += l["failed"].as_u64().unwrap();
+        if let Some(mean) = l["mean"].as_f64() {
+            assert!((0.0..=1.0).contains(&mean));
+        }
+    }
+    assert_eq!((ok, parse_failed, failed), (3, 5, 2));
+
+    // Rescoring asks again only for the failed calls; parse failures are final.
+    let again = dir
+        .wolf(&[
+            "score",
+            "--run",
+            "r",
+            "--config",
+            &config,
+            "--judge",
+            "judge",
+            "--metrics",
+            "capscore",
+            "--concurrency",
+            "1",
+        ])
+        .expect_code(0);
+    assert!(
+        again
+            .stdout()
+            .contains("2 judge requests, 8 from the cache"),
+        "{}",
+        again.stdout()
+    );
+}
+
+#[test]
+fn rescoring_hits_the_cache_and_makes_no_judge_call() {
+    let dir = Dir::new();
+    captioned_run(&dir, 2);
+    let server = ScriptedServer::start(Script::always(Behaviour::text("0.40;0.50"))).unwrap();
+    let config = judge_config(&dir, &server);
+    let args = [
+        "score",
+        "--run",
+        "r",
+        "--config",
+        &config,
+        "--judge",
+        "judge",
+        "--metrics",
+        "capscore",
+        "--samples",
+        "2",
+    ];
+    let first = dir.wolf(&args).expect_code(0);
+    assert!(
+        first
+            .stdout()
+            .contains("20 judge requests, 0 from the cache"),
+        "{}",
+        first.stdout()
+    );
+    let before = server.requests();
+    let second = dir.wolf(&args).expect_code(0);
+    assert!(
+        second
+            .stdout()
+            .contains("0 judge requests, 20 from the cache"),
+        "{}",
+        second.stdout()
+    );
+    assert_eq!(server.requests(), before);
+    let lines = report(&dir);
+    let wolf = line(&lines, "wolf", "capscore_quality");
+    assert_eq!(wolf["mean"].as_f64(), Some(0.5));
+    assert_eq!(wolf["count"].as_u64(), Some(2));
+}
+
+/// The judge's score for a caption text: a function of the text alone.
+fn score_of(text: &str) -> f64 {
+    (fnv1a(text.trim()) % 90 + 10) as f64 / 100.0
+}
+
+#[test]
+fn listwise_scores_map_back_to_their_captions_whatever_the_shown_order() {
+    let dir = Dir::new();
+    let export = captioned_run(&dir, 3);
+    // Replies score each shown caption by its own text, so a wrong unshuffle shows.
+    let server = ScriptedServer::start(Script::always(Behaviour::with(|req: &Value| {
+        let prompt = req["messages"][0]["content"]
+            .as_str()
+            .unwrap_or("")
+            .to_owned();
+        let scores: Vec<String> = prompt
+            .lines()
+            .filter_map(|l| l.strip_prefix("Caption "))
+            .filter_map(|l| l.split_once(": "))
+            .map(|(_, text)| format!("{:.2}", score_of(text)))
+            .collect();
+        format!("{};{}", scores.join(","), scores.join(","))
+    })))
+    .unwrap();
+    let config = judge_config(&dir, &server);
+    dir.wolf(&[
+        "score",
+        "--run",
+        "r",
+        "--config",
+        &config,
+        "--judge",
+        "judge",
+        "--metrics",
+        "capscore",
+        "--mode",
+        "listwise",
+        "--samples",
+        "3",
+    ])
+    .expect_code(0);
+    // Five sources a video: one call a video and sample.
+    assert_eq!(server.requests(), 3 * 3);
+    let mut expected: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for row in &export {
+        expected
+            .entry(row["source"].as_str().unwrap().to_owned())
+            .or_default()
+            .push(score_of(row["caption"].as_str().unwrap()));
+    }
+    let lines = report(&dir);
+    for (source, values) in expected {
+        let want = values.iter().sum::<f64>() / values.len() as f64;
+        let got = line(&lines, &source, "capscore_similarity")["mean"]
+            .as_f64()
+            .unwrap();
+        assert!((got - want).abs() < 1e-9, "{source}: {got} != {want}");
+    }
+}
+
+#[test]
+fn a_real_judge_run_with_the_default_gguf_llm_gives_scores_or_parse_failures() {
+    let dir = Dir::new();
+    captioned_run(&dir, 2);
+    let run = dir
+        .wolf(&["score", "--run", "r", "--metrics", "capscore,embed_sim"])
+        .expect_code(0);
+    assert!(run.stdout().contains("0 failed"), "{}", run.stdout());
+    let lines = report(&dir);
+    for l in &lines {
+        let n = l["count"].as_u64().unwrap() + l["parse_failed"].as_u64().unwrap();
+        assert_eq!(n, 2, "{l}");
+        assert_eq!(l["failed"].as_u64(), Some(0), "{l}");
+        if let Some(mean) = l["mean"].as_f64() {
+            let range = if l["metric"] == "embed_sim" {
+                -1.0..=1.0
+            } else {
+                0.0..=1.0
+            };
+            assert!(range.contains(&mean), "{l}");
+        }
+    }
+    assert!(lines.iter().any(|l| l["metric"] == "embed_sim"));
+    assert!(lines.iter().any(|l| l["metric"] == "capscore_quality"));
+}
