@@ -13,9 +13,8 @@ use clap::Args;
 use wolf_pipeline::config::Config;
 use wolf_pipeline::models::ModelSet;
 use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
-use wolf_scorer::similarity::{Pair, mean_by_source};
 
-use super::{Context, Outcome, caption, dataset, progress, synth};
+use super::{Context, Outcome, caption, dataset, progress, score, synth};
 
 /// The demo's config, compiled in so that the demo runs from any folder.
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
@@ -116,34 +115,23 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
 
     let step = Instant::now();
     let run = store.run(RUN).await?;
-    let pairs: Vec<Pair> = store
-        .captions(run.id, None)
-        .await?
-        .into_iter()
-        .filter_map(|c| {
-            c.reference.map(|reference| Pair {
-                source: c.source,
-                caption: c.caption,
-                reference,
-            })
-        })
-        .collect();
+    let items = store.scoring_items(run.id).await?;
     let models = ModelSet::new(plan.models.clone());
-    let embedder = models
-        .embedder(EMBEDDER)
+    score::embed_sim(&store, &models, EMBEDDER, &items)
+        .await
         .context("the demo config's `minilm` embedder")?;
-    let mut means: Vec<(String, (f64, usize))> = mean_by_source(embedder.as_ref(), &pairs)
-        .await?
+    let mut lines: Vec<score::ReportLine> = score::report_lines(&store.scores(Some(DATASET)).await?)
         .into_iter()
+        .filter(|l| l.run() == RUN)
         .collect();
-    means.sort_by(|a, b| b.1.0.total_cmp(&a.1.0));
+    lines.sort_by(|a, b| {
+        (a.metric(), b.mean()).partial_cmp(&(b.metric(), a.mean())).unwrap_or(std::cmp::Ordering::Equal)
+    });
     println!(
-        "4/4 Mean embedding similarity to the reference captions ({EMBEDDER}, cosine), in {:.1} s:",
+        "4/4 Scores against the reference captions ({EMBEDDER} embedding similarity), in {:.1} s (`wolf report` prints them again):",
         step.elapsed().as_secs_f64()
     );
-    for (source, (mean, n)) in &means {
-        println!("  {source:<32} {mean:.3}  ({n} clips)");
-    }
+    print!("{}", score::table(&lines));
     println!(
         "Done in {:.1} s. `wolf export --run {RUN}` prints every caption; the references are in {}.",
         started.elapsed().as_secs_f64(),

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::models::{ModelSet, Role};
-use wolf_pipeline::store::{NewScore, ScoreRow, Store};
+use wolf_pipeline::store::{NewScore, ScoreRow, ScoringItem, Store};
 use wolf_pipeline::wolf::model_identity;
 use wolf_scorer::capscore::mean_and_interval;
 use wolf_scorer::judge::{JudgeSettings, Mode, judge};
@@ -78,29 +78,8 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     let mut outcome = Outcome::Done;
     if args.metrics.iter().any(|m| m == "embed_sim") {
         plan.model_for(&args.embedder, Role::Embedder)?;
-        let embedder = models.embedder(&args.embedder)?;
-        let mut texts = Vec::with_capacity(items.len() * 2);
-        for item in &items {
-            texts.push(item.caption.clone());
-            texts.push(item.reference.clone());
-        }
-        let vectors = embedder.embed(&texts).await?;
-        let scores: Vec<NewScore> = items
-            .iter()
-            .zip(vectors.chunks(2))
-            .map(|(item, v)| NewScore {
-                caption_id: item.caption_id,
-                metric: "embed_sim",
-                judge: &args.embedder,
-                prompt_version: "",
-                sample_index: 0,
-                status: "ok",
-                value: Some(cosine(&v[0], &v[1])),
-                raw_reply: None,
-            })
-            .collect();
-        store.put_scores(&scores).await?;
-        println!("embed_sim: {} captions with `{}`", items.len(), args.embedder);
+        let n = embed_sim(&store, &models, &args.embedder, &items).await?;
+        println!("embed_sim: {n} captions with `{}`", args.embedder);
     }
     if args.metrics.iter().any(|m| m == "capscore") {
         let entry = plan.model_for(&args.judge, Role::Chat)?;
@@ -136,6 +115,39 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     Ok(outcome)
 }
 
+/// Stores `embed_sim` (the cosine of caption and reference embeddings) for every item;
+/// returns how many.
+pub(crate) async fn embed_sim(
+    store: &Store,
+    models: &ModelSet,
+    embedder: &str,
+    items: &[ScoringItem],
+) -> anyhow::Result<usize> {
+    let model = models.embedder(embedder)?;
+    let mut texts = Vec::with_capacity(items.len() * 2);
+    for item in items {
+        texts.push(item.caption.clone());
+        texts.push(item.reference.clone());
+    }
+    let vectors = model.embed(&texts).await?;
+    let scores: Vec<NewScore> = items
+        .iter()
+        .zip(vectors.chunks(2))
+        .map(|(item, v)| NewScore {
+            caption_id: item.caption_id,
+            metric: "embed_sim",
+            judge: embedder,
+            prompt_version: "",
+            sample_index: 0,
+            status: "ok",
+            value: Some(cosine(&v[0], &v[1])),
+            raw_reply: None,
+        })
+        .collect();
+    store.put_scores(&scores).await?;
+    Ok(items.len())
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ReportFormat {
     Table,
@@ -165,6 +177,20 @@ pub(crate) struct ReportLine {
     count: usize,
     parse_failed: usize,
     failed: usize,
+}
+
+impl ReportLine {
+    pub(crate) fn run(&self) -> &str {
+        &self.run
+    }
+
+    pub(crate) fn metric(&self) -> &str {
+        &self.metric
+    }
+
+    pub(crate) fn mean(&self) -> Option<f64> {
+        self.mean
+    }
 }
 
 /// Per-video means over samples, then the mean over videos with a 95% bootstrap
