@@ -305,3 +305,35 @@ fn a_real_judge_run_with_the_default_gguf_llm_gives_scores_or_parse_failures() {
     assert!(lines.iter().any(|l| l["metric"] == "embed_sim"));
     assert!(lines.iter().any(|l| l["metric"] == "capscore_quality"));
 }
+
+#[test]
+fn token_efficiency_stores_one_curve_per_source() {
+    let dir = Dir::new();
+    let export = captioned_run(&dir, 2);
+    dir.wolf(&["score", "--run", "r", "--metrics", "efficiency"])
+        .expect_code(0);
+    let rows = dir
+        .wolf(&["report", "--efficiency", "--format", "json"])
+        .expect_code(0)
+        .json();
+    let rows = rows.as_array().unwrap();
+    for source in ["img:middle", "img:summary", "motion", "vid", "wolf"] {
+        let first = rows
+            .iter()
+            .find(|r| r["source"] == source && r["sentences"] == 1)
+            .unwrap_or_else(|| panic!("no first point for {source}: {rows:?}"));
+        assert_eq!(first["count"].as_i64(), Some(2));
+        // The words of a one-sentence caption are the caption's words.
+        let words: Vec<usize> = export
+            .iter()
+            .filter(|e| e["source"] == source)
+            .map(|e| {
+                wolf_scorer::efficiency::sentence_prefixes(e["caption"].as_str().unwrap())[0]
+                    .split_whitespace()
+                    .count()
+            })
+            .collect();
+        let mean = words.iter().sum::<usize>() as f64 / words.len() as f64;
+        assert!((first["mean_tokens"].as_f64().unwrap() - mean).abs() < 1e-9);
+    }
+}

@@ -5,6 +5,7 @@ mod util;
 mod caption;
 mod cli;
 mod frames;
+mod import;
 mod intake;
 mod models;
 mod onnx;

@@ -8,5 +8,6 @@
 //! with the scoring issue.
 
 pub mod capscore;
+pub mod efficiency;
 pub mod judge;
 pub mod similarity;

@@ -120,12 +120,15 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     score::embed_sim(&store, &models, EMBEDDER, &items)
         .await
         .context("the demo config's `minilm` embedder")?;
-    let mut lines: Vec<score::ReportLine> = score::report_lines(&store.scores(Some(DATASET)).await?)
-        .into_iter()
-        .filter(|l| l.run() == RUN)
-        .collect();
+    let mut lines: Vec<score::ReportLine> =
+        score::report_lines(&store.scores(Some(DATASET)).await?)
+            .into_iter()
+            .filter(|l| l.run() == RUN)
+            .collect();
     lines.sort_by(|a, b| {
-        (a.metric(), b.mean()).partial_cmp(&(b.metric(), a.mean())).unwrap_or(std::cmp::Ordering::Equal)
+        (a.metric(), b.mean())
+            .partial_cmp(&(b.metric(), a.mean()))
+            .unwrap_or(std::cmp::Ordering::Equal)
     });
     println!(
         "4/4 Scores against the reference captions ({EMBEDDER} embedding similarity), in {:.1} s (`wolf report` prints them again):",

@@ -10,6 +10,7 @@ mod dataset;
 mod db;
 mod demo;
 mod frames;
+mod import;
 mod model;
 mod progress;
 mod score;
@@ -68,6 +69,9 @@ enum Command {
     Caption(caption::CaptionArgs),
     /// Write a run's captions as JSONL or Wolf JSON.
     Export(caption::ExportArgs),
+    /// Import captions made elsewhere (Wolf JSON or JSONL) as a leaderboard entry of a
+    /// dataset: validated whole, then stored in one transaction or not at all.
+    Import(import::ImportArgs),
     /// Score a run's captions against the references: CapScore (an LLM judge) and
     /// embedding similarity.
     Score(score::ScoreArgs),
@@ -152,6 +156,7 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Db(cmd) => db::run(cmd, context).await,
         Command::Caption(args) => caption::caption(args, context).await,
         Command::Export(args) => caption::export(args, context).await,
+        Command::Import(args) => import::run(args, context).await,
         Command::Score(args) => score::score(args, context).await,
         Command::Report(args) => score::report(args, context).await,
         Command::Demo(args) => demo::run(args, context).await,

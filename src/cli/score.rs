@@ -46,7 +46,8 @@ pub(crate) struct ScoreArgs {
     /// Judge calls in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Metrics: `capscore`, `embed_sim` (comma-separated).
+    /// Metrics: `capscore`, `embed_sim`, `efficiency` (comma-separated; `efficiency`
+    /// scores every sentence prefix of every caption with the embedder).
     #[arg(long, value_delimiter = ',', default_value = "capscore,embed_sim")]
     metrics: Vec<String>,
 }
@@ -64,15 +65,18 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     };
     let plan = config.plan()?;
     for metric in &args.metrics {
-        if !["capscore", "embed_sim"].contains(&metric.as_str()) {
-            bail!("unknown metric `{metric}`: use capscore, embed_sim");
+        if !["capscore", "embed_sim", "efficiency"].contains(&metric.as_str()) {
+            bail!("unknown metric `{metric}`: use capscore, embed_sim, efficiency");
         }
     }
     let store = context.store().await?;
     let run = store.run(&args.run).await?;
     let items = store.scoring_items(run.id).await?;
     if items.is_empty() {
-        bail!("run `{}` has no captions of videos with a reference", args.run);
+        bail!(
+            "run `{}` has no captions of videos with a reference",
+            args.run
+        );
     }
     let models = ModelSet::new(plan.models.clone());
     let mut outcome = Outcome::Done;
@@ -80,6 +84,14 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         plan.model_for(&args.embedder, Role::Embedder)?;
         let n = embed_sim(&store, &models, &args.embedder, &items).await?;
         println!("embed_sim: {n} captions with `{}`", args.embedder);
+    }
+    if args.metrics.iter().any(|m| m == "efficiency") {
+        plan.model_for(&args.embedder, Role::Embedder)?;
+        let points = efficiency(&store, &models, &args.embedder, run.id, &items).await?;
+        println!(
+            "efficiency: {points} curve points with `{}` (`wolf report --efficiency`)",
+            args.embedder
+        );
     }
     if args.metrics.iter().any(|m| m == "capscore") {
         let entry = plan.model_for(&args.judge, Role::Chat)?;
@@ -148,6 +160,56 @@ pub(crate) async fn embed_sim(
     Ok(items.len())
 }
 
+/// Token efficiency with `embed_sim`: every sentence prefix of every caption embedded
+/// and compared with its reference; one curve per source is stored. Returns the points.
+pub(crate) async fn efficiency(
+    store: &Store,
+    models: &ModelSet,
+    embedder: &str,
+    run_id: i64,
+    items: &[ScoringItem],
+) -> anyhow::Result<usize> {
+    use wolf_scorer::efficiency::{curve, sentence_prefixes, tokens};
+    let model = models.embedder(embedder)?;
+    // (source, prefix sentences, tokens) with the texts to embed: prefix, reference.
+    let mut keys = Vec::new();
+    let mut texts = Vec::new();
+    for item in items {
+        for (k, prefix) in sentence_prefixes(&item.caption).into_iter().enumerate() {
+            keys.push((item.source.clone(), k + 1, tokens(&prefix)));
+            texts.push(prefix);
+            texts.push(item.reference.clone());
+        }
+    }
+    let vectors = model.embed(&texts).await?;
+    let mut by_source: BTreeMap<String, Vec<(usize, usize, f64)>> = BTreeMap::new();
+    for ((source, k, n), v) in keys.into_iter().zip(vectors.chunks(2)) {
+        by_source
+            .entry(source)
+            .or_default()
+            .push((k, n, cosine(&v[0], &v[1])));
+    }
+    let mut total = 0;
+    for (source, observations) in by_source {
+        let points: Vec<(i64, f64, f64, i64)> = curve(&observations)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.sentences as i64,
+                    p.mean_tokens,
+                    p.mean_score,
+                    p.count as i64,
+                )
+            })
+            .collect();
+        total += points.len();
+        store
+            .put_efficiency(run_id, &source, "embed_sim", &points)
+            .await?;
+    }
+    Ok(total)
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum ReportFormat {
     Table,
@@ -161,6 +223,9 @@ pub(crate) struct ReportArgs {
     dataset: Option<String>,
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     format: ReportFormat,
+    /// Print the token-efficiency curves (`wolf score --metrics efficiency`) instead.
+    #[arg(long)]
+    efficiency: bool,
 }
 
 /// One line of a report: dataset × run × source × metric (× judge).
@@ -244,6 +309,31 @@ pub(crate) fn report_lines(scores: &[ScoreRow]) -> Vec<ReportLine> {
 
 pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
+    if args.efficiency {
+        let rows = store.efficiency(None).await?;
+        match args.format {
+            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            ReportFormat::Table => {
+                println!(
+                    "{:<14} {:<30} {:<10} {:>9} {:>11} {:>10} {:>5}",
+                    "run", "source", "metric", "sentences", "mean words", "mean score", "n"
+                );
+                for r in rows {
+                    println!(
+                        "{:<14} {:<30} {:<10} {:>9} {:>11.1} {:>10.3} {:>5}",
+                        r.run,
+                        r.source,
+                        r.metric,
+                        r.sentences,
+                        r.mean_tokens,
+                        r.mean_score,
+                        r.count
+                    );
+                }
+            }
+        }
+        return Ok(Outcome::Done);
+    }
     let text = report_text(&store, args.dataset.as_deref(), args.format).await?;
     print!("{text}");
     Ok(Outcome::Done)

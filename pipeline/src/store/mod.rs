@@ -5,6 +5,7 @@
 //! PostgreSQL also accepts, so that a second database means a second migrations
 //! folder. Writes are idempotent upserts inside transactions.
 
+mod import;
 mod runs;
 mod scores;
 mod videos;
@@ -17,8 +18,9 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use import::{ImportCaption, NewEntry, RunOrigin};
 pub use runs::{CaptionRow, NewCaption, RunRow, StoredResult, WorkItemRow};
-pub use scores::{Judgement, NewScore, ScoreRow, ScoringItem};
+pub use scores::{EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem};
 pub use videos::{
     DatasetSummary, IntakeProblem, NewDataset, VideoMeta, VideoRecord, VideoRow, VideoStatus,
 };

@@ -55,10 +55,11 @@ pub struct ScoringItem {
 
 impl Store {
     pub async fn judgement(&self, key: &str) -> Result<Option<Judgement>, StoreError> {
-        let row = sqlx::query("SELECT status, reply, attempts, error FROM judgements WHERE key = $1")
-            .bind(key)
-            .fetch_optional(self.pool())
-            .await?;
+        let row =
+            sqlx::query("SELECT status, reply, attempts, error FROM judgements WHERE key = $1")
+                .bind(key)
+                .fetch_optional(self.pool())
+                .await?;
         Ok(row.map(|r| Judgement {
             status: r.get(0),
             reply: r.get(1),
@@ -158,6 +159,79 @@ impl Store {
                 sample_index: r.get(6),
                 status: r.get(7),
                 value: r.get(8),
+            })
+            .collect())
+    }
+}
+
+/// One point of a stored token-efficiency curve.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct EfficiencyRow {
+    pub run: String,
+    pub source: String,
+    pub metric: String,
+    pub sentences: i64,
+    pub mean_tokens: f64,
+    pub mean_score: f64,
+    pub count: i64,
+}
+
+impl Store {
+    /// Replaces the curve of (run, source, metric): (sentences, mean tokens, mean score,
+    /// count) per point, in one transaction.
+    pub async fn put_efficiency(
+        &self,
+        run_id: i64,
+        source: &str,
+        metric: &str,
+        points: &[(i64, f64, f64, i64)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool().begin().await?;
+        sqlx::query("DELETE FROM efficiency WHERE run_id = $1 AND source = $2 AND metric = $3")
+            .bind(run_id)
+            .bind(source)
+            .bind(metric)
+            .execute(&mut *tx)
+            .await?;
+        for (sentences, tokens, score, count) in points {
+            sqlx::query(
+                "INSERT INTO efficiency (run_id, source, metric, sentences, mean_tokens, \
+                 mean_score, count) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(run_id)
+            .bind(source)
+            .bind(metric)
+            .bind(sentences)
+            .bind(tokens)
+            .bind(score)
+            .bind(count)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Every stored curve point, by run, source, metric and length.
+    pub async fn efficiency(&self, run: Option<&str>) -> Result<Vec<EfficiencyRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.name, e.source, e.metric, e.sentences, e.mean_tokens, e.mean_score, \
+             e.count FROM efficiency e JOIN runs r ON r.id = e.run_id \
+             WHERE ($1 IS NULL OR r.name = $1) ORDER BY r.name, e.source, e.metric, e.sentences",
+        )
+        .bind(run)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| EfficiencyRow {
+                run: r.get(0),
+                source: r.get(1),
+                metric: r.get(2),
+                sentences: r.get(3),
+                mean_tokens: r.get(4),
+                mean_score: r.get(5),
+                count: r.get(6),
             })
             .collect())
     }

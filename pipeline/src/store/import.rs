@@ -1,0 +1,125 @@
+//! Entries imported from elsewhere: a run whose captions came from a file (`wolf
+//! import`), so that `wolf score` and `wolf report` treat it like any other run.
+//!
+//! An import is one transaction: the run, and all its captions or none of them. A
+//! re-import of the same name replaces the run's captions (and with them their scores)
+//! inside that transaction, so a reader sees the old entry or the new one, never a mix.
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+
+/// An existing run as an import sees it: which dataset it belongs to and how it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunOrigin {
+    pub id: i64,
+    pub dataset_id: i64,
+    pub dataset: String,
+    /// The run's config text (`imported from …` for an imported entry).
+    pub config: String,
+}
+
+/// One caption of an imported entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ImportCaption {
+    pub video_id: i64,
+    pub caption: String,
+    /// The SHA-256 of the caption's text.
+    pub result_key: String,
+}
+
+/// A validated entry to store as the run `name` of `dataset_id`, whose captions all
+/// have the source `name`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEntry<'a> {
+    pub name: &'a str,
+    pub dataset_id: i64,
+    pub config: &'a str,
+    pub config_hash: &'a str,
+    pub captions: &'a [ImportCaption],
+}
+
+impl Store {
+    /// The run `name` with its dataset's name and its config, if it exists.
+    pub async fn run_origin(&self, name: &str) -> Result<Option<RunOrigin>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.id, r.dataset_id, d.name, r.config FROM runs r \
+             JOIN datasets d ON d.id = r.dataset_id WHERE r.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(self.pool())
+        .await?;
+        Ok(row.map(|r| RunOrigin {
+            id: r.get(0),
+            dataset_id: r.get(1),
+            dataset: r.get(2),
+            config: r.get(3),
+        }))
+    }
+
+    /// Stores an imported entry in one transaction: creates the run `done` (or takes
+    /// over the one of that name and dataset, replacing its captions and work items)
+    /// and inserts every caption with the source `entry.name`. Returns the run's id.
+    pub async fn import_entry(&self, entry: &NewEntry<'_>) -> Result<i64, StoreError> {
+        let mut tx = self.pool().begin().await?;
+        let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
+            .bind(entry.name)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let run_id: i64 = match existing {
+            Some(row) => {
+                let id: i64 = row.get("id");
+                let dataset_id: i64 = row.get("dataset_id");
+                if dataset_id != entry.dataset_id {
+                    return Err(StoreError::RunDataset(entry.name.to_owned()));
+                }
+                sqlx::query(
+                    "UPDATE runs SET config = $1, config_hash = $2, status = 'done', \
+                     updated_at = CURRENT_TIMESTAMP WHERE id = $3",
+                )
+                .bind(entry.config)
+                .bind(entry.config_hash)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+                // Their scores go with them (ON DELETE CASCADE): they judged other text.
+                sqlx::query("DELETE FROM captions WHERE run_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                sqlx::query("DELETE FROM work_items WHERE run_id = $1")
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+                id
+            }
+            None => {
+                sqlx::query_scalar(
+                    "INSERT INTO runs (name, dataset_id, config, config_hash, status) \
+                     VALUES ($1, $2, $3, $4, 'done') RETURNING id",
+                )
+                .bind(entry.name)
+                .bind(entry.dataset_id)
+                .bind(entry.config)
+                .bind(entry.config_hash)
+                .fetch_one(&mut *tx)
+                .await?
+            }
+        };
+        for caption in entry.captions {
+            sqlx::query(
+                "INSERT INTO captions (run_id, video_id, source, caption, result_key) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(run_id)
+            .bind(caption.video_id)
+            .bind(entry.name)
+            .bind(&caption.caption)
+            .bind(&caption.result_key)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(run_id)
+    }
+}
