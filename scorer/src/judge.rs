@@ -201,7 +201,10 @@ pub async fn judge(
             let (judgement, from_cache) = match cached {
                 Some(j) if j.status != "failed" => (j, true),
                 _ => {
-                    let _permit = permits.acquire().await.expect("never closed; this is a bug");
+                    let _permit = permits
+                        .acquire()
+                        .await
+                        .expect("never closed; this is a bug");
                     (ask(&chat, &call, &settings, &made).await, false)
                 }
             };
@@ -222,7 +225,11 @@ pub async fn judge(
                         prompt_version: call.prompt_version,
                         sample_index: call.sample as i64,
                         status: &judgement.status,
-                        value: if judgement.status == "ok" { value } else { None },
+                        value: if judgement.status == "ok" {
+                            value
+                        } else {
+                            None
+                        },
                         raw_reply: judgement.reply.as_deref(),
                     });
                 }
