@@ -282,6 +282,27 @@ impl Store {
             .collect())
     }
 
+    /// (video id, stage, status, result key) of the work items of some videos of a run.
+    pub async fn work_item_states(
+        &self,
+        run_id: i64,
+        video_ids: &[i64],
+    ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
+        let ids = serde_json::to_string(video_ids).expect("integers serialise");
+        let rows = sqlx::query(
+            "SELECT video_id, stage, status, result_key FROM work_items WHERE run_id = $1 \
+             AND video_id IN (SELECT value FROM json_each($2))",
+        )
+        .bind(run_id)
+        .bind(ids)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
     /// Captions of a run, by video key then source; one source only when given.
     pub async fn captions(
         &self,

@@ -42,6 +42,9 @@ use crate::store::{
     DatasetSummary, NewCaption, RunRow, Store, StoreError, StoredResult, VideoRow, VideoStatus,
 };
 
+/// Videos planned at once (their recorded stages read in one query).
+const PLAN_WINDOW: usize = 512;
+
 /// How one `wolf caption` runs.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -359,76 +362,77 @@ pub async fn run(
     store
         .prune_run(run.id, &wolf.sources(), &stage_names)
         .await?;
-    // (status, key) of every recorded stage, by video.
-    let mut recorded: HashMap<i64, HashMap<String, (String, String)>> = HashMap::new();
-    for item in store.work_items(run.id).await? {
-        recorded
-            .entry(item.video_id)
-            .or_default()
-            .insert(item.stage, (item.status, item.result_key));
-    }
-    let mut todo = Vec::new();
     let mut report = RunReport {
         videos: videos.len(),
         ..RunReport::default()
     };
-    for video in videos {
-        let keys = shared.keys(&video);
-        let here = recorded.get(&video.id);
-        // A stage counts as done or failed only for today's key.
-        let states: Vec<&str> = keys
-            .stages()
-            .iter()
-            .map(|(stage, expected)| match here.and_then(|m| m.get(stage)) {
-                Some((status, key)) if key == expected && status == "done" => "done",
-                Some((status, key)) if key == expected && status == "failed" => "failed",
-                _ => "todo",
-            })
-            .collect();
-        let failed = states.contains(&"failed");
-        let todo_left = states.contains(&"todo");
-        let skip = if options.retry_failed {
-            !failed
-        } else {
-            !todo_left
-        };
-        if skip {
-            report.skipped += 1;
-        } else {
-            todo.push((video, keys));
-        }
-    }
-    progress.videos.set_total(todo.len() as u64);
-
+    progress.videos.set_total(videos.len() as u64);
     let in_flight = match wolf.videos_in_flight {
         0 => auto_in_flight(plan, wolf),
         n => n,
     };
     let slots = Arc::new(Semaphore::new(in_flight));
     let mut tasks = tokio::task::JoinSet::new();
-    for (video, keys) in todo {
-        if options.stop.load(Ordering::Relaxed) {
-            report.interrupted = true;
-            break;
+    // Videos are planned a window at a time, so that memory does not grow with the
+    // dataset: a window's recorded stages, then its videos' tasks.
+    'windows: for window in videos.chunks(PLAN_WINDOW) {
+        let ids: Vec<i64> = window.iter().map(|v| v.id).collect();
+        // (status, key) of every recorded stage, by video.
+        let mut recorded: HashMap<i64, HashMap<String, (String, String)>> = HashMap::new();
+        for (video, stage, status, key) in store.work_item_states(run.id, &ids).await? {
+            recorded
+                .entry(video)
+                .or_default()
+                .insert(stage, (status, key));
         }
-        let permit = slots
-            .clone()
-            .acquire_owned()
-            .await
-            .expect("the semaphore is never closed; this is a bug");
-        if options.stop.load(Ordering::Relaxed) {
-            report.interrupted = true;
-            break;
-        }
-        let shared = shared.clone();
-        tasks.spawn(async move {
-            let _permit = permit;
-            let outcome = process(&shared, &video, &keys).await;
-            shared.progress.videos.finish_one(outcome.failed == 0);
-            outcome
-        });
-        while let Some(done) = tasks.try_join_next() {
-            tally(&mut report, done);
+        for video in window {
+            let keys = shared.keys(video);
+            let here = recorded.get(&video.id);
+            // A stage counts as done or failed only for today's key.
+            let states: Vec<&str> = keys
+                .stages()
+                .iter()
+                .map(|(stage, expected)| match here.and_then(|m| m.get(stage)) {
+                    Some((status, key)) if key == expected && status == "done" => "done",
+                    Some((status, key)) if key == expected && status == "failed" => "failed",
+                    _ => "todo",
+                })
+                .collect();
+            let failed = states.contains(&"failed");
+            let todo_left = states.contains(&"todo");
+            let skip = if options.retry_failed {
+                !failed
+            } else {
+                !todo_left
+            };
+            if skip {
+                report.skipped += 1;
+                progress.videos.finish_one(true);
+                continue;
+            }
+            if options.stop.load(Ordering::Relaxed) {
+                report.interrupted = true;
+                break 'windows;
+            }
+            let permit = slots
+                .clone()
+                .acquire_owned()
+                .await
+                .expect("the semaphore is never closed; this is a bug");
+            if options.stop.load(Ordering::Relaxed) {
+                report.interrupted = true;
+                break 'windows;
+            }
+            let (shared, video) = (shared.clone(), video.clone());
+            tasks.spawn(async move {
+                let _permit = permit;
+                let outcome = process(&shared, &video, &keys).await;
+                shared.progress.videos.finish_one(outcome.failed == 0);
+                outcome
+            });
+            while let Some(done) = tasks.try_join_next() {
+                tally(&mut report, done);
+            }
         }
     }
     while let Some(done) = tasks.join_next().await {
