@@ -3,6 +3,7 @@
 mod util;
 
 mod caption;
+mod classic;
 mod cli;
 mod frames;
 mod import;

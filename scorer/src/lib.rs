@@ -6,8 +6,10 @@
 //! demo prints), and [`capscore`]'s prompts, strict reply parsers, listwise shuffling
 //! and bootstrap intervals. The judge runner, the classic metrics and the commands land
 //! with the scoring issue.
+//! [`classic`]: BLEU-1…4, METEOR, ROUGE-L and CIDEr-D as pycocoevalcap computes them.
 
 pub mod capscore;
+pub mod classic;
 pub mod efficiency;
 pub mod judge;
 pub mod similarity;
