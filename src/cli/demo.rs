@@ -120,6 +120,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     score::embed_sim(&store, &models, EMBEDDER, &items)
         .await
         .context("the demo config's `minilm` embedder")?;
+    score::classic(&store, &items).await?;
     let mut lines: Vec<score::ReportLine> =
         score::report_lines(&store.scores(Some(DATASET)).await?)
             .into_iter()
@@ -131,7 +132,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     println!(
-        "4/4 Scores against the reference captions ({EMBEDDER} embedding similarity), in {:.1} s (`wolf report` prints them again):",
+        "4/4 Scores against the reference captions ({EMBEDDER} embedding similarity and the classic metrics; no judge), in {:.1} s (`wolf report` prints them again):",
         step.elapsed().as_secs_f64()
     );
     print!("{}", score::table(&lines));

@@ -46,9 +46,14 @@ pub(crate) struct ScoreArgs {
     /// Judge calls in flight.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Metrics: `capscore`, `embed_sim`, `efficiency` (comma-separated; `efficiency`
-    /// scores every sentence prefix of every caption with the embedder).
-    #[arg(long, value_delimiter = ',', default_value = "capscore,embed_sim")]
+    /// Metrics: `capscore`, `embed_sim`, `classic` (BLEU-1..4, METEOR, ROUGE-L,
+    /// CIDEr-D), `efficiency` (comma-separated; `efficiency` scores every sentence prefix
+    /// of every caption with the embedder).
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "capscore,embed_sim,classic"
+    )]
     metrics: Vec<String>,
 }
 
@@ -65,8 +70,8 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     };
     let plan = config.plan()?;
     for metric in &args.metrics {
-        if !["capscore", "embed_sim", "efficiency"].contains(&metric.as_str()) {
-            bail!("unknown metric `{metric}`: use capscore, embed_sim, efficiency");
+        if !["capscore", "embed_sim", "classic", "efficiency"].contains(&metric.as_str()) {
+            bail!("unknown metric `{metric}`: use capscore, embed_sim, classic, efficiency");
         }
     }
     let store = context.store().await?;
@@ -84,6 +89,10 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         plan.model_for(&args.embedder, Role::Embedder)?;
         let n = embed_sim(&store, &models, &args.embedder, &items).await?;
         println!("embed_sim: {n} captions with `{}`", args.embedder);
+    }
+    if args.metrics.iter().any(|m| m == "classic") {
+        let n = classic(&store, &items).await?;
+        println!("classic: {n} captions (bleu1-4, meteor, rouge_l, cider_d)");
     }
     if args.metrics.iter().any(|m| m == "efficiency") {
         plan.model_for(&args.embedder, Role::Embedder)?;
@@ -157,6 +166,40 @@ pub(crate) async fn embed_sim(
         })
         .collect();
     store.put_scores(&scores).await?;
+    Ok(items.len())
+}
+
+/// Stores the classic metrics of every item, computed per source (a source is one
+/// submission: CIDEr-D's document frequencies come from its set); returns how many.
+pub(crate) async fn classic(store: &Store, items: &[ScoringItem]) -> anyhow::Result<usize> {
+    use wolf_scorer::classic::{MetricScores, score_all};
+    let mut by_source: BTreeMap<&str, Vec<&ScoringItem>> = BTreeMap::new();
+    for item in items {
+        by_source.entry(&item.source).or_default().push(item);
+    }
+    for group in by_source.values() {
+        let pairs: Vec<(String, Vec<String>)> = group
+            .iter()
+            .map(|i| (i.caption.clone(), vec![i.reference.clone()]))
+            .collect();
+        let scores = tokio::task::spawn_blocking(move || score_all(&pairs)).await?;
+        let mut rows = Vec::new();
+        for (item, s) in group.iter().zip(&scores.items) {
+            for name in MetricScores::NAMES {
+                rows.push(NewScore {
+                    caption_id: item.caption_id,
+                    metric: name,
+                    judge: "",
+                    prompt_version: "coco",
+                    sample_index: 0,
+                    status: "ok",
+                    value: s.get(name),
+                    raw_reply: None,
+                });
+            }
+        }
+        store.put_scores(&rows).await?;
+    }
     Ok(items.len())
 }
 
