@@ -15,7 +15,9 @@ cache="${WOLF_WHEEL_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/wolf/wheels}"
 llama_version=0.3.36
 openai_version=3.57.0
 onnx_anchor="onnxruntime==1.32.0 numpy==2.4.6 tokenizers==0.23.3 pillow==13.0.0"
-want="llama-cpp-python[server]==$llama_version openai==$openai_version $onnx_anchor"
+# The classic metrics' anchor (bench/classic_python.py; it also needs Java).
+metrics_anchor="pycocoevalcap==1.2 pycocotools==2.0.11"
+want="llama-cpp-python[server]==$llama_version openai==$openai_version $onnx_anchor $metrics_anchor"
 
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
 if [ "$(cat "$venv/.wolf-requirements" 2>/dev/null)" = "$want" ]; then

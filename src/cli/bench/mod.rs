@@ -27,6 +27,7 @@ mod http;
 mod media;
 mod onnx;
 mod pipeline;
+mod score;
 
 #[derive(Debug, Args)]
 pub(crate) struct BenchArgs {
@@ -39,9 +40,9 @@ pub(crate) struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
-    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline. Default:
-    /// all.
-    #[arg(long, value_parser = ["media", "gguf", "onnx", "http", "pipeline"])]
+    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, score.
+    /// Default: all.
+    #[arg(long, value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score"])]
     only: Vec<String>,
 }
 
@@ -82,6 +83,9 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     }
     if wanted("pipeline") {
         rows.extend(pipeline::pipeline(&exe, &work, context).await?);
+    }
+    if wanted("score") {
+        rows.extend(score::score(&exe, &work).await?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);
