@@ -29,6 +29,34 @@ pub struct Config {
     /// summarises and fuses (METHOD.md section 1). Absent: the embedded default.
     #[serde(default)]
     pub wolf: Option<crate::wolf::WolfConfig>,
+    /// How captions are scored where a command scores them without flags (`wolf demo`).
+    #[serde(default)]
+    pub score: ScoreConfig,
+}
+
+/// `[score]`: the judge and the embedder of scoring.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ScoreConfig {
+    /// The CapScore judge (a chat LLM entry); absent: no CapScore.
+    pub judge: Option<String>,
+    /// `pointwise` (the default) or `listwise`.
+    pub mode: String,
+    /// Judge samples per caption.
+    pub samples: usize,
+    /// The embedder of `embed_sim` (default `minilm`).
+    pub embedder: String,
+}
+
+impl Default for ScoreConfig {
+    fn default() -> Self {
+        Self {
+            judge: None,
+            mode: "pointwise".into(),
+            samples: 1,
+            embedder: "minilm".into(),
+        }
+    }
 }
 
 /// `[sampling]`: frame sampling.
@@ -127,6 +155,8 @@ pub struct Plan {
     /// The method's parts, checked against the models by `wolf caption` when it
     /// starts ([`crate::wolf::WolfConfig::validate`]).
     pub wolf: crate::wolf::WolfConfig,
+    /// How commands that score without flags score (`wolf demo`).
+    pub score: ScoreConfig,
 }
 
 impl Plan {
@@ -184,6 +214,7 @@ impl Config {
             frame_format: self.sampling.frame_format()?,
             models,
             wolf: self.wolf.clone().unwrap_or_default(),
+            score: self.score.clone(),
         })
     }
 }

@@ -25,9 +25,6 @@ const DATASET: &str = "synthetic-world";
 /// The run name the demo uses.
 const RUN: &str = "demo";
 
-/// The embedder entry of the demo config that measures similarity.
-const EMBEDDER: &str = "minilm";
-
 #[derive(Debug, Args)]
 pub(crate) struct DemoArgs {
     /// Folder for the world. Default: `.wolf/demo` in the checkout.
@@ -117,10 +114,32 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let run = store.run(RUN).await?;
     let items = store.scoring_items(run.id).await?;
     let models = ModelSet::new(plan.models.clone());
-    score::embed_sim(&store, &models, EMBEDDER, &items)
+    let embedder = plan.score.embedder.as_str();
+    score::embed_sim(&store, &models, embedder, &items)
         .await
-        .context("the demo config's `minilm` embedder")?;
+        .with_context(|| format!("the demo config's `{embedder}` embedder"))?;
     score::classic(&store, &items).await?;
+    if let Some(judge) = &plan.score.judge {
+        let mode = match plan.score.mode.as_str() {
+            "listwise" => wolf_scorer::judge::Mode::Listwise,
+            _ => wolf_scorer::judge::Mode::Pointwise,
+        };
+        score::capscore(
+            &store,
+            &plan,
+            &models,
+            judge,
+            &items,
+            score::JudgeOptions {
+                mode,
+                samples: plan.score.samples,
+                temperature: if plan.score.samples > 1 { 0.7 } else { 0.0 },
+                parse_retries: 2,
+                concurrency: 4,
+            },
+        )
+        .await?;
+    }
     let mut lines: Vec<score::ReportLine> =
         score::report_lines(&store.scores(Some(DATASET)).await?)
             .into_iter()
@@ -132,7 +151,11 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     println!(
-        "4/4 Scores against the reference captions ({EMBEDDER} embedding similarity and the classic metrics; no judge), in {:.1} s (`wolf report` prints them again):",
+        "4/4 Scores against the reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them again):",
+        match &plan.score.judge {
+            Some(judge) => format!(", CapScore judged by `{judge}`"),
+            None => String::new(),
+        },
         step.elapsed().as_secs_f64()
     );
     print!("{}", score::table(&lines));

@@ -103,37 +103,73 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         );
     }
     if args.metrics.iter().any(|m| m == "capscore") {
-        let entry = plan.model_for(&args.judge, Role::Chat)?;
-        let chat = models.chat(&args.judge)?;
-        let settings = JudgeSettings {
-            judge: args.judge.clone(),
-            identity: model_identity(entry),
-            mode: match args.mode {
-                ModeArg::Pointwise => Mode::Pointwise,
-                ModeArg::Listwise => Mode::Listwise,
-            },
-            samples: args.samples.max(1),
-            parse_retries: args.parse_retries,
-            temperature: args.temperature,
-            concurrency: args.concurrency,
+        let mode = match args.mode {
+            ModeArg::Pointwise => Mode::Pointwise,
+            ModeArg::Listwise => Mode::Listwise,
         };
-        let report = judge(&store, chat, &items, &settings).await?;
-        println!(
-            "capscore ({}, judge `{}`, {} sample(s)): {} ok, {} parse_failed, {} failed; {} judge requests, {} from the cache",
-            settings.mode.as_str(),
-            args.judge,
-            settings.samples,
-            report.ok,
-            report.parse_failed,
-            report.failed,
-            report.calls,
-            report.cached
-        );
-        if report.failed > 0 {
+        let judged = capscore(
+            &store,
+            &plan,
+            &models,
+            &args.judge,
+            &items,
+            JudgeOptions {
+                mode,
+                samples: args.samples,
+                temperature: args.temperature,
+                parse_retries: args.parse_retries,
+                concurrency: args.concurrency,
+            },
+        )
+        .await?;
+        if judged.failed > 0 {
             outcome = Outcome::SomeFailed;
         }
     }
     Ok(outcome)
+}
+
+/// How a CapScore pass runs.
+pub(crate) struct JudgeOptions {
+    pub mode: Mode,
+    pub samples: usize,
+    pub temperature: f32,
+    pub parse_retries: usize,
+    pub concurrency: usize,
+}
+
+/// Judges every item with `judge` and prints what the pass did.
+pub(crate) async fn capscore(
+    store: &Store,
+    plan: &wolf_pipeline::config::Plan,
+    models: &ModelSet,
+    judge_name: &str,
+    items: &[ScoringItem],
+    options: JudgeOptions,
+) -> anyhow::Result<wolf_scorer::judge::JudgeReport> {
+    let entry = plan.model_for(judge_name, Role::Chat)?;
+    let chat = models.chat(judge_name)?;
+    let settings = JudgeSettings {
+        judge: judge_name.to_owned(),
+        identity: model_identity(entry),
+        mode: options.mode,
+        samples: options.samples.max(1),
+        parse_retries: options.parse_retries,
+        temperature: options.temperature,
+        concurrency: options.concurrency,
+    };
+    let report = judge(store, chat, items, &settings).await?;
+    println!(
+        "capscore ({}, judge `{judge_name}`, {} sample(s)): {} ok, {} parse_failed, {} failed; {} judge requests, {} from the cache",
+        settings.mode.as_str(),
+        settings.samples,
+        report.ok,
+        report.parse_failed,
+        report.failed,
+        report.calls,
+        report.cached
+    );
+    Ok(report)
 }
 
 /// Stores `embed_sim` (the cosine of caption and reference embeddings) for every item;
