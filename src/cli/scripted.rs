@@ -1,4 +1,4 @@
-//! Hidden subcommands of the HTTP benchmark (`wolf bench`): `wolf scripted-server`, the
+//! Hidden subcommands of `wolf bench` (HTTP and pipeline): `wolf scripted-server`, the
 //! scripted OpenAI-compatible server in a process of its own (so that its CPU is not
 //! counted against either client), and `wolf http-load`, wolf's `openai` client under
 //! load, also in a process of its own so that its CPU can be measured alone.
@@ -49,7 +49,7 @@ fn grounded_reply(request: &Value) -> String {
     )
 }
 
-/// Serves a fixed reply after a fixed latency; prints the base URL on stdout, then
+/// Serves the `--reply` text after a fixed latency; prints the base URL on stdout, then
 /// serves until the process is stopped.
 pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<Outcome> {
     let behaviour = match args.reply {

@@ -580,9 +580,25 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
     let image_tasks = w.image_models.iter().map(|m| {
         let frames = frames.clone();
         async move {
-            let cascade = match &frames {
-                Ok(f) => cascade(shared, video, m, keys, f.as_deref()).await,
-                Err(e) => Err(e.clone()),
+            let run_cascade = async {
+                match &frames {
+                    Ok(f) => cascade(shared, video, m, keys, f.as_deref()).await,
+                    Err(e) => Err(e.clone()),
+                }
+            };
+            // With the cascade on, the middle frame alone needs no history: it is asked
+            // beside the cascade, not after it.
+            let (cascade, early_middle) = if w.cascade {
+                let alone = async {
+                    match &frames {
+                        Ok(f) => middle(shared, m, keys, f.as_deref(), None).await,
+                        Err(e) => Err(e.clone()),
+                    }
+                };
+                let (c, alone) = tokio::join!(run_cascade, alone);
+                (c, Some(alone))
+            } else {
+                (run_cascade.await, None)
             };
             let cascade_key = &keys.cascade[m];
             let cascade_text = cascade.as_ref().ok().map(|c| c.captions.clone());
@@ -595,9 +611,10 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
                 &cascade.as_ref().map(|_| None).map_err(Clone::clone),
             )
             .await;
-            let middle = match (&frames, &cascade) {
-                (Ok(f), _) => middle(shared, m, keys, f.as_deref(), cascade.as_ref().ok()).await,
-                (Err(e), _) => Err(e.clone()),
+            let middle = match (early_middle, &frames) {
+                (Some(alone), _) => alone,
+                (None, Ok(f)) => middle(shared, m, keys, f.as_deref(), cascade.as_ref().ok()).await,
+                (None, Err(e)) => Err(e.clone()),
             };
             record(
                 shared,

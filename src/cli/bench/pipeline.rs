@@ -16,7 +16,9 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Row, median, run_ok};
+use super::{Row, run_ok};
+use wolf_pipeline::store::Store;
+
 use crate::cli::{Context, synth};
 
 /// Clips of the synthetic world the benchmarks run on.
@@ -322,14 +324,38 @@ pub(super) async fn pipeline(
     let world = world(work, context).await?;
     let clips = clips(&world)?;
     Ok(vec![
-        overhead(exe, work, &world)?,
+        overhead(exe, work, &world).await?,
         memory(exe, work, &clips)?,
         demo(exe, work)?,
     ])
 }
 
+/// Seconds each model's slots were held in run `run` of the database at `db`: the sum
+/// of the stored latencies (HTTP exchanges, whole milliseconds rounded down) of the
+/// results behind its captions, over the model's concurrency. Frame captions inside
+/// the cascade are not captions, so the image model is left out.
+async fn held_seconds(db: &Path, run: &str) -> anyhow::Result<(f64, f64)> {
+    let store = Store::open(&db.display().to_string()).await?;
+    let run = store.run(run).await?;
+    let (mut llm_ms, mut video_ms) = (0i64, 0i64);
+    for caption in store.captions(run.id, None).await? {
+        let Some(result) = store.result(&caption.result_key).await? else {
+            continue;
+        };
+        match result.model.as_deref() {
+            Some("llm") => llm_ms += result.latency_ms.unwrap_or(0),
+            Some("vid") => video_ms += result.latency_ms.unwrap_or(0),
+            _ => {}
+        }
+    }
+    Ok((
+        llm_ms as f64 / 1000.0 / LLM_CONCURRENCY as f64,
+        video_ms as f64 / 1000.0 / CAPTIONER_CONCURRENCY as f64,
+    ))
+}
+
 /// Wall time of `wolf caption` on the 500 clips against the busiest model's busy time.
-fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
+async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
     let captioners = Server::start(exe, CAPTIONER_LATENCY_MS, true)?;
     let llm = Server::start(exe, LLM_LATENCY_MS, false)?;
     let config = work.join("pipeline.toml");
@@ -344,22 +370,26 @@ fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
     let busy = |requests: usize, latency_ms: f64, concurrency: usize| {
         requests as f64 * latency_ms / 1000.0 / concurrency as f64
     };
-    let ideal_at = |captioner_ms: f64, llm_ms: f64| {
-        [
-            busy(image, captioner_ms, CAPTIONER_CONCURRENCY),
-            busy(video, captioner_ms, CAPTIONER_CONCURRENCY),
-            busy(chat, llm_ms, LLM_CONCURRENCY),
-        ]
-    };
-    let nominal = ideal_at(CAPTIONER_LATENCY_MS as f64, LLM_LATENCY_MS as f64);
-    let measured = ideal_at(captioner_rt, llm_rt);
+    let nominal = [
+        busy(image, CAPTIONER_LATENCY_MS as f64, CAPTIONER_CONCURRENCY),
+        busy(video, CAPTIONER_LATENCY_MS as f64, CAPTIONER_CONCURRENCY),
+        busy(chat, LLM_LATENCY_MS as f64, LLM_CONCURRENCY),
+    ];
     let ideal = nominal.iter().copied().fold(0.0, f64::max);
-    let ideal_measured = measured.iter().copied().fold(0.0, f64::max);
+    let ideal_measured = [
+        busy(image, captioner_rt, CAPTIONER_CONCURRENCY),
+        busy(video, captioner_rt, CAPTIONER_CONCURRENCY),
+        busy(chat, llm_rt, LLM_CONCURRENCY),
+    ]
+    .into_iter()
+    .fold(0.0, f64::max);
     eprintln!(
-        "Pipeline overhead: {CLIPS} clips, {CAPTIONER_LATENCY_MS} ms captioners, {LLM_LATENCY_MS} ms LLM, ideal {ideal:.2} s ..."
+        "Pipeline overhead: {CLIPS} clips, {CAPTIONER_LATENCY_MS} ms captioners, \
+         {LLM_LATENCY_MS} ms LLM, ideal {ideal:.2} s ..."
     );
     let db = work.join("pipeline.db");
     let log = work.join("pipeline-caption.log");
+    let run_name = crate::cli::caption::default_run_name("pipeline", &config);
     let mut runs = Vec::new();
     for _ in 0..REPEATS {
         fresh_dataset(exe, &db, world)?;
@@ -372,11 +402,12 @@ fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
                 image + video + chat
             );
         }
-        runs.push(run);
+        let held = held_seconds(&db, &run_name).await?;
+        runs.push((run, held));
     }
     remove_db(&db);
-    runs.sort_by_key(|r| r.wall);
-    let run = &runs[runs.len() / 2];
+    runs.sort_by_key(|(r, _)| r.wall);
+    let (run, (llm_held, video_held)) = &runs[runs.len() / 2];
     let wall = run.wall.as_secs_f64();
     let stage = |name: &str| {
         run.stages
@@ -384,7 +415,12 @@ fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
             .find(|(s, _)| s == name)
             .map_or(0.0, |(_, t)| *t)
     };
-    let cores = super::super::cores() as f64;
+    let cores = crate::cli::cores() as f64;
+    let all = runs
+        .iter()
+        .map(|(r, _)| format!("{:.2}", r.wall.as_secs_f64()))
+        .collect::<Vec<_>>()
+        .join(", ");
     Ok(Row {
         benchmark: format!(
             "pipeline overhead: `wolf caption` of {CLIPS} clips, scripted models \
@@ -392,24 +428,22 @@ fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
         ),
         wolf: format!("{wall:.2} s"),
         anchor: format!(
-            "{ideal:.2} s (model-bound ideal: {chat} LLM requests x {LLM_LATENCY_MS} ms / {LLM_CONCURRENCY})"
+            "{ideal:.2} s (model-bound ideal: {chat} LLM requests x {LLM_LATENCY_MS} ms / \
+             {LLM_CONCURRENCY})"
         ),
         ratio: format!("{:.3}", wall / ideal),
         goal: "≤ 1.05".into(),
         note: format!(
-            "median of {REPEATS} (all: {}); child process, spawn to exit, fresh database each; \
-             {} requests ({image} image, {video} video, {chat} LLM) checked against the run's \
-             summary; ideal = max over models of requests x latency / concurrency: image \
-             {:.2} s, video {:.2} s, LLM {:.2} s; at the servers' measured lone round trips \
-             ({captioner_rt:.1} ms, {llm_rt:.1} ms) the LLM is busy {ideal_measured:.2} s \
-             (ratio {:.3}); decode (frames stage) {:.1} s summed over videos = {:.0}% of the \
-             wall's {cores:.0}-core time; CPU of the caption process {:.1} s; summed stage \
-             times: frame captions {:.1} s, video captions {:.1} s, summary {:.1} s, fusion \
-             {:.1} s (queueing for a model's slot included)",
-            runs.iter()
-                .map(|r| format!("{:.2}", r.wall.as_secs_f64()))
-                .collect::<Vec<_>>()
-                .join(", "),
+            "median of {REPEATS} (all: {all}); child process, spawn to exit, fresh database \
+             each; {} requests ({image} image, {video} video, {chat} LLM; at most \
+             {CAPTIONER_CONCURRENCY}, {CAPTIONER_CONCURRENCY} and {LLM_CONCURRENCY} in \
+             flight) checked against the run's summary; ideal = max over models of \
+             requests x latency / concurrency: image {:.2} s, video {:.2} s, LLM {:.2} s; \
+             the servers' lone round trips are {captioner_rt:.1} ms and {llm_rt:.1} ms, at \
+             which the ideal is {ideal_measured:.2} s (ratio {:.3}); the run held the LLM's \
+             slots {llm_held:.2} s and the video model's {video_held:.2} s (stored \
+             latencies, whole ms); decode {:.1} s summed over videos = {:.0}% of the \
+             wall's {cores:.0}-core time; CPU of the caption process {:.1} s",
             run.requests,
             nominal[0],
             nominal[1],
@@ -418,10 +452,6 @@ fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
             stage("frames"),
             100.0 * stage("frames") / (wall * cores),
             run.cpu_s,
-            stage("frame captions"),
-            stage("video captions"),
-            stage("summary"),
-            stage("fusion"),
         ),
     })
 }
