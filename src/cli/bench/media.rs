@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context as _, bail};
 use wolf_pipeline::media;
 
-use super::{Row, alternate, median, run_ok, wait_with_peak_rss};
+use super::{Row, alternate, median, run_ok, wait_with_usage};
 use crate::cli::{Context, synth};
 
 /// A 60 s 1280×720 30 fps H.264 clip of FFmpeg's moving test pattern, with x264's
@@ -188,7 +188,7 @@ async fn intake_once(
         .arg(&annotations)
         .stdout(std::process::Stdio::null())
         .spawn()?;
-    let (status, peak_kib) = wait_with_peak_rss(child)?;
+    let (status, peak_kib, _) = wait_with_usage(child)?;
     let elapsed = start.elapsed();
     if !status.success() {
         bail!("the intake benchmark's `wolf dataset add` failed: {status}");

@@ -94,10 +94,11 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     Ok(Outcome::Done)
 }
 
-/// Waits for a child and returns its exit status and peak resident memory in KiB.
-pub(crate) fn wait_with_peak_rss(
+/// Waits for a child and returns its exit status, peak resident memory in KiB and CPU
+/// time (user + system) in seconds.
+pub(crate) fn wait_with_usage(
     child: std::process::Child,
-) -> anyhow::Result<(std::process::ExitStatus, i64)> {
+) -> anyhow::Result<(std::process::ExitStatus, i64, f64)> {
     use std::os::unix::process::ExitStatusExt;
     let pid = child.id() as libc::pid_t;
     let mut status = 0;
@@ -108,8 +109,14 @@ pub(crate) fn wait_with_peak_rss(
     if ret < 0 {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());
     }
+    // Reaped: the handle must not wait (or kill) again.
     std::mem::forget(child);
-    Ok((std::process::ExitStatus::from_raw(status), usage.ru_maxrss))
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    Ok((
+        std::process::ExitStatus::from_raw(status),
+        usage.ru_maxrss,
+        secs(usage.ru_utime) + secs(usage.ru_stime),
+    ))
 }
 
 /// Runs two commands alternately `repeats` times; returns their median wall times.

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Row, run_ok};
+use super::{Row, run_ok, wait_with_usage};
 use wolf_pipeline::store::Store;
 
 use crate::cli::{Context, synth};
@@ -239,29 +239,6 @@ fn stage_lines(stdout: &str) -> Vec<(String, f64)> {
             Some((stage.trim().to_owned(), seconds.parse().ok()?))
         })
         .collect()
-}
-
-/// Waits for a child; returns its exit status, peak RSS in KiB and CPU seconds (user
-/// and system, all threads).
-fn wait_with_usage(child: Child) -> anyhow::Result<(std::process::ExitStatus, i64, f64)> {
-    use std::os::unix::process::ExitStatusExt;
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting for a child this process spawned and has not reaped.
-    let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    if ret < 0 {
-        bail!("wait4 failed: {}", std::io::Error::last_os_error());
-    }
-    // Reaped: the handle must not wait (or kill) again.
-    std::mem::forget(child);
-    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    Ok((
-        std::process::ExitStatus::from_raw(status),
-        usage.ru_maxrss,
-        secs(usage.ru_utime) + secs(usage.ru_stime),
-    ))
 }
 
 /// The 500-clip world, rendered once.
