@@ -247,6 +247,43 @@ impl Store {
     }
 
     /// The videos of a dataset, by key.
+    /// How many readable videos a dataset has.
+    pub async fn ok_video_count(&self, dataset_id: i64) -> Result<usize, StoreError> {
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM videos WHERE dataset_id = $1 AND status = 'ok'",
+        )
+        .bind(dataset_id)
+        .fetch_one(self.pool())
+        .await?;
+        Ok(n as usize)
+    }
+
+    /// Readable videos of a dataset after key `after` (all when `None`), by key, at most
+    /// `limit`: a dataset read a page at a time.
+    pub async fn ok_videos_page(
+        &self,
+        dataset_id: i64,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<VideoRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, key, path, status, error_kind, error_message, sha256, size_bytes, mtime_ns,
+                 duration_s, fps, width, height, rotation, codec, frame_count, keyframe_count,
+                 has_audio, reference, tags
+             FROM videos WHERE dataset_id = $1 AND status = 'ok' AND ($2 IS NULL OR key > $2)
+             ORDER BY key LIMIT $3",
+        )
+        .bind(dataset_id)
+        .bind(after)
+        .bind(limit as i64)
+        .fetch_all(self.pool())
+        .await?;
+        rows.iter()
+            .map(video_row)
+            .collect::<Result<_, _>>()
+            .map_err(StoreError::from)
+    }
+
     pub async fn videos(&self, dataset_id: i64) -> Result<Vec<VideoRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, key, path, status, error_kind, error_message, sha256, size_bytes, mtime_ns,

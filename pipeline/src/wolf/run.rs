@@ -346,15 +346,10 @@ pub async fn run(
         sampling_key: format!("{:?}", plan.sampling),
     });
 
-    let videos: Vec<VideoRow> = store
-        .videos(dataset.id)
-        .await?
-        .into_iter()
-        .filter(|v| v.status == VideoStatus::Ok)
-        .collect();
+    let total = store.ok_video_count(dataset.id).await?;
     // Drop what a previous config of this run had and this one has not.
     let stage_names: Vec<String> = shared
-        .keys(videos.first().unwrap_or(&placeholder_video()))
+        .keys(&placeholder_video())
         .stages()
         .into_iter()
         .map(|(s, _)| s)
@@ -363,19 +358,25 @@ pub async fn run(
         .prune_run(run.id, &wolf.sources(), &stage_names)
         .await?;
     let mut report = RunReport {
-        videos: videos.len(),
+        videos: total,
         ..RunReport::default()
     };
-    progress.videos.set_total(videos.len() as u64);
+    progress.videos.set_total(total as u64);
     let in_flight = match wolf.videos_in_flight {
         0 => auto_in_flight(plan, wolf),
         n => n,
     };
     let slots = Arc::new(Semaphore::new(in_flight));
     let mut tasks = tokio::task::JoinSet::new();
-    // Videos are planned a window at a time, so that memory does not grow with the
-    // dataset: a window's recorded stages, then its videos' tasks.
-    'windows: for window in videos.chunks(PLAN_WINDOW) {
+    // Videos are read and planned a window at a time, so that memory does not grow
+    // with the dataset: a window's videos and recorded stages, then their tasks.
+    let mut after: Option<String> = None;
+    'windows: loop {
+        let window = store
+            .ok_videos_page(dataset.id, after.as_deref(), PLAN_WINDOW)
+            .await?;
+        let Some(last) = window.last() else { break };
+        after = Some(last.key.clone());
         let ids: Vec<i64> = window.iter().map(|v| v.id).collect();
         // (status, key) of every recorded stage, by video.
         let mut recorded: HashMap<i64, HashMap<String, (String, String)>> = HashMap::new();
@@ -385,7 +386,7 @@ pub async fn run(
                 .or_default()
                 .insert(stage, (status, key));
         }
-        for video in window {
+        for video in &window {
             let keys = shared.keys(video);
             let here = recorded.get(&video.id);
             // A stage counts as done or failed only for today's key.
@@ -664,6 +665,8 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
         futures_join_all(image_tasks.collect()),
         futures_join_all(video_tasks.collect())
     );
+    // Nothing after this reads a frame: free them before waiting for the LLM.
+    drop(frames);
 
     // Motion, from the image models' grounded frame captions or the dataset's boxes.
     let motion_result = match (&keys.motion, w.motion) {
