@@ -40,7 +40,10 @@ fn migrations_apply_once() {
     let first = dir.wolf(&["db", "migrate"]).expect_code(0).stdout();
     let known = wolf_pipeline::store::Store::known_migrations();
     assert!(known >= 4, "{known}");
-    assert!(first.contains(&format!("applied {known} migration")), "{first}");
+    assert!(
+        first.contains(&format!("applied {known} migration")),
+        "{first}"
+    );
     let again = dir.wolf(&["db", "migrate"]).expect_code(0).stdout();
     assert!(again.contains("applied 0 migration"), "{again}");
 }

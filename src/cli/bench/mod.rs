@@ -96,25 +96,56 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
 
 /// Waits for a child and returns its exit status, peak resident memory in KiB and CPU
 /// time (user + system) in seconds.
+///
+/// The peak is the child's own `VmHWM` (`/proc/PID/status`), read every 20 ms while it
+/// runs: `wait4`'s `ru_maxrss` also counts the pages the child shared with this process
+/// before `exec`, so a bench process that has grown (after the model groups) would
+/// stamp its own size on every child.
 pub(crate) fn wait_with_usage(
     child: std::process::Child,
 ) -> anyhow::Result<(std::process::ExitStatus, i64, f64)> {
     use std::os::unix::process::ExitStatusExt;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
     let pid = child.id() as libc::pid_t;
+    let peak = Arc::new(AtomicI64::new(0));
+    let done = Arc::new(AtomicBool::new(false));
+    let poller = {
+        let (peak, done) = (peak.clone(), done.clone());
+        std::thread::spawn(move || {
+            let path = format!("/proc/{pid}/status");
+            while !done.load(Ordering::Relaxed) {
+                let hwm = std::fs::read_to_string(&path).ok().and_then(|status| {
+                    status
+                        .lines()
+                        .find(|l| l.starts_with("VmHWM:"))
+                        .and_then(|l| l.split_whitespace().nth(1)?.parse::<i64>().ok())
+                });
+                if let Some(kib) = hwm {
+                    peak.fetch_max(kib, Ordering::Relaxed);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+    };
     let mut status = 0;
     // SAFETY: zeroed rusage is a valid value; wait4 fills it for our own child.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: waiting for a child this process spawned and has not reaped.
     let ret = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    done.store(true, Ordering::Relaxed);
+    let _ = poller.join();
     if ret < 0 {
         bail!("wait4 failed: {}", std::io::Error::last_os_error());
     }
     // Reaped: the handle must not wait (or kill) again.
     std::mem::forget(child);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+    // A child too short-lived to be read once falls back to `ru_maxrss`.
+    let polled = peak.load(Ordering::Relaxed);
     Ok((
         std::process::ExitStatus::from_raw(status),
-        usage.ru_maxrss,
+        if polled > 0 { polled } else { usage.ru_maxrss },
         secs(usage.ru_utime) + secs(usage.ru_stime),
     ))
 }
