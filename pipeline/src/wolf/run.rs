@@ -922,6 +922,19 @@ where
     Ok(value)
 }
 
+/// The record of an output computed here, not by a model request (no tokens, no
+/// latency): a cascade, a middle frame taken from the cascade, a fixed sentence.
+fn computed(model: Option<&str>, prompt_version: &str) -> StoredResult {
+    StoredResult {
+        value: String::new(),
+        model: model.map(str::to_owned),
+        prompt_version: Some(prompt_version.to_owned()),
+        prompt_tokens: None,
+        completion_tokens: None,
+        latency_ms: None,
+    }
+}
+
 fn stored_from(reply: &Reply, model: &str, prompt: Prompt) -> StoredResult {
     StoredResult {
         value: String::new(),
@@ -1023,14 +1036,7 @@ async fn cascade(
             previous_key = frame_key;
         }
         let times: Vec<f64> = frames.frames.iter().map(|f| f.time_s).collect();
-        let stored = StoredResult {
-            value: String::new(),
-            model: Some(m.to_owned()),
-            prompt_version: Some(prompts::FRAME.version.to_owned()),
-            prompt_tokens: None,
-            completion_tokens: None,
-            latency_ms: None,
-        };
+        let stored = computed(Some(m), prompts::FRAME.version);
         Ok((json!({ "captions": captions, "times": times }), stored))
     })
     .await?;
@@ -1080,14 +1086,7 @@ async fn middle(
             && let Some(c) = cascade
         {
             let text = c.captions[c.captions.len() / 2].clone();
-            let stored = StoredResult {
-                value: String::new(),
-                model: Some(m.to_owned()),
-                prompt_version: Some(prompts::FRAME.version.to_owned()),
-                prompt_tokens: None,
-                completion_tokens: None,
-                latency_ms: None,
-            };
+            let stored = computed(Some(m), prompts::FRAME.version);
             return Ok((json!({ "caption": text }), stored));
         }
         let frames = frames_of(frames)?;
@@ -1099,14 +1098,7 @@ async fn middle(
             caption_frame(shared, m, &frames.frames[i].image, None)
         })
         .await?;
-        let stored = StoredResult {
-            value: String::new(),
-            model: Some(m.to_owned()),
-            prompt_version: Some(prompts::FRAME.version.to_owned()),
-            prompt_tokens: None,
-            completion_tokens: None,
-            latency_ms: None,
-        };
+        let stored = computed(Some(m), prompts::FRAME.version);
         Ok((value, stored))
     })
     .await?;
@@ -1233,14 +1225,7 @@ async fn motion_caption(
     } else {
         let value = cached(shared, key, "motion", || async {
             let sentence = motion::sentence(&motions).unwrap_or_default();
-            let stored = StoredResult {
-                value: String::new(),
-                model: None,
-                prompt_version: Some("sentence-v1".into()),
-                prompt_tokens: None,
-                completion_tokens: None,
-                latency_ms: None,
-            };
+            let stored = computed(None, "sentence-v1");
             Ok((json!({ "caption": sentence }), stored))
         })
         .await?;

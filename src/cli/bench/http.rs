@@ -8,15 +8,14 @@
 //! own, so that each client's CPU time is its own; each client measures its CPU over
 //! the timed requests only (after a warm-up), leaving interpreter start-up out.
 
-use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use super::{Row, median, run_ok};
+use super::{Row, ScriptedChild, median, run_ok};
 
 const LATENCY_MS: u64 = 50;
 const IN_FLIGHT: usize = 256;
@@ -34,44 +33,6 @@ struct Load {
     cpu_s: f64,
     #[serde(default)]
     openai: Option<String>,
-}
-
-/// The scripted server process, killed on drop.
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_server(exe: &Path) -> anyhow::Result<Server> {
-    let mut child = Command::new(exe)
-        .args(["--no-progress", "scripted-server", "--latency-ms"])
-        .arg(LATENCY_MS.to_string())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .spawn()
-        .context("cannot start `wolf scripted-server`")?;
-    let stdout = child
-        .stdout
-        .take()
-        .context("the server's stdout is piped")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let base_url = line.trim().to_owned();
-    let server = Server { child, base_url };
-    if !server.base_url.starts_with("http://") {
-        bail!(
-            "`wolf scripted-server` printed `{}`, not its URL",
-            server.base_url
-        );
-    }
-    Ok(server)
 }
 
 fn run_load(command: &mut Command) -> anyhow::Result<Load> {
@@ -107,7 +68,7 @@ fn python() -> anyhow::Result<(PathBuf, PathBuf)> {
 pub(super) async fn http(_work: &Path) -> anyhow::Result<Vec<Row>> {
     let exe = std::env::current_exe()?;
     let (python, script) = python()?;
-    let server = start_server(&exe)?;
+    let server = ScriptedChild::start(&exe, LATENCY_MS, "fixed")?;
     let (requests, in_flight) = (REQUESTS.to_string(), IN_FLIGHT.to_string());
     let ours = || {
         let mut c = Command::new(&exe);

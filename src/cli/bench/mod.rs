@@ -150,6 +150,55 @@ pub(crate) fn wait_with_usage(
     ))
 }
 
+/// A `wolf scripted-server` child process (a server of fixed latency on loopback, in a
+/// process of its own so that its CPU counts against no side), killed on drop.
+pub(crate) struct ScriptedChild {
+    child: std::process::Child,
+    pub base_url: String,
+}
+
+impl ScriptedChild {
+    /// Starts the server with `latency_ms` and `reply` (`fixed` or `grounded`) and reads
+    /// the base URL it prints.
+    pub fn start(exe: &Path, latency_ms: u64, reply: &str) -> anyhow::Result<Self> {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::Stdio;
+        let mut child = Command::new(exe)
+            .args(["--no-progress", "scripted-server", "--latency-ms"])
+            .arg(latency_ms.to_string())
+            .args(["--reply", reply])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .context("cannot start `wolf scripted-server`")?;
+        let stdout = child
+            .stdout
+            .take()
+            .context("the server's stdout is piped")?;
+        let mut line = String::new();
+        // Dropping the reader closes our end of the pipe; the server prints nothing else.
+        BufReader::new(stdout).read_line(&mut line)?;
+        let server = Self {
+            child,
+            base_url: line.trim().to_owned(),
+        };
+        if !server.base_url.starts_with("http://") {
+            bail!(
+                "`wolf scripted-server` printed `{}`, not its URL",
+                server.base_url
+            );
+        }
+        Ok(server)
+    }
+}
+
+impl Drop for ScriptedChild {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// Runs two commands alternately `repeats` times; returns their median wall times.
 pub(crate) fn alternate(
     repeats: usize,

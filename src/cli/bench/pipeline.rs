@@ -9,14 +9,14 @@
 //! grounded caption (`--reply grounded`) so that the motion stage has boxes to track.
 
 use std::fs::File;
-use std::io::{BufRead as _, BufReader, Read as _};
+use std::io::Read as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Row, run_ok, wait_with_usage};
+use super::{Row, ScriptedChild, run_ok, wait_with_usage};
 use wolf_pipeline::store::Store;
 
 use crate::cli::{Context, synth};
@@ -38,66 +38,22 @@ const LONE: usize = 40;
 /// Videos in the memory benchmark: the small and the large dataset.
 const MEMORY_VIDEOS: [usize; 2] = [1_000, 10_000];
 
-/// A `wolf scripted-server` process, killed on drop.
-struct Server {
-    child: Child,
-    base_url: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Server {
-    fn start(exe: &Path, latency_ms: u64, grounded: bool) -> anyhow::Result<Self> {
-        let mut child = Command::new(exe)
-            .args(["--no-progress", "scripted-server", "--latency-ms"])
-            .arg(latency_ms.to_string())
-            .args(["--reply", if grounded { "grounded" } else { "fixed" }])
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .spawn()
-            .context("cannot start `wolf scripted-server`")?;
-        let stdout = child
-            .stdout
-            .take()
-            .context("the server's stdout is piped")?;
-        let mut line = String::new();
-        // Dropping the reader closes our end of the pipe; the server prints nothing else.
-        BufReader::new(stdout).read_line(&mut line)?;
-        let server = Self {
-            child,
-            base_url: line.trim().to_owned(),
-        };
-        if !server.base_url.starts_with("http://") {
-            bail!(
-                "`wolf scripted-server` printed `{}`, not its URL",
-                server.base_url
-            );
-        }
-        Ok(server)
-    }
-
-    /// The mean round trip of a lone chat request, in milliseconds (the server's timer
-    /// rounds its sleep up to the next millisecond, and the request itself costs a bit).
-    fn round_trip_ms(&self, exe: &Path) -> anyhow::Result<f64> {
-        let text = run_ok(
-            Command::new(exe)
-                .args(["--no-progress", "http-load", "--base-url", &self.base_url])
-                .args(["--requests", &LONE.to_string(), "--in-flight", "1"])
-                .stdin(Stdio::null()),
-        )?;
-        let line = text.lines().last().unwrap_or("");
-        let load: serde_json::Value = serde_json::from_str(line)
-            .with_context(|| format!("`wolf http-load` printed `{line}`, not its JSON"))?;
-        let seconds = load["seconds"]
-            .as_f64()
-            .context("`wolf http-load` printed no `seconds`")?;
-        Ok(seconds * 1000.0 / LONE as f64)
-    }
+/// The mean round trip of a lone chat request, in milliseconds (the server's timer
+/// rounds its sleep up to the next millisecond, and the request itself costs a bit).
+fn round_trip_ms(server: &ScriptedChild, exe: &Path) -> anyhow::Result<f64> {
+    let text = run_ok(
+        Command::new(exe)
+            .args(["--no-progress", "http-load", "--base-url", &server.base_url])
+            .args(["--requests", &LONE.to_string(), "--in-flight", "1"])
+            .stdin(Stdio::null()),
+    )?;
+    let line = text.lines().last().unwrap_or("");
+    let load: serde_json::Value = serde_json::from_str(line)
+        .with_context(|| format!("`wolf http-load` printed `{line}`, not its JSON"))?;
+    let seconds = load["seconds"]
+        .as_f64()
+        .context("`wolf http-load` printed no `seconds`")?;
+    Ok(seconds * 1000.0 / LONE as f64)
 }
 
 /// The model entries and `[wolf]` of the benchmark's config.
@@ -333,11 +289,11 @@ async fn held_seconds(db: &Path, run: &str) -> anyhow::Result<(f64, f64)> {
 
 /// Wall time of `wolf caption` on the 500 clips against the busiest model's busy time.
 async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
-    let captioners = Server::start(exe, CAPTIONER_LATENCY_MS, true)?;
-    let llm = Server::start(exe, LLM_LATENCY_MS, false)?;
+    let captioners = ScriptedChild::start(exe, CAPTIONER_LATENCY_MS, "grounded")?;
+    let llm = ScriptedChild::start(exe, LLM_LATENCY_MS, "fixed")?;
     let config = work.join("pipeline.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
-    let (captioner_rt, llm_rt) = (captioners.round_trip_ms(exe)?, llm.round_trip_ms(exe)?);
+    let (captioner_rt, llm_rt) = (round_trip_ms(&captioners, exe)?, round_trip_ms(&llm, exe)?);
     // Requests per clip: the cascade's frames and the middle frame alone (image model),
     // one clip caption (video model), the summary and the fusion (LLM; the motion is a
     // fixed sentence).
@@ -436,8 +392,8 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
 /// Peak RSS of `wolf caption` on 1,000 and on 10,000 videos (the world's clips under
 /// repeated keys), with servers that answer at once.
 fn memory(exe: &Path, work: &Path, clips: &[PathBuf]) -> anyhow::Result<Row> {
-    let captioners = Server::start(exe, 0, true)?;
-    let llm = Server::start(exe, 0, false)?;
+    let captioners = ScriptedChild::start(exe, 0, "grounded")?;
+    let llm = ScriptedChild::start(exe, 0, "fixed")?;
     let config = work.join("pipeline-memory.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
     let db = work.join("pipeline-memory.db");
