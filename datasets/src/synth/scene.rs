@@ -14,6 +14,7 @@
 //! fast enough to hit an edge at least once.
 
 use super::font;
+use wolf_pipeline::wolf::motion::still_phrase;
 
 /// Frame width in pixels.
 pub const WIDTH: u32 = 320;
@@ -309,20 +310,6 @@ impl Object {
 /// Which third (0, 1, 2) of `2 * extent` the doubled coordinate `twice` falls in.
 fn cell(twice: i32, twice_extent: i32) -> usize {
     usize::try_from((3 * twice / twice_extent.max(1)).clamp(0, 2)).expect("clamped; this is a bug")
-}
-
-fn still_phrase(row: usize, column: usize) -> &'static str {
-    match (row, column) {
-        (0, 0) => "stays in the top left corner",
-        (0, 1) => "stays at the top",
-        (0, _) => "stays in the top right corner",
-        (1, 0) => "stays on the left",
-        (1, 1) => "stays in the center",
-        (1, _) => "stays on the right",
-        (_, 0) => "stays in the bottom left corner",
-        (_, 1) => "stays at the bottom",
-        (_, _) => "stays in the bottom right corner",
-    }
 }
 
 /// A white sign with a black border and a black word, static, behind the shapes.

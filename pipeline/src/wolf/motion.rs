@@ -386,8 +386,9 @@ fn cell(value: f64) -> usize {
     }
 }
 
-/// The words of scene.rs's `still_phrase`, for a row and a column of the 3x3 grid.
-fn still_phrase(row: usize, column: usize) -> &'static str {
+/// Where a still object is, for a row and a column of the 3x3 grid: the words of the
+/// synthetic world's captions too (`wolf-datasets` calls this), so the two cannot drift.
+pub fn still_phrase(row: usize, column: usize) -> &'static str {
     match (row, column) {
         (0, 0) => "stays in the top left corner",
         (0, 1) => "stays at the top",

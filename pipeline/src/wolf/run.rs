@@ -975,14 +975,30 @@ async fn caption_frame(
             ..Sampling::default()
         },
     };
-    let started = Instant::now();
-    shared.calls.fetch_add(1, Ordering::Relaxed);
-    let reply = captioner.caption_images(&request).await;
-    shared.count_time("frame captions", started);
-    shared.progress.frame_captions.finish_one(reply.is_ok());
-    let reply = reply?;
+    let reply = model_request(
+        shared,
+        "frame captions",
+        &shared.progress.frame_captions,
+        captioner.caption_images(&request),
+    )
+    .await?;
     let stored = stored_from(&reply, m, prompts::FRAME);
     Ok((json!({ "caption": reply.text }), stored))
+}
+
+/// One model request: counted, timed under `stage` and in `progress`.
+async fn model_request(
+    shared: &Shared,
+    stage: &str,
+    progress: &Progress,
+    request: impl std::future::Future<Output = Result<Reply, ModelError>>,
+) -> Result<Reply, ModelError> {
+    let started = Instant::now();
+    shared.calls.fetch_add(1, Ordering::Relaxed);
+    let reply = request.await;
+    shared.count_time(stage, started);
+    progress.finish_one(reply.is_ok());
+    reply
 }
 
 fn frames_of(frames: Option<&media::Sampled>) -> Result<&media::Sampled, StageError> {
@@ -1123,12 +1139,13 @@ async fn llm_stage(
             },
             grammar: None,
         };
-        let started = Instant::now();
-        shared.calls.fetch_add(1, Ordering::Relaxed);
-        let reply = llm.chat(&request).await;
-        shared.count_time(stage, started);
-        shared.progress.llm_calls.finish_one(reply.is_ok());
-        let reply = reply?;
+        let reply = model_request(
+            shared,
+            stage,
+            &shared.progress.llm_calls,
+            llm.chat(&request),
+        )
+        .await?;
         let stored = stored_from(&reply, &shared.wolf.llm, prompt);
         Ok((json!({ "caption": reply.text.trim() }), stored))
     })
@@ -1164,12 +1181,13 @@ async fn video_caption(
                 ..Sampling::default()
             },
         };
-        let started = Instant::now();
-        shared.calls.fetch_add(1, Ordering::Relaxed);
-        let reply = captioner.caption_video(&request).await;
-        shared.count_time("video captions", started);
-        shared.progress.video_captions.finish_one(reply.is_ok());
-        let reply = reply?;
+        let reply = model_request(
+            shared,
+            "video captions",
+            &shared.progress.video_captions,
+            captioner.caption_video(&request),
+        )
+        .await?;
         let stored = stored_from(&reply, v, prompts::VIDEO);
         Ok((json!({ "caption": reply.text }), stored))
     })
