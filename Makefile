@@ -5,10 +5,14 @@ CARGO ?= cargo
 PROFILE_FLAG = --release
 WOLF = target/release/wolf
 
-.PHONY: setup venv build demo test bench lint
+.PHONY: setup browser venv build demo test bench lint
 
 setup:
 	@tools/setup.sh
+
+# Setup plus Debian's Chromium and ChromeDriver (the leaderboard's browser test).
+browser:
+	@tools/setup.sh --browser
 
 # The Python environment of the tests and benchmarks (a real OpenAI-compatible server).
 venv: setup
@@ -20,7 +24,7 @@ build: setup
 demo: build
 	$(WOLF) demo
 
-test: setup venv
+test: browser venv
 	$(CARGO) test $(PROFILE_FLAG) --workspace
 
 bench: build venv

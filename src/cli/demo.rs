@@ -1,7 +1,8 @@
 //! `wolf demo`: the embedded default end to end. It renders the synthetic world,
 //! registers it as a dataset, runs the Wolf method over it with `examples/demo.toml`
-//! (the fixture captioners and the pack's LLM) and prints each source's mean embedding
-//! similarity to the world's reference captions.
+//! (the fixture captioners and the pack's LLM), prints each source's scores against the
+//! world's reference captions, builds the leaderboard site and prints where its index
+//! page is.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -13,8 +14,9 @@ use clap::Args;
 use wolf_pipeline::config::Config;
 use wolf_pipeline::models::ModelSet;
 use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
+use wolf_scorer::report::{ReportLine, report_lines};
 
-use super::{Context, Outcome, caption, dataset, progress, score, synth};
+use super::{Context, Outcome, caption, dataset, leaderboard, progress, score, synth};
 
 /// The demo's config, compiled in so that the demo runs from any folder.
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
@@ -59,7 +61,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let step = Instant::now();
     let rendered = synth::render(&world, args.count, args.seed, None, context).await?;
     println!(
-        "1/4 Synthetic world: {} clips, {} frames, in {:.1} s -> {}",
+        "1/5 Synthetic world: {} clips, {} frames, in {:.1} s -> {}",
         rendered.clips,
         rendered.frames,
         step.elapsed().as_secs_f64(),
@@ -71,7 +73,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let annotations = world.join("annotations.json");
     let intake = dataset::add(&store, context, DATASET, &world, Some(&annotations), None).await?;
     println!(
-        "2/4 Intake into `{}` in {:.1} s",
+        "2/5 Intake into `{}` in {:.1} s",
         context.db_target(),
         step.elapsed().as_secs_f64()
     );
@@ -105,7 +107,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         .await?
     };
     println!(
-        "3/4 Wolf captions in {:.1} s (run `{RUN}`):",
+        "3/5 Wolf captions in {:.1} s (run `{RUN}`):",
         step.elapsed().as_secs_f64()
     );
     caption::print_report(RUN, &report);
@@ -120,38 +122,20 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         .with_context(|| format!("the demo config's `{embedder}` embedder"))?;
     score::classic(&store, &items).await?;
     if let Some(judge) = &plan.score.judge {
-        let mode = match plan.score.mode.as_str() {
-            "listwise" => wolf_scorer::judge::Mode::Listwise,
-            _ => wolf_scorer::judge::Mode::Pointwise,
-        };
-        score::capscore(
-            &store,
-            &plan,
-            &models,
-            judge,
-            &items,
-            score::JudgeOptions {
-                mode,
-                samples: plan.score.samples,
-                temperature: if plan.score.samples > 1 { 0.7 } else { 0.0 },
-                parse_retries: 2,
-                concurrency: 4,
-            },
-        )
-        .await?;
+        let options = score::JudgeOptions::from_config(&plan.score);
+        score::capscore(&store, &plan, &models, judge, &items, options).await?;
     }
-    let mut lines: Vec<score::ReportLine> =
-        score::report_lines(&store.scores(Some(DATASET)).await?)
-            .into_iter()
-            .filter(|l| l.run() == RUN)
-            .collect();
+    let mut lines: Vec<ReportLine> = report_lines(&store.scores(Some(DATASET)).await?)
+        .into_iter()
+        .filter(|l| l.run == RUN)
+        .collect();
     lines.sort_by(|a, b| {
-        (a.metric(), b.mean())
-            .partial_cmp(&(b.metric(), a.mean()))
+        (&a.metric, b.mean)
+            .partial_cmp(&(&b.metric, a.mean))
             .unwrap_or(std::cmp::Ordering::Equal)
     });
     println!(
-        "4/4 Scores against the reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them again):",
+        "4/5 Scores against the reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them again):",
         match &plan.score.judge {
             Some(judge) => format!(", CapScore judged by `{judge}`"),
             None => String::new(),
@@ -159,11 +143,19 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         step.elapsed().as_secs_f64()
     );
     print!("{}", score::table(&lines));
+
+    let step = Instant::now();
+    let index = leaderboard::build_site(&store, &out.join("site"), true).await?;
+    println!(
+        "5/5 Leaderboard built in {:.1} s (`wolf leaderboard serve` serves it live, with submissions)",
+        step.elapsed().as_secs_f64()
+    );
     println!(
         "Done in {:.1} s. `wolf export --run {RUN}` prints every caption; the references are in {}.",
         started.elapsed().as_secs_f64(),
         annotations.display()
     );
+    println!("Leaderboard page: {}", index.display());
     Ok(
         if intake == Outcome::SomeFailed || report.failed_stages > 0 || report.interrupted {
             Outcome::SomeFailed

@@ -18,13 +18,13 @@ use clap::Args;
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use wolf_pipeline::hash::sha256_bytes;
-use wolf_pipeline::store::{ImportCaption, NewEntry};
+use wolf_pipeline::store::{ImportCaption, NewEntry, Store};
 use wolf_pipeline::wolf::WOLF_SOURCE;
 
 use super::{Context, Outcome};
 
 /// Files larger than this are refused before they are read.
-const MAX_BYTES: u64 = 64 * 1024 * 1024;
+pub(crate) const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
 /// Problems listed in the error; the rest are counted.
 const SHOWN_PROBLEMS: usize = 20;
@@ -53,7 +53,71 @@ pub(crate) struct ImportArgs {
 
 pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
-    let dataset = store.dataset(&args.dataset).await?;
+    let mut problems = Problems::default();
+    let origin = args.file.display().to_string();
+    let request = Import {
+        dataset: &args.dataset,
+        name: &args.name,
+        source: args.source.as_deref(),
+        origin: &origin,
+        replace: true,
+    };
+    let Some(bytes) = read_limited(&args.file, &mut problems)? else {
+        bail!("{}", request.refusal(&problems));
+    };
+    let imported = import(&store, &request, &bytes).await?;
+    if imported.missing > 0 {
+        tracing::info!(
+            missing = imported.missing,
+            "Videos of the dataset have no caption in the file."
+        );
+    }
+    println!(
+        "imported {} captions of dataset {} as entry {}",
+        imported.captions, args.dataset, args.name
+    );
+    Ok(Outcome::Done)
+}
+
+/// An import to validate and store: `wolf import`'s file or a leaderboard upload.
+pub(crate) struct Import<'a> {
+    pub dataset: &'a str,
+    pub name: &'a str,
+    /// JSONL only: the `source` whose lines are taken (default `wolf`).
+    pub source: Option<&'a str>,
+    /// Where the bytes came from (a path, or an upload's description).
+    pub origin: &'a str,
+    /// Whether an earlier imported entry of that name may be replaced (`wolf import`:
+    /// yes; an upload, which anyone may send: no).
+    pub replace: bool,
+}
+
+/// What an import stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Imported {
+    pub run_id: i64,
+    pub captions: usize,
+    /// Videos of the dataset without a caption in the file.
+    pub missing: usize,
+}
+
+impl Import<'_> {
+    fn refusal(&self, problems: &Problems) -> String {
+        format!(
+            "cannot import `{}` as entry `{}` of dataset `{}`; nothing was written. {problems}",
+            self.origin, self.name, self.dataset
+        )
+    }
+}
+
+/// Validates `bytes` whole and stores them as an entry in one transaction, or returns
+/// an error listing the problems with nothing written.
+pub(crate) async fn import(
+    store: &Store,
+    request: &Import<'_>,
+    bytes: &[u8],
+) -> anyhow::Result<Imported> {
+    let dataset = store.dataset(request.dataset).await?;
     let videos: HashMap<String, i64> = store
         .videos(dataset.id)
         .await?
@@ -61,54 +125,46 @@ pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<O
         .map(|v| (v.key, v.id))
         .collect();
     let mut problems = Problems::default();
-
-    if args.name.trim().is_empty() {
+    let name = request.name;
+    if name.trim().is_empty() {
         problems.push("--name", "the entry's name is empty".into());
-    } else if let Some(run) = store.run_origin(&args.name).await? {
+    } else if let Some(run) = store.run_origin(name).await? {
         if run.dataset_id != dataset.id {
             problems.push(
                 "--name",
                 format!(
-                    "`{}` already exists as a run of dataset `{}`; choose another name",
-                    args.name, run.dataset
+                    "`{name}` already exists as a run of dataset `{}`; choose another name",
+                    run.dataset
                 ),
             );
         } else if !run.config.starts_with(IMPORTED_FROM) {
             problems.push(
                 "--name",
                 format!(
-                    "`{}` is a run of `wolf caption`, not an imported entry; importing would replace its captions: choose another name",
-                    args.name
+                    "`{name}` is a run of `wolf caption`, not an imported entry; importing would replace its captions: choose another name"
                 ),
+            );
+        } else if !request.replace {
+            problems.push(
+                "name",
+                format!("an entry named `{name}` exists already; choose another name"),
             );
         }
     }
-
-    let bytes = read_limited(&args.file, &mut problems)?;
-    let digest = bytes.as_deref().map(sha256_bytes);
-    let captions = match &bytes {
-        Some(bytes) => {
-            let settings = ParseSettings {
-                dataset: &args.dataset,
-                videos: &videos,
-                source: args.source.as_deref(),
-            };
-            parse(bytes, &settings, &mut problems)
-        }
-        None => Vec::new(),
+    let settings = ParseSettings {
+        dataset: request.dataset,
+        videos: &videos,
+        source: request.source,
     };
-
+    let captions = parse(bytes, &settings, &mut problems);
     if problems.total > 0 {
-        bail!(
-            "cannot import `{}` as entry `{}` of dataset `{}`; nothing was written. {}",
-            args.file.display(),
-            args.name,
-            args.dataset,
-            problems
-        );
+        bail!("{}", request.refusal(&problems));
     }
-    let digest = digest.expect("a file without problems was read; this is a bug");
-    let config = format!("{IMPORTED_FROM}{} (sha256 {digest})", args.file.display());
+    let config = format!(
+        "{IMPORTED_FROM}{} (sha256 {})",
+        request.origin,
+        sha256_bytes(bytes)
+    );
     let captions: Vec<ImportCaption> = captions
         .into_iter()
         .map(|(key, caption)| ImportCaption {
@@ -117,29 +173,20 @@ pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<O
             caption,
         })
         .collect();
-    store
+    let run_id = store
         .import_entry(&NewEntry {
-            name: &args.name,
+            name,
             dataset_id: dataset.id,
             config: &config,
             config_hash: &sha256_bytes(config.as_bytes()),
             captions: &captions,
         })
         .await?;
-    let missing = videos.len() - captions.len();
-    if missing > 0 {
-        tracing::info!(
-            missing,
-            "Videos of the dataset have no caption in the file."
-        );
-    }
-    println!(
-        "imported {} captions of dataset {} as entry {}",
-        captions.len(),
-        args.dataset,
-        args.name
-    );
-    Ok(Outcome::Done)
+    Ok(Imported {
+        run_id,
+        captions: captions.len(),
+        missing: videos.len() - captions.len(),
+    })
 }
 
 /// The file's bytes, or `None` with a problem when it is over [`MAX_BYTES`] (measured

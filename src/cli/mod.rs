@@ -11,6 +11,7 @@ mod db;
 mod demo;
 mod frames;
 mod import;
+mod leaderboard;
 mod model;
 mod progress;
 mod score;
@@ -78,6 +79,9 @@ enum Command {
     /// Print the scores: mean, 95% interval, count and failures per dataset, run,
     /// source and metric.
     Report(score::ReportArgs),
+    /// The leaderboard web page: a static site, or served live with submissions.
+    #[command(subcommand)]
+    Leaderboard(leaderboard::LeaderboardCommand),
     /// Run the embedded default end to end: synthetic world, intake, captions and their
     /// similarity to the references.
     Demo(demo::DemoArgs),
@@ -159,6 +163,7 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Import(args) => import::run(args, context).await,
         Command::Score(args) => score::score(args, context).await,
         Command::Report(args) => score::report(args, context).await,
+        Command::Leaderboard(cmd) => leaderboard::run(cmd, context).await,
         Command::Demo(args) => demo::run(args, context).await,
         Command::Bench(args) => bench::run(args, context).await,
         Command::ScriptedServer(args) => scripted::serve(args).await,

@@ -9,10 +9,10 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::models::{ModelSet, Role};
-use wolf_pipeline::store::{NewScore, ScoreRow, ScoringItem, Store};
+use wolf_pipeline::store::{NewScore, ScoringItem, Store};
 use wolf_pipeline::wolf::model_identity;
-use wolf_scorer::capscore::mean_and_interval;
 use wolf_scorer::judge::{JudgeSettings, Mode, judge};
+use wolf_scorer::report::{ReportLine, report_lines};
 use wolf_scorer::similarity::cosine;
 
 use super::{Context, Outcome};
@@ -136,6 +136,22 @@ pub(crate) struct JudgeOptions {
     pub temperature: f32,
     pub parse_retries: usize,
     pub concurrency: usize,
+}
+
+impl JudgeOptions {
+    /// A config's `[score]` judging settings (the demo's and the leaderboard's).
+    pub(crate) fn from_config(score: &wolf_pipeline::config::ScoreConfig) -> Self {
+        Self {
+            mode: match score.mode.as_str() {
+                "listwise" => Mode::Listwise,
+                _ => Mode::Pointwise,
+            },
+            samples: score.samples,
+            temperature: if score.samples > 1 { 0.7 } else { 0.0 },
+            parse_retries: 2,
+            concurrency: 4,
+        }
+    }
 }
 
 /// Judges every item with `judge` and prints what the pass did.
@@ -305,85 +321,6 @@ pub(crate) struct ReportArgs {
     /// Print the token-efficiency curves (`wolf score --metrics efficiency`) instead.
     #[arg(long)]
     efficiency: bool,
-}
-
-/// One line of a report: dataset × run × source × metric (× judge).
-#[derive(Debug, Clone, serde::Serialize)]
-pub(crate) struct ReportLine {
-    dataset: String,
-    run: String,
-    source: String,
-    metric: String,
-    judge: String,
-    mean: Option<f64>,
-    low: Option<f64>,
-    high: Option<f64>,
-    count: usize,
-    parse_failed: usize,
-    failed: usize,
-}
-
-impl ReportLine {
-    pub(crate) fn run(&self) -> &str {
-        &self.run
-    }
-
-    pub(crate) fn metric(&self) -> &str {
-        &self.metric
-    }
-
-    pub(crate) fn mean(&self) -> Option<f64> {
-        self.mean
-    }
-}
-
-/// Per-video means over samples, then the mean over videos with a 95% bootstrap
-/// interval (videos are the unit of resampling).
-pub(crate) fn report_lines(scores: &[ScoreRow]) -> Vec<ReportLine> {
-    type Group = (String, String, String, String, String);
-    let mut groups: BTreeMap<Group, Vec<&ScoreRow>> = BTreeMap::new();
-    for s in scores {
-        let key = (
-            s.dataset.clone(),
-            s.run.clone(),
-            s.source.clone(),
-            s.metric.clone(),
-            s.judge.clone(),
-        );
-        groups.entry(key).or_default().push(s);
-    }
-    groups
-        .into_iter()
-        .map(|((dataset, run, source, metric, judge), rows)| {
-            let mut per_video: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
-            let (mut parse_failed, mut failed) = (0, 0);
-            for r in &rows {
-                match (r.status.as_str(), r.value) {
-                    ("ok", Some(v)) => per_video.entry(&r.video).or_default().push(v),
-                    ("parse_failed", _) => parse_failed += 1,
-                    _ => failed += 1,
-                }
-            }
-            let values: Vec<f64> = per_video
-                .values()
-                .map(|v| v.iter().sum::<f64>() / v.len() as f64)
-                .collect();
-            let interval = mean_and_interval(&values, 2000, 7);
-            ReportLine {
-                dataset,
-                run,
-                source,
-                metric,
-                judge,
-                mean: interval.map(|i| i.0),
-                low: interval.map(|i| i.1),
-                high: interval.map(|i| i.2),
-                count: values.len(),
-                parse_failed,
-                failed,
-            }
-        })
-        .collect()
 }
 
 pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Result<Outcome> {

@@ -5,6 +5,7 @@
 //! PostgreSQL also accepts, so that a second database means a second migrations
 //! folder. Writes are idempotent upserts inside transactions.
 
+mod board;
 mod import;
 mod runs;
 mod scores;
@@ -18,6 +19,10 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
+pub use board::{
+    BoardCaption, CaptionScore, EntryRow, NewSubmission, StageOutput, SubmissionRow,
+    SubmissionStatus,
+};
 pub use import::{ImportCaption, NewEntry, RunOrigin};
 pub use runs::{CaptionRow, NewCaption, RunRow, StoredResult, WorkItemRow};
 pub use scores::{EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem};

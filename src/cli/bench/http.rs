@@ -15,7 +15,7 @@ use std::time::Duration;
 use anyhow::{Context as _, bail};
 use serde::Deserialize;
 
-use super::{Row, ScriptedChild, median, run_ok};
+use super::{Row, ServerChild, median, run_ok};
 
 const LATENCY_MS: u64 = 50;
 const IN_FLIGHT: usize = 256;
@@ -68,7 +68,7 @@ fn python() -> anyhow::Result<(PathBuf, PathBuf)> {
 pub(super) async fn http(_work: &Path) -> anyhow::Result<Vec<Row>> {
     let exe = std::env::current_exe()?;
     let (python, script) = python()?;
-    let server = ScriptedChild::start(&exe, LATENCY_MS, "fixed")?;
+    let server = ServerChild::scripted(&exe, LATENCY_MS, "fixed")?;
     let (requests, in_flight) = (REQUESTS.to_string(), IN_FLIGHT.to_string());
     let ours = || {
         let mut c = Command::new(&exe);

@@ -11,6 +11,8 @@
 //! And the model issues': GGUF and HTTP ([`gguf`], [`http`]), ONNX captioners, KV
 //! cache and embedder ([`onnx`]).
 //! And the Pipeline issue's: overhead, memory growth and the demo by stage ([`pipeline`]).
+//! And the Leaderboard issue's: the static build's time and size, and the server's
+//! latency under 50 clients ([`leaderboard`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -24,6 +26,7 @@ use super::{Context, Outcome};
 
 mod gguf;
 mod http;
+mod leaderboard;
 mod media;
 mod onnx;
 mod pipeline;
@@ -40,9 +43,12 @@ pub(crate) struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
-    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, score.
-    /// Default: all.
-    #[arg(long, value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score"])]
+    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, score,
+    /// leaderboard. Default: all.
+    #[arg(
+        long,
+        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score", "leaderboard"]
+    )]
     only: Vec<String>,
 }
 
@@ -86,6 +92,9 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     }
     if wanted("score") {
         rows.extend(score::score(&exe, &work).await?);
+    }
+    if wanted("leaderboard") {
+        rows.extend(leaderboard::leaderboard(&exe, &work).await?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);
@@ -150,49 +159,78 @@ pub(crate) fn wait_with_usage(
     ))
 }
 
-/// A `wolf scripted-server` child process (a server of fixed latency on loopback, in a
-/// process of its own so that its CPU counts against no side), killed on drop.
-pub(crate) struct ScriptedChild {
+/// A server in a child process of its own that prints its URL on stdout (`wolf
+/// scripted-server`, `wolf leaderboard serve`), killed on drop.
+pub(crate) struct ServerChild {
     child: std::process::Child,
     pub base_url: String,
 }
 
-impl ScriptedChild {
-    /// Starts the server with `latency_ms` and `reply` (`fixed` or `grounded`) and reads
-    /// the base URL it prints.
-    pub fn start(exe: &Path, latency_ms: u64, reply: &str) -> anyhow::Result<Self> {
-        use std::io::{BufRead as _, BufReader};
-        use std::process::Stdio;
-        let mut child = Command::new(exe)
+impl ServerChild {
+    /// Starts `wolf scripted-server` (a server of fixed latency on loopback, in a process
+    /// of its own so that its CPU counts against no side) with `latency_ms` and `reply`
+    /// (`fixed` or `grounded`).
+    pub fn scripted(exe: &Path, latency_ms: u64, reply: &str) -> anyhow::Result<Self> {
+        let mut command = Command::new(exe);
+        command
             .args(["--no-progress", "scripted-server", "--latency-ms"])
             .arg(latency_ms.to_string())
-            .args(["--reply", reply])
+            .args(["--reply", reply]);
+        Self::spawn(command, |line| {
+            line.starts_with("http://").then(|| line.to_owned())
+        })
+    }
+
+    /// Spawns `command` (stdin closed, stdout piped) and waits up to a minute for the
+    /// first stdout line from which `url` takes the base URL (without a trailing `/`).
+    /// The rest of stdout is drained on a thread of its own: a server that prints more
+    /// never writes into a closed pipe.
+    pub fn spawn(
+        mut command: Command,
+        url: impl Fn(&str) -> Option<String> + Send + 'static,
+    ) -> anyhow::Result<Self> {
+        use std::io::{BufRead as _, BufReader};
+        use std::process::Stdio;
+        let mut child = command
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .spawn()
-            .context("cannot start `wolf scripted-server`")?;
+            .with_context(|| format!("cannot start {command:?}"))?;
         let stdout = child
             .stdout
             .take()
             .context("the server's stdout is piped")?;
-        let mut line = String::new();
-        // Dropping the reader closes our end of the pipe; the server prints nothing else.
-        BufReader::new(stdout).read_line(&mut line)?;
-        let server = Self {
+        let (found, found_rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut found = Some(found);
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if let Some(tx) = &found
+                    && let Some(base) = url(line.trim())
+                {
+                    let _ = tx.send(base);
+                    found = None;
+                }
+            }
+        });
+        let mut server = Self {
             child,
-            base_url: line.trim().to_owned(),
+            base_url: String::new(),
         };
-        if !server.base_url.starts_with("http://") {
-            bail!(
-                "`wolf scripted-server` printed `{}`, not its URL",
-                server.base_url
-            );
+        match found_rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(base) => server.base_url = base.trim_end_matches('/').to_owned(),
+            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                bail!("{command:?} printed no URL within 60 s")
+            }
+            Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => {
+                bail!("{command:?} exited without printing its URL")
+            }
         }
         Ok(server)
     }
 }
 
-impl Drop for ScriptedChild {
+impl Drop for ServerChild {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
@@ -232,6 +270,13 @@ pub(crate) fn run_ok(command: &mut Command) -> anyhow::Result<String> {
         );
     }
     Ok(String::from_utf8(output.stdout)?)
+}
+
+/// Removes a SQLite database and its side files.
+pub(crate) fn remove_db(db: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
+    }
 }
 
 pub(crate) fn median(mut times: Vec<Duration>) -> Duration {

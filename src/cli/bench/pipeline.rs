@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 
-use super::{Row, ScriptedChild, run_ok, wait_with_usage};
+use super::{Row, ServerChild, remove_db, run_ok, wait_with_usage};
 use wolf_pipeline::store::Store;
 
 use crate::cli::{Context, synth};
@@ -40,7 +40,7 @@ const MEMORY_VIDEOS: [usize; 2] = [1_000, 10_000];
 
 /// The mean round trip of a lone chat request, in milliseconds (the server's timer
 /// rounds its sleep up to the next millisecond, and the request itself costs a bit).
-fn round_trip_ms(server: &ScriptedChild, exe: &Path) -> anyhow::Result<f64> {
+fn round_trip_ms(server: &ServerChild, exe: &Path) -> anyhow::Result<f64> {
     let text = run_ok(
         Command::new(exe)
             .args(["--no-progress", "http-load", "--base-url", &server.base_url])
@@ -101,13 +101,6 @@ struct CaptionRun {
     cpu_s: f64,
     requests: u64,
     stages: Vec<(String, f64)>,
-}
-
-/// Removes a SQLite database and its side files.
-fn remove_db(db: &Path) {
-    for suffix in ["", "-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", db.display()));
-    }
 }
 
 /// Registers `source` as dataset `pipeline` in a fresh database at `db` (not timed).
@@ -289,8 +282,8 @@ async fn held_seconds(db: &Path, run: &str) -> anyhow::Result<(f64, f64)> {
 
 /// Wall time of `wolf caption` on the 500 clips against the busiest model's busy time.
 async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
-    let captioners = ScriptedChild::start(exe, CAPTIONER_LATENCY_MS, "grounded")?;
-    let llm = ScriptedChild::start(exe, LLM_LATENCY_MS, "fixed")?;
+    let captioners = ServerChild::scripted(exe, CAPTIONER_LATENCY_MS, "grounded")?;
+    let llm = ServerChild::scripted(exe, LLM_LATENCY_MS, "fixed")?;
     let config = work.join("pipeline.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
     let (captioner_rt, llm_rt) = (round_trip_ms(&captioners, exe)?, round_trip_ms(&llm, exe)?);
@@ -392,8 +385,8 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
 /// Peak RSS of `wolf caption` on 1,000 and on 10,000 videos (the world's clips under
 /// repeated keys), with servers that answer at once.
 fn memory(exe: &Path, work: &Path, clips: &[PathBuf]) -> anyhow::Result<Row> {
-    let captioners = ScriptedChild::start(exe, 0, "grounded")?;
-    let llm = ScriptedChild::start(exe, 0, "fixed")?;
+    let captioners = ServerChild::scripted(exe, 0, "grounded")?;
+    let llm = ServerChild::scripted(exe, 0, "fixed")?;
     let config = work.join("pipeline-memory.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
     let db = work.join("pipeline-memory.db");

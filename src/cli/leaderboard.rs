@@ -1,0 +1,210 @@
+//! `wolf leaderboard build|serve`: the leaderboard pages (the `wolf-leaderboard` crate),
+//! wired to the store, to `wolf import`'s validation for uploads and to `wolf score`'s
+//! scorers for queued submissions.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Args, Subcommand};
+use wolf_leaderboard::server::{BoxFuture, ServeOptions, Submissions};
+use wolf_leaderboard::site::{BuildOptions, build};
+use wolf_pipeline::config::{Config, Plan};
+use wolf_pipeline::models::{ModelSet, Role};
+use wolf_pipeline::store::Store;
+
+use super::import::{Import, import};
+use super::{Context, Outcome, score};
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum LeaderboardCommand {
+    /// Write the leaderboard as a static site (for a project website).
+    Build(BuildArgs),
+    /// Serve the leaderboard live, with a submission form (uploads are validated as
+    /// `wolf import` validates a file, then scored with the config's `[score]`).
+    Serve(ServeArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct BuildArgs {
+    /// The site's folder (replaced whole when the build completes).
+    #[arg(long)]
+    out: PathBuf,
+    /// Skip the frame thumbnails of the video pages (faster; the pages say so).
+    #[arg(long)]
+    no_thumbnails: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct ServeArgs {
+    /// Address to listen on (port 0: any free port; the URL is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: String,
+    /// The config whose `[score]` section (judge, mode, samples, embedder) and models
+    /// score submissions (default: the embedded defaults, without CapScore).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// The largest caption file accepted, in bytes (at most `wolf import`'s 64 MiB).
+    #[arg(long, default_value_t = 16 * 1024 * 1024)]
+    max_upload: u64,
+    /// Allows deleting entries from their pages with this token.
+    #[arg(long, env = "WOLF_ADMIN_TOKEN", hide_env_values = true)]
+    admin_token: Option<String>,
+    /// Seconds between checks of the store for changes made by other processes.
+    #[arg(long, default_value_t = 2.0)]
+    refresh_s: f64,
+}
+
+pub(crate) async fn run(command: LeaderboardCommand, context: &Context) -> anyhow::Result<Outcome> {
+    match command {
+        LeaderboardCommand::Build(args) => {
+            let store = context.store().await?;
+            let path = build_site(&store, &args.out, !args.no_thumbnails).await?;
+            println!("Leaderboard: {}", path.display());
+            Ok(Outcome::Done)
+        }
+        LeaderboardCommand::Serve(args) => serve(args, context).await,
+    }
+}
+
+/// Builds the static site and prints what it wrote; returns its index page.
+pub(crate) async fn build_site(
+    store: &Store,
+    out: &std::path::Path,
+    thumbnails: bool,
+) -> anyhow::Result<PathBuf> {
+    let started = std::time::Instant::now();
+    let report = build(
+        store,
+        &BuildOptions {
+            out: out.to_path_buf(),
+            thumbnails,
+            threads: super::cores(),
+            generated: store.now().await?,
+        },
+    )
+    .await
+    .with_context(|| format!("cannot build the leaderboard into `{}`", out.display()))?;
+    tracing::info!(
+        pages = report.pages,
+        thumbnails = report.thumbnails,
+        without_frames = report.without_frames,
+        bytes = report.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "Built the leaderboard."
+    );
+    Ok(std::fs::canonicalize(&report.index).unwrap_or(report.index))
+}
+
+async fn serve(args: ServeArgs, context: &Context) -> anyhow::Result<Outcome> {
+    let config = match &args.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    let plan = config.plan()?;
+    if let Some(judge) = &plan.score.judge {
+        plan.model_for(judge, Role::Chat)?;
+    }
+    let store = context.store().await?;
+    let listener = tokio::net::TcpListener::bind(&args.addr)
+        .await
+        .with_context(|| format!("cannot listen on `{}`", args.addr))?;
+    let addr = listener.local_addr()?;
+    let submissions = Arc::new(Scorer {
+        store: store.clone(),
+        models: ModelSet::new(plan.models.clone()),
+        plan,
+    });
+    println!("Serving the leaderboard on http://{addr}/");
+    let options = ServeOptions {
+        max_upload: args.max_upload.min(super::import::MAX_BYTES),
+        admin_token: args.admin_token.filter(|t| !t.is_empty()),
+        refresh: Duration::from_secs_f64(args.refresh_s.max(0.1)),
+    };
+    wolf_leaderboard::server::serve(listener, store, submissions, options, shutdown()).await?;
+    Ok(Outcome::Done)
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .expect("a SIGTERM handler installs");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("Stopping the leaderboard server.");
+}
+
+/// Submissions through `wolf import`'s validation and `wolf score`'s scorers.
+struct Scorer {
+    store: Store,
+    plan: Plan,
+    models: ModelSet,
+}
+
+impl Scorer {
+    async fn score_run(&self, run: &str) -> anyhow::Result<()> {
+        let run = self.store.run(run).await?;
+        let items = self.store.scoring_items(run.id).await?;
+        if items.is_empty() {
+            anyhow::bail!("the entry has no caption of a video with a reference");
+        }
+        score::classic(&self.store, &items).await?;
+        let embedder = self.plan.score.embedder.as_str();
+        if self.plan.model_for(embedder, Role::Embedder).is_ok() {
+            score::embed_sim(&self.store, &self.models, embedder, &items)
+                .await
+                .with_context(|| format!("embedding similarity with `{embedder}`"))?;
+        }
+        if let Some(judge) = &self.plan.score.judge {
+            let options = score::JudgeOptions::from_config(&self.plan.score);
+            let report = score::capscore(
+                &self.store,
+                &self.plan,
+                &self.models,
+                judge,
+                &items,
+                options,
+            )
+            .await?;
+            if report.ok == 0 {
+                anyhow::bail!(
+                    "the judge `{judge}` scored no caption: {} parse failures, {} failed calls",
+                    report.parse_failed,
+                    report.failed
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Submissions for Scorer {
+    fn import<'a>(
+        &'a self,
+        dataset: &'a str,
+        name: &'a str,
+        bytes: &'a [u8],
+    ) -> BoxFuture<'a, Result<i64, String>> {
+        Box::pin(async move {
+            let origin = format!("an upload of {} bytes", bytes.len());
+            let request = Import {
+                dataset,
+                name,
+                source: None,
+                origin: &origin,
+                replace: false,
+            };
+            import(&self.store, &request, bytes)
+                .await
+                .map(|imported| imported.run_id)
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+
+    fn score<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<(), String>> {
+        Box::pin(async move { self.score_run(run).await.map_err(|e| format!("{e:#}")) })
+    }
+}

@@ -1,0 +1,155 @@
+//! `wolf leaderboard build` end to end: a synthetic world with two imported entries
+//! (one of them made of captions that try to inject markup), scored with the classic
+//! metrics, built into a static site whose pages are compared with snapshots (times and
+//! the test's folder redacted), and whose captions show as text.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use serde_json::Value;
+
+use crate::util::Dir;
+
+/// Captions that would run script if a page did not escape them.
+pub const XSS: [&str; 2] = [
+    "<script>window.__pwned=1</script> a red circle",
+    "\"><img src=x onerror=\"window.__pwned=2\"> a blue square",
+];
+
+/// A world of three clips as dataset `ds`, with entries `good` (the references) and
+/// `xss` (injection attempts), both scored with the classic metrics.
+pub fn scored_world(dir: &Dir) -> BTreeMap<String, String> {
+    dir.wolf(&["synth", "--out", "world", "--count", "3", "--seed", "5"])
+        .expect_code(0);
+    dir.wolf(&[
+        "dataset",
+        "add",
+        "ds",
+        "world",
+        "--annotations",
+        "world/annotations.json",
+    ])
+    .expect_code(0);
+    let annotations: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("world/annotations.json")).unwrap())
+            .unwrap();
+    let references: BTreeMap<String, String> = annotations
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| (k.clone(), v["output"].as_str().unwrap().to_owned()))
+        .collect();
+    let bad: BTreeMap<&String, String> = references
+        .keys()
+        .enumerate()
+        .map(|(i, k)| (k, XSS[i % XSS.len()].to_owned()))
+        .collect();
+    std::fs::write(
+        dir.join("good.json"),
+        serde_json::to_vec(&references).unwrap(),
+    )
+    .unwrap();
+    std::fs::write(dir.join("xss.json"), serde_json::to_vec(&bad).unwrap()).unwrap();
+    for name in ["good", "xss"] {
+        dir.wolf(&[
+            "import",
+            "--dataset",
+            "ds",
+            "--name",
+            name,
+            &format!("{name}.json"),
+        ])
+        .expect_code(0);
+        dir.wolf(&["score", "--run", name, "--metrics", "classic"])
+            .expect_code(0);
+    }
+    references
+}
+
+/// A page with what changes from run to run replaced: times and the test's folder.
+fn redacted(dir: &Dir, page: &str) -> String {
+    let mut out = String::new();
+    let mut rest = page;
+    while let Some(start) = rest.find("<time>") {
+        out.push_str(&rest[..start]);
+        let end = rest[start..]
+            .find("</time>")
+            .expect("a closed time element")
+            + start;
+        out.push_str("<time>[time]</time>");
+        rest = &rest[end + "</time>".len()..];
+    }
+    out.push_str(rest);
+    let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    out.replace(&canonical.display().to_string(), "[dir]")
+        .replace(&dir.path().display().to_string(), "[dir]")
+}
+
+fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+#[test]
+fn the_static_site_matches_its_snapshots_and_shows_captions_as_text() {
+    let dir = Dir::new();
+    scored_world(&dir);
+    let run = dir
+        .wolf(&["leaderboard", "build", "--out", "site"])
+        .expect_code(0);
+    let site = dir.join("site");
+    assert!(
+        run.stdout().trim_end().ends_with("index.html"),
+        "{}",
+        run.stdout()
+    );
+
+    let frames = std::fs::read_dir(site.join("frames")).unwrap().count();
+    assert!(frames >= 3 * 4, "at least 4 thumbnails a clip: {frames}");
+    assert!(site.join("static/app.js").is_file() && site.join("static/style.css").is_file());
+    let videos: Vec<_> = std::fs::read_dir(site.join("videos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(videos.len(), 3);
+
+    let index = read(&site.join("index.html"));
+    let dataset = read(&site.join("dataset-1.html"));
+    let good = read(&site.join("entry-1-good.html"));
+    let video = read(&site.join("videos/1.html"));
+    let methods = read(&site.join("methods.html"));
+    for page in [&index, &dataset, &good, &video, &methods] {
+        assert!(!page.contains("<script>window"), "unescaped caption");
+        assert!(!page.contains("<img src=x"), "unescaped caption");
+        assert!(!page.contains(" style="), "inline style breaks the CSP");
+    }
+    assert!(video.contains("&#60;script&#62;window.__pwned=1&#60;/script&#62; a red circle"));
+    // The reference entry is the best on every metric.
+    assert!(index.contains(r#"<tr data-entry="good">"#));
+
+    insta::assert_snapshot!("index", redacted(&dir, &index));
+    insta::assert_snapshot!("dataset", redacted(&dir, &dataset));
+    insta::assert_snapshot!("entry", redacted(&dir, &good));
+    insta::assert_snapshot!("video", redacted(&dir, &video));
+    insta::assert_snapshot!("methods", redacted(&dir, &methods));
+}
+
+#[test]
+fn a_rebuild_replaces_the_site_whole() {
+    let dir = Dir::new();
+    scored_world(&dir);
+    std::fs::create_dir_all(dir.join("site")).unwrap();
+    std::fs::write(dir.join("site/stale.html"), "old").unwrap();
+    dir.wolf(&["leaderboard", "build", "--out", "site", "--no-thumbnails"])
+        .expect_code(0);
+    assert!(!dir.join("site/stale.html").exists());
+    assert!(dir.join("site/index.html").is_file());
+    let video = read(&dir.join("site/videos/1.html"));
+    assert!(video.contains("No thumbnails: thumbnails were not built"));
+    // Nothing is left beside it.
+    let beside: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".site"))
+        .collect();
+    assert!(beside.is_empty(), "{beside:?}");
+}
