@@ -3,7 +3,6 @@
 //! whose captions try to inject script, an upload scored by a scripted judge and an
 //! invalid upload. Screenshots land in `target/test-artifacts/`.
 
-use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -12,14 +11,13 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
+use crate::leaderboard::{ATTRIBUTE_PAYLOAD, SCRIPT_PAYLOAD, scored_world};
 use crate::util::Dir;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 const CHROMIUM: &str = "/usr/bin/chromium";
 /// The key of a web element reference in WebDriver JSON.
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
-const SCRIPT_PAYLOAD: &str = "<script>window.__pwned=1</script>";
-const ATTRIBUTE_PAYLOAD: &str = r#""><img src=x onerror="window.__pwned=2">"#;
 
 /// A child process killed on drop; its log is printed when the test is failing.
 struct ChildGuard {
@@ -298,19 +296,6 @@ fn serve(dir: &Dir, config: &str) -> (ChildGuard, String) {
     }
 }
 
-/// The world's reference captions by video key.
-fn references(dir: &Dir) -> BTreeMap<String, String> {
-    let annotations: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("world/annotations.json")).unwrap())
-            .unwrap();
-    annotations
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["output"].as_str().unwrap().to_owned()))
-        .collect()
-}
-
 fn write_json(dir: &Dir, name: &str, value: &impl serde::Serialize) -> PathBuf {
     let path = dir.join(name);
     std::fs::write(&path, serde_json::to_string(value).unwrap()).unwrap();
@@ -374,38 +359,7 @@ fn submit(browser: &Browser, base: &str, name: &str, file: &Path) {
 fn leaderboard_sorts_escapes_captions_and_scores_uploads_in_a_real_browser() {
     Browser::require();
     let dir = Dir::new();
-    dir.wolf(&["synth", "--out", "world", "--count", "3", "--seed", "5"])
-        .expect_code(0);
-    dir.wolf(&[
-        "dataset",
-        "add",
-        "ds",
-        "world",
-        "--annotations",
-        "world/annotations.json",
-    ])
-    .expect_code(0);
-    let refs = references(&dir);
-    write_json(&dir, "good.json", &refs);
-    // Every caption carries both payloads, so that whichever video comes first shows
-    // them.
-    let xss: BTreeMap<&String, String> = refs
-        .keys()
-        .map(|k| {
-            (
-                k,
-                format!("{SCRIPT_PAYLOAD} a red circle {ATTRIBUTE_PAYLOAD} a blue square"),
-            )
-        })
-        .collect();
-    write_json(&dir, "xss.json", &xss);
-    for name in ["good", "xss"] {
-        let file = format!("{name}.json");
-        dir.wolf(&["import", "--dataset", "ds", "--name", name, &file])
-            .expect_code(0);
-        dir.wolf(&["score", "--run", name, "--metrics", "classic"])
-            .expect_code(0);
-    }
+    let refs = scored_world(&dir);
     let mut uploaded = refs.clone();
     let first = uploaded.values_mut().next().unwrap();
     first.push_str(" <script>window.__pwned=3</script>");

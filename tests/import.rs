@@ -14,36 +14,6 @@ const KEYS: [&str; 4] = [
     "clip_00003.mp4",
 ];
 
-/// A folder with the synthetic world registered as dataset `ds`.
-fn world() -> Dir {
-    let dir = Dir::new();
-    dir.wolf(&["synth", "--out", "world", "--count", "4", "--seed", "3"])
-        .expect_code(0);
-    dir.wolf(&[
-        "dataset",
-        "add",
-        "ds",
-        "world",
-        "--annotations",
-        "world/annotations.json",
-    ])
-    .expect_code(0);
-    dir
-}
-
-/// The world's reference captions by video key.
-fn references(dir: &Dir) -> BTreeMap<String, String> {
-    let annotations: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("world/annotations.json")).unwrap())
-            .unwrap();
-    annotations
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["output"].as_str().unwrap().to_owned()))
-        .collect()
-}
-
 /// An entry's captions by video key (its Wolf JSON export).
 fn entry(dir: &Dir, name: &str) -> BTreeMap<String, String> {
     let run = dir
@@ -73,8 +43,8 @@ fn jsonl(lines: &[Value]) -> String {
 
 #[test]
 fn wolf_json_of_both_shapes_and_exported_jsonl_become_entries() {
-    let dir = world();
-    let refs = references(&dir);
+    let dir = Dir::new();
+    let refs = dir.synthetic_dataset(4, 3);
 
     // `{video: caption}`.
     std::fs::write(dir.join("flat.json"), serde_json::to_string(&refs).unwrap()).unwrap();
@@ -164,7 +134,8 @@ fn wolf_json_of_both_shapes_and_exported_jsonl_become_entries() {
 
 #[test]
 fn each_invalid_file_exits_2_names_its_problems_and_writes_nothing() {
-    let dir = world();
+    let dir = Dir::new();
+    dir.synthetic_dataset(4, 3);
     std::fs::write(dir.join("good.json"), json!({KEYS[0]: "Good."}).to_string()).unwrap();
     import(&dir, "good", "good.json", &[]).expect_code(0);
     let before = dir

@@ -6,50 +6,32 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use serde_json::Value;
-
 use crate::util::Dir;
 
-/// Captions that would run script if a page did not escape them.
-pub const XSS: [&str; 2] = [
-    "<script>window.__pwned=1</script> a red circle",
-    "\"><img src=x onerror=\"window.__pwned=2\"> a blue square",
-];
+/// What the `xss` entry's captions carry: markup that would run script if a page did
+/// not escape it.
+pub const SCRIPT_PAYLOAD: &str = "<script>window.__pwned=1</script>";
+pub const ATTRIBUTE_PAYLOAD: &str = r#""><img src=x onerror="window.__pwned=2">"#;
 
 /// A world of three clips as dataset `ds`, with entries `good` (the references) and
-/// `xss` (injection attempts), both scored with the classic metrics.
+/// `xss` (both payloads in every caption), both scored with the classic metrics.
+/// Returns the references by video key.
 pub fn scored_world(dir: &Dir) -> BTreeMap<String, String> {
-    dir.wolf(&["synth", "--out", "world", "--count", "3", "--seed", "5"])
-        .expect_code(0);
-    dir.wolf(&[
-        "dataset",
-        "add",
-        "ds",
-        "world",
-        "--annotations",
-        "world/annotations.json",
-    ])
-    .expect_code(0);
-    let annotations: Value =
-        serde_json::from_slice(&std::fs::read(dir.join("world/annotations.json")).unwrap())
-            .unwrap();
-    let references: BTreeMap<String, String> = annotations
-        .as_object()
-        .unwrap()
-        .iter()
-        .map(|(k, v)| (k.clone(), v["output"].as_str().unwrap().to_owned()))
-        .collect();
-    let bad: BTreeMap<&String, String> = references
+    let references = dir.synthetic_dataset(3, 5);
+    let xss: BTreeMap<&String, String> = references
         .keys()
-        .enumerate()
-        .map(|(i, k)| (k, XSS[i % XSS.len()].to_owned()))
+        .map(|k| {
+            let caption =
+                format!("{SCRIPT_PAYLOAD} a red circle {ATTRIBUTE_PAYLOAD} a blue square");
+            (k, caption)
+        })
         .collect();
     std::fs::write(
         dir.join("good.json"),
         serde_json::to_vec(&references).unwrap(),
     )
     .unwrap();
-    std::fs::write(dir.join("xss.json"), serde_json::to_vec(&bad).unwrap()).unwrap();
+    std::fs::write(dir.join("xss.json"), serde_json::to_vec(&xss).unwrap()).unwrap();
     for name in ["good", "xss"] {
         dir.wolf(&[
             "import",
@@ -123,6 +105,7 @@ fn the_static_site_matches_its_snapshots_and_shows_captions_as_text() {
         assert!(!page.contains(" style="), "inline style breaks the CSP");
     }
     assert!(video.contains("&#60;script&#62;window.__pwned=1&#60;/script&#62; a red circle"));
+    assert!(video.contains("&#34;&#62;&#60;img src=x onerror=&#34;window.__pwned=2&#34;&#62;"));
     // The reference entry is the best on every metric.
     assert!(index.contains(r#"<tr data-entry="good">"#));
 

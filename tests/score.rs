@@ -33,25 +33,7 @@ fn captioned_run(dir: &Dir, count: usize) -> Vec<Value> {
         "[wolf]\nimage_models = [\"img\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nmotion_llm = false\n",
     );
     std::fs::write(dir.join("caption.toml"), config).unwrap();
-    dir.wolf(&[
-        "synth",
-        "--out",
-        "world",
-        "--count",
-        &count.to_string(),
-        "--seed",
-        "5",
-    ])
-    .expect_code(0);
-    dir.wolf(&[
-        "dataset",
-        "add",
-        "ds",
-        "world",
-        "--annotations",
-        "world/annotations.json",
-    ])
-    .expect_code(0);
+    dir.synthetic_dataset(count, 5);
     dir.wolf(&[
         "caption",
         "--dataset",

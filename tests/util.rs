@@ -1,6 +1,7 @@
 //! The test harness's helpers: a temporary folder per test, a runner for the real
 //! `wolf` binary with its own database, and test videos made by the real `ffmpeg`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -36,6 +37,34 @@ impl Dir {
             .output()
             .expect("wolf runs");
         Run { output }
+    }
+
+    /// Renders the synthetic world (`count` clips from `seed`) into `world/` and
+    /// registers it as dataset `ds`; returns its reference captions by video key.
+    pub fn synthetic_dataset(&self, count: usize, seed: u64) -> BTreeMap<String, String> {
+        let (count, seed) = (count.to_string(), seed.to_string());
+        self.wolf(&[
+            "synth", "--out", "world", "--count", &count, "--seed", &seed,
+        ])
+        .expect_code(0);
+        self.wolf(&[
+            "dataset",
+            "add",
+            "ds",
+            "world",
+            "--annotations",
+            "world/annotations.json",
+        ])
+        .expect_code(0);
+        let annotations: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(self.join("world/annotations.json")).unwrap())
+                .unwrap();
+        annotations
+            .as_object()
+            .expect("annotations are an object")
+            .iter()
+            .map(|(k, v)| (k.clone(), v["output"].as_str().unwrap().to_owned()))
+            .collect()
     }
 
     /// Runs `ffmpeg` (quiet, overwriting) and panics when it fails.

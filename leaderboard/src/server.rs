@@ -432,55 +432,60 @@ pub fn check_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
-async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
-    let limit = app.options.max_upload;
-    let (mut dataset, mut name, mut file) = (None, None, None);
-    let mut too_large = false;
-    loop {
-        let mut field = match form.next_field().await {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                return refusal(
-                    &app,
-                    e.status(),
-                    "Upload refused",
-                    &format!("the form could not be read: {}", e.body_text()),
-                );
-            }
-        };
+/// The submission form's fields; the file at most `limit` bytes (`too_large` when it
+/// was longer: the rest is not read).
+#[derive(Default)]
+struct UploadForm {
+    dataset: Option<String>,
+    name: Option<String>,
+    file: Option<Vec<u8>>,
+    too_large: bool,
+}
+
+async fn read_form(
+    form: &mut Multipart,
+    limit: u64,
+) -> Result<UploadForm, axum::extract::multipart::MultipartError> {
+    let mut out = UploadForm::default();
+    while let Some(mut field) = form.next_field().await? {
         let field_name = field.name().unwrap_or_default().to_owned();
         let mut bytes = Vec::new();
-        loop {
-            match field.chunk().await {
-                Ok(Some(chunk)) => {
-                    if (bytes.len() + chunk.len()) as u64 > limit {
-                        too_large = true;
-                        break;
-                    }
-                    bytes.extend_from_slice(&chunk);
-                }
-                Ok(None) => break,
-                Err(e) => {
-                    return refusal(
-                        &app,
-                        e.status(),
-                        "Upload refused",
-                        &format!("the form could not be read: {}", e.body_text()),
-                    );
-                }
+        while let Some(chunk) = field.chunk().await? {
+            if (bytes.len() + chunk.len()) as u64 > limit {
+                out.too_large = true;
+                return Ok(out);
             }
+            bytes.extend_from_slice(&chunk);
         }
-        if too_large {
-            break;
-        }
+        let text = || String::from_utf8_lossy(&bytes).trim().to_owned();
         match field_name.as_str() {
-            "dataset" => dataset = Some(String::from_utf8_lossy(&bytes).trim().to_owned()),
-            "name" => name = Some(String::from_utf8_lossy(&bytes).trim().to_owned()),
-            "file" => file = Some(bytes),
+            "dataset" => out.dataset = Some(text()),
+            "name" => out.name = Some(text()),
+            "file" => out.file = Some(bytes),
             _ => {}
         }
     }
+    Ok(out)
+}
+
+async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
+    let limit = app.options.max_upload;
+    let UploadForm {
+        dataset,
+        name,
+        file,
+        too_large,
+    } = match read_form(&mut form, limit).await {
+        Ok(fields) => fields,
+        Err(e) => {
+            return refusal(
+                &app,
+                e.status(),
+                "Upload refused",
+                &format!("the form could not be read: {}", e.body_text()),
+            );
+        }
+    };
     let snapshot = app.snapshot();
     let Some(ds) = dataset
         .as_deref()
