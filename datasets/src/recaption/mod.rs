@@ -1,0 +1,23 @@
+//! The library core of the VILA² recaption loop (METHOD.md section 3): reading the
+//! pretraining data, choosing prompts, merging captions, writing VILA's caption files
+//! and the round's log, and the statistics of a round.
+//!
+//! - [`input`] streams items (an image or a video with its original caption) out of
+//!   WebDataset tar shards, a JSONL manifest or a folder, one sample in memory at a
+//!   time; bad input becomes a [`input::Problem`] and the stream goes on.
+//! - [`prompts`] holds the three recaption prompts and the three specialist prompts,
+//!   and draws one recaption prompt per item from a seed.
+//! - [`merge`] builds the training caption from the original, the recaption and the
+//!   specialists' answers.
+//! - [`output`] writes the caption files (one JSON per shard) and the round's JSONL,
+//!   both safe against a crash.
+//! - [`stats`] summarises a round: caption lengths, vocabulary, duplicates, failures.
+//!
+//! Nothing here calls a model or spawns a thread: the readers and writers block, and
+//! the loop that drives them runs them on a blocking thread of its own.
+
+pub mod input;
+pub mod merge;
+pub mod output;
+pub mod prompts;
+pub mod stats;
