@@ -32,6 +32,57 @@ pub struct Config {
     /// How captions are scored where a command scores them without flags (`wolf demo`).
     #[serde(default)]
     pub score: ScoreConfig,
+    /// The VILA² recaption loop (`wolf recaption`, METHOD.md section 3).
+    #[serde(default)]
+    pub recaption: RecaptionConfig,
+}
+
+/// `[recaption]`: what `wolf recaption` does. The template and specialists are checked
+/// by the recaption loop itself (`wolf_datasets::recaption::merge`) before it starts.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RecaptionConfig {
+    /// The image captioner entry that recaptions (default: the fixture
+    /// `frame-captioner`); video items are shown to it as a storyboard.
+    pub captioner: String,
+    /// `short_long` (the default: original and recaption), `recaption_only` or
+    /// `original_only`.
+    pub template: String,
+    /// Specialists asked about every item: `spatial`, `grounding`, `ocr` (answered by
+    /// the captioner with the specialist's prompt; answers appended as questions and
+    /// answers).
+    pub specialists: Vec<String>,
+    /// Seed of the per-item prompt draw.
+    pub seed: u64,
+    /// Items in flight.
+    pub concurrency: usize,
+    /// Run after each round of `wolf recaption loop` as `sh -c "$train_cmd" train
+    /// ROUND_DIR`; its last line of output names the model entry of the next round.
+    /// Absent: every round uses `captioner`.
+    pub train_cmd: Option<String>,
+    /// The held-out dataset (in the store, with references) each round's captioner is
+    /// evaluated on: mean `embed_sim` of its captions of each video's middle frame.
+    pub heldout: Option<String>,
+    /// The loop stops when a round's held-out score gains less than this.
+    pub min_gain: f64,
+    /// The most rounds of `wolf recaption loop`.
+    pub rounds: u32,
+}
+
+impl Default for RecaptionConfig {
+    fn default() -> Self {
+        Self {
+            captioner: "frame-captioner".into(),
+            template: "short_long".into(),
+            specialists: Vec::new(),
+            seed: 0,
+            concurrency: 4,
+            train_cmd: None,
+            heldout: None,
+            min_gain: 0.01,
+            rounds: 3,
+        }
+    }
 }
 
 /// `[score]`: the judge and the embedder of scoring.
@@ -157,6 +208,8 @@ pub struct Plan {
     pub wolf: crate::wolf::WolfConfig,
     /// How commands that score without flags score (`wolf demo`).
     pub score: ScoreConfig,
+    /// What `wolf recaption` does.
+    pub recaption: RecaptionConfig,
 }
 
 impl Plan {
@@ -215,6 +268,7 @@ impl Config {
             models,
             wolf: self.wolf.clone().unwrap_or_default(),
             score: self.score.clone(),
+            recaption: self.recaption.clone(),
         })
     }
 }

@@ -14,6 +14,7 @@ mod import;
 mod leaderboard;
 mod model;
 mod progress;
+mod recaption;
 mod score;
 mod scripted;
 mod synth;
@@ -82,6 +83,9 @@ enum Command {
     /// The leaderboard web page: a static site, or served live with submissions.
     #[command(subcommand)]
     Leaderboard(leaderboard::LeaderboardCommand),
+    /// VILA²'s recaption loop: recaption training data round after round.
+    #[command(subcommand)]
+    Recaption(recaption::RecaptionCommand),
     /// Run the embedded default end to end: synthetic world, intake, captions and their
     /// similarity to the references.
     Demo(demo::DemoArgs),
@@ -164,6 +168,7 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Score(args) => score::score(args, context).await,
         Command::Report(args) => score::report(args, context).await,
         Command::Leaderboard(cmd) => leaderboard::run(cmd, context).await,
+        Command::Recaption(cmd) => recaption::run(cmd, context).await,
         Command::Demo(args) => demo::run(args, context).await,
         Command::Bench(args) => bench::run(args, context).await,
         Command::ScriptedServer(args) => scripted::serve(args).await,

@@ -12,12 +12,14 @@
 //! - [`output`] writes the caption files (one JSON per shard) and the round's JSONL,
 //!   both safe against a crash.
 //! - [`stats`] summarises a round: caption lengths, vocabulary, duplicates, failures.
+//! - [`round`] runs one round with an image captioner: resumable item by item.
 //!
-//! Nothing here calls a model or spawns a thread: the readers and writers block, and
-//! the loop that drives them runs them on a blocking thread of its own.
+//! The readers and writers block; [`round`] runs the reader on a blocking thread and
+//! keeps a bounded number of items with the captioner on the async runtime.
 
 pub mod input;
 pub mod merge;
 pub mod output;
 pub mod prompts;
+pub mod round;
 pub mod stats;

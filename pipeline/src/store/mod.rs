@@ -7,6 +7,7 @@
 
 mod board;
 mod import;
+mod rounds;
 mod runs;
 mod scores;
 mod videos;
@@ -24,6 +25,7 @@ pub use board::{
     SubmissionStatus,
 };
 pub use import::{ImportCaption, NewEntry, RunOrigin};
+pub use rounds::RoundRow;
 pub use runs::{CaptionRow, NewCaption, RunRow, StoredResult, WorkItemRow};
 pub use scores::{EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem};
 pub use videos::{
