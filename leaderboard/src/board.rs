@@ -13,7 +13,8 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use wolf_pipeline::store::{
-    DatasetSummary, EfficiencyRow, EntryRow, Store, SubmissionRow, SubmissionStatus, VideoRow,
+    DatasetSummary, EfficiencyRow, EntryRow, RoundRow, Store, SubmissionRow, SubmissionStatus,
+    VideoRow,
 };
 use wolf_scorer::efficiency::tokens;
 use wolf_scorer::report::{ReportLine, interval};
@@ -215,6 +216,8 @@ pub struct Board {
     pub datasets: Vec<DatasetBoard>,
     pub judges: Vec<JudgeUse>,
     pub submissions: Vec<SubmissionRow>,
+    /// The recaption loops' rounds (`wolf recaption loop`), by loop and round.
+    pub rounds: Vec<RoundRow>,
 }
 
 impl Board {
@@ -243,6 +246,7 @@ impl Board {
             datasets,
             judges: judges.into_iter().collect(),
             submissions,
+            rounds: store.rounds().await?,
         })
     }
 

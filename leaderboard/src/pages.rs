@@ -7,7 +7,9 @@
 //! from any folder or web path, and the server answers the same paths.
 
 use askama::Template;
-use wolf_pipeline::store::{StageOutput, SubmissionRow, SubmissionStatus, VideoRow, VideoStatus};
+use wolf_pipeline::store::{
+    RoundRow, StageOutput, SubmissionRow, SubmissionStatus, VideoRow, VideoStatus,
+};
 use wolf_scorer::report::{RESAMPLES, SEED};
 
 use crate::Error;
@@ -187,11 +189,79 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
     }
 }
 
+struct RoundView {
+    round: i64,
+    captioner: String,
+    captions: i64,
+    words: String,
+    heldout: String,
+}
+
+struct LoopView {
+    name: String,
+    rounds: Vec<RoundView>,
+    charts: Vec<String>,
+}
+
+/// The recaption loops: a table and charts (words and held-out score per round).
+fn loops(board: &Board) -> Vec<LoopView> {
+    let mut out: Vec<LoopView> = Vec::new();
+    for r in &board.rounds {
+        if out.last().is_none_or(|l| l.name != r.loop_name) {
+            out.push(LoopView {
+                name: r.loop_name.clone(),
+                rounds: Vec::new(),
+                charts: Vec::new(),
+            });
+        }
+        out.last_mut()
+            .expect("pushed above")
+            .rounds
+            .push(RoundView {
+                round: r.round,
+                captioner: r.captioner.clone(),
+                captions: r.captions,
+                words: r.mean_words.map_or("—".into(), |w| format!("{w:.1}")),
+                heldout: match (r.heldout_score, &r.heldout_dataset) {
+                    (Some(s), Some(d)) => format!("{} on {d}", number(s)),
+                    _ => "—".into(),
+                },
+            });
+    }
+    for l in &mut out {
+        let of = |f: &dyn Fn(&RoundRow) -> Option<f64>| -> Vec<(f64, f64)> {
+            board
+                .rounds
+                .iter()
+                .filter(|r| r.loop_name == l.name)
+                .filter_map(|r| Some((r.round as f64, f(r)?)))
+                .collect()
+        };
+        let words = Series {
+            label: "mean words".into(),
+            points: of(&|r| r.mean_words),
+        };
+        let heldout = Series {
+            label: "held-out embed_sim".into(),
+            points: of(&|r| r.heldout_score),
+        };
+        l.charts = [
+            svg::line_chart("Caption length per round", "round", "mean words", &[words]),
+            svg::line_chart("Held-out score per round", "round", "embed_sim", &[heldout]),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+    }
+    out
+}
+
 #[derive(Template)]
 #[template(path = "index.html")]
 struct IndexPage {
     layout: Layout,
     datasets: Vec<BoardTable>,
+    loops: Vec<LoopView>,
 }
 
 pub fn index(board: &Board, settings: &Settings) -> Result<String, Error> {
@@ -200,6 +270,7 @@ pub fn index(board: &Board, settings: &Settings) -> Result<String, Error> {
         &IndexPage {
             layout: Layout::new("Leaderboard", "", settings),
             datasets: board.datasets.iter().map(board_table).collect(),
+            loops: loops(board),
         },
     )
 }

@@ -236,7 +236,8 @@ impl Store {
             "SELECT (SELECT count(*) FROM runs), (SELECT max(updated_at) FROM runs), \
              (SELECT max(id) FROM captions), (SELECT max(id) FROM scores), \
              (SELECT count(*) FROM submissions), (SELECT max(updated_at) FROM submissions), \
-             (SELECT count(*) FROM datasets), (SELECT max(updated_at) FROM datasets)",
+             (SELECT count(*) FROM datasets), (SELECT max(updated_at) FROM datasets), \
+             (SELECT max(created_at) FROM recaption_rounds)",
         )
         .fetch_one(self.pool())
         .await?;
@@ -248,7 +249,8 @@ impl Store {
         let f: Option<String> = row.get(5);
         let g: i64 = row.get(6);
         let h: Option<String> = row.get(7);
-        Ok(format!("{a}/{b:?}/{c:?}/{d:?}/{e}/{f:?}/{g}/{h:?}"))
+        let i: Option<String> = row.get(8);
+        Ok(format!("{a}/{b:?}/{c:?}/{d:?}/{e}/{f:?}/{g}/{h:?}/{i:?}"))
     }
 
     /// Records a submission; returns its id.
