@@ -12,5 +12,6 @@ mod intake;
 mod leaderboard;
 mod models;
 mod onnx;
+mod recaption;
 mod score;
 mod synth;

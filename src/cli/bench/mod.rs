@@ -13,6 +13,8 @@
 //! And the Pipeline issue's: overhead, memory growth and the demo by stage ([`pipeline`]).
 //! And the Leaderboard issue's: the static build's time and size, and the server's
 //! latency under 50 clients ([`leaderboard`]).
+//! And the VILA² recaption issue's: items/s of a round against the ideal and its peak
+//! memory for 10,000 against 100,000 items ([`recaption`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -30,6 +32,7 @@ mod leaderboard;
 mod media;
 mod onnx;
 mod pipeline;
+mod recaption;
 mod score;
 
 #[derive(Debug, Args)]
@@ -44,10 +47,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
     /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, score,
-    /// leaderboard. Default: all.
+    /// leaderboard, recaption. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score", "leaderboard"]
+        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score", "leaderboard", "recaption"]
     )]
     only: Vec<String>,
 }
@@ -95,6 +98,9 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     }
     if wanted("leaderboard") {
         rows.extend(leaderboard::leaderboard(&exe, &work).await?);
+    }
+    if wanted("recaption") {
+        rows.extend(recaption::recaption(&exe, &work).await?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);
