@@ -137,7 +137,27 @@ fn temporary_beside(path: &Path) -> Result<NamedTempFile, OutputError> {
         .map_err(write_error(path))
 }
 
+/// A key's 128-bit hash, for refusing duplicates (two SipHash passes with different
+/// prefixes; a false duplicate would need a 128-bit collision).
+fn key_hash(key: &str) -> u128 {
+    use std::hash::{Hash, Hasher};
+    let half = |salt: u8| {
+        let mut h = std::hash::DefaultHasher::new();
+        salt.hash(&mut h);
+        key.hash(&mut h);
+        h.finish()
+    };
+    (u128::from(half(0)) << 64) | u128::from(half(1))
+}
+
 fn persist(file: NamedTempFile, path: &Path) -> Result<(), OutputError> {
+    // Temporary files are private (0600); output is for the trainer, maybe another user.
+    {
+        use std::os::unix::fs::PermissionsExt as _;
+        file.as_file()
+            .set_permissions(std::fs::Permissions::from_mode(0o644))
+            .map_err(write_error(path))?;
+    }
     file.as_file().sync_all().map_err(write_error(path))?;
     file.persist(path).map_err(|e| write_error(path)(e.error))?;
     // The rename itself is durable once the folder is synced.
@@ -163,7 +183,9 @@ struct Summary<'a> {
 struct OpenShard {
     path: PathBuf,
     writer: BufWriter<NamedTempFile>,
-    keys: HashSet<String>,
+    /// 128-bit hashes of the shard's keys (not the keys: memory stays small whatever
+    /// the shard's size).
+    keys: HashSet<u128>,
 }
 
 /// VILA's caption files of a round, written shard by shard (see the module's doc).
@@ -205,7 +227,7 @@ impl CaptionFiles {
             .open
             .get_mut(shard)
             .expect("opened just above; this is a bug");
-        if open.keys.contains(key) {
+        if open.keys.contains(&key_hash(key)) {
             return Err(OutputError::DuplicateKey {
                 shard: shard.to_owned(),
                 key: key.to_owned(),
@@ -230,7 +252,7 @@ impl CaptionFiles {
             io::Result::Ok(())
         })();
         written.map_err(write_error(&open.path))?;
-        open.keys.insert(key.to_owned());
+        open.keys.insert(key_hash(key));
         Ok(())
     }
 

@@ -235,14 +235,26 @@ fn stats_of(log: &Path) -> Result<RoundStats, OutputError> {
 }
 
 /// Writes one caption file per shard from the round's log.
+/// A shard whose every item failed still gets a file (`{}`), so that VILA's loader
+/// finds one for every shard.
 fn write_caption_files(dir: &Path) -> Result<Vec<PathBuf>, OutputError> {
     let mut files = CaptionFiles::new(captions_dir(dir));
+    let mut failed_shards = std::collections::BTreeSet::new();
     for record in read_round(&log_path(dir))? {
-        if let Record::Done(d) = record? {
-            files.add(&d.shard, &d.key, d.media, &d.caption)?;
+        match record? {
+            Record::Done(d) => files.add(&d.shard, &d.key, d.media, &d.caption)?,
+            Record::Failed(f) => {
+                failed_shards.insert(f.shard);
+            }
         }
     }
-    files.finish()
+    let open: HashSet<String> = files.open_shards().map(str::to_owned).collect();
+    let mut written = Vec::new();
+    for shard in failed_shards.iter().filter(|s| !open.contains(*s)) {
+        written.push(files.finish_shard(shard)?);
+    }
+    written.extend(files.finish()?);
+    Ok(written)
 }
 
 /// One item recaptioned and merged: its record, or `None` when stopped.
