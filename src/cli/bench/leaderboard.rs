@@ -7,7 +7,7 @@
 
 use std::fs::File;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
@@ -17,7 +17,7 @@ use wolf_pipeline::store::{
     ImportCaption, NewDataset, NewEntry, NewScore, Store, VideoMeta, VideoRecord,
 };
 
-use super::{Row, ServerChild, remove_db, wait_with_usage};
+use super::{Row, ServerChild, remove_db, run_logged};
 
 const VIDEOS: usize = 10_000;
 const ENTRIES: usize = 20;
@@ -258,25 +258,9 @@ fn folder_size(folder: &Path) -> anyhow::Result<(u64, usize)> {
 fn static_build(exe: &Path, db: &Path, dir: &Path) -> anyhow::Result<Row> {
     let site = dir.join("site");
     let _ = std::fs::remove_dir_all(&site);
-    let log = dir.join("build.log");
-    let log_file = File::create(&log)?;
-    let started = Instant::now();
-    let child = wolf(exe, db)
-        .args(["leaderboard", "build", "--out"])
-        .arg(&site)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .context("cannot start `wolf leaderboard build`")?;
-    let (status, peak_kib, _) = wait_with_usage(child)?;
-    let wall = started.elapsed();
-    if !status.success() {
-        bail!(
-            "`wolf leaderboard build` failed ({status}); its log is `{}`",
-            log.display()
-        );
-    }
+    let mut command = wolf(exe, db);
+    command.args(["leaderboard", "build", "--out"]).arg(&site);
+    let (wall, peak_kib) = run_logged(command, &dir.join("build.log"), "wolf leaderboard build")?;
     let (bytes, files) = folder_size(&site)?;
     let mib = |b: f64| b / (1024.0 * 1024.0);
     Ok(Row {

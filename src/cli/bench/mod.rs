@@ -109,6 +109,30 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     Ok(Outcome::Done)
 }
 
+/// Runs a `wolf` child with its output in `log`; returns its wall time and peak memory
+/// (KiB), or an error naming `what` and the log when it fails.
+pub(crate) fn run_logged(
+    mut command: Command,
+    log: &Path,
+    what: &str,
+) -> anyhow::Result<(Duration, i64)> {
+    use std::process::Stdio;
+    let log_file = std::fs::File::create(log)?;
+    let started = Instant::now();
+    let child = command
+        .stdin(Stdio::null())
+        .stdout(log_file.try_clone()?)
+        .stderr(log_file)
+        .spawn()
+        .with_context(|| format!("cannot start `{what}`"))?;
+    let (status, peak_kib, _) = wait_with_usage(child)?;
+    let wall = started.elapsed();
+    if !status.success() {
+        bail!("`{what}` failed ({status}); its log is `{}`", log.display());
+    }
+    Ok((wall, peak_kib))
+}
+
 /// Waits for a child and returns its exit status, peak resident memory in KiB and CPU
 /// time (user + system) in seconds.
 ///

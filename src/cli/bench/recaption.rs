@@ -12,12 +12,10 @@
 use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::process::Command;
+use std::time::Duration;
 
-use anyhow::{Context as _, bail};
-
-use super::{Row, ServerChild, wait_with_usage};
+use super::{Row, ServerChild, run_logged};
 
 /// The throughput benchmark's captioner latency, requests in flight and items.
 const LATENCY_MS: u64 = 50;
@@ -150,10 +148,8 @@ fn round(
     if out.exists() {
         std::fs::remove_dir_all(out)?;
     }
-    let log = out.with_extension("log");
-    let log_file = File::create(&log)?;
-    let started = Instant::now();
-    let child = Command::new(exe)
+    let mut command = Command::new(exe);
+    command
         .arg("--no-progress")
         .arg("--db")
         .arg(dir.join("recaption.db"))
@@ -162,20 +158,8 @@ fn round(
         .arg("--out")
         .arg(out)
         .arg("--config")
-        .arg(config)
-        .stdin(Stdio::null())
-        .stdout(log_file.try_clone()?)
-        .stderr(log_file)
-        .spawn()
-        .context("cannot start `wolf recaption round`")?;
-    let (status, peak_kib, _) = wait_with_usage(child)?;
-    let wall = started.elapsed();
-    if !status.success() {
-        bail!(
-            "`wolf recaption round` failed ({status}); its log is `{}`",
-            log.display()
-        );
-    }
+        .arg(config);
+    let (wall, peak_kib) = run_logged(command, &out.with_extension("log"), "wolf recaption round")?;
     Ok(Measured { wall, peak_kib })
 }
 
