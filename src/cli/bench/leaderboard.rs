@@ -17,7 +17,7 @@ use wolf_pipeline::store::{
     ImportCaption, NewDataset, NewEntry, NewScore, Store, VideoMeta, VideoRecord,
 };
 
-use super::{Row, ServerChild, remove_db, run_logged};
+use super::{Row, ServerChild, grouped, remove_db, run_logged};
 
 const VIDEOS: usize = 10_000;
 const ENTRIES: usize = 20;
@@ -75,19 +75,6 @@ pub(super) async fn leaderboard(exe: &Path, work: &Path) -> anyhow::Result<Vec<R
     })?];
     rows.extend(serve(exe, &db, &dir, &video_ids).await?);
     Ok(rows)
-}
-
-/// `10,000`.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 fn wolf(exe: &Path, db: &Path) -> Command {

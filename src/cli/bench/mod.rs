@@ -109,6 +109,19 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     Ok(Outcome::Done)
 }
 
+/// A count with thousands separated: `10,000`.
+pub(crate) fn grouped(n: usize) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
 /// Runs a `wolf` child with its output in `log`; returns its wall time and peak memory
 /// (KiB), or an error naming `what` and the log when it fails.
 pub(crate) fn run_logged(

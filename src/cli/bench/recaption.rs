@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use super::{Row, ServerChild, run_logged};
+use super::{Row, ServerChild, grouped, run_logged};
 
 /// The throughput benchmark's captioner latency, requests in flight and items.
 const LATENCY_MS: u64 = 50;
@@ -31,19 +31,6 @@ pub(super) async fn recaption(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row
     let dir = work.join("recaption");
     std::fs::create_dir_all(&dir)?;
     tokio::task::block_in_place(|| Ok(vec![throughput(exe, &dir)?, memory(exe, &dir)?]))
-}
-
-/// `10,000`.
-fn grouped(n: usize) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }
 
 /// A tar stream written by hand (ustar headers): the `tar` crate is not a dependency of
