@@ -253,11 +253,8 @@ impl Drop for Browser {
 fn serve(dir: &Dir, config: &str) -> (ChildGuard, String) {
     let log = dir.join("serve.log");
     let mut guard = ChildGuard {
-        child: Command::new(env!("CARGO_BIN_EXE_wolf"))
-            .arg("--no-progress")
-            .arg("--db")
-            .arg(dir.join("wolf.db"))
-            .args([
+        child: dir
+            .command(&[
                 "leaderboard",
                 "serve",
                 "--addr",
@@ -265,8 +262,6 @@ fn serve(dir: &Dir, config: &str) -> (ChildGuard, String) {
                 "--config",
                 config,
             ])
-            .current_dir(dir.path())
-            .env_remove("WOLF_DB")
             .env("WOLF_ADMIN_TOKEN", "secret")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

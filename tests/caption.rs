@@ -5,7 +5,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -414,26 +414,20 @@ fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
 
 /// Spawns `wolf caption` on `dir`'s database with its output discarded.
 fn spawn_caption(dir: &Dir, config: &str, run: &str) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_wolf"))
-        .arg("--no-progress")
-        .arg("--db")
-        .arg(dir.join("wolf.db"))
-        .args([
-            "caption",
-            "--dataset",
-            "world",
-            "--config",
-            config,
-            "--run",
-            run,
-        ])
-        .current_dir(dir.path())
-        .env_remove("WOLF_DB")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("wolf starts")
+    dir.command(&[
+        "caption",
+        "--dataset",
+        "world",
+        "--config",
+        config,
+        "--run",
+        run,
+    ])
+    .stdin(Stdio::null())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("wolf starts")
 }
 
 /// Sorted JSONL export lines.

@@ -267,13 +267,8 @@ fn a_round_killed_midway_resumes_without_losing_or_repeating_an_item() {
         "recaption.toml",
     ];
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wolf"))
-        .arg("--no-progress")
-        .arg("--db")
-        .arg(dir.join("wolf.db"))
-        .args(args)
-        .current_dir(dir.path())
-        .env_remove("WOLF_DB")
+    let mut child = dir
+        .command(&args)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

@@ -25,17 +25,23 @@ impl Dir {
         self.tmp.path().join(name)
     }
 
-    /// Runs `wolf` with this folder's database and no progress bars.
-    pub fn wolf(&self, args: &[&str]) -> Run {
-        let output = Command::new(env!("CARGO_BIN_EXE_wolf"))
+    /// A `wolf` command with this folder's database and no progress bars, to run or
+    /// to spawn.
+    pub fn command(&self, args: &[&str]) -> Command {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_wolf"));
+        command
             .arg("--no-progress")
             .arg("--db")
             .arg(self.join("wolf.db"))
             .args(args)
             .current_dir(self.path())
-            .env_remove("WOLF_DB")
-            .output()
-            .expect("wolf runs");
+            .env_remove("WOLF_DB");
+        command
+    }
+
+    /// Runs `wolf` with this folder's database and no progress bars.
+    pub fn wolf(&self, args: &[&str]) -> Run {
+        let output = self.command(args).output().expect("wolf runs");
         Run { output }
     }
 
