@@ -14,7 +14,7 @@ use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 use crate::util::{Dir, Run};
 
 /// The sources of one video under [`ModelsToml`]'s `[wolf]` section.
-const SOURCES: [&str; 5] = ["img:middle", "img:summary", "motion", "vid", "wolf"];
+pub(crate) const SOURCES: [&str; 5] = ["img:middle", "img:summary", "motion", "vid", "wolf"];
 
 /// Image-model requests of one video with `[sampling] count = 4` and the cascade on:
 /// four cascaded frames, and the middle frame once more without history. (Besides:
@@ -32,13 +32,13 @@ fn fnv1a(text: &str) -> u64 {
 /// track to describe) and a hash of the messages, so that each distinct request gets its
 /// own text and the same request always the same text. Only `messages` and `model` are
 /// read: the rest of the body may vary from run to run.
-fn reply(request: &Value) -> String {
+pub(crate) fn reply(request: &Value) -> String {
     let model = request["model"].as_str().unwrap_or("?");
     let hash = fnv1a(&request["messages"].to_string());
     format!("a red circle [100, 100, 200, 200] moves, says {model} {hash:016x}")
 }
 
-fn answering() -> Behaviour {
+pub(crate) fn answering() -> Behaviour {
     Behaviour::with(reply)
 }
 
@@ -58,7 +58,7 @@ impl SplitMix64 {
 
 /// A config of three `openai` entries on one server: image model `img`, video model
 /// `vid` and the LLM `llm`, with the motion caption as a fixed sentence.
-struct ModelsToml<'a> {
+pub(crate) struct ModelsToml<'a> {
     base_url: &'a str,
     /// The name the server sees for the video model.
     vid_model: &'a str,
@@ -69,7 +69,7 @@ struct ModelsToml<'a> {
 }
 
 impl<'a> ModelsToml<'a> {
-    fn new(base_url: &'a str) -> Self {
+    pub(crate) fn new(base_url: &'a str) -> Self {
         Self {
             base_url,
             vid_model: "vid",
@@ -80,7 +80,7 @@ impl<'a> ModelsToml<'a> {
     }
 
     /// Writes the config as `dir/name` and returns its path.
-    fn write(&self, dir: &Dir, name: &str) -> String {
+    pub(crate) fn write(&self, dir: &Dir, name: &str) -> String {
         let entry = |entry: &str, url: &str, model: &str| {
             format!(
                 "[models.{entry}]\nbackend = \"openai\"\nbase_url = \"{url}\"\nmodel = \"{model}\"\n\
@@ -102,7 +102,7 @@ impl<'a> ModelsToml<'a> {
 }
 
 /// Renders `count` clips into `dir/world` and registers them as dataset `world`.
-fn world(dir: &Dir, count: usize) {
+pub(crate) fn world(dir: &Dir, count: usize) {
     let count = count.to_string();
     dir.wolf(&[
         "synth",
@@ -121,7 +121,7 @@ fn world(dir: &Dir, count: usize) {
 
 /// Registers the clips of `folder` (absolute, possibly another test folder's) as
 /// dataset `world` of `dir`'s database.
-fn add_world(dir: &Dir, folder: &Path) {
+pub(crate) fn add_world(dir: &Dir, folder: &Path) {
     let folder = folder.display().to_string();
     let annotations = format!("{folder}/annotations.json");
     dir.wolf(&[
@@ -431,7 +431,7 @@ fn spawn_caption(dir: &Dir, config: &str, run: &str) -> std::process::Child {
 }
 
 /// Sorted JSONL export lines.
-fn sorted_export(dir: &Dir, run: &str) -> Vec<String> {
+pub(crate) fn sorted_export(dir: &Dir, run: &str) -> Vec<String> {
     let stdout = dir.wolf(&["export", "--run", run]).expect_code(0).stdout();
     let mut lines: Vec<String> = stdout.lines().map(str::to_owned).collect();
     lines.sort();

@@ -15,3 +15,4 @@ mod onnx;
 mod recaption;
 mod score;
 mod synth;
+mod worker;

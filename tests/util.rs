@@ -8,13 +8,27 @@ use std::process::{Command, Output};
 /// A test's folder and database.
 pub struct Dir {
     pub tmp: tempfile::TempDir,
+    /// `--db`: the folder's `wolf.db`, or a PostgreSQL URL.
+    db: String,
 }
 
 impl Dir {
     pub fn new() -> Self {
+        let tmp = tempfile::tempdir().expect("a temporary folder");
+        let db = tmp.path().join("wolf.db").display().to_string();
+        Self { tmp, db }
+    }
+
+    /// A folder whose commands use the database at `db` (a PostgreSQL URL).
+    pub fn with_db(db: &str) -> Self {
         Self {
-            tmp: tempfile::tempdir().expect("a temporary folder"),
+            db: db.to_owned(),
+            ..Self::new()
         }
+    }
+
+    pub fn db(&self) -> &str {
+        &self.db
     }
 
     pub fn path(&self) -> &Path {
@@ -28,11 +42,17 @@ impl Dir {
     /// A `wolf` command with this folder's database and no progress bars, to run or
     /// to spawn.
     pub fn command(&self, args: &[&str]) -> Command {
+        self.command_with_db(&self.db, args)
+    }
+
+    /// A `wolf` command in this folder on another database (the same one reached
+    /// another way, say).
+    pub fn command_with_db(&self, db: &str, args: &[&str]) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_wolf"));
         command
             .arg("--no-progress")
             .arg("--db")
-            .arg(self.join("wolf.db"))
+            .arg(db)
             .args(args)
             .current_dir(self.path())
             .env_remove("WOLF_DB");

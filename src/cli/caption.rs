@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::Store;
-use wolf_pipeline::wolf::run::{RunOptions, RunProgress, RunReport, run};
+use wolf_pipeline::wolf::run::{RunOptions, RunProgress, RunReport, prepare, run};
 
 use super::{Context, Outcome, progress};
 
@@ -29,6 +29,10 @@ pub(crate) struct CaptionArgs {
     /// Rerun only the videos with failed stages.
     #[arg(long)]
     retry_failed: bool,
+    /// Only record the run and queue its videos in the database, for `wolf worker`s to
+    /// caption (on this machine or others that reach the database).
+    #[arg(long, conflicts_with = "retry_failed")]
+    enqueue_only: bool,
 }
 
 /// Default run name: the dataset and the config file's stem.
@@ -53,6 +57,24 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
         .clone()
         .unwrap_or_else(|| default_run_name(&args.dataset, &args.config));
     let stop = Arc::new(AtomicBool::new(false));
+    if args.enqueue_only {
+        let (run, _) = prepare(
+            &store,
+            &plan,
+            &plan.wolf,
+            &dataset,
+            &name,
+            &text,
+            stop,
+            Arc::default(),
+        )
+        .await?;
+        let queued = store.enqueue(run.id, dataset.id).await?;
+        println!(
+            "run `{name}`: {queued} videos queued; start workers with `wolf worker`, follow them with `wolf run status {name}`"
+        );
+        return Ok(Outcome::Done);
+    }
     let watcher = {
         let stop = stop.clone();
         tokio::spawn(async move {

@@ -18,6 +18,7 @@ mod recaption;
 mod score;
 mod scripted;
 mod synth;
+mod worker;
 
 use std::process::ExitCode;
 
@@ -28,8 +29,9 @@ use wolf_pipeline::store::Store;
 #[derive(Debug, Parser)]
 #[command(name = "wolf", version, about)]
 struct Cli {
-    /// Database: a SQLite file path or `sqlite:` URL. Default: `.wolf/wolf.db` in the
-    /// checkout, or `~/.local/share/wolf/wolf.db` for an installed binary.
+    /// Database: a SQLite file path or `sqlite:` URL, or a `postgres://` URL (workers on
+    /// several machines). Default: `.wolf/wolf.db` in the checkout, or
+    /// `~/.local/share/wolf/wolf.db` for an installed binary.
     #[arg(long, env = "WOLF_DB", global = true)]
     db: Option<String>,
     /// Log format on stderr.
@@ -69,6 +71,12 @@ enum Command {
     /// Caption a dataset with the Wolf method (resumable: a rerun computes only what is
     /// missing).
     Caption(caption::CaptionArgs),
+    /// Work on queued runs (`wolf caption --enqueue-only`) from any machine that reaches
+    /// the database: claim videos under leases, caption them, commit each whole.
+    Worker(worker::WorkerArgs),
+    /// A run's progress across workers.
+    #[command(subcommand)]
+    Run(worker::RunCommand),
     /// Write a run's captions as JSONL or Wolf JSON.
     Export(caption::ExportArgs),
     /// Import captions made elsewhere (Wolf JSON or JSONL) as a leaderboard entry of a
@@ -163,6 +171,8 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Model(cmd) => model::run(cmd).await,
         Command::Db(cmd) => db::run(cmd, context).await,
         Command::Caption(args) => caption::caption(args, context).await,
+        Command::Worker(args) => worker::worker(args, context).await,
+        Command::Run(cmd) => worker::run_command(cmd, context).await,
         Command::Export(args) => caption::export(args, context).await,
         Command::Import(args) => import::run(args, context).await,
         Command::Score(args) => score::score(args, context).await,

@@ -60,9 +60,8 @@ pub struct StageOutput {
 }
 
 /// The status of a submission.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, sqlx::Type)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
-#[sqlx(rename_all = "snake_case")]
 pub enum SubmissionStatus {
     Invalid,
     Queued,
@@ -73,6 +72,23 @@ pub enum SubmissionStatus {
 }
 
 impl SubmissionStatus {
+    const ALL: [Self; 6] = [
+        Self::Invalid,
+        Self::Queued,
+        Self::Scoring,
+        Self::Scored,
+        Self::Failed,
+        Self::Deleted,
+    ];
+
+    /// The status stored as `text` (the schema's CHECK allows no other).
+    fn parse(text: &str) -> Result<Self, sqlx::Error> {
+        Self::ALL
+            .into_iter()
+            .find(|s| s.as_str() == text)
+            .ok_or_else(|| sqlx::Error::Decode(format!("unknown submission status `{text}`").into()))
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Self::Invalid => "invalid",
@@ -115,12 +131,16 @@ pub struct NewSubmission<'a> {
 impl Store {
     /// The entries of a dataset: every (run, source) with captions, by run then source.
     pub async fn entries(&self, dataset_id: i64) -> Result<Vec<EntryRow>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT r.id, r.name, c.source, r.config, r.status, r.created_at, \
-             group_concat(DISTINCT c.model), group_concat(DISTINCT c.prompt_version) \
-             FROM runs r JOIN captions c ON c.run_id = r.id WHERE r.dataset_id = $1 \
-             GROUP BY r.id, c.source ORDER BY r.name, c.source",
-        )
+        let dialect = self.dialect();
+        let (models, prompts) = (
+            dialect.distinct_list("c.model"),
+            dialect.distinct_list("c.prompt_version"),
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT r.id, r.name, c.source, r.config, r.status, r.created_at, {models}, \
+             {prompts} FROM runs r JOIN captions c ON c.run_id = r.id WHERE r.dataset_id = $1 \
+             GROUP BY r.id, c.source ORDER BY r.name, c.source"
+        )))
         .bind(dataset_id)
         .fetch_all(self.pool())
         .await?;
@@ -282,9 +302,10 @@ impl Store {
         Ok(())
     }
 
-    /// The database's clock (UTC, `YYYY-MM-DD HH:MM:SS`), the same as its timestamps.
+    /// The database's clock as text, in the form of its timestamps (UTC; SQLite's
+    /// `YYYY-MM-DD HH:MM:SS`, PostgreSQL's with fractions and zone).
     pub async fn now(&self) -> Result<String, StoreError> {
-        Ok(sqlx::query_scalar("SELECT CURRENT_TIMESTAMP")
+        Ok(sqlx::query_scalar("SELECT CAST(CURRENT_TIMESTAMP AS TEXT)")
             .fetch_one(self.pool())
             .await?)
     }
@@ -305,7 +326,7 @@ impl Store {
                     dataset: r.try_get(1)?,
                     name: r.try_get(2)?,
                     run_id: r.try_get(3)?,
-                    status: r.try_get(4)?,
+                    status: SubmissionStatus::parse(r.try_get(4)?)?,
                     error: r.try_get(5)?,
                     size_bytes: r.try_get(6)?,
                     sha256: r.try_get(7)?,
@@ -407,10 +428,7 @@ mod tests {
     use super::*;
     use crate::store::{ImportCaption, NewEntry, NewScore};
 
-    async fn store_with_entry(dir: &tempfile::TempDir) -> (Store, i64, i64) {
-        let store = Store::open(dir.path().join("w.db").to_str().unwrap())
-            .await
-            .unwrap();
+    async fn with_entry(store: Store) -> (Store, i64, i64) {
         let dataset: i64 = sqlx::query_scalar(
             "INSERT INTO datasets (name, source, source_kind) VALUES ('d', 's', 'folder') RETURNING id",
         )
@@ -446,7 +464,13 @@ mod tests {
     #[tokio::test]
     async fn a_submission_is_claimed_once_and_deleting_its_run_takes_everything() {
         let dir = tempfile::tempdir().unwrap();
-        let (store, dataset, run) = store_with_entry(&dir).await;
+        for (_, store) in crate::store::testing::stores(dir.path()).await {
+            submission_round_trip(store).await;
+        }
+    }
+
+    async fn submission_round_trip(store: Store) {
+        let (store, dataset, run) = with_entry(store).await;
         let caption = store.dataset_captions(dataset).await.unwrap()[0].caption_id;
         store
             .put_scores(&[NewScore {

@@ -1,38 +1,45 @@
 //! The store: datasets, videos, runs, work items, captions and scores (DESIGN.md).
 //!
-//! SQLite (one file, WAL) is the default; the migrations are embedded and applied when
-//! the store opens. Queries are plain `sqlx::query` with `$N` parameters and SQL that
-//! PostgreSQL also accepts, so that a second database means a second migrations
-//! folder. Writes are idempotent upserts inside transactions.
+//! SQLite (one file, WAL) is the default; PostgreSQL (`postgres://` URLs) is the
+//! coordination layer when workers on several machines share a run (DESIGN.md "Several
+//! machines"). Both go through sqlx's `Any` driver: queries are plain `sqlx::query` with
+//! `$N` parameters and SQL that both accept; the few statements that differ ask
+//! [`Dialect`]. Each database has its migrations folder (`migrations/sqlite`,
+//! `migrations/postgres`), embedded and applied when the store opens. Writes are
+//! idempotent upserts inside transactions.
 
 mod board;
 mod import;
+mod queue;
 mod rounds;
 mod runs;
 mod scores;
 mod videos;
 
-use std::path::Path;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use sqlx::AnyPool;
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::sqlite::SqliteConnectOptions;
 
 pub use board::{
     BoardCaption, CaptionScore, EntryRow, NewSubmission, StageOutput, SubmissionRow,
     SubmissionStatus,
 };
 pub use import::{ImportCaption, NewEntry, RunOrigin};
+pub use queue::{
+    Claim, JobCommit, LeaseOwner, QueueCount, QueueSettings, QueueStatus, Quarantined,
+};
 pub use rounds::RoundRow;
-pub use runs::{CaptionRow, NewCaption, RunRow, StoredResult, WorkItemRow};
+pub use runs::{CaptionRow, RunRow, StageWrite, StoredResult, WorkItemRow};
 pub use scores::{EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem};
 pub use videos::{
     DatasetSummary, IntakeProblem, NewDataset, VideoMeta, VideoRecord, VideoRow, VideoStatus,
 };
 
-static MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrations/postgres");
 
 /// A store error, with a stable [`StoreError::kind`].
 #[derive(Debug, thiserror::Error)]
@@ -43,7 +50,10 @@ pub enum StoreError {
         #[source]
         source: sqlx::Error,
     },
-    #[error("database `{0}` is not supported: give a file path or a `sqlite:` URL")]
+    #[error(
+        "database `{0}` is not supported: give a file path, a `sqlite:` URL or a \
+         `postgres://` URL"
+    )]
     Unsupported(String),
     #[error("cannot apply the database migrations: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
@@ -71,10 +81,51 @@ impl StoreError {
     }
 }
 
+/// Which database a store talks to, for the statements whose SQL differs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+impl Dialect {
+    /// The database clock in milliseconds since the Unix epoch: leases and backoff are
+    /// measured by the database, so that workers' clocks need not agree.
+    pub(crate) fn now_ms(self) -> &'static str {
+        match self {
+            Self::Sqlite => "CAST((julianday('now') - 2440587.5) * 86400000.0 AS BIGINT)",
+            Self::Postgres => "CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000 AS BIGINT)",
+        }
+    }
+
+    /// The distinct values of a text column in a group, joined by commas.
+    pub(crate) fn distinct_list(self, column: &str) -> String {
+        match self {
+            Self::Sqlite => format!("group_concat(DISTINCT {column})"),
+            Self::Postgres => format!("string_agg(DISTINCT {column}, ',')"),
+        }
+    }
+
+    /// A subquery of the values of the JSON array bound at `$param` (text rows, or
+    /// integer rows with `integers`).
+    pub(crate) fn json_values(self, param: usize, integers: bool) -> String {
+        match (self, integers) {
+            (Self::Sqlite, _) => format!("SELECT value FROM json_each(${param})"),
+            (Self::Postgres, false) => {
+                format!("SELECT jsonb_array_elements_text(CAST(${param} AS jsonb))")
+            }
+            (Self::Postgres, true) => format!(
+                "SELECT CAST(jsonb_array_elements_text(CAST(${param} AS jsonb)) AS BIGINT)"
+            ),
+        }
+    }
+}
+
 /// A handle to the database; cheap to clone.
 #[derive(Debug, Clone)]
 pub struct Store {
-    pool: SqlitePool,
+    pool: AnyPool,
+    dialect: Dialect,
 }
 
 impl Store {
@@ -88,39 +139,76 @@ impl Store {
 
     /// Opens without migrating (for `wolf db migrate`, which reports what it applied).
     pub async fn connect(target: &str) -> Result<Self, StoreError> {
+        sqlx::any::install_default_drivers();
         let open_err = |source| StoreError::Open {
-            target: target.to_owned(),
+            target: redact(target),
             source,
         };
+        if target.starts_with("postgres://") || target.starts_with("postgresql://") {
+            let options = AnyConnectOptions::from_str(target).map_err(open_err)?;
+            let pool = AnyPoolOptions::new()
+                .max_connections(8)
+                .acquire_timeout(Duration::from_secs(30))
+                .connect_with(options)
+                .await
+                .map_err(open_err)?;
+            return Ok(Self {
+                pool,
+                dialect: Dialect::Postgres,
+            });
+        }
         let options = if let Some(rest) = target.strip_prefix("sqlite:") {
             SqliteConnectOptions::from_str(&format!("sqlite:{rest}")).map_err(open_err)?
         } else if target.contains("://") {
-            return Err(StoreError::Unsupported(target.to_owned()));
+            return Err(StoreError::Unsupported(redact(target)));
         } else {
-            let path = Path::new(target);
-            if let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-                std::fs::create_dir_all(parent).map_err(|e| open_err(sqlx::Error::Io(e)))?;
-            }
-            SqliteConnectOptions::new().filename(path)
+            SqliteConnectOptions::new().filename(target)
         };
+        // The `Any` driver opens SQLite from a URL, which must carry an absolute path (a
+        // relative one would parse as a host name).
+        let path = options.get_filename().to_path_buf();
+        let io_err = |e| open_err(sqlx::Error::Io(e));
+        let parent = match path.parent().filter(|p| !p.as_os_str().is_empty()) {
+            Some(parent) => parent.to_path_buf(),
+            None => std::env::current_dir().map_err(io_err)?,
+        };
+        std::fs::create_dir_all(&parent).map_err(io_err)?;
+        let file = path
+            .file_name()
+            .ok_or_else(|| open_err(sqlx::Error::Configuration("no file name".into())))?;
         let options = options
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(30));
-        let pool = SqlitePoolOptions::new()
+            .filename(parent.canonicalize().map_err(io_err)?.join(file))
+            .create_if_missing(true);
+        let url = sqlx::ConnectOptions::to_url_lossy(&options);
+        let pool = AnyPoolOptions::new()
             .max_connections(4)
-            .connect_with(options)
+            .after_connect(|conn, _| {
+                Box::pin(async move {
+                    // What `SqliteConnectOptions` would set, which a URL cannot carry.
+                    for pragma in [
+                        "PRAGMA journal_mode = WAL",
+                        "PRAGMA synchronous = NORMAL",
+                        "PRAGMA foreign_keys = ON",
+                        "PRAGMA busy_timeout = 30000",
+                    ] {
+                        sqlx::query(pragma).execute(&mut *conn).await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(<AnyConnectOptions as sqlx::ConnectOptions>::from_url(&url).map_err(open_err)?)
             .await
             .map_err(open_err)?;
-        Ok(Self { pool })
+        Ok(Self {
+            pool,
+            dialect: Dialect::Sqlite,
+        })
     }
 
     /// Applies the migrations the database lacks; returns how many it applied.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
         let before = self.applied_migrations().await.unwrap_or(0);
-        MIGRATIONS.run(&self.pool).await?;
+        self.migrator().run(&self.pool).await?;
         Ok(self.applied_migrations().await?.saturating_sub(before))
     }
 
@@ -131,12 +219,99 @@ impl Store {
         Ok(count as usize)
     }
 
-    /// The migrations compiled into this binary.
+    /// The migrations compiled into this binary (the two folders mirror each other).
     pub fn known_migrations() -> usize {
-        MIGRATIONS.iter().count()
+        SQLITE_MIGRATIONS.iter().count()
     }
 
-    pub(crate) fn pool(&self) -> &SqlitePool {
+    fn migrator(&self) -> &'static sqlx::migrate::Migrator {
+        match self.dialect {
+            Dialect::Sqlite => &SQLITE_MIGRATIONS,
+            Dialect::Postgres => &POSTGRES_MIGRATIONS,
+        }
+    }
+
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+}
+
+/// A database target with its password hidden, for messages.
+fn redact(target: &str) -> String {
+    match (target.find("://"), target.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &target[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &target[..scheme + 3], &target[at..]),
+                None => target.to_owned(),
+            }
+        }
+        _ => target.to_owned(),
+    }
+}
+
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing {
+    //! Databases for tests and benchmarks: every store test runs on SQLite and on
+    //! PostgreSQL; the worker tests and benchmarks take fresh PostgreSQL databases.
+
+    /// The server the PostgreSQL tests use (`WOLF_TEST_POSTGRES` overrides it).
+    pub fn postgres_admin_url() -> String {
+        std::env::var("WOLF_TEST_POSTGRES")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
+    }
+
+    /// A fresh SQLite file in `dir` (in a folder to create), and a fresh PostgreSQL
+    /// database when the server answers (otherwise a loud message, and SQLite alone):
+    /// (target, store) pairs.
+    #[cfg(test)]
+    pub async fn stores(dir: &std::path::Path) -> Vec<(String, super::Store)> {
+        use super::Store;
+        let path = dir.join("nested/w.db").display().to_string();
+        let sqlite = Store::open(&path).await.expect("SQLite opens");
+        let mut stores = vec![(path, sqlite)];
+        match fresh_postgres().await {
+            Ok(url) => {
+                let store = Store::open(&url).await.expect("PostgreSQL migrates");
+                stores.push((url, store));
+            }
+            Err(e) => eprintln!(
+                "\n*** SKIPPING the PostgreSQL half of this store test: {e} ***\n"
+            ),
+        }
+        stores
+    }
+
+    /// Creates an empty database on the test server; returns its URL.
+    pub async fn fresh_postgres() -> Result<String, String> {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        static NEXT: AtomicUsize = AtomicUsize::new(0);
+        sqlx::any::install_default_drivers();
+        let admin = postgres_admin_url();
+        let mut conn = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            <sqlx::AnyConnection as sqlx::Connection>::connect(&admin),
+        )
+        .await
+        .map_err(|_| format!("no answer from {admin}"))?
+        .map_err(|e| format!("cannot connect to {admin}: {e}"))?;
+        let name = format!(
+            "wolf_unit_{}_{}_{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.subsec_nanos())
+        );
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .map_err(|e| format!("cannot create a database: {e}"))?;
+        let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+        Ok(format!("{base}/{name}"))
     }
 }

@@ -45,13 +45,27 @@ pub struct CaptionRow {
     pub reference: Option<String>,
 }
 
-/// A caption to store for (run, video, source).
+/// One stage's outcome for (run, video): `wolf caption` writes each at once
+/// ([`Store::put_stage`]); a worker buffers a video's writes and commits them with its
+/// queue item ([`Store::finish_claim`]).
 #[derive(Debug, Clone, PartialEq)]
-pub struct NewCaption<'a> {
-    pub source: &'a str,
-    pub caption: &'a str,
-    pub result_key: &'a str,
-    pub result: &'a StoredResult,
+pub enum StageWrite {
+    /// The stage is done and its text is the caption of `source`.
+    Caption {
+        stage: String,
+        source: String,
+        caption: String,
+        result_key: String,
+        result: StoredResult,
+    },
+    /// The stage is done without a caption, or failed with (kind, message); a caption
+    /// of `source` that an earlier config gave is removed.
+    Item {
+        stage: String,
+        result_key: String,
+        source: Option<String>,
+        error: Option<(String, String)>,
+    },
 }
 
 /// A work item's state.
@@ -194,65 +208,18 @@ impl Store {
         Ok(())
     }
 
-    /// Stores a source's caption for (run, video), replacing the one a previous config
-    /// gave, and marks its work item done: one transaction.
-    pub async fn put_caption(
+    /// Stores one stage's outcome for (run, video) in one transaction: a caption
+    /// replaces the one a previous config gave and marks the stage done; a failed stage
+    /// records its reason and removes the source's old caption (a failed stage never
+    /// leaves a caption behind).
+    pub async fn put_stage(
         &self,
         run_id: i64,
         video_id: i64,
-        stage: &str,
-        caption: &NewCaption<'_>,
+        write: &StageWrite,
     ) -> Result<(), StoreError> {
         let mut tx = self.pool().begin().await?;
-        sqlx::query(
-            "INSERT INTO captions (run_id, video_id, source, caption, model, prompt_version, \
-             result_key, prompt_tokens, completion_tokens, latency_ms) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
-             ON CONFLICT (run_id, video_id, source) DO UPDATE SET caption = excluded.caption, \
-             model = excluded.model, prompt_version = excluded.prompt_version, \
-             result_key = excluded.result_key, prompt_tokens = excluded.prompt_tokens, \
-             completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, \
-             created_at = CURRENT_TIMESTAMP",
-        )
-        .bind(run_id)
-        .bind(video_id)
-        .bind(caption.source)
-        .bind(caption.caption)
-        .bind(&caption.result.model)
-        .bind(&caption.result.prompt_version)
-        .bind(caption.result_key)
-        .bind(caption.result.prompt_tokens)
-        .bind(caption.result.completion_tokens)
-        .bind(caption.result.latency_ms)
-        .execute(&mut *tx)
-        .await?;
-        set_item(&mut tx, run_id, video_id, stage, caption.result_key, None).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
-    /// Marks a stage of (run, video) done without a caption or failed with its reason,
-    /// and removes the caption of `source` that an earlier config gave (a failed stage
-    /// never leaves a caption behind): one transaction.
-    pub async fn put_item(
-        &self,
-        run_id: i64,
-        video_id: i64,
-        stage: &str,
-        result_key: &str,
-        source: Option<&str>,
-        error: Option<(&str, &str)>,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
-        if let Some(source) = source {
-            sqlx::query("DELETE FROM captions WHERE run_id = $1 AND video_id = $2 AND source = $3")
-                .bind(run_id)
-                .bind(video_id)
-                .bind(source)
-                .execute(&mut *tx)
-                .await?;
-        }
-        set_item(&mut tx, run_id, video_id, stage, result_key, error).await?;
+        write_stage(&mut tx, run_id, video_id, write).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -289,10 +256,11 @@ impl Store {
         video_ids: &[i64],
     ) -> Result<Vec<(i64, String, String, String)>, StoreError> {
         let ids = serde_json::to_string(video_ids).expect("integers serialise");
-        let rows = sqlx::query(
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
             "SELECT video_id, stage, status, result_key FROM work_items WHERE run_id = $1 \
-             AND video_id IN (SELECT value FROM json_each($2))",
-        )
+             AND video_id IN ({})",
+            self.dialect().json_values(2, true)
+        )))
         .bind(run_id)
         .bind(ids)
         .fetch_all(self.pool())
@@ -346,19 +314,18 @@ impl Store {
         let mut removed = 0;
         let kept_sources = serde_json::to_string(sources).expect("strings serialise");
         let kept_stages = serde_json::to_string(stages).expect("strings serialise");
-        removed += sqlx::query(
-            "DELETE FROM captions WHERE run_id = $1 AND source NOT IN \
-             (SELECT value FROM json_each($2))",
-        )
+        let kept = self.dialect().json_values(2, false);
+        removed += sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM captions WHERE run_id = $1 AND source NOT IN ({kept})"
+        )))
         .bind(run_id)
         .bind(&kept_sources)
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        removed += sqlx::query(
-            "DELETE FROM work_items WHERE run_id = $1 AND stage NOT IN \
-             (SELECT value FROM json_each($2))",
-        )
+        removed += sqlx::query(sqlx::AssertSqlSafe(format!(
+            "DELETE FROM work_items WHERE run_id = $1 AND stage NOT IN ({kept})"
+        )))
         .bind(run_id)
         .bind(&kept_stages)
         .execute(&mut *tx)
@@ -369,8 +336,69 @@ impl Store {
     }
 }
 
+/// Writes one stage's outcome inside `tx`.
+pub(super) async fn write_stage(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    run_id: i64,
+    video_id: i64,
+    write: &StageWrite,
+) -> Result<(), StoreError> {
+    match write {
+        StageWrite::Caption {
+            stage,
+            source,
+            caption,
+            result_key,
+            result,
+        } => {
+            sqlx::query(
+                "INSERT INTO captions (run_id, video_id, source, caption, model, \
+                 prompt_version, result_key, prompt_tokens, completion_tokens, latency_ms) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+                 ON CONFLICT (run_id, video_id, source) DO UPDATE SET caption = excluded.caption, \
+                 model = excluded.model, prompt_version = excluded.prompt_version, \
+                 result_key = excluded.result_key, prompt_tokens = excluded.prompt_tokens, \
+                 completion_tokens = excluded.completion_tokens, latency_ms = excluded.latency_ms, \
+                 created_at = CURRENT_TIMESTAMP",
+            )
+            .bind(run_id)
+            .bind(video_id)
+            .bind(source)
+            .bind(caption)
+            .bind(&result.model)
+            .bind(&result.prompt_version)
+            .bind(result_key)
+            .bind(result.prompt_tokens)
+            .bind(result.completion_tokens)
+            .bind(result.latency_ms)
+            .execute(&mut **tx)
+            .await?;
+            set_item(tx, run_id, video_id, stage, result_key, None).await
+        }
+        StageWrite::Item {
+            stage,
+            result_key,
+            source,
+            error,
+        } => {
+            if let Some(source) = source {
+                sqlx::query(
+                    "DELETE FROM captions WHERE run_id = $1 AND video_id = $2 AND source = $3",
+                )
+                .bind(run_id)
+                .bind(video_id)
+                .bind(source)
+                .execute(&mut **tx)
+                .await?;
+            }
+            let error = error.as_ref().map(|(k, m)| (k.as_str(), m.as_str()));
+            set_item(tx, run_id, video_id, stage, result_key, error).await
+        }
+    }
+}
+
 async fn set_item(
-    tx: &mut sqlx::Transaction<'_, sqlx::Sqlite>,
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     run_id: i64,
     video_id: i64,
     stage: &str,

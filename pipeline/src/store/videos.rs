@@ -267,11 +267,11 @@ impl Store {
         limit: usize,
     ) -> Result<Vec<VideoRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, key, path, status, error_kind, error_message, sha256, size_bytes, mtime_ns,
-                 duration_s, fps, width, height, rotation, codec, frame_count, keyframe_count,
-                 has_audio, reference, tags
-             FROM videos WHERE dataset_id = $1 AND status = 'ok' AND ($2 IS NULL OR key > $2)
-             ORDER BY key LIMIT $3",
+            sqlx::AssertSqlSafe(format!(
+                "SELECT {VIDEO_COLUMNS} FROM videos \
+                 WHERE dataset_id = $1 AND status = 'ok' AND ($2 IS NULL OR key > $2) \
+                 ORDER BY key LIMIT $3"
+            )),
         )
         .bind(dataset_id)
         .bind(after)
@@ -286,10 +286,7 @@ impl Store {
 
     pub async fn videos(&self, dataset_id: i64) -> Result<Vec<VideoRow>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, key, path, status, error_kind, error_message, sha256, size_bytes, mtime_ns,
-                 duration_s, fps, width, height, rotation, codec, frame_count, keyframe_count,
-                 has_audio, reference, tags
-             FROM videos WHERE dataset_id = $1 ORDER BY key",
+            sqlx::AssertSqlSafe(format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE dataset_id = $1 ORDER BY key")),
         )
         .bind(dataset_id)
         .fetch_all(self.pool())
@@ -298,6 +295,15 @@ impl Store {
             .map(video_row)
             .collect::<Result<_, _>>()
             .map_err(StoreError::from)
+    }
+
+    /// One video by id (a worker's claimed item names its video by id).
+    pub async fn video_by_id(&self, id: i64) -> Result<VideoRow, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1")))
+            .bind(id)
+            .fetch_one(self.pool())
+            .await?;
+        Ok(video_row(&row)?)
     }
 
     /// Stored videos of a dataset by key, for skipping unchanged files on re-intake.
@@ -334,7 +340,15 @@ impl Store {
     }
 }
 
-fn video_row(row: &sqlx::sqlite::SqliteRow) -> Result<VideoRow, sqlx::Error> {
+/// The columns [`video_row`] reads. `has_audio` comes as an integer: the `Any` driver
+/// cannot read SQLite's BOOLEAN columns.
+const VIDEO_COLUMNS: &str = "id, key, path, status, error_kind, error_message, sha256, \
+     size_bytes, mtime_ns, duration_s, fps, width, height, rotation, codec, frame_count, \
+     keyframe_count, CASE WHEN has_audio IS NULL THEN NULL WHEN has_audio THEN 1 ELSE 0 END \
+     AS has_audio, reference, tags";
+
+fn video_row(row: &sqlx::any::AnyRow) -> Result<VideoRow, sqlx::Error> {
+    let has_audio: Option<i64> = row.try_get("has_audio")?;
     let status: String = row.try_get("status")?;
     let tags: String = row.try_get("tags")?;
     Ok(VideoRow {
@@ -359,14 +373,14 @@ fn video_row(row: &sqlx::sqlite::SqliteRow) -> Result<VideoRow, sqlx::Error> {
         codec: row.try_get("codec")?,
         frame_count: row.try_get("frame_count")?,
         keyframe_count: row.try_get("keyframe_count")?,
-        has_audio: row.try_get("has_audio")?,
+        has_audio: has_audio.map(|a| a != 0),
         reference: row.try_get("reference")?,
         tags: serde_json::from_str(&tags).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
     })
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn probe() -> Probe {
@@ -383,7 +397,7 @@ mod tests {
         }
     }
 
-    fn record(key: &str, ok: bool) -> VideoRecord {
+    pub(crate) fn record(key: &str, ok: bool) -> VideoRecord {
         VideoRecord {
             key: key.into(),
             path: format!("/data/{key}"),
@@ -405,8 +419,12 @@ mod tests {
     #[tokio::test]
     async fn intake_upserts_are_idempotent() {
         let dir = tempfile::tempdir().unwrap();
-        let db = dir.path().join("nested/wolf.db");
-        let store = Store::open(db.to_str().unwrap()).await.unwrap();
+        for (target, store) in crate::store::testing::stores(dir.path()).await {
+            intake_round_trip(&target, &store).await;
+        }
+    }
+
+    async fn intake_round_trip(target: &str, store: &Store) {
         let dataset = NewDataset {
             name: "d".into(),
             source: "/data".into(),
@@ -438,16 +456,19 @@ mod tests {
             Err(StoreError::NoDataset(_))
         ));
         // Reopening applies nothing new.
-        let again = Store::connect(db.to_str().unwrap()).await.unwrap();
-        assert_eq!(again.migrate().await.unwrap(), 0);
+        let again = Store::connect(target).await.unwrap();
+        assert_eq!(again.migrate().await.unwrap(), 0, "{target}");
     }
 
     #[tokio::test]
     async fn an_empty_caption_is_refused_by_the_schema() {
         let dir = tempfile::tempdir().unwrap();
-        let store = Store::open(dir.path().join("w.db").to_str().unwrap())
-            .await
-            .unwrap();
+        for (_, store) in crate::store::testing::stores(dir.path()).await {
+            empty_caption_refused(&store).await;
+        }
+    }
+
+    async fn empty_caption_refused(store: &Store) {
         let id = store
             .begin_intake(&NewDataset {
                 name: "d".into(),

@@ -39,7 +39,7 @@ use crate::models::{
 };
 use crate::progress::Progress;
 use crate::store::{
-    DatasetSummary, NewCaption, RunRow, Store, StoreError, StoredResult, VideoRow, VideoStatus,
+    DatasetSummary, RunRow, StageWrite, Store, StoreError, StoredResult, VideoRow, VideoStatus,
 };
 
 /// Videos planned at once (their recorded stages read in one query).
@@ -310,53 +310,19 @@ pub async fn run(
     progress: Arc<RunProgress>,
 ) -> Result<RunReport, RunError> {
     let started = Instant::now();
-    wolf.validate(plan)
-        .map_err(|e| RunError::Setup(e.to_string()))?;
-    let config_hash = sha256_bytes(options.config_text.as_bytes());
-    let run = store
-        .open_run(
-            &options.name,
-            dataset.id,
-            &options.config_text,
-            &config_hash,
-        )
-        .await?;
-    let boxes = match (&wolf.motion, &wolf.boxes_file) {
-        (MotionSource::Dataset, Some(path)) => read_boxes(path).map_err(RunError::Setup)?,
-        _ => HashMap::new(),
-    };
-    let identities = plan
-        .models
-        .iter()
-        .map(|(name, entry)| (name.clone(), model_identity(entry)))
-        .collect();
-    let shared = Arc::new(Shared {
-        store: store.clone(),
-        plan: plan.clone(),
-        wolf: wolf.clone(),
-        models: ModelSet::new(plan.models.clone()),
-        run_id: run.id,
-        decode: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
-        progress: progress.clone(),
-        stop: options.stop.clone(),
-        calls: AtomicU64::new(0),
-        times: Default::default(),
-        boxes,
-        identities,
-        sampling_key: format!("{:?}", plan.sampling),
-    });
-
+    let (run, runner) = prepare(
+        store,
+        plan,
+        wolf,
+        dataset,
+        &options.name,
+        &options.config_text,
+        options.stop.clone(),
+        progress.clone(),
+    )
+    .await?;
+    let shared = runner.shared.clone();
     let total = store.ok_video_count(dataset.id).await?;
-    // Drop what a previous config of this run had and this one has not.
-    let stage_names: Vec<String> = shared
-        .keys(&placeholder_video())
-        .stages()
-        .into_iter()
-        .map(|(s, _)| s)
-        .collect();
-    store
-        .prune_run(run.id, &wolf.sources(), &stage_names)
-        .await?;
     let mut report = RunReport {
         videos: total,
         ..RunReport::default()
@@ -388,19 +354,7 @@ pub async fn run(
         }
         for video in &window {
             let keys = shared.keys(video);
-            let here = recorded.get(&video.id);
-            // A stage counts as done or failed only for today's key.
-            let states: Vec<&str> = keys
-                .stages()
-                .iter()
-                .map(|(stage, expected)| match here.and_then(|m| m.get(stage)) {
-                    Some((status, key)) if key == expected && status == "done" => "done",
-                    Some((status, key)) if key == expected && status == "failed" => "failed",
-                    _ => "todo",
-                })
-                .collect();
-            let failed = states.contains(&"failed");
-            let todo_left = states.contains(&"todo");
+            let (failed, todo_left) = stage_states(&keys, recorded.get(&video.id));
             let skip = if options.retry_failed {
                 !failed
             } else {
@@ -427,7 +381,7 @@ pub async fn run(
             let (shared, video) = (shared.clone(), video.clone());
             tasks.spawn(async move {
                 let _permit = permit;
-                let outcome = process(&shared, &video, &keys).await;
+                let outcome = process(&shared, &video, &keys, None).await;
                 shared.progress.videos.finish_one(outcome.failed == 0);
                 outcome
             });
@@ -461,7 +415,155 @@ pub async fn run(
     Ok(report)
 }
 
+/// Opens (or reopens) run `name` with the config's text and drops what a previous config
+/// of the run had and this one has not: what `run` does first, and what `wolf caption
+/// --enqueue-only` does before it queues the videos.
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare(
+    store: &Store,
+    plan: &Plan,
+    wolf: &WolfConfig,
+    dataset: &DatasetSummary,
+    name: &str,
+    config_text: &str,
+    stop: Arc<AtomicBool>,
+    progress: Arc<RunProgress>,
+) -> Result<(RunRow, Runner), RunError> {
+    wolf.validate(plan)
+        .map_err(|e| RunError::Setup(e.to_string()))?;
+    let config_hash = sha256_bytes(config_text.as_bytes());
+    let run = store
+        .open_run(name, dataset.id, config_text, &config_hash)
+        .await?;
+    let runner = Runner::new(store, plan, wolf, run.id, stop, progress)?;
+    let stage_names: Vec<String> = runner
+        .shared
+        .keys(&placeholder_video())
+        .stages()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    store
+        .prune_run(run.id, &wolf.sources(), &stage_names)
+        .await?;
+    Ok((run, runner))
+}
+
+/// (any stage failed, any stage still to do) for a video's recorded stages, by stage:
+/// (status, key). A stage counts as done or failed only for today's key.
+fn stage_states(
+    keys: &Keys,
+    recorded: Option<&HashMap<String, (String, String)>>,
+) -> (bool, bool) {
+    let (mut failed, mut todo) = (false, false);
+    for (stage, expected) in keys.stages() {
+        match recorded.and_then(|m| m.get(&stage)) {
+            Some((status, key)) if *key == expected && status == "done" => {}
+            Some((status, key)) if *key == expected && status == "failed" => failed = true,
+            _ => todo = true,
+        }
+    }
+    (failed, todo)
+}
+
+/// One run's stages over single videos: what `run` drives for a whole dataset, and what
+/// `wolf worker` drives for the videos it claims.
+pub struct Runner {
+    shared: Arc<Shared>,
+}
+
+/// One video's job, done by [`Runner::job`] without writing its outcome.
+#[derive(Debug, Default)]
+pub struct VideoJob {
+    /// Every stage was already done with today's keys: nothing ran.
+    pub skipped: bool,
+    /// The stages' outcomes, to commit with the queue item.
+    pub writes: Vec<StageWrite>,
+    pub failed_stages: usize,
+    /// The first failed stage's (kind, message), a dependency only when nothing else.
+    pub first_error: Option<(String, String)>,
+    /// A stop request interrupted the video.
+    pub stopped: bool,
+}
+
+impl Runner {
+    /// The models and settings of run `run_id`.
+    pub fn new(
+        store: &Store,
+        plan: &Plan,
+        wolf: &WolfConfig,
+        run_id: i64,
+        stop: Arc<AtomicBool>,
+        progress: Arc<RunProgress>,
+    ) -> Result<Self, RunError> {
+        wolf.validate(plan)
+            .map_err(|e| RunError::Setup(e.to_string()))?;
+        let boxes = match (&wolf.motion, &wolf.boxes_file) {
+            (MotionSource::Dataset, Some(path)) => read_boxes(path).map_err(RunError::Setup)?,
+            _ => HashMap::new(),
+        };
+        let identities = plan
+            .models
+            .iter()
+            .map(|(name, entry)| (name.clone(), model_identity(entry)))
+            .collect();
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            plan: plan.clone(),
+            wolf: wolf.clone(),
+            models: ModelSet::new(plan.models.clone()),
+            run_id,
+            decode: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            progress,
+            stop,
+            calls: AtomicU64::new(0),
+            times: Default::default(),
+            boxes,
+            identities,
+            sampling_key: format!("{:?}", plan.sampling),
+        });
+        Ok(Self { shared })
+    }
+
+    /// Runs the stages of `video` that today's keys do not find done, and returns their
+    /// outcomes instead of writing them.
+    pub async fn job(&self, video: &VideoRow) -> Result<VideoJob, StoreError> {
+        let shared = &self.shared;
+        let keys = shared.keys(video);
+        let mut recorded: HashMap<String, (String, String)> = HashMap::new();
+        for (_, stage, status, key) in shared
+            .store
+            .work_item_states(shared.run_id, &[video.id])
+            .await?
+        {
+            recorded.insert(stage, (status, key));
+        }
+        let (failed, todo) = stage_states(&keys, Some(&recorded));
+        if !failed && !todo {
+            return Ok(VideoJob {
+                skipped: true,
+                ..VideoJob::default()
+            });
+        }
+        let writes = std::sync::Mutex::new(Vec::new());
+        let outcome = process(shared, video, &keys, Some(&writes)).await;
+        Ok(VideoJob {
+            skipped: false,
+            writes: writes.into_inner().unwrap_or_else(|e| e.into_inner()),
+            failed_stages: outcome.failed,
+            first_error: outcome.first_error,
+            stopped: outcome.stopped,
+        })
+    }
+
+    /// Model requests made so far (not cache hits).
+    pub fn model_calls(&self) -> u64 {
+        self.shared.calls.load(Ordering::Relaxed)
+    }
+}
+
 fn tally(report: &mut RunReport, done: Result<VideoOutcome, tokio::task::JoinError>) {
+
     match done {
         Ok(outcome) => {
             report.failed_stages += outcome.failed;
@@ -545,13 +647,36 @@ fn read_boxes(path: &std::path::Path) -> Result<HashMap<String, serde_json::Valu
 struct VideoOutcome {
     failed: usize,
     stopped: bool,
+    /// The first failed stage's (kind, message), preferring a cause to a dependency.
+    first_error: Option<(String, String)>,
+}
+
+impl VideoOutcome {
+    fn count(&mut self, error: &StageError) {
+        self.failed += 1;
+        self.stopped |= error.kind == "cancelled";
+        let cause = error.kind != "dependency";
+        let have_cause = self
+            .first_error
+            .as_ref()
+            .is_some_and(|(kind, _)| kind != "dependency");
+        if self.first_error.is_none() || (cause && !have_cause) {
+            self.first_error = Some((error.kind.clone(), error.message.clone()));
+        }
+    }
 }
 
 /// A stage's result: its text (None when it has nothing to say, e.g. no boxes).
 type StageResult = Result<Option<String>, StageError>;
 
-/// Runs the stages of one video.
-async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOutcome {
+/// Runs the stages of one video; each stage's outcome is written at once, or pushed to
+/// `buffer` (a worker commits them with its queue item).
+async fn process(
+    shared: &Arc<Shared>,
+    video: &VideoRow,
+    keys: &Keys,
+    buffer: Option<&std::sync::Mutex<Vec<StageWrite>>>,
+) -> VideoOutcome {
     let span = tracing::info_span!("video", video = %video.key);
     let _enter = span.enter();
     drop(_enter);
@@ -605,6 +730,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
             let cascade_text = cascade.as_ref().ok().map(|c| c.captions.clone());
             record(
                 shared,
+                buffer,
                 video,
                 &format!("cascade:{m}"),
                 cascade_key,
@@ -619,6 +745,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
             };
             record(
                 shared,
+                buffer,
                 video,
                 &format!("middle:{m}"),
                 &keys.middle[m],
@@ -632,6 +759,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
             };
             record(
                 shared,
+                buffer,
                 video,
                 &format!("summary:{m}"),
                 &keys.summary[m],
@@ -651,6 +779,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
             };
             record(
                 shared,
+                buffer,
                 video,
                 &format!("video:{v}"),
                 &keys.video[v],
@@ -692,6 +821,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
             };
             record(
                 shared,
+                buffer,
                 video,
                 "motion",
                 k,
@@ -741,6 +871,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
     };
     record(
         shared,
+        buffer,
         video,
         "fusion",
         &keys.fusion,
@@ -755,8 +886,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
         results.push(m);
         results.push(s);
         if let Err(e) = c {
-            outcome.failed += 1;
-            outcome.stopped |= e.kind == "cancelled";
+            outcome.count(e);
         }
     }
     for (_, r) in &video_results {
@@ -768,8 +898,7 @@ async fn process(shared: &Arc<Shared>, video: &VideoRow, keys: &Keys) -> VideoOu
     results.push(&fusion);
     for r in results {
         if let Err(e) = r {
-            outcome.failed += 1;
-            outcome.stopped |= e.kind == "cancelled";
+            outcome.count(e);
         }
     }
     debug!(video = %video.key, failed = outcome.failed, "Processed a video.");
@@ -802,18 +931,19 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
         .collect()
 }
 
-/// Stores a stage's outcome: its caption (with the item done), the item done without a
-/// caption, or the item failed with its reason.
+/// Stores a stage's outcome (or pushes it to `buffer`): its caption (with the item
+/// done), the item done without a caption, or the item failed with its reason.
 async fn record(
     shared: &Shared,
+    buffer: Option<&std::sync::Mutex<Vec<StageWrite>>>,
     video: &VideoRow,
     stage: &str,
     key: &str,
     source: Option<&str>,
     result: &StageResult,
 ) {
-    let outcome = match result {
-        Ok(Some(text)) if source.is_some() => {
+    let write = match (result, source) {
+        (Ok(Some(text)), Some(source)) => {
             let stored = match shared.store.result(key).await {
                 Ok(Some(stored)) => stored,
                 _ => StoredResult {
@@ -825,39 +955,30 @@ async fn record(
                     latency_ms: None,
                 },
             };
-            let caption = NewCaption {
-                source: source.unwrap_or_default(),
-                caption: text,
-                result_key: key,
-                result: &stored,
-            };
-            shared
-                .store
-                .put_caption(shared.run_id, video.id, stage, &caption)
-                .await
+            StageWrite::Caption {
+                stage: stage.to_owned(),
+                source: source.to_owned(),
+                caption: text.clone(),
+                result_key: key.to_owned(),
+                result: stored,
+            }
         }
-        Ok(_) => {
-            shared
-                .store
-                .put_item(shared.run_id, video.id, stage, key, source, None)
-                .await
-        }
-        Err(e) if e.kind == "cancelled" => return,
-        Err(e) => {
-            shared
-                .store
-                .put_item(
-                    shared.run_id,
-                    video.id,
-                    stage,
-                    key,
-                    source,
-                    Some((&e.kind, &e.message)),
-                )
-                .await
-        }
+        (Err(e), _) if e.kind == "cancelled" => return,
+        (result, source) => StageWrite::Item {
+            stage: stage.to_owned(),
+            result_key: key.to_owned(),
+            source: source.map(str::to_owned),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.clone(), e.message.clone())),
+        },
     };
-    if let Err(e) = outcome {
+    if let Some(buffer) = buffer {
+        buffer.lock().unwrap_or_else(|e| e.into_inner()).push(write);
+        return;
+    }
+    if let Err(e) = shared.store.put_stage(shared.run_id, video.id, &write).await {
         warn!(video = %video.key, stage, error = %e, "Cannot record a stage.");
     }
 }

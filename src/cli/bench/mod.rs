@@ -33,6 +33,7 @@ mod media;
 mod onnx;
 mod pipeline;
 mod recaption;
+mod queue;
 mod score;
 
 #[derive(Debug, Args)]
@@ -47,10 +48,10 @@ pub(crate) struct BenchArgs {
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
     /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, score,
-    /// leaderboard, recaption. Default: all.
+    /// leaderboard, recaption, queue. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score", "leaderboard", "recaption"]
+        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score", "leaderboard", "recaption", "queue"]
     )]
     only: Vec<String>,
 }
@@ -101,6 +102,9 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
     }
     if wanted("recaption") {
         rows.extend(recaption::recaption(&exe, &work).await?);
+    }
+    if wanted("queue") {
+        rows.extend(queue::queue(&exe, &work, context).await?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);

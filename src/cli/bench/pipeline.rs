@@ -57,7 +57,7 @@ fn round_trip_ms(server: &ServerChild, exe: &Path) -> anyhow::Result<f64> {
 }
 
 /// The model entries and `[wolf]` of the benchmark's config.
-fn write_config(path: &Path, captioners: &str, llm: &str) -> anyhow::Result<()> {
+pub(super) fn write_config(path: &Path, captioners: &str, llm: &str) -> anyhow::Result<()> {
     let text = format!(
         r#"# Written by `wolf bench` (pipeline): scripted models of fixed latency.
 [sampling]
@@ -191,7 +191,7 @@ fn stage_lines(stdout: &str) -> Vec<(String, f64)> {
 }
 
 /// The 500-clip world, rendered once.
-async fn world(work: &Path, context: &Context) -> anyhow::Result<PathBuf> {
+pub(super) async fn world(work: &Path, context: &Context) -> anyhow::Result<PathBuf> {
     let world = work.join("pipeline-world");
     let annotations = world.join("annotations.json");
     let complete = std::fs::read_to_string(&annotations)
@@ -207,7 +207,7 @@ async fn world(work: &Path, context: &Context) -> anyhow::Result<PathBuf> {
 }
 
 /// The world's clip files, in name order.
-fn clips(world: &Path) -> anyhow::Result<Vec<PathBuf>> {
+pub(super) fn clips(world: &Path) -> anyhow::Result<Vec<PathBuf>> {
     let mut clips: Vec<PathBuf> = std::fs::read_dir(world)?
         .map(|e| e.map(|e| e.path()))
         .collect::<Result<_, _>>()?;
@@ -225,7 +225,7 @@ fn clips(world: &Path) -> anyhow::Result<Vec<PathBuf>> {
 
 /// A JSONL manifest of `videos` entries: the clips over and over, each time under new
 /// keys (`r00/clip_00000.mp4`, ...; repetition `r` after the whole of `r - 1`).
-fn manifest(work: &Path, clips: &[PathBuf], videos: usize) -> anyhow::Result<PathBuf> {
+pub(super) fn manifest(work: &Path, clips: &[PathBuf], videos: usize) -> anyhow::Result<PathBuf> {
     let path = work.join(format!("pipeline-manifest-{videos}.jsonl"));
     let mut text = String::new();
     for i in 0..videos {

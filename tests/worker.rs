@@ -1,0 +1,386 @@
+//! `wolf caption --enqueue-only`, `wolf worker` and `wolf run status` on a loopback
+//! PostgreSQL server: several real worker processes on one run, one killed, one
+//! frozen past its lease, a poison video, a database that goes away for a while.
+//!
+//! Each test takes a fresh database on the server at 127.0.0.1:5432
+//! (`WOLF_TEST_POSTGRES` names another); where none answers, the tests say so loudly
+//! and pass without running.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::process::{Child, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use wolf_pipeline::models::scripted::{Script, ScriptedServer};
+
+use crate::caption::{ModelsToml, SOURCES, add_world, answering, sorted_export, world};
+use crate::util::Dir;
+
+/// A fresh PostgreSQL database's URL, or None (with a loud message) without a server.
+fn fresh_postgres() -> Option<String> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime");
+    match runtime.block_on(wolf_pipeline::store::testing::fresh_postgres()) {
+        Ok(url) => Some(url),
+        Err(e) => {
+            eprintln!("\n*** SKIPPING this PostgreSQL test: {e} ***\n");
+            None
+        }
+    }
+}
+
+/// `wolf worker` on run `r`, with short leases and backoffs.
+fn spawn_worker(dir: &Dir, db: &str, name: &str, extra: &[&str]) -> Child {
+    let mut args = vec![
+        "worker",
+        "--name",
+        name,
+        "--concurrency",
+        "2",
+        "--exit-when-idle",
+        "--poll-secs",
+        "0.1",
+        "--backoff-secs",
+        "0.1",
+    ];
+    args.extend_from_slice(extra);
+    dir.command_with_db(db, &args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wolf worker starts")
+}
+
+/// Waits for a worker; returns (exit code, stdout, stderr).
+fn finish(child: Child) -> (i32, String, String) {
+    let output = child.wait_with_output().expect("the worker ends");
+    (
+        output.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&output.stdout).into_owned(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+fn status(dir: &Dir) -> Value {
+    dir.wolf(&["run", "status", "r", "--format", "json"])
+        .expect_code(0)
+        .json()
+}
+
+/// Polls `wolf run status` until `done` holds (or panics after a minute).
+fn wait_for(dir: &Dir, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let started = Instant::now();
+    loop {
+        let s = status(dir);
+        if done(&s) {
+            return s;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "timed out waiting for {what}: {s}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+fn count(s: &Value, key: &str) -> i64 {
+    s["count"][key].as_i64().unwrap()
+}
+
+/// The world, the scripted models and the queued run `r` in a fresh database.
+struct Queued {
+    dir: Dir,
+    server: ScriptedServer,
+}
+
+/// `wolf_extra` gives lines for the config's `[wolf]` section, once the world is there.
+fn queued(clips: usize, latency_ms: u64, wolf_extra: impl FnOnce(&Dir) -> String) -> Option<Queued> {
+    let db = fresh_postgres()?;
+    let dir = Dir::with_db(&db);
+    world(&dir, clips);
+    let wolf_extra = wolf_extra(&dir);
+    let server = ScriptedServer::start(
+        Script::always(answering())
+            .with_latency(Duration::from_millis(latency_ms))
+            .with_recording(false),
+    )
+    .unwrap();
+    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&wolf_extra);
+    std::fs::write(&config, text).unwrap();
+    let out = dir
+        .wolf(&[
+            "caption",
+            "--dataset",
+            "world",
+            "--config",
+            &config,
+            "--run",
+            "r",
+            "--enqueue-only",
+        ])
+        .expect_code(0)
+        .stdout();
+    assert!(out.contains(&format!("{clips} videos queued")), "{out}");
+    Some(Queued { dir, server })
+}
+
+#[test]
+fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
+    const CLIPS: usize = 24;
+    let Some(q) = queued(CLIPS, 40, |_| String::new()) else {
+        return;
+    };
+    let dir = &q.dir;
+    let db = dir.db().to_owned();
+    let lease = ["--lease-secs", "2"];
+    let mut workers: Vec<Child> = (0..4)
+        .map(|i| spawn_worker(dir, &db, &format!("w{i}"), &lease))
+        .collect();
+    // Kill w0 while it holds leases, once some videos are done.
+    let before = wait_for(dir, "w0 to hold a lease", |s| {
+        count(s, "done") >= 2
+            && s["owners"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|o| o["owner"] == "w0")
+    });
+    workers[0].kill().unwrap();
+    workers[0].wait().unwrap();
+    assert!(count(&before, "done") < CLIPS as i64, "w0 was killed too late");
+    let mut outputs = Vec::new();
+    for w in workers.drain(1..) {
+        outputs.push(finish(w));
+    }
+    for (code, stdout, stderr) in &outputs {
+        assert_eq!(*code, 0, "{stdout}\n{stderr}");
+    }
+    let s = status(dir);
+    assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
+    assert_eq!(
+        (count(&s, "pending"), count(&s, "running"), count(&s, "quarantined")),
+        (0, 0, 0),
+        "{s}"
+    );
+    // Every video committed once: the killed worker's leases were reaped and redone.
+    assert_eq!(s["commits"], CLIPS as i64, "{s}");
+    assert_eq!(s["failed_stages"], 0, "{s}");
+
+    // The same captions as one uninterrupted `wolf caption` in its own database.
+    let reference = Dir::new();
+    add_world(&reference, &dir.join("world"));
+    let config = dir.join("c.toml").display().to_string();
+    reference
+        .wolf(&["caption", "--dataset", "world", "--config", &config, "--run", "r"])
+        .expect_code(0);
+    let expected = sorted_export(&reference, "r");
+    assert_eq!(expected.len(), CLIPS * SOURCES.len());
+    assert_eq!(sorted_export(dir, "r"), expected);
+    drop(q.server);
+}
+
+#[test]
+fn a_worker_frozen_past_its_lease_cannot_commit_what_another_redid() {
+    const CLIPS: usize = 6;
+    // Slow models: the frozen worker is caught in the middle of its videos.
+    let Some(q) = queued(CLIPS, 300, |_| String::new()) else {
+        return;
+    };
+    let dir = &q.dir;
+    let db = dir.db().to_owned();
+    let lease = ["--lease-secs", "1"];
+    let frozen = spawn_worker(dir, &db, "frozen", &lease);
+    wait_for(dir, "the first worker to hold leases", |s| {
+        count(s, "running") >= 2
+    });
+    let pid = frozen.id() as i32;
+    // SAFETY: signals to our own child process.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let other = spawn_worker(dir, &db, "other", &lease);
+    let (code, stdout, stderr) = finish(other);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let s = status(dir);
+    assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
+    // The frozen worker wakes up with results for videos that are no longer its own.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    let (code, stdout, stderr) = finish(frozen);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        !stdout.contains(" 0 leases lost"),
+        "the frozen worker committed after losing its leases: {stdout}"
+    );
+    let s = status(dir);
+    assert_eq!(s["commits"], CLIPS as i64, "a video was committed twice: {s}");
+    assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
+    drop(q.server);
+}
+
+#[test]
+fn a_poison_video_is_quarantined_while_the_others_complete() {
+    const CLIPS: usize = 5;
+    // Motion from the world's boxes, with one clip's boxes removed: that clip's motion
+    // stage fails on every attempt.
+    let poison = std::cell::RefCell::new(String::new());
+    let Some(q) = queued(CLIPS, 5, |dir| {
+        let text = std::fs::read_to_string(dir.join("world/boxes.json")).unwrap();
+        let mut boxes: serde_json::Map<String, Value> = serde_json::from_str(&text).unwrap();
+        let key = boxes.keys().next().unwrap().clone();
+        boxes.remove(&key);
+        *poison.borrow_mut() = key;
+        let path = dir.join("boxes-without-one.json");
+        std::fs::write(&path, Value::Object(boxes).to_string()).unwrap();
+        format!("motion = \"dataset\"\nboxes_file = \"{}\"\n", path.display())
+    }) else {
+        return;
+    };
+    let poison = poison.into_inner();
+    let dir = &q.dir;
+    let db = dir.db().to_owned();
+    let workers: Vec<Child> = (0..2)
+        .map(|i| {
+            spawn_worker(
+                dir,
+                &db,
+                &format!("w{i}"),
+                &["--lease-secs", "5", "--max-attempts", "3"],
+            )
+        })
+        .collect();
+    let outputs: Vec<_> = workers.into_iter().map(finish).collect();
+    // A worker that quarantined the video says so with exit status 1.
+    let codes: Vec<i32> = outputs.iter().map(|o| o.0).collect();
+    assert!(codes.contains(&1) && codes.iter().all(|c| [0, 1].contains(c)), "{outputs:?}");
+    let s = status(dir);
+    assert_eq!(count(&s, "done"), CLIPS as i64 - 1, "{s}");
+    assert_eq!(count(&s, "quarantined"), 1, "{s}");
+    let quarantined = &s["quarantined"][0];
+    assert_eq!(quarantined["attempts"], 3, "{s}");
+    assert_eq!(quarantined["error_kind"], "no_boxes", "{s}");
+    let key = poison.trim_end_matches(".mp4");
+    assert!(
+        quarantined["video"].as_str().unwrap().contains(key),
+        "{s} (poison {poison})"
+    );
+    // Its reason is stored with the stage; no caption of the failed stages exists.
+    let table = dir.wolf(&["run", "status", "r"]).expect_code(0).stdout();
+    assert!(table.contains("1 quarantined") && table.contains("no_boxes"), "{table}");
+    let failed = dir
+        .wolf(&["export", "--run", "r", "--failed"])
+        .expect_code(0)
+        .stdout();
+    assert!(failed.contains("no_boxes"), "{failed}");
+    drop(q.server);
+}
+
+/// A TCP relay to the database that can drop every connection and refuse new ones for
+/// a while: the database "goes away" without stopping the server.
+struct Relay {
+    port: u16,
+    down: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+impl Relay {
+    fn start(target: u16) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let down = Arc::new(AtomicBool::new(false));
+        let open: Arc<Mutex<Vec<TcpStream>>> = Arc::default();
+        let (d, o) = (down.clone(), open.clone());
+        std::thread::spawn(move || {
+            for client in listener.incoming() {
+                let Ok(client) = client else { continue };
+                if d.load(Ordering::SeqCst) {
+                    drop(client);
+                    continue;
+                }
+                let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
+                    continue;
+                };
+                let mut list = o.lock().unwrap();
+                list.push(client.try_clone().unwrap());
+                list.push(server.try_clone().unwrap());
+                pump(client.try_clone().unwrap(), server.try_clone().unwrap());
+                pump(server, client);
+            }
+        });
+        Self { port, down, open }
+    }
+
+    /// Drops every connection and refuses new ones until [`Relay::up`].
+    fn cut(&self) {
+        self.down.store(true, Ordering::SeqCst);
+        for stream in self.open.lock().unwrap().drain(..) {
+            let _ = stream.shutdown(Shutdown::Both);
+        }
+    }
+
+    fn up(&self) {
+        self.down.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream) {
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 16 * 1024];
+        loop {
+            match from.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if to.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        let _ = to.shutdown(Shutdown::Both);
+    });
+}
+
+#[test]
+fn workers_that_lose_the_database_for_a_while_resume_without_duplicating() {
+    const CLIPS: usize = 16;
+    let Some(q) = queued(CLIPS, 60, |_| String::new()) else {
+        return;
+    };
+    let dir = &q.dir;
+    // The workers reach the database through the relay; `run status` goes direct.
+    let url = dir.db().to_owned();
+    let (head, tail) = url.rsplit_once('/').unwrap();
+    let (host, port) = head.rsplit_once(':').unwrap();
+    let relay = Relay::start(port.parse().unwrap());
+    let relayed = format!("{host}:{}/{tail}", relay.port);
+    let lease = ["--lease-secs", "20"];
+    let workers: Vec<Child> = (0..2)
+        .map(|i| spawn_worker(dir, &relayed, &format!("w{i}"), &lease))
+        .collect();
+    wait_for(dir, "some videos done", |s| count(s, "done") >= 3);
+    relay.cut();
+    std::thread::sleep(Duration::from_secs(3));
+    let during = status(dir);
+    relay.up();
+    assert!(count(&during, "done") < CLIPS as i64, "cut too late: {during}");
+    let outputs: Vec<_> = workers.into_iter().map(finish).collect();
+    for (code, stdout, stderr) in &outputs {
+        assert_eq!(*code, 0, "{stdout}\n{stderr}");
+    }
+    assert!(
+        outputs.iter().any(|o| o.2.contains("retrying")),
+        "no worker noticed the cut: {outputs:?}"
+    );
+    let s = status(dir);
+    assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
+    assert_eq!(s["commits"], CLIPS as i64, "{s}");
+    assert_eq!(count(&s, "quarantined"), 0, "{s}");
+    let rows = sorted_export(dir, "r");
+    assert_eq!(rows.len(), CLIPS * SOURCES.len());
+    drop(q.server);
+}
