@@ -100,7 +100,11 @@ struct Queued {
 }
 
 /// `wolf_extra` gives lines for the config's `[wolf]` section, once the world is there.
-fn queued(clips: usize, latency_ms: u64, wolf_extra: impl FnOnce(&Dir) -> String) -> Option<Queued> {
+fn queued(
+    clips: usize,
+    latency_ms: u64,
+    wolf_extra: impl FnOnce(&Dir) -> String,
+) -> Option<Queued> {
     let db = fresh_postgres()?;
     let dir = Dir::with_db(&db);
     world(&dir, clips);
@@ -155,7 +159,10 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
     });
     workers[0].kill().unwrap();
     workers[0].wait().unwrap();
-    assert!(count(&before, "done") < CLIPS as i64, "w0 was killed too late");
+    assert!(
+        count(&before, "done") < CLIPS as i64,
+        "w0 was killed too late"
+    );
     let mut outputs = Vec::new();
     for w in workers.drain(1..) {
         outputs.push(finish(w));
@@ -166,7 +173,11 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
     let s = status(dir);
     assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
     assert_eq!(
-        (count(&s, "pending"), count(&s, "running"), count(&s, "quarantined")),
+        (
+            count(&s, "pending"),
+            count(&s, "running"),
+            count(&s, "quarantined")
+        ),
         (0, 0, 0),
         "{s}"
     );
@@ -179,7 +190,15 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
     add_world(&reference, &dir.join("world"));
     let config = dir.join("c.toml").display().to_string();
     reference
-        .wolf(&["caption", "--dataset", "world", "--config", &config, "--run", "r"])
+        .wolf(&[
+            "caption",
+            "--dataset",
+            "world",
+            "--config",
+            &config,
+            "--run",
+            "r",
+        ])
         .expect_code(0);
     let expected = sorted_export(&reference, "r");
     assert_eq!(expected.len(), CLIPS * SOURCES.len());
@@ -218,7 +237,10 @@ fn a_worker_frozen_past_its_lease_cannot_commit_what_another_redid() {
         "the frozen worker committed after losing its leases: {stdout}"
     );
     let s = status(dir);
-    assert_eq!(s["commits"], CLIPS as i64, "a video was committed twice: {s}");
+    assert_eq!(
+        s["commits"], CLIPS as i64,
+        "a video was committed twice: {s}"
+    );
     assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
     drop(q.server);
 }
@@ -237,7 +259,10 @@ fn a_poison_video_is_quarantined_while_the_others_complete() {
         *poison.borrow_mut() = key;
         let path = dir.join("boxes-without-one.json");
         std::fs::write(&path, Value::Object(boxes).to_string()).unwrap();
-        format!("motion = \"dataset\"\nboxes_file = \"{}\"\n", path.display())
+        format!(
+            "motion = \"dataset\"\nboxes_file = \"{}\"\n",
+            path.display()
+        )
     }) else {
         return;
     };
@@ -257,7 +282,10 @@ fn a_poison_video_is_quarantined_while_the_others_complete() {
     let outputs: Vec<_> = workers.into_iter().map(finish).collect();
     // A worker that quarantined the video says so with exit status 1.
     let codes: Vec<i32> = outputs.iter().map(|o| o.0).collect();
-    assert!(codes.contains(&1) && codes.iter().all(|c| [0, 1].contains(c)), "{outputs:?}");
+    assert!(
+        codes.contains(&1) && codes.iter().all(|c| [0, 1].contains(c)),
+        "{outputs:?}"
+    );
     let s = status(dir);
     assert_eq!(count(&s, "done"), CLIPS as i64 - 1, "{s}");
     assert_eq!(count(&s, "quarantined"), 1, "{s}");
@@ -271,7 +299,10 @@ fn a_poison_video_is_quarantined_while_the_others_complete() {
     );
     // Its reason is stored with the stage; no caption of the failed stages exists.
     let table = dir.wolf(&["run", "status", "r"]).expect_code(0).stdout();
-    assert!(table.contains("1 quarantined") && table.contains("no_boxes"), "{table}");
+    assert!(
+        table.contains("1 quarantined") && table.contains("no_boxes"),
+        "{table}"
+    );
     let failed = dir
         .wolf(&["export", "--run", "r", "--failed"])
         .expect_code(0)
@@ -367,7 +398,10 @@ fn workers_that_lose_the_database_for_a_while_resume_without_duplicating() {
     std::thread::sleep(Duration::from_secs(3));
     let during = status(dir);
     relay.up();
-    assert!(count(&during, "done") < CLIPS as i64, "cut too late: {during}");
+    assert!(
+        count(&during, "done") < CLIPS as i64,
+        "cut too late: {during}"
+    );
     let outputs: Vec<_> = workers.into_iter().map(finish).collect();
     for (code, stdout, stderr) in &outputs {
         assert_eq!(*code, 0, "{stdout}\n{stderr}");

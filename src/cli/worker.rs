@@ -9,7 +9,7 @@
 //! Database errors are retried: a worker that loses its connection waits and goes on,
 //! and a commit that comes after the lease was lost writes nothing.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -92,13 +92,25 @@ struct Tally {
 
 /// How one claimed video ended.
 enum Ended {
-    Committed { commit: JobCommit, skipped: bool },
+    Committed {
+        commit: JobCommit,
+        skipped: bool,
+        /// The failure was the last attempt allowed.
+        quarantined: bool,
+    },
     Released,
     Lost,
 }
 
 /// A run this worker can serve, or why not.
 type Served = Result<Arc<Runner>, String>;
+
+/// The ids of the items this worker is working on.
+type Held = Arc<std::sync::Mutex<HashSet<i64>>>;
+
+fn lock(held: &Held) -> std::sync::MutexGuard<'_, HashSet<i64>> {
+    held.lock().unwrap_or_else(|e| e.into_inner())
+}
 
 pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
@@ -115,7 +127,14 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
     };
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_signals(stop.clone()));
-    let beat = tokio::spawn(heartbeat(store.clone(), owner.clone(), settings));
+    // The items in flight: the heartbeat extends only these leases.
+    let held: Held = Arc::default();
+    let beat = tokio::spawn(heartbeat(
+        store.clone(),
+        owner.clone(),
+        settings,
+        held.clone(),
+    ));
     info!(owner = %owner, concurrency = args.concurrency, "Worker started.");
 
     let poll = Duration::from_secs_f64(args.poll_secs.max(0.01));
@@ -157,7 +176,14 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
                 owner: owner.clone(),
                 settings,
             };
-            tasks.spawn(async move { job.run(claim).await });
+            let held = held.clone();
+            lock(&held).insert(claim.id);
+            tasks.spawn(async move {
+                let id = claim.id;
+                let ended = job.run(claim).await;
+                lock(&held).remove(&id);
+                ended
+            });
         }
         if claimed > 0 && tasks.len() < args.concurrency.max(1) {
             continue;
@@ -180,7 +206,12 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
     watcher.abort();
     println!(
         "worker `{owner}`: {} videos done ({} already done), {} failed attempts, {} quarantined, {} released, {} leases lost",
-        tally.done, tally.skipped, tally.failed_attempts, tally.quarantined, tally.released, tally.lost
+        tally.done,
+        tally.skipped,
+        tally.failed_attempts,
+        tally.quarantined,
+        tally.released,
+        tally.lost
     );
     Ok(if tally.quarantined > 0 {
         Outcome::SomeFailed
@@ -225,44 +256,65 @@ impl Job {
             None => JobCommit::Done,
             Some((kind, message)) => JobCommit::Failed { kind, message },
         };
-        // The database may be away for a while: retry until the lease is surely gone.
-        let mut tries = 0u32;
-        loop {
-            match self
-                .store
-                .finish_claim(&claim, &self.owner, &job.writes, &commit, &self.settings)
-                .await
-            {
-                Ok(true) => {
-                    return Ended::Committed {
-                        commit,
-                        skipped: job.skipped,
-                    };
-                }
-                Ok(false) => {
-                    warn!(video = %video.key, "The lease was lost before the commit; nothing written.");
-                    return Ended::Lost;
-                }
-                Err(e) => {
-                    tries += 1;
-                    let waited = u64::from(tries) * 1000;
-                    if waited > 2 * self.settings.lease_ms.max(0) as u64 + 60_000 {
-                        warn!(video = %video.key, error = %e, "Giving up the commit; the lease will expire.");
-                        return Ended::Lost;
-                    }
-                    warn!(video = %video.key, error = %e, "Cannot commit; retrying.");
-                    tokio::time::sleep(Duration::from_secs(1)).await;
+        let finished = self
+            .retrying(&video.key, || {
+                self.store
+                    .finish_claim(&claim, &self.owner, &job.writes, &commit, &self.settings)
+            })
+            .await;
+        match finished {
+            Some(true) => {
+                let quarantined = matches!(commit, JobCommit::Failed { .. })
+                    && claim.attempts >= self.settings.max_attempts;
+                Ended::Committed {
+                    commit,
+                    skipped: job.skipped,
+                    quarantined,
                 }
             }
+            Some(false) => {
+                warn!(video = %video.key, "The lease was lost before the commit; nothing written.");
+                Ended::Lost
+            }
+            None => Ended::Lost,
         }
     }
 
+    /// Gives the item back unfinished; the attempt does not count.
     async fn release(&self, claim: &Claim) -> Ended {
-        match self.store.release_claim(claim, &self.owner).await {
-            Ok(_) => Ended::Released,
-            Err(e) => {
-                warn!(item = claim.id, error = %e, "Cannot release; the lease will expire.");
-                Ended::Lost
+        let what = format!("item {}", claim.id);
+        match self
+            .retrying(&what, || self.store.release_claim(claim, &self.owner))
+            .await
+        {
+            Some(true) => Ended::Released,
+            _ => Ended::Lost,
+        }
+    }
+
+    /// Runs a write until the database answers, for as long as the lease could last;
+    /// None when it never did (the lease then expires, and the reaper requeues it).
+    async fn retrying<F, Fut>(&self, what: &str, write: F) -> Option<bool>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<bool, wolf_pipeline::store::StoreError>>,
+    {
+        let patience = Duration::from_millis(2 * self.settings.lease_ms.max(0) as u64)
+            + Duration::from_secs(60);
+        let started = std::time::Instant::now();
+        let mut failures = 0;
+        loop {
+            match write().await {
+                Ok(held) => return Some(held),
+                Err(e) if started.elapsed() > patience => {
+                    warn!(what, error = %e, "Giving up a write; the lease will expire.");
+                    return None;
+                }
+                Err(e) => {
+                    failures += 1;
+                    warn!(what, error = %e, "Cannot write to the database; retrying.");
+                    tokio::time::sleep(retry_delay(failures)).await;
+                }
             }
         }
     }
@@ -323,11 +375,7 @@ fn plan_for(
 }
 
 /// Waits for a video to finish or for `delay`, whichever comes first.
-async fn wait_or_join(
-    tasks: &mut tokio::task::JoinSet<Ended>,
-    tally: &mut Tally,
-    delay: Duration,
-) {
+async fn wait_or_join(tasks: &mut tokio::task::JoinSet<Ended>, tally: &mut Tally, delay: Duration) {
     if tasks.is_empty() {
         tokio::time::sleep(delay).await;
         return;
@@ -346,11 +394,15 @@ fn count(tally: &mut Tally, done: Result<Ended, tokio::task::JoinError>) {
         Ok(Ended::Committed {
             commit: JobCommit::Done,
             skipped,
+            ..
         }) => {
             tally.done += 1;
             tally.skipped += u64::from(skipped);
         }
-        Ok(Ended::Committed { .. }) => tally.failed_attempts += 1,
+        Ok(Ended::Committed { quarantined, .. }) => {
+            tally.failed_attempts += 1;
+            tally.quarantined += u64::from(quarantined);
+        }
         Ok(Ended::Released) => tally.released += 1,
         Ok(Ended::Lost) => tally.lost += 1,
         Err(e) => {
@@ -361,13 +413,14 @@ fn count(tally: &mut Tally, done: Result<Ended, tokio::task::JoinError>) {
     }
 }
 
-/// Extends this worker's leases every third of a lease, and returns others' expired
-/// leases to the queue.
-async fn heartbeat(store: Store, owner: String, settings: QueueSettings) {
+/// Extends the leases of the items in flight every third of a lease, and returns
+/// expired leases (anyone's) to the queue.
+async fn heartbeat(store: Store, owner: String, settings: QueueSettings, held: Held) {
     let period = Duration::from_millis((settings.lease_ms / 3).max(50) as u64);
     loop {
         tokio::time::sleep(period).await;
-        if let Err(e) = store.heartbeat(&owner, settings.lease_ms).await {
+        let ids: Vec<i64> = lock(&held).iter().copied().collect();
+        if let Err(e) = store.heartbeat(&owner, &ids, settings.lease_ms).await {
             warn!(error = %e, "Cannot extend the leases; retrying.");
             continue;
         }
@@ -434,7 +487,13 @@ fn print_status(status: &QueueStatus) {
     let total = c.pending + c.running + c.done + c.quarantined;
     println!(
         "run `{}`: {total} videos queued: {} done, {} running, {} pending ({} retrying), {} quarantined; {} failed stages",
-        status.run, c.done, c.running, c.pending, status.retrying, c.quarantined, status.failed_stages
+        status.run,
+        c.done,
+        c.running,
+        c.pending,
+        status.retrying,
+        c.quarantined,
+        status.failed_stages
     );
     for owner in &status.owners {
         println!(

@@ -86,7 +86,9 @@ impl SubmissionStatus {
         Self::ALL
             .into_iter()
             .find(|s| s.as_str() == text)
-            .ok_or_else(|| sqlx::Error::Decode(format!("unknown submission status `{text}`").into()))
+            .ok_or_else(|| {
+                sqlx::Error::Decode(format!("unknown submission status `{text}`").into())
+            })
     }
 
     pub fn as_str(self) -> &'static str {

@@ -29,7 +29,7 @@ pub use board::{
 };
 pub use import::{ImportCaption, NewEntry, RunOrigin};
 pub use queue::{
-    Claim, JobCommit, LeaseOwner, QueueCount, QueueSettings, QueueStatus, Quarantined,
+    Claim, JobCommit, LeaseOwner, Quarantined, QueueCount, QueueSettings, QueueStatus,
 };
 pub use rounds::RoundRow;
 pub use runs::{CaptionRow, RunRow, StageWrite, StoredResult, WorkItemRow};
@@ -114,9 +114,9 @@ impl Dialect {
             (Self::Postgres, false) => {
                 format!("SELECT jsonb_array_elements_text(CAST(${param} AS jsonb))")
             }
-            (Self::Postgres, true) => format!(
-                "SELECT CAST(jsonb_array_elements_text(CAST(${param} AS jsonb)) AS BIGINT)"
-            ),
+            (Self::Postgres, true) => {
+                format!("SELECT CAST(jsonb_array_elements_text(CAST(${param} AS jsonb)) AS BIGINT)")
+            }
         }
     }
 }
@@ -196,7 +196,9 @@ impl Store {
                     Ok(())
                 })
             })
-            .connect_with(<AnyConnectOptions as sqlx::ConnectOptions>::from_url(&url).map_err(open_err)?)
+            .connect_with(
+                <AnyConnectOptions as sqlx::ConnectOptions>::from_url(&url).map_err(open_err)?,
+            )
             .await
             .map_err(open_err)?;
         Ok(Self {
@@ -279,9 +281,7 @@ pub mod testing {
                 let store = Store::open(&url).await.expect("PostgreSQL migrates");
                 stores.push((url, store));
             }
-            Err(e) => eprintln!(
-                "\n*** SKIPPING the PostgreSQL half of this store test: {e} ***\n"
-            ),
+            Err(e) => eprintln!("\n*** SKIPPING the PostgreSQL half of this store test: {e} ***\n"),
         }
         stores
     }

@@ -192,15 +192,26 @@ impl Store {
         Ok(claims)
     }
 
-    /// Extends every lease `owner` holds; returns how many.
-    pub async fn heartbeat(&self, owner: &str, lease_ms: i64) -> Result<u64, StoreError> {
-        let now = self.dialect().now_ms();
+    /// Extends the leases `owner` holds on the items `ids` (those it is still working
+    /// on: one it gave up stays to expire); returns how many.
+    pub async fn heartbeat(
+        &self,
+        owner: &str,
+        ids: &[i64],
+        lease_ms: i64,
+    ) -> Result<u64, StoreError> {
+        if ids.is_empty() {
+            return Ok(0);
+        }
+        let dialect = self.dialect();
+        let (now, items) = (dialect.now_ms(), dialect.json_values(3, true));
         let done = sqlx::query(AssertSqlSafe(format!(
             "UPDATE queue SET lease_expires_ms = {now} + $2 \
-             WHERE lease_owner = $1 AND status = 'running'"
+             WHERE lease_owner = $1 AND status = 'running' AND id IN ({items})"
         )))
         .bind(owner)
         .bind(lease_ms)
+        .bind(serde_json::to_string(ids).expect("integers serialise"))
         .execute(self.pool())
         .await?;
         Ok(done.rows_affected())
@@ -333,10 +344,11 @@ impl Store {
     pub async fn queue_status(&self, name: &str) -> Result<QueueStatus, StoreError> {
         let run = self.run(name).await?;
         let mut count = QueueCount::default();
-        let rows = sqlx::query("SELECT status, count(*) FROM queue WHERE run_id = $1 GROUP BY status")
-            .bind(run.id)
-            .fetch_all(self.pool())
-            .await?;
+        let rows =
+            sqlx::query("SELECT status, count(*) FROM queue WHERE run_id = $1 GROUP BY status")
+                .bind(run.id)
+                .fetch_all(self.pool())
+                .await?;
         for row in rows {
             let (status, n): (String, i64) = (row.get(0), row.get(1));
             match status.as_str() {
@@ -452,7 +464,8 @@ mod tests {
             assert_eq!((a.len(), b.len()), (3, 2), "{db}");
             assert!(a.iter().all(|x| b.iter().all(|y| x.id != y.id)), "{db}");
             // `a` stops heartbeating; its leases expire and go back to the queue.
-            store.heartbeat("b", 60_000).await.unwrap();
+            let ids: Vec<i64> = b.iter().map(|c| c.id).collect();
+            assert_eq!(store.heartbeat("b", &ids, 60_000).await.unwrap(), 2, "{db}");
             tokio::time::sleep(std::time::Duration::from_millis(300)).await;
             assert_eq!(store.reap(&settings).await.unwrap(), (3, 0), "{db}");
             let again = store.claim("c", &[run], 10, &settings).await.unwrap();
@@ -489,7 +502,11 @@ mod tests {
             assert_eq!(store.captions(run, None).await.unwrap().len(), 1, "{db}");
             let status = store.queue_status("r").await.unwrap();
             assert_eq!(
-                (status.count.done, status.count.running, status.count.pending),
+                (
+                    status.count.done,
+                    status.count.running,
+                    status.count.pending
+                ),
                 (1, 4, 0),
                 "{db}"
             );
@@ -534,7 +551,10 @@ mod tests {
                 .unwrap();
             let status = store.queue_status("r").await.unwrap();
             assert_eq!(status.count.quarantined, 1, "{db}");
-            assert_eq!(status.quarantined[0].error_kind.as_deref(), Some("model_error"));
+            assert_eq!(
+                status.quarantined[0].error_kind.as_deref(),
+                Some("model_error")
+            );
             // A stopping worker's release does not count the attempt.
             store.enqueue(run, dataset).await.unwrap();
             let third = store.claim("w", &[run], 1, &settings).await.unwrap();

@@ -266,13 +266,11 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<VideoRow>, StoreError> {
-        let rows = sqlx::query(
-            sqlx::AssertSqlSafe(format!(
-                "SELECT {VIDEO_COLUMNS} FROM videos \
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VIDEO_COLUMNS} FROM videos \
                  WHERE dataset_id = $1 AND status = 'ok' AND ($2 IS NULL OR key > $2) \
                  ORDER BY key LIMIT $3"
-            )),
-        )
+        )))
         .bind(dataset_id)
         .bind(after)
         .bind(limit as i64)
@@ -285,9 +283,9 @@ impl Store {
     }
 
     pub async fn videos(&self, dataset_id: i64) -> Result<Vec<VideoRow>, StoreError> {
-        let rows = sqlx::query(
-            sqlx::AssertSqlSafe(format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE dataset_id = $1 ORDER BY key")),
-        )
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VIDEO_COLUMNS} FROM videos WHERE dataset_id = $1 ORDER BY key"
+        )))
         .bind(dataset_id)
         .fetch_all(self.pool())
         .await?;
@@ -299,10 +297,12 @@ impl Store {
 
     /// One video by id (a worker's claimed item names its video by id).
     pub async fn video_by_id(&self, id: i64) -> Result<VideoRow, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1")))
-            .bind(id)
-            .fetch_one(self.pool())
-            .await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {VIDEO_COLUMNS} FROM videos WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_one(self.pool())
+        .await?;
         Ok(video_row(&row)?)
     }
 

@@ -451,10 +451,7 @@ pub async fn prepare(
 
 /// (any stage failed, any stage still to do) for a video's recorded stages, by stage:
 /// (status, key). A stage counts as done or failed only for today's key.
-fn stage_states(
-    keys: &Keys,
-    recorded: Option<&HashMap<String, (String, String)>>,
-) -> (bool, bool) {
+fn stage_states(keys: &Keys, recorded: Option<&HashMap<String, (String, String)>>) -> (bool, bool) {
     let (mut failed, mut todo) = (false, false);
     for (stage, expected) in keys.stages() {
         match recorded.and_then(|m| m.get(&stage)) {
@@ -563,7 +560,6 @@ impl Runner {
 }
 
 fn tally(report: &mut RunReport, done: Result<VideoOutcome, tokio::task::JoinError>) {
-
     match done {
         Ok(outcome) => {
             report.failed_stages += outcome.failed;
@@ -978,7 +974,11 @@ async fn record(
         buffer.lock().unwrap_or_else(|e| e.into_inner()).push(write);
         return;
     }
-    if let Err(e) = shared.store.put_stage(shared.run_id, video.id, &write).await {
+    if let Err(e) = shared
+        .store
+        .put_stage(shared.run_id, video.id, &write)
+        .await
+    {
         warn!(video = %video.key, stage, error = %e, "Cannot record a stage.");
     }
 }

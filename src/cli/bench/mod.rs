@@ -32,8 +32,8 @@ mod leaderboard;
 mod media;
 mod onnx;
 mod pipeline;
-mod recaption;
 mod queue;
+mod recaption;
 mod score;
 
 #[derive(Debug, Args)]

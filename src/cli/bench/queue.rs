@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use wolf_pipeline::store::{
-    JobCommit, NewDataset, QueueSettings, StageWrite, Store, StoredResult, VideoMeta,
-    VideoRecord,
+    JobCommit, NewDataset, QueueSettings, StageWrite, Store, StoredResult, VideoMeta, VideoRecord,
 };
 
 use super::pipeline::{clips, manifest, world, write_config};
@@ -69,13 +68,25 @@ async fn queued(exe: &Path, source: &Path, config: &Path) -> anyhow::Result<Stri
     tokio::task::block_in_place(|| {
         run_ok(&mut wolf(&["dataset", "add", "q", &source]))?;
         run_ok(&mut wolf(&[
-            "caption", "--dataset", "q", "--config", &config, "--run", "r", "--enqueue-only",
+            "caption",
+            "--dataset",
+            "q",
+            "--config",
+            &config,
+            "--run",
+            "r",
+            "--enqueue-only",
         ]))
     })?;
     Ok(db)
 }
 
-async fn scaling(exe: &Path, work: &Path, source: &Path, config: &Path) -> anyhow::Result<Vec<Row>> {
+async fn scaling(
+    exe: &Path,
+    work: &Path,
+    source: &Path,
+    config: &Path,
+) -> anyhow::Result<Vec<Row>> {
     let mut walls = Vec::new();
     for workers in WORKERS {
         let db = queued(exe, source, config).await?;
@@ -83,7 +94,9 @@ async fn scaling(exe: &Path, work: &Path, source: &Path, config: &Path) -> anyho
             let started = Instant::now();
             let children = (0..workers)
                 .map(|i| {
-                    let log = std::fs::File::create(work.join(format!("queue-worker-{workers}-{i}.log")))?;
+                    let log = std::fs::File::create(
+                        work.join(format!("queue-worker-{workers}-{i}.log")),
+                    )?;
                     Command::new(exe)
                         .args(["--no-progress", "--db", &db, "worker", "--exit-when-idle"])
                         .args(["--concurrency", &IN_FLIGHT.to_string()])
@@ -263,7 +276,9 @@ async fn ceiling() -> anyhow::Result<Row> {
             let owner = format!("ceiling:{t}");
             let mut done = 0usize;
             loop {
-                let claims = store.claim(&owner, &[run.id], CEILING_BATCH, &settings).await?;
+                let claims = store
+                    .claim(&owner, &[run.id], CEILING_BATCH, &settings)
+                    .await?;
                 if claims.is_empty() {
                     return Ok::<usize, anyhow::Error>(done);
                 }
@@ -304,7 +319,10 @@ async fn ceiling() -> anyhow::Result<Row> {
     }
     let rate = CEILING_ITEMS as f64 / wall;
     Ok(Row {
-        benchmark: format!("queue: ceiling, {} items, no model", super::grouped(CEILING_ITEMS)),
+        benchmark: format!(
+            "queue: ceiling, {} items, no model",
+            super::grouped(CEILING_ITEMS)
+        ),
         wolf: format!("{rate:.0} items/s ({wall:.1} s)"),
         anchor: "—".into(),
         ratio: "—".into(),
