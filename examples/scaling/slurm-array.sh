@@ -30,8 +30,8 @@ set -euo pipefail
 : "${WOLF_DB:?export WOLF_DB=postgres://USER:PASSWORD@HOST:5432/DBNAME before sbatch}"
 export WOLF_DB
 WOLF=${WOLF:-wolf}
-# This node's [models] entries (endpoints on this node); they replace the same-named
-# entries of each run's stored config.
+# This node's [models] entries (endpoints on this node); they replace the model
+# entries of each run's stored config, so name every model the runs use.
 MODELS=${WOLF_MODELS:-$HOME/.config/wolf/models.toml}
 
 # Start the node's model server here if it has none, for example:

@@ -2,7 +2,8 @@
 //!
 //! - [`media`] probes videos, samples frames (FFmpeg through `ffmpeg-next`), resizes,
 //!   builds storyboards, encodes JPEG/PNG and writes H.264 clips.
-//! - [`store`] is the database (sqlx; SQLite by default) with its embedded migrations.
+//! - [`store`] is the database (sqlx; SQLite by default, PostgreSQL for several machines)
+//!   with its embedded migrations, and the work queue of `wolf worker`.
 //! - [`models`] names model entries, defines one trait per role (image captioner,
 //!   video captioner, chat LLM, embedder) and holds the backends.
 //! - [`config`] turns a TOML file into a validated [`config::Plan`].

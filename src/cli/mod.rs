@@ -188,7 +188,10 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
 
 fn init_logging(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("WOLF_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    // PostgreSQL's notices (`relation … already exists, skipping` at each migration
+    // check) are not news.
+    let filter = EnvFilter::try_from_env("WOLF_LOG")
+        .unwrap_or_else(|_| EnvFilter::new("info,sqlx::postgres::notice=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

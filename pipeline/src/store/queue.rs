@@ -486,7 +486,13 @@ mod tests {
                 },
             };
             let late = store
-                .finish_claim(&a[0], "a", &[write.clone()], &JobCommit::Done, &settings)
+                .finish_claim(
+                    &a[0],
+                    "a",
+                    std::slice::from_ref(&write),
+                    &JobCommit::Done,
+                    &settings,
+                )
                 .await
                 .unwrap();
             assert!(!late, "{db}");

@@ -6,7 +6,8 @@
 //!   so that the 2 cores do not cap it), timed from the workers' spawn to the last
 //!   one's exit;
 //! - **pickup latency**: one idle worker (default `--poll-secs 1`) and videos queued
-//!   one at a time: the time from the enqueue to the claim;
+//!   one at a time, each at a random moment of its poll interval: the time from the
+//!   enqueue to the claim;
 //! - **ceiling**: the queue alone (claim in batches of 16, commit each item with one
 //!   caption) by 8 tasks of this process over 20,000 items, no model at all.
 
@@ -185,6 +186,9 @@ async fn pickup(exe: &Path, work: &Path, config: &Path) -> anyhow::Result<Row> {
         for i in 0..PICKUPS {
             let name = format!("p{i}");
             let run = store.open_run(&name, dataset.id, &text, "h").await?;
+            // At a random moment of the worker's poll interval (it polls again right
+            // after finishing the previous video).
+            tokio::time::sleep(Duration::from_millis(fastrand::u64(0..1_000))).await;
             let queued = Instant::now();
             store.enqueue(run.id, dataset.id).await?;
             loop {
@@ -213,12 +217,13 @@ async fn pickup(exe: &Path, work: &Path, config: &Path) -> anyhow::Result<Row> {
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
     let p50 = ms(waits[waits.len() / 2]);
     let max = ms(*waits.last().expect("samples"));
+    let mean = waits.iter().map(|w| ms(*w)).sum::<f64>() / waits.len() as f64;
     Ok(Row {
         benchmark: "queue: enqueue-to-claim latency of an idle worker".into(),
-        wolf: format!("p50 {p50:.0} ms, max {max:.0} ms"),
-        anchor: "poll interval 1,000 ms".into(),
-        ratio: format!("{:.2} of the interval (p50)", p50 / 1000.0),
-        goal: "within one poll".into(),
+        wolf: format!("mean {mean:.0} ms, p50 {p50:.0} ms, max {max:.0} ms"),
+        anchor: "poll interval 1,000 ms (mean wait of a random moment: 500 ms)".into(),
+        ratio: format!("{:.2} of the interval (max)", max / 1000.0),
+        goal: "max within one poll".into(),
         note: format!(
             "{PICKUPS} videos queued one at a time (a new run each, whose config the worker loads on sight); `--poll-secs` sets the interval"
         ),
