@@ -418,3 +418,36 @@ fn workers_that_lose_the_database_for_a_while_resume_without_duplicating() {
     assert_eq!(rows.len(), CLIPS * SOURCES.len());
     drop(q.server);
 }
+
+#[test]
+fn ctrl_c_releases_the_videos_in_flight_and_another_worker_finishes_them() {
+    const CLIPS: usize = 6;
+    let Some(q) = queued(CLIPS, 300, |_| String::new()) else {
+        return;
+    };
+    let dir = &q.dir;
+    let db = dir.db().to_owned();
+    let first = spawn_worker(dir, &db, "first", &[]);
+    wait_for(dir, "the worker to hold leases", |s| {
+        count(s, "running") >= 2
+    });
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
+    let (code, stdout, stderr) = finish(first);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stderr.contains("Stopping"), "{stderr}");
+    let s = status(dir);
+    // Nothing is left leased to a worker that is gone.
+    assert_eq!(count(&s, "running"), 0, "{s}");
+    assert!(count(&s, "done") < CLIPS as i64, "stopped too late: {s}");
+    assert!(!stdout.contains(" 0 released"), "{stdout}");
+    let (code, stdout, stderr) = finish(spawn_worker(dir, &db, "second", &[]));
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let s = status(dir);
+    assert_eq!(
+        (count(&s, "done"), s["commits"].as_i64()),
+        (CLIPS as i64, Some(CLIPS as i64)),
+        "{s}"
+    );
+    drop(q.server);
+}

@@ -112,6 +112,29 @@ fn lock(held: &Held) -> std::sync::MutexGuard<'_, HashSet<i64>> {
     held.lock().unwrap_or_else(|e| e.into_inner())
 }
 
+/// An item in flight, for as long as its task lives: dropped when the task ends, even
+/// by a panic, so that the heartbeat lets the lease of a lost video expire.
+struct Holding {
+    held: Held,
+    id: i64,
+}
+
+impl Holding {
+    fn new(held: &Held, id: i64) -> Self {
+        lock(held).insert(id);
+        Self {
+            held: held.clone(),
+            id,
+        }
+    }
+}
+
+impl Drop for Holding {
+    fn drop(&mut self) {
+        lock(&self.held).remove(&self.id);
+    }
+}
+
 pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
     let owner = args.name.clone().unwrap_or_else(default_owner);
@@ -176,13 +199,10 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
                 owner: owner.clone(),
                 settings,
             };
-            let held = held.clone();
-            lock(&held).insert(claim.id);
+            let holding = Holding::new(&held, claim.id);
             tasks.spawn(async move {
-                let id = claim.id;
-                let ended = job.run(claim).await;
-                lock(&held).remove(&id);
-                ended
+                let _holding = holding;
+                job.run(claim).await
             });
         }
         if claimed > 0 && tasks.len() < args.concurrency.max(1) {

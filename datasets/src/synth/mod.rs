@@ -8,9 +8,11 @@
 //! and `boxes.json` (each object's box in every frame, on METHOD.md's 0–999 scale).
 //!
 //! Threads: [`generate`] renders on `threads` scoped std threads that take clip indices
-//! from one atomic counter. Every clip depends only on the seed and its index, and the
-//! encoder is bit-exact, so the same seed gives the same bytes whatever the thread
-//! count. Each file is written under a temporary name in the folder and renamed when
+//! from one atomic counter. Every clip depends only on the seed and its index, so the
+//! same seed gives the same frames whatever the thread count. The files are byte for
+//! byte the same too, as a rule: the encoder is set bit-exact, but within one process
+//! x264 has been seen to end a keyframe with a byte or two of other value (decoding to
+//! the same pixels), depending on what the process did before. Each file is written under a temporary name in the folder and renamed when
 //! whole, so a crash never leaves a half-written file under a final name.
 
 mod font;
@@ -352,6 +354,22 @@ mod tests {
             .collect()
     }
 
+    /// Every frame of a clip, decoded: (time, pixels).
+    fn frames(path: &Path) -> Vec<(f64, Vec<u8>)> {
+        let settings = wolf_pipeline::media::SampleSettings {
+            rate: wolf_pipeline::media::Rate::Count(10_000),
+            min_frames: 1,
+            max_frames: 10_000,
+            resize: wolf_pipeline::media::Resize::Native,
+        };
+        let sampled = wolf_pipeline::media::sample_frames(path, &settings, 1).expect("decodes");
+        sampled
+            .frames
+            .into_iter()
+            .map(|f| (f.time_s, f.image.into_raw()))
+            .collect()
+    }
+
     fn json(dir: &Path, name: &str) -> Value {
         serde_json::from_slice(&fs::read(dir.join(name)).expect("the file exists"))
             .expect("valid JSON")
@@ -384,12 +402,21 @@ mod tests {
                 "clip_00002.mp4"
             ]
         );
-        assert!(a == b, "one and three threads wrote different bytes");
+        for (name, bytes) in &a {
+            if name.ends_with(".mp4") {
+                assert_eq!(frames(&one.join(name)), frames(&three.join(name)), "{name}");
+            } else {
+                assert!(
+                    *bytes == b[name],
+                    "one and three threads wrote different {name}"
+                );
+            }
+        }
 
         // The scene of a clip does not depend on how many clips there are.
-        let c = files(&fewer);
-        assert_eq!(c["clip_00000.mp4"], a["clip_00000.mp4"]);
-        assert_eq!(c["clip_00001.mp4"], a["clip_00001.mp4"]);
+        for name in ["clip_00000.mp4", "clip_00001.mp4"] {
+            assert_eq!(frames(&fewer.join(name)), frames(&one.join(name)), "{name}");
+        }
         let (all, some) = (json(&one, ANNOTATIONS_FILE), json(&fewer, ANNOTATIONS_FILE));
         assert_eq!(some.as_object().map(|o| o.len()), Some(2));
         assert_eq!(some["clip_00001.mp4"], all["clip_00001.mp4"]);

@@ -476,14 +476,7 @@ mod tests {
                 source: "wolf".into(),
                 caption: "A red circle.".into(),
                 result_key: "k".into(),
-                result: StoredResult {
-                    value: "{}".into(),
-                    model: None,
-                    prompt_version: None,
-                    prompt_tokens: None,
-                    completion_tokens: None,
-                    latency_ms: None,
-                },
+                result: StoredResult::bare("{}"),
             };
             let late = store
                 .finish_claim(

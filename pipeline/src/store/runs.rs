@@ -31,6 +31,20 @@ pub struct StoredResult {
     pub latency_ms: Option<i64>,
 }
 
+impl StoredResult {
+    /// An output with no model request behind it (no model, tokens or latency).
+    pub fn bare(value: impl Into<String>) -> Self {
+        Self {
+            value: value.into(),
+            model: None,
+            prompt_version: None,
+            prompt_tokens: None,
+            completion_tokens: None,
+            latency_ms: None,
+        }
+    }
+}
+
 /// One caption of a run, as stored and exported.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct CaptionRow {

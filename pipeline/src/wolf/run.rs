@@ -942,14 +942,7 @@ async fn record(
         (Ok(Some(text)), Some(source)) => {
             let stored = match shared.store.result(key).await {
                 Ok(Some(stored)) => stored,
-                _ => StoredResult {
-                    value: json!({ "caption": text }).to_string(),
-                    model: None,
-                    prompt_version: None,
-                    prompt_tokens: None,
-                    completion_tokens: None,
-                    latency_ms: None,
-                },
+                _ => StoredResult::bare(json!({ "caption": text }).to_string()),
             };
             StageWrite::Caption {
                 stage: stage.to_owned(),
@@ -1047,12 +1040,9 @@ where
 /// latency): a cascade, a middle frame taken from the cascade, a fixed sentence.
 fn computed(model: Option<&str>, prompt_version: &str) -> StoredResult {
     StoredResult {
-        value: String::new(),
         model: model.map(str::to_owned),
         prompt_version: Some(prompt_version.to_owned()),
-        prompt_tokens: None,
-        completion_tokens: None,
-        latency_ms: None,
+        ..StoredResult::bare("")
     }
 }
 

@@ -293,14 +293,7 @@ async fn ceiling() -> anyhow::Result<Row> {
                         source: "wolf".into(),
                         caption: format!("A caption of video {}.", claim.video_id),
                         result_key: format!("k{}", claim.video_id),
-                        result: StoredResult {
-                            value: "{}".into(),
-                            model: None,
-                            prompt_version: None,
-                            prompt_tokens: None,
-                            completion_tokens: None,
-                            latency_ms: None,
-                        },
+                        result: StoredResult::bare("{}"),
                     };
                     if !store
                         .finish_claim(claim, &owner, &[write], &JobCommit::Done, &settings)
