@@ -11,17 +11,19 @@
 //! (`if n == 1: length += term_freq`), kept as is; it is the word count minus one for any
 //! caption of at least one word.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use super::TokenizedPair;
 
 const N: usize = 4;
 const SIGMA: f64 = 6.0;
 
-type Counts<'a> = HashMap<&'a [&'a str], usize>;
+// Ordered maps: sums over n-grams run in one order, so a score is the same to the last
+// bit in every process (a hash map's order changes from run to run).
+type Counts<'a> = BTreeMap<&'a [&'a str], usize>;
 
 fn counts<'a>(words: &'a [&'a str]) -> Counts<'a> {
-    let mut c = HashMap::new();
+    let mut c = Counts::new();
     for k in 1..=N {
         for gram in words.windows(k) {
             *c.entry(gram).or_insert(0) += 1;
@@ -32,13 +34,13 @@ fn counts<'a>(words: &'a [&'a str]) -> Counts<'a> {
 
 /// TF-IDF vectors (one map per n), their norms, and the bigram count.
 struct Vector<'a> {
-    vec: [HashMap<&'a [&'a str], f64>; N],
+    vec: [BTreeMap<&'a [&'a str], f64>; N],
     norm: [f64; N],
     length: usize,
 }
 
 fn to_vector<'a>(c: &Counts<'a>, df: &HashMap<&[&str], f64>, log_items: f64) -> Vector<'a> {
-    let mut vec: [HashMap<&[&str], f64>; N] = Default::default();
+    let mut vec: [BTreeMap<&[&str], f64>; N] = Default::default();
     let mut norm = [0.0; N];
     let mut length = 0;
     for (&gram, &tf) in c {
