@@ -206,20 +206,26 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
     drop(q.server);
 }
 
+/// A queued run of `clips` on slow models (300 ms) and worker `name` holding two of its
+/// videos in the middle of their stages.
+fn in_the_middle(clips: usize, name: &str, extra: &[&str]) -> Option<(Queued, Child)> {
+    let q = queued(clips, 300, |_| String::new())?;
+    let worker = spawn_worker(&q.dir, q.dir.db(), name, extra);
+    wait_for(&q.dir, "the worker to hold leases", |s| {
+        count(s, "running") >= 2
+    });
+    Some((q, worker))
+}
+
 #[test]
 fn a_worker_frozen_past_its_lease_cannot_commit_what_another_redid() {
     const CLIPS: usize = 6;
-    // Slow models: the frozen worker is caught in the middle of its videos.
-    let Some(q) = queued(CLIPS, 300, |_| String::new()) else {
+    let lease = ["--lease-secs", "1"];
+    let Some((q, frozen)) = in_the_middle(CLIPS, "frozen", &lease) else {
         return;
     };
     let dir = &q.dir;
     let db = dir.db().to_owned();
-    let lease = ["--lease-secs", "1"];
-    let frozen = spawn_worker(dir, &db, "frozen", &lease);
-    wait_for(dir, "the first worker to hold leases", |s| {
-        count(s, "running") >= 2
-    });
     let pid = frozen.id() as i32;
     // SAFETY: signals to our own child process.
     unsafe { libc::kill(pid, libc::SIGSTOP) };
@@ -422,15 +428,11 @@ fn workers_that_lose_the_database_for_a_while_resume_without_duplicating() {
 #[test]
 fn ctrl_c_releases_the_videos_in_flight_and_another_worker_finishes_them() {
     const CLIPS: usize = 6;
-    let Some(q) = queued(CLIPS, 300, |_| String::new()) else {
+    let Some((q, first)) = in_the_middle(CLIPS, "first", &[]) else {
         return;
     };
     let dir = &q.dir;
     let db = dir.db().to_owned();
-    let first = spawn_worker(dir, &db, "first", &[]);
-    wait_for(dir, "the worker to hold leases", |s| {
-        count(s, "running") >= 2
-    });
     // SAFETY: a signal to our own child process.
     unsafe { libc::kill(first.id() as i32, libc::SIGINT) };
     let (code, stdout, stderr) = finish(first);

@@ -17,7 +17,8 @@ pub(crate) async fn run(command: DbCommand, context: &Context) -> anyhow::Result
     let store = Store::connect(&target).await?;
     let applied = store.migrate().await?;
     println!(
-        "{target}: applied {applied} migration(s); {} known to this binary.",
+        "{}: applied {applied} migration(s); {} known to this binary.",
+        wolf_pipeline::store::redact(&target),
         Store::known_migrations()
     );
     Ok(Outcome::Done)

@@ -243,7 +243,7 @@ impl Store {
 }
 
 /// A database target with its password hidden, for messages.
-fn redact(target: &str) -> String {
+pub fn redact(target: &str) -> String {
     match (target.find("://"), target.rfind('@')) {
         (Some(scheme), Some(at)) if at > scheme => {
             let credentials = &target[scheme + 3..at];
@@ -313,5 +313,34 @@ pub mod testing {
             .map_err(|e| format!("cannot create a database: {e}"))?;
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         Ok(format!("{base}/{name}"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn messages_hide_the_password_of_a_database_url() {
+        assert_eq!(
+            super::redact("postgres://wolf:s3cret@db:5432/w"),
+            "postgres://wolf:***@db:5432/w"
+        );
+        assert_eq!(
+            super::redact("postgres://wolf@db/w"),
+            "postgres://wolf@db/w"
+        );
+        assert_eq!(super::redact("/data/w.db"), "/data/w.db");
+    }
+
+    #[test]
+    fn both_migration_folders_have_the_same_files() {
+        let names = |m: &sqlx::migrate::Migrator| -> Vec<(i64, String)> {
+            m.iter()
+                .map(|m| (m.version, m.description.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            names(&super::SQLITE_MIGRATIONS),
+            names(&super::POSTGRES_MIGRATIONS)
+        );
     }
 }
