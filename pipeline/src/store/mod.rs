@@ -286,7 +286,9 @@ pub mod testing {
         stores
     }
 
-    /// Creates an empty database on the test server; returns its URL.
+    /// Creates an empty database on the test server; returns its URL. Err only when no
+    /// server answers (the caller skips, loudly); a later failure panics, so that a
+    /// broken query never passes for a missing server.
     pub async fn fresh_postgres() -> Result<String, String> {
         use std::sync::atomic::{AtomicUsize, Ordering};
         static NEXT: AtomicUsize = AtomicUsize::new(0);
@@ -299,6 +301,22 @@ pub mod testing {
         .await
         .map_err(|_| format!("no answer from {admin}"))?
         .map_err(|e| format!("cannot connect to {admin}: {e}"))?;
+        // Databases of test processes that have ended (the name holds the pid) go first.
+        let names: Vec<String> = sqlx::query_scalar(
+            "SELECT CAST(datname AS TEXT) FROM pg_database WHERE datname LIKE 'wolf_unit_%'",
+        )
+        .fetch_all(&mut conn)
+        .await
+        .expect("the server that answered lists its databases");
+        for stale in names {
+            let pid = stale.split('_').nth(2).unwrap_or_default();
+            if !std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                let drop = format!("DROP DATABASE IF EXISTS {stale}");
+                let _ = sqlx::query(sqlx::AssertSqlSafe(drop))
+                    .execute(&mut conn)
+                    .await;
+            }
+        }
         let name = format!(
             "wolf_unit_{}_{}_{}",
             std::process::id(),
@@ -310,7 +328,7 @@ pub mod testing {
         sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
             .execute(&mut conn)
             .await
-            .map_err(|e| format!("cannot create a database: {e}"))?;
+            .expect("the server that answered creates a database");
         let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
         Ok(format!("{base}/{name}"))
     }
