@@ -135,7 +135,8 @@ pub(crate) fn add_world(dir: &Dir, folder: &Path) {
     .expect_code(0);
 }
 
-fn caption(dir: &Dir, config: &str, run: &str, extra: &[&str]) -> Run {
+/// `wolf caption` of dataset `world` with `config` as run `run`, then `extra`.
+fn caption_args<'a>(config: &'a str, run: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "caption",
         "--dataset",
@@ -146,7 +147,11 @@ fn caption(dir: &Dir, config: &str, run: &str, extra: &[&str]) -> Run {
         run,
     ];
     args.extend_from_slice(extra);
-    dir.wolf(&args)
+    args
+}
+
+pub(crate) fn caption(dir: &Dir, config: &str, run: &str, extra: &[&str]) -> Run {
+    dir.wolf(&caption_args(config, run, extra))
 }
 
 /// The numbers of the summary line `run `R`: V videos, D done now, S skipped (...), F
@@ -414,20 +419,12 @@ fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
 
 /// Spawns `wolf caption` on `dir`'s database with its output discarded.
 fn spawn_caption(dir: &Dir, config: &str, run: &str) -> std::process::Child {
-    dir.command(&[
-        "caption",
-        "--dataset",
-        "world",
-        "--config",
-        config,
-        "--run",
-        run,
-    ])
-    .stdin(Stdio::null())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("wolf starts")
+    dir.command(&caption_args(config, run, &[]))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wolf starts")
 }
 
 /// Sorted JSONL export lines.

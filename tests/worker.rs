@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use wolf_pipeline::models::scripted::{Script, ScriptedServer};
 
-use crate::caption::{ModelsToml, SOURCES, add_world, answering, sorted_export, world};
+use crate::caption::{ModelsToml, SOURCES, add_world, answering, caption, sorted_export, world};
 use crate::util::Dir;
 
 /// A fresh PostgreSQL database's URL, or None (with a loud message) without a server.
@@ -119,17 +119,7 @@ fn queued(
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&wolf_extra);
     std::fs::write(&config, text).unwrap();
-    let out = dir
-        .wolf(&[
-            "caption",
-            "--dataset",
-            "world",
-            "--config",
-            &config,
-            "--run",
-            "r",
-            "--enqueue-only",
-        ])
+    let out = caption(&dir, &config, "r", &["--enqueue-only"])
         .expect_code(0)
         .stdout();
     assert!(out.contains(&format!("{clips} videos queued")), "{out}");
@@ -189,17 +179,7 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
     let reference = Dir::new();
     add_world(&reference, &dir.join("world"));
     let config = dir.join("c.toml").display().to_string();
-    reference
-        .wolf(&[
-            "caption",
-            "--dataset",
-            "world",
-            "--config",
-            &config,
-            "--run",
-            "r",
-        ])
-        .expect_code(0);
+    caption(&reference, &config, "r", &[]).expect_code(0);
     let expected = sorted_export(&reference, "r");
     assert_eq!(expected.len(), CLIPS * SOURCES.len());
     assert_eq!(sorted_export(dir, "r"), expected);
