@@ -18,8 +18,9 @@ browser:
 venv: setup
 	@tools/setup_venv.sh
 
+# The product: the `wolf` binary alone (the bench crate's `test-support` stays out of it).
 build: setup
-	$(CARGO) build $(PROFILE_FLAG) --workspace
+	$(CARGO) build $(PROFILE_FLAG) -p wolf
 
 demo: build
 	$(WOLF) demo
@@ -28,9 +29,10 @@ test: browser venv
 	$(CARGO) test $(PROFILE_FLAG) --workspace
 
 bench: build venv
-	$(WOLF) --no-progress bench --out bench
+	$(CARGO) build $(PROFILE_FLAG) -p wolf-bench
+	target/release/wolf-bench --out bench
 
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy $(PROFILE_FLAG) --workspace --all-targets -- -D warnings
-	$(CARGO) check $(PROFILE_FLAG) --workspace --no-default-features
+	$(CARGO) check $(PROFILE_FLAG) --workspace --exclude wolf-bench --no-default-features

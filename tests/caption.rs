@@ -435,6 +435,38 @@ pub(crate) fn sorted_export(dir: &Dir, run: &str) -> Vec<String> {
     lines
 }
 
+/// One captioning path: two `wolf caption` processes on one run share its queue, so
+/// that together they make no more model requests than one process alone, and every
+/// (video, source) is exported once.
+#[test]
+fn two_concurrent_captions_on_one_run_share_the_work() {
+    const CLIPS: usize = 12;
+    let dir = Dir::new();
+    world(&dir, CLIPS);
+    // A little latency, so that both processes are busy at the same time.
+    let server =
+        ScriptedServer::start(Script::always(answering()).with_latency(Duration::from_millis(20)))
+            .unwrap();
+    let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
+    let alone = CLIPS * (IMAGE_REQUESTS_PER_VIDEO + 1 + 2);
+
+    let children = [
+        spawn_caption(&dir, &config, "r"),
+        spawn_caption(&dir, &config, "r"),
+    ];
+    for mut child in children {
+        assert!(child.wait().unwrap().success(), "a `wolf caption` failed");
+    }
+    assert!(
+        server.requests() <= alone,
+        "two processes made {} model requests; one alone makes {alone}",
+        server.requests()
+    );
+    let exported = captions_by_pair(&export(&dir, "r"));
+    let pairs: BTreeSet<(String, String)> = exported.keys().cloned().collect();
+    assert_eq!(pairs, all_pairs(&clip_names(CLIPS)), "every caption once");
+}
+
 #[test]
 fn sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing() {
     const CLIPS: usize = 60;

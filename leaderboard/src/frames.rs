@@ -7,10 +7,23 @@
 
 use std::path::Path;
 
-use wolf_pipeline::media::{self, ImageFormat, Resize, SampleSettings};
+use wolf_pipeline::media::{self, ImageFormat, MediaError, Resize, SampleSettings};
 
 /// The longer side of a thumbnail, in pixels.
 pub const THUMB: u32 = 160;
+
+/// Why a video page has no thumbnails (shown on the page).
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum NoThumbnails {
+    #[error("thumbnails were not built (`--no-thumbnails`)")]
+    NotBuilt,
+    #[error("the video could not be read at intake")]
+    Unreadable,
+    #[error(transparent)]
+    Media(#[from] MediaError),
+    #[error("the thumbnail task failed: {0}")]
+    Task(String),
+}
 
 /// One thumbnail.
 #[derive(Debug, Clone, PartialEq)]
@@ -22,21 +35,20 @@ pub struct Thumb {
 
 /// Samples and encodes the thumbnails of the video at `path` (blocking: call it from a
 /// blocking thread). `threads` bounds the decoder's threads.
-pub fn thumbnails(path: &Path, threads: usize) -> Result<Vec<Thumb>, String> {
+pub fn thumbnails(path: &Path, threads: usize) -> Result<Vec<Thumb>, NoThumbnails> {
     media::init();
     let settings = SampleSettings {
         resize: Resize::Fit(THUMB),
         ..SampleSettings::default()
     };
-    let sampled = media::sample_frames(path, &settings, threads).map_err(|e| e.to_string())?;
+    let sampled = media::sample_frames(path, &settings, threads)?;
     sampled
         .frames
         .iter()
         .map(|f| {
             Ok(Thumb {
                 time_s: f.time_s,
-                jpeg: media::encode_image(&f.image, ImageFormat::Jpeg(80))
-                    .map_err(|e| e.to_string())?,
+                jpeg: media::encode_image(&f.image, ImageFormat::Jpeg(80))?,
             })
         })
         .collect()

@@ -9,8 +9,9 @@
 //! - [`site`] writes the pages as a static site (`wolf leaderboard build`), with frame
 //!   thumbnails from [`frames`];
 //! - [`server`] serves the same pages live (`wolf leaderboard serve`, axum), with
-//!   submissions: uploads validated by the binary exactly as `wolf import`, queued and
-//!   scored one at a time, and deletion behind an admin token.
+//!   submissions ([`submissions`]): uploads validated exactly as `wolf import`
+//!   (`wolf_datasets::import`), queued and scored one at a time (`wolf_scorer::run`),
+//!   and deletion behind an admin token.
 //!
 //! Threads: the server runs on the caller's tokio runtime; frame decoding (thumbnails)
 //! and page rendering of a whole site run on blocking threads, as many as cores.
@@ -20,6 +21,7 @@ pub mod frames;
 pub mod pages;
 pub mod server;
 pub mod site;
+pub mod submissions;
 pub mod svg;
 
 /// A leaderboard error, with a stable [`Error::kind`].

@@ -578,7 +578,7 @@ fn stage_lines(value: &str) -> Vec<(String, String)> {
 }
 
 /// The frame times of a video page's thumbnails, or why there are none.
-pub type FrameTimes = Result<Vec<f64>, String>;
+pub type FrameTimes = Result<Vec<f64>, crate::frames::NoThumbnails>;
 
 pub fn video(
     ds: &DatasetBoard,
@@ -679,7 +679,7 @@ pub fn video(
                 .collect(),
             None,
         ),
-        Err(reason) => (Vec::new(), Some(reason.clone())),
+        Err(reason) => (Vec::new(), Some(reason.to_string())),
     };
     render(
         "video",

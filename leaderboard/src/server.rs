@@ -6,10 +6,10 @@
 //!
 //! Submissions: a form posts a caption file (multipart, at most `max_upload` bytes,
 //! held in memory and never written to disk). Its row is recorded first (`queued`, so
-//! that its entry stays hidden until scored); the binary's [`Submissions::import`]
+//! that its entry stays hidden until scored); [`Submissions::import`]
 //! validates it exactly as `wolf import` and stores it, or the row becomes `invalid`
-//! with the reason. One scoring task takes queued submissions in order and runs the
-//! binary's [`Submissions::score`]; a submission left `scoring` by a stopped server is
+//! with the reason. One scoring task takes queued submissions in order and runs
+//! [`Submissions::score`]; a submission left `scoring` by a stopped server is
 //! queued again at start. Deleting an entry needs the admin token
 //! (`WOLF_ADMIN_TOKEN`); without one, deleting is off.
 //!
@@ -20,7 +20,6 @@
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
@@ -36,28 +35,9 @@ use wolf_pipeline::store::{NewSubmission, Store, SubmissionStatus};
 
 use crate::Error;
 use crate::board::Board;
-use crate::frames::{Thumb, thumbnails};
+use crate::frames::{NoThumbnails, Thumb, thumbnails};
 use crate::pages::{self, Settings};
-
-/// A boxed future, for the object-safe [`Submissions`].
-pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
-
-/// What the binary does with submissions (it owns `wolf import`'s validation and the
-/// configured scorers).
-pub trait Submissions: Send + Sync + 'static {
-    /// Validates the file exactly as `wolf import` and stores it as entry `name` of
-    /// `dataset` (never replacing an existing entry); returns its run's id, or the
-    /// problems with nothing written.
-    fn import<'a>(
-        &'a self,
-        dataset: &'a str,
-        name: &'a str,
-        bytes: &'a [u8],
-    ) -> BoxFuture<'a, Result<i64, String>>;
-
-    /// Scores the entry's captions with the configured metrics and judge.
-    fn score<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<(), String>>;
-}
+use crate::submissions::Submissions;
 
 /// How the server runs.
 #[derive(Debug, Clone)]
@@ -76,12 +56,12 @@ pub const MAX_NAME: usize = 64;
 /// Thumbnail sets kept in memory before the cache is emptied.
 const THUMB_CACHE: usize = 256;
 
-type ThumbSet = Arc<Result<Vec<Thumb>, String>>;
+type ThumbSet = Arc<Result<Vec<Thumb>, NoThumbnails>>;
 
 struct App {
     store: Store,
     options: ServeOptions,
-    submissions: Arc<dyn Submissions>,
+    submissions: Arc<Submissions>,
     board: RwLock<Arc<(Board, Settings)>>,
     version: tokio::sync::Mutex<String>,
     wake: Notify,
@@ -120,7 +100,7 @@ impl App {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     store: Store,
-    submissions: Arc<dyn Submissions>,
+    submissions: Arc<Submissions>,
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), Error> {
@@ -222,7 +202,7 @@ async fn score_queue(app: Shared) {
                     Ok(()) => (SubmissionStatus::Scored, None),
                     Err(e) => {
                         tracing::warn!(submission = id, %run, error = %e, "A submission's scoring failed.");
-                        (SubmissionStatus::Failed, Some(e))
+                        (SubmissionStatus::Failed, Some(e.to_string()))
                     }
                 };
                 if let Err(e) = app
@@ -338,7 +318,7 @@ async fn thumbs_of(app: &Shared, id: i64, path: &str) -> ThumbSet {
     let path = path.to_owned();
     let set = tokio::task::spawn_blocking(move || thumbnails(Path::new(&path), 1))
         .await
-        .unwrap_or_else(|e| Err(format!("the thumbnail task failed: {e}")));
+        .unwrap_or_else(|e| Err(NoThumbnails::Task(e.to_string())));
     drop(permit);
     let set = Arc::new(set);
     let mut cache = app.thumbs.lock().expect("not poisoned");
@@ -365,9 +345,7 @@ async fn video(State(app): State<Shared>, UrlPath(file): UrlPath<String>) -> Res
         Err(e) => return html(StatusCode::INTERNAL_SERVER_ERROR, Err(e.into())),
     };
     let frames = match video.status {
-        wolf_pipeline::store::VideoStatus::Failed => {
-            Err("the video could not be read at intake".to_owned())
-        }
+        wolf_pipeline::store::VideoStatus::Failed => Err(NoThumbnails::Unreadable),
         wolf_pipeline::store::VideoStatus::Ok => {
             let set = thumbs_of(&app, id, &video.path).await;
             match set.as_ref() {
@@ -413,21 +391,30 @@ async fn submit_form(State(app): State<Shared>) -> Response {
     html(StatusCode::OK, pages::submit(&snapshot.0, &snapshot.1))
 }
 
+/// Why a submission's name is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    #[error("the entry's name is empty")]
+    Empty,
+    #[error("the entry's name is longer than {MAX_NAME} characters")]
+    TooLong,
+    #[error("the entry's name may hold only letters, digits, `.`, `-` and `_`")]
+    Characters,
+}
+
 /// A submission's name: 1 to [`MAX_NAME`] letters, digits, `.`, `-` or `_`.
-pub fn check_name(name: &str) -> Result<(), String> {
+pub fn check_name(name: &str) -> Result<(), NameError> {
     if name.is_empty() {
-        return Err("the entry's name is empty".into());
+        return Err(NameError::Empty);
     }
     if name.chars().count() > MAX_NAME {
-        return Err(format!(
-            "the entry's name is longer than {MAX_NAME} characters"
-        ));
+        return Err(NameError::TooLong);
     }
     if !name
         .chars()
         .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_'))
     {
-        return Err("the entry's name may hold only letters, digits, `.`, `-` and `_`".into());
+        return Err(NameError::Characters);
     }
     Ok(())
 }
@@ -508,7 +495,7 @@ async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
     } else if file.is_empty() {
         Some("the file is empty or missing".to_owned())
     } else {
-        check_name(&name).err()
+        check_name(&name).err().map(|e| e.to_string())
     };
     let record = NewSubmission {
         dataset_id: ds.summary.id,
@@ -535,7 +522,8 @@ async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
                 .attach_submission(id, run_id)
                 .await
                 .map_err(|e| e.to_string()),
-            Err(problems) => {
+            Err(e) => {
+                let problems = e.to_string();
                 if let Err(e) = app
                     .store
                     .finish_submission(id, SubmissionStatus::Invalid, Some(&problems))

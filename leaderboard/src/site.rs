@@ -16,7 +16,7 @@ use wolf_pipeline::store::{StageOutput, Store, VideoStatus};
 
 use crate::Error;
 use crate::board::Board;
-use crate::frames::thumbnails;
+use crate::frames::{NoThumbnails, thumbnails};
 use crate::pages::{self, FrameTimes, Settings};
 
 /// What a build wrote.
@@ -219,9 +219,9 @@ fn video_worker(shared: &VideoJobs, board: &Board, settings: &Settings) -> Resul
         let mut bytes = 0u64;
         let mut thumbs = 0;
         let frames: FrameTimes = if !shared.thumbnails {
-            Err("thumbnails were not built (`--no-thumbnails`)".into())
+            Err(NoThumbnails::NotBuilt)
         } else if video.status == VideoStatus::Failed {
-            Err("the video could not be read at intake".into())
+            Err(NoThumbnails::Unreadable)
         } else {
             match thumbnails(Path::new(&video.path), 1) {
                 Ok(list) => {

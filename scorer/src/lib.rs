@@ -7,7 +7,10 @@
 //! - [`classic`]: BLEU-1…4, METEOR, ROUGE-L and CIDEr-D as pycocoevalcap computes them;
 //! - [`similarity`]: embedding similarity; [`efficiency`]: token-efficiency curves;
 //! - [`report`]: scores summarised per entry and metric (means, intervals, failures),
-//!   for `wolf report`, the demo and the leaderboard.
+//!   for `wolf report`, the demo and the leaderboard;
+//! - [`run`]: the scoring run (a run's captions scored with the metrics asked for and
+//!   stored), which `wolf score`, the demo, the leaderboard's submissions and the
+//!   recaption loop share.
 //!
 //! Everything here is plain computation on the caller's threads, except [`judge`],
 //! which keeps a bounded number of judge requests in flight on the async runtime.
@@ -17,4 +20,5 @@ pub mod classic;
 pub mod efficiency;
 pub mod judge;
 pub mod report;
+pub mod run;
 pub mod similarity;

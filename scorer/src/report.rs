@@ -88,6 +88,34 @@ pub fn mean(values: &[f64]) -> f64 {
     values.iter().sum::<f64>() / values.len() as f64
 }
 
+/// The report as an aligned text table.
+pub fn table(lines: &[ReportLine]) -> String {
+    let mut out = format!(
+        "{:<18} {:<14} {:<30} {:<20} {:>6} {:>15} {:>5} {:>6}\n",
+        "dataset", "run", "source", "metric", "mean", "95% interval", "n", "failed"
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.3}"));
+    for l in lines {
+        let failures = if l.parse_failed + l.failed > 0 {
+            format!("{}p+{}", l.parse_failed, l.failed)
+        } else {
+            "0".into()
+        };
+        out.push_str(&format!(
+            "{:<18} {:<14} {:<30} {:<20} {:>6} {:>15} {:>5} {:>6}\n",
+            l.dataset,
+            l.run,
+            l.source,
+            l.metric,
+            f(l.mean),
+            format!("[{}, {}]", f(l.low), f(l.high)),
+            l.count,
+            failures
+        ));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,7 @@
 //! captions as JSONL or Wolf JSON).
 
 use std::io::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -10,7 +10,8 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::Store;
-use wolf_pipeline::wolf::run::{RunOptions, RunProgress, RunReport, prepare, run};
+use wolf_pipeline::wolf::run::{RunOptions, RunProgress, RunReport, prepare};
+use wolf_pipeline::wolf::worker::caption as caption_run;
 
 use super::{Context, Outcome, progress};
 
@@ -35,15 +36,6 @@ pub(crate) struct CaptionArgs {
     enqueue_only: bool,
 }
 
-/// Default run name: the dataset and the config file's stem.
-pub(crate) fn default_run_name(dataset: &str, config: &Path) -> String {
-    let stem = config
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "config".into());
-    format!("{dataset}-{stem}")
-}
-
 pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Result<Outcome> {
     let text = std::fs::read_to_string(&args.config)
         .with_context(|| format!("cannot read config `{}`", args.config.display()))?;
@@ -55,7 +47,7 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
     let name = args
         .run
         .clone()
-        .unwrap_or_else(|| default_run_name(&args.dataset, &args.config));
+        .unwrap_or_else(|| wolf_pipeline::wolf::default_run_name(&args.dataset, &args.config));
     let stop = Arc::new(AtomicBool::new(false));
     if args.enqueue_only {
         let (run, _) = prepare(
@@ -89,10 +81,9 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
     let counters = Arc::new(RunProgress::default());
     let report = {
         let _bars = draw(&counters, context.show_progress);
-        run(
+        caption_run(
             &store,
             &plan,
-            &plan.wolf,
             &dataset,
             RunOptions {
                 name: name.clone(),

@@ -12,9 +12,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 use wolf_pipeline::config::Config;
-use wolf_pipeline::models::ModelSet;
 use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
-use wolf_scorer::report::{ReportLine, report_lines};
+use wolf_scorer::report::{ReportLine, report_lines, table};
+use wolf_scorer::run::{ScoreSettings, score_items};
 
 use super::{Context, Outcome, caption, dataset, leaderboard, progress, score, synth};
 
@@ -91,10 +91,9 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
             ),
             progress::draw(counters.llm_calls.clone(), "llm", context.show_progress),
         ];
-        wolf_pipeline::wolf::run::run(
+        wolf_pipeline::wolf::worker::caption(
             &store,
             &plan,
-            &plan.wolf,
             &summary,
             RunOptions {
                 name: RUN.into(),
@@ -115,16 +114,12 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let step = Instant::now();
     let run = store.run(RUN).await?;
     let items = store.scoring_items(run.id).await?;
-    let models = ModelSet::new(plan.models.clone());
     let embedder = plan.score.embedder.as_str();
-    score::embed_sim(&store, &models, embedder, &items)
+    let settings = ScoreSettings::from_config(&plan.score);
+    let summary = score_items(&store, &plan, &items, &settings)
         .await
-        .with_context(|| format!("the demo config's `{embedder}` embedder"))?;
-    score::classic(&store, &items).await?;
-    if let Some(judge) = &plan.score.judge {
-        let options = score::JudgeOptions::from_config(&plan.score);
-        score::capscore(&store, &plan, &models, judge, &items, options).await?;
-    }
+        .with_context(|| format!("scoring with the demo config's `{embedder}` embedder"))?;
+    score::print_summary(&summary, &settings);
     let mut lines: Vec<ReportLine> = report_lines(&store.scores(Some(DATASET)).await?)
         .into_iter()
         .filter(|l| l.run == RUN)
@@ -142,7 +137,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         },
         step.elapsed().as_secs_f64()
     );
-    print!("{}", score::table(&lines));
+    print!("{}", table(&lines));
 
     let step = Instant::now();
     let index = leaderboard::build_site(&store, &out.join("site"), true).await?;

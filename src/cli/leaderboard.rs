@@ -1,6 +1,5 @@
-//! `wolf leaderboard build|serve`: the leaderboard pages (the `wolf-leaderboard` crate),
-//! wired to the store, to `wolf import`'s validation for uploads and to `wolf score`'s
-//! scorers for queued submissions.
+//! `wolf leaderboard build|serve`: the leaderboard pages (the `wolf-leaderboard` crate)
+//! on the store, with the config's scoring for submissions.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -8,14 +7,14 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use wolf_leaderboard::server::{BoxFuture, ServeOptions, Submissions};
+use wolf_leaderboard::server::ServeOptions;
 use wolf_leaderboard::site::{BuildOptions, build};
-use wolf_pipeline::config::{Config, Plan};
-use wolf_pipeline::models::{ModelSet, Role};
+use wolf_leaderboard::submissions::Submissions;
+use wolf_pipeline::config::Config;
+use wolf_pipeline::models::Role;
 use wolf_pipeline::store::Store;
 
-use super::import::{Import, import};
-use super::{Context, Outcome, score};
+use super::{Context, Outcome};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum LeaderboardCommand {
@@ -111,14 +110,10 @@ async fn serve(args: ServeArgs, context: &Context) -> anyhow::Result<Outcome> {
         .await
         .with_context(|| format!("cannot listen on `{}`", args.addr))?;
     let addr = listener.local_addr()?;
-    let submissions = Arc::new(Scorer {
-        store: store.clone(),
-        models: ModelSet::new(plan.models.clone()),
-        plan,
-    });
+    let submissions = Arc::new(Submissions::new(store.clone(), plan));
     println!("Serving the leaderboard on http://{addr}/");
     let options = ServeOptions {
-        max_upload: args.max_upload.min(super::import::MAX_BYTES),
+        max_upload: args.max_upload.min(wolf_datasets::import::MAX_BYTES),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),
         refresh: Duration::from_secs_f64(args.refresh_s.max(0.1)),
     };
@@ -135,76 +130,4 @@ async fn shutdown() {
         _ = term.recv() => {}
     }
     tracing::info!("Stopping the leaderboard server.");
-}
-
-/// Submissions through `wolf import`'s validation and `wolf score`'s scorers.
-struct Scorer {
-    store: Store,
-    plan: Plan,
-    models: ModelSet,
-}
-
-impl Scorer {
-    async fn score_run(&self, run: &str) -> anyhow::Result<()> {
-        let run = self.store.run(run).await?;
-        let items = self.store.scoring_items(run.id).await?;
-        if items.is_empty() {
-            anyhow::bail!("the entry has no caption of a video with a reference");
-        }
-        score::classic(&self.store, &items).await?;
-        let embedder = self.plan.score.embedder.as_str();
-        if self.plan.model_for(embedder, Role::Embedder).is_ok() {
-            score::embed_sim(&self.store, &self.models, embedder, &items)
-                .await
-                .with_context(|| format!("embedding similarity with `{embedder}`"))?;
-        }
-        if let Some(judge) = &self.plan.score.judge {
-            let options = score::JudgeOptions::from_config(&self.plan.score);
-            let report = score::capscore(
-                &self.store,
-                &self.plan,
-                &self.models,
-                judge,
-                &items,
-                options,
-            )
-            .await?;
-            if report.ok == 0 {
-                anyhow::bail!(
-                    "the judge `{judge}` scored no caption: {} parse failures, {} failed calls",
-                    report.parse_failed,
-                    report.failed
-                );
-            }
-        }
-        Ok(())
-    }
-}
-
-impl Submissions for Scorer {
-    fn import<'a>(
-        &'a self,
-        dataset: &'a str,
-        name: &'a str,
-        bytes: &'a [u8],
-    ) -> BoxFuture<'a, Result<i64, String>> {
-        Box::pin(async move {
-            let origin = format!("an upload of {} bytes", bytes.len());
-            let request = Import {
-                dataset,
-                name,
-                source: None,
-                origin: &origin,
-                replace: false,
-            };
-            import(&self.store, &request, bytes)
-                .await
-                .map(|imported| imported.run_id)
-                .map_err(|e| format!("{e:#}"))
-        })
-    }
-
-    fn score<'a>(&'a self, run: &'a str) -> BoxFuture<'a, Result<(), String>> {
-        Box::pin(async move { self.score_run(run).await.map_err(|e| format!("{e:#}")) })
-    }
 }

@@ -3,7 +3,6 @@
 //! Exit status: 0 when everything succeeded, 1 when some items failed (each recorded
 //! with its reason), 2 when the command itself could not run.
 
-mod bench;
 mod caption;
 mod config;
 mod dataset;
@@ -16,7 +15,6 @@ mod model;
 mod progress;
 mod recaption;
 mod score;
-mod scripted;
 mod synth;
 mod worker;
 
@@ -97,14 +95,6 @@ enum Command {
     /// Run the embedded default end to end: synthetic world, intake, captions and their
     /// similarity to the references.
     Demo(demo::DemoArgs),
-    /// Measure wolf against its anchors and write the results table.
-    Bench(bench::BenchArgs),
-    /// Serve a scripted OpenAI-compatible server (for `bench`).
-    #[command(hide = true)]
-    ScriptedServer(scripted::ScriptedServerArgs),
-    /// Load an OpenAI-compatible server with wolf's client (for `bench`).
-    #[command(hide = true)]
-    HttpLoad(scripted::HttpLoadArgs),
 }
 
 /// Runtime handles shared by the subcommands.
@@ -180,9 +170,6 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Leaderboard(cmd) => leaderboard::run(cmd, context).await,
         Command::Recaption(cmd) => recaption::run(cmd, context).await,
         Command::Demo(args) => demo::run(args, context).await,
-        Command::Bench(args) => bench::run(args, context).await,
-        Command::ScriptedServer(args) => scripted::serve(args).await,
-        Command::HttpLoad(args) => scripted::load(args).await,
     }
 }
 

@@ -13,10 +13,13 @@
 //!   both safe against a crash.
 //! - [`stats`] summarises a round: caption lengths, vocabulary, duplicates, failures.
 //! - [`round`] runs one round with an image captioner: resumable item by item.
+//! - [`driver`] runs rounds with a config's models, the loop with `train_cmd` between
+//!   rounds, and the held-out check through the store.
 //!
 //! The readers and writers block; [`round`] runs the reader on a blocking thread and
 //! keeps a bounded number of items with the captioner on the async runtime.
 
+pub mod driver;
 pub mod input;
 pub mod merge;
 pub mod output;

@@ -327,6 +327,33 @@ impl Store {
         Ok(done.rows_affected() == 1)
     }
 
+    /// The lease owners of running items.
+    pub async fn lease_owners(&self) -> Result<Vec<String>, StoreError> {
+        let owners = sqlx::query_scalar(
+            "SELECT DISTINCT lease_owner FROM queue \
+             WHERE status = 'running' AND lease_owner IS NOT NULL ORDER BY lease_owner",
+        )
+        .fetch_all(self.pool())
+        .await?;
+        Ok(owners)
+    }
+
+    /// Gives every item `owner` holds back to the queue at once, as its own release
+    /// would (the attempt does not count): for an owner known to be dead, whose leases
+    /// would otherwise hold until they expire. Returns how many.
+    pub async fn release_owner(&self, owner: &str) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE queue SET status = 'pending', lease_owner = NULL, lease_expires_ms = NULL, \
+             attempts = CASE WHEN attempts > 0 THEN attempts - 1 ELSE 0 END, \
+             updated_at = CURRENT_TIMESTAMP \
+             WHERE lease_owner = $1 AND status = 'running'",
+        )
+        .bind(owner)
+        .execute(self.pool())
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Items of `run_ids` still pending or running.
     pub async fn queue_open(&self, run_ids: &[i64]) -> Result<i64, StoreError> {
         let runs = self.dialect().json_values(1, true);

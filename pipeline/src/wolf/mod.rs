@@ -1,6 +1,8 @@
 //! The Wolf method (METHOD.md section 1): frame sampling, the image-level cascade, the
 //! temporal summary, the motion caption, video-level captions and fusion, run per video
-//! by [`run::run`]; every intermediate caption is a source of its own.
+//! by [`run::Runner`] for the videos that [`worker`]s claim from the queue
+//! ([`worker::caption`] in process for `wolf caption`, [`worker::work`] for `wolf
+//! worker`); every intermediate caption is a source of its own.
 //!
 //! Sources of one video (the names exported and scored):
 //! - `IMAGE:middle`: the middle frame's caption by image model `IMAGE`, alone (the
@@ -16,6 +18,7 @@
 pub mod motion;
 pub mod prompts;
 pub mod run;
+pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
@@ -179,4 +182,13 @@ pub fn model_identity(entry: &ModelConfig) -> String {
             c.max_length
         ),
     }
+}
+
+/// Default run name: the dataset and the config file's stem.
+pub fn default_run_name(dataset: &str, config: &std::path::Path) -> String {
+    let stem = config
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "config".into());
+    format!("{dataset}-{stem}")
 }

@@ -42,9 +42,6 @@ use crate::store::{
     DatasetSummary, RunRow, StageWrite, Store, StoreError, StoredResult, VideoRow, VideoStatus,
 };
 
-/// Videos planned at once (their recorded stages read in one query).
-const PLAN_WINDOW: usize = 512;
-
 /// How one `wolf caption` runs.
 #[derive(Debug, Clone)]
 pub struct RunOptions {
@@ -300,124 +297,9 @@ impl Shared {
     }
 }
 
-/// Runs (or resumes) `options.name` over `dataset`'s readable videos.
-pub async fn run(
-    store: &Store,
-    plan: &Plan,
-    wolf: &WolfConfig,
-    dataset: &DatasetSummary,
-    options: RunOptions,
-    progress: Arc<RunProgress>,
-) -> Result<RunReport, RunError> {
-    let started = Instant::now();
-    let (run, runner) = prepare(
-        store,
-        plan,
-        wolf,
-        dataset,
-        &options.name,
-        &options.config_text,
-        options.stop.clone(),
-        progress.clone(),
-    )
-    .await?;
-    let shared = runner.shared.clone();
-    let total = store.ok_video_count(dataset.id).await?;
-    let mut report = RunReport {
-        videos: total,
-        ..RunReport::default()
-    };
-    progress.videos.set_total(total as u64);
-    let in_flight = match wolf.videos_in_flight {
-        0 => auto_in_flight(plan, wolf),
-        n => n,
-    };
-    let slots = Arc::new(Semaphore::new(in_flight));
-    let mut tasks = tokio::task::JoinSet::new();
-    // Videos are read and planned a window at a time, so that memory does not grow
-    // with the dataset: a window's videos and recorded stages, then their tasks.
-    let mut after: Option<String> = None;
-    'windows: loop {
-        let window = store
-            .ok_videos_page(dataset.id, after.as_deref(), PLAN_WINDOW)
-            .await?;
-        let Some(last) = window.last() else { break };
-        after = Some(last.key.clone());
-        let ids: Vec<i64> = window.iter().map(|v| v.id).collect();
-        // (status, key) of every recorded stage, by video.
-        let mut recorded: HashMap<i64, HashMap<String, (String, String)>> = HashMap::new();
-        for (video, stage, status, key) in store.work_item_states(run.id, &ids).await? {
-            recorded
-                .entry(video)
-                .or_default()
-                .insert(stage, (status, key));
-        }
-        for video in &window {
-            let keys = shared.keys(video);
-            let (failed, todo_left) = stage_states(&keys, recorded.get(&video.id));
-            let skip = if options.retry_failed {
-                !failed
-            } else {
-                !todo_left
-            };
-            if skip {
-                report.skipped += 1;
-                progress.videos.finish_one(true);
-                continue;
-            }
-            if options.stop.load(Ordering::Relaxed) {
-                report.interrupted = true;
-                break 'windows;
-            }
-            let permit = slots
-                .clone()
-                .acquire_owned()
-                .await
-                .expect("the semaphore is never closed; this is a bug");
-            if options.stop.load(Ordering::Relaxed) {
-                report.interrupted = true;
-                break 'windows;
-            }
-            let (shared, video) = (shared.clone(), video.clone());
-            tasks.spawn(async move {
-                let _permit = permit;
-                let outcome = process(&shared, &video, &keys, None).await;
-                shared.progress.videos.finish_one(outcome.failed == 0);
-                outcome
-            });
-            while let Some(done) = tasks.try_join_next() {
-                tally(&mut report, done);
-            }
-        }
-    }
-    while let Some(done) = tasks.join_next().await {
-        tally(&mut report, done);
-    }
-    if options.stop.load(Ordering::Relaxed) {
-        report.interrupted = true;
-    }
-    let status = if report.interrupted || report.failed_stages > 0 {
-        "failed"
-    } else {
-        "done"
-    };
-    store.finish_run(run.id, status).await?;
-    report.model_calls = shared.calls.load(Ordering::Relaxed);
-    report.stage_time = shared
-        .times
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(k, v)| (k.clone(), Duration::from_micros(*v)))
-        .collect();
-    report.run = Some(run);
-    report.wall = started.elapsed();
-    Ok(report)
-}
-
 /// Opens (or reopens) run `name` with the config's text and drops what a previous config
-/// of the run had and this one has not: what `run` does first, and what `wolf caption
-/// --enqueue-only` does before it queues the videos.
+/// of the run had and this one has not: what `wolf caption` does before it queues the
+/// videos.
 #[allow(clippy::too_many_arguments)]
 pub async fn prepare(
     store: &Store,
@@ -463,10 +345,23 @@ fn stage_states(keys: &Keys, recorded: Option<&HashMap<String, (String, String)>
     (failed, todo)
 }
 
-/// One run's stages over single videos: what `run` drives for a whole dataset, and what
-/// `wolf worker` drives for the videos it claims.
+/// Which videos a [`Runner`] works on again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Revisit {
+    /// Those with stages not recorded with today's keys, or failed (a worker's retry).
+    #[default]
+    MissingAndFailed,
+    /// Those with stages not recorded with today's keys (`wolf caption`).
+    Missing,
+    /// Only those with failed stages (`wolf caption --retry-failed`).
+    FailedOnly,
+}
+
+/// One run's stages over single videos: what the queue's workers drive for the videos
+/// they claim (`wolf caption` in process, `wolf worker` anywhere).
 pub struct Runner {
     shared: Arc<Shared>,
+    revisit: Revisit,
 }
 
 /// One video's job, done by [`Runner::job`] without writing its outcome.
@@ -519,7 +414,27 @@ impl Runner {
             identities,
             sampling_key: format!("{:?}", plan.sampling),
         });
-        Ok(Self { shared })
+        Ok(Self {
+            shared,
+            revisit: Revisit::default(),
+        })
+    }
+
+    /// Which videos it works on again (default: [`Revisit::MissingAndFailed`]).
+    pub fn with_revisit(mut self, revisit: Revisit) -> Self {
+        self.revisit = revisit;
+        self
+    }
+
+    /// Wall time summed per stage kind so far.
+    pub fn stage_times(&self) -> BTreeMap<String, Duration> {
+        self.shared
+            .times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), Duration::from_micros(*v)))
+            .collect()
     }
 
     /// Runs the stages of `video` that today's keys do not find done, and returns their
@@ -536,7 +451,12 @@ impl Runner {
             recorded.insert(stage, (status, key));
         }
         let (failed, todo) = stage_states(&keys, Some(&recorded));
-        if !failed && !todo {
+        let skip = match self.revisit {
+            Revisit::MissingAndFailed => !failed && !todo,
+            Revisit::Missing => !todo,
+            Revisit::FailedOnly => !failed,
+        };
+        if skip {
             return Ok(VideoJob {
                 skipped: true,
                 ..VideoJob::default()
@@ -556,24 +476,6 @@ impl Runner {
     /// Model requests made so far (not cache hits).
     pub fn model_calls(&self) -> u64 {
         self.shared.calls.load(Ordering::Relaxed)
-    }
-}
-
-fn tally(report: &mut RunReport, done: Result<VideoOutcome, tokio::task::JoinError>) {
-    match done {
-        Ok(outcome) => {
-            report.failed_stages += outcome.failed;
-            if outcome.failed == 0 && !outcome.stopped {
-                report.completed += 1;
-            }
-            if outcome.stopped {
-                report.interrupted = true;
-            }
-        }
-        Err(e) => {
-            warn!(error = %e, "A video task panicked.");
-            report.failed_stages += 1;
-        }
     }
 }
 
@@ -604,7 +506,7 @@ fn placeholder_video() -> VideoRow {
 
 /// Enough videos at once to keep the busiest model full: twice the largest model
 /// concurrency, and at least twice the cores.
-fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
+pub(crate) fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
     use crate::models::ModelConfig;
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let widest = wolf

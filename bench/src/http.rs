@@ -68,12 +68,16 @@ fn python() -> anyhow::Result<(PathBuf, PathBuf)> {
 pub(super) async fn http(_work: &Path) -> anyhow::Result<Vec<Row>> {
     let exe = std::env::current_exe()?;
     let (python, script) = python()?;
-    let server = ServerChild::scripted(&exe, LATENCY_MS, "fixed")?;
+    let server = ServerChild::scripted(LATENCY_MS, "fixed")?;
     let (requests, in_flight) = (REQUESTS.to_string(), IN_FLIGHT.to_string());
     let ours = || {
         let mut c = Command::new(&exe);
-        c.args(["--no-progress", "http-load", "--base-url", &server.base_url])
-            .args(["--requests", &requests, "--in-flight", &in_flight]);
+        c.args(["http-load", "--base-url", &server.base_url]).args([
+            "--requests",
+            &requests,
+            "--in-flight",
+            &in_flight,
+        ]);
         c
     };
     let theirs = || {
@@ -93,7 +97,7 @@ pub(super) async fn http(_work: &Path) -> anyhow::Result<Vec<Row>> {
     // rounds sleeps up to the next millisecond), for the note.
     let lone = run_load(
         Command::new(&exe)
-            .args(["--no-progress", "http-load", "--base-url", &server.base_url])
+            .args(["http-load", "--base-url", &server.base_url])
             .args(["--requests", &LONE.to_string(), "--in-flight", "1"]),
     )?;
     let round_trip = lone.seconds / LONE as f64;

@@ -9,7 +9,7 @@ use anyhow::{Context as _, bail};
 use wolf_pipeline::media;
 
 use super::{Row, alternate, median, run_ok, wait_with_usage};
-use crate::cli::{Context, synth};
+use crate::render_world;
 
 /// A 60 s 1280×720 30 fps H.264 clip of FFmpeg's moving test pattern, with x264's
 /// default B-frames and the given keyframe interval.
@@ -135,15 +135,10 @@ pub(super) fn full_decode(clip: &Path, repeats: usize) -> anyhow::Result<Row> {
 }
 
 /// Intake of `clips` clips and, for the growth of memory, of a tenth as many.
-pub(super) async fn intake(
-    exe: &Path,
-    work: &Path,
-    clips: usize,
-    context: &Context,
-) -> anyhow::Result<Row> {
+pub(super) async fn intake(exe: &Path, work: &Path, clips: usize) -> anyhow::Result<Row> {
     let small = (clips / 10).max(1);
-    let (_, small_peak) = intake_once(exe, work, small, context).await?;
-    let (elapsed, peak) = intake_once(exe, work, clips, context).await?;
+    let (_, small_peak) = intake_once(exe, work, small).await?;
+    let (elapsed, peak) = intake_once(exe, work, clips).await?;
     Ok(Row {
         benchmark: format!("intake (sha256 + probe) of {clips} clips, 320x240, 4-8 s"),
         wolf: format!("{:.0} clips/s", clips as f64 / elapsed.as_secs_f64()),
@@ -162,17 +157,12 @@ pub(super) async fn intake(
 
 /// Renders (once) and ingests a world of `clips` clips; returns the wall time and the
 /// peak RSS in KiB of the `wolf dataset add` process.
-async fn intake_once(
-    exe: &Path,
-    work: &Path,
-    clips: usize,
-    context: &Context,
-) -> anyhow::Result<(Duration, i64)> {
+async fn intake_once(exe: &Path, work: &Path, clips: usize) -> anyhow::Result<(Duration, i64)> {
     let world = work.join(format!("world_{clips}"));
     let annotations = world.join("annotations.json");
     if !annotations.exists() {
         eprintln!("Rendering {clips} clips for the intake benchmark ...");
-        synth::render(&world, clips, 11, None, context).await?;
+        render_world(&world, clips, 11).await?;
     }
     let db = work.join("intake.db");
     for suffix in ["", "-wal", "-shm"] {

@@ -1,6 +1,11 @@
-//! `wolf bench`: measure wolf against its anchors, in one run on one machine, and write
-//! the ratios to `bench/results.md` (and `.json`). These machines are shared and noisy:
-//! each comparison alternates the two sides and reports medians.
+//! `wolf-bench` (`make bench`): measure wolf against its anchors, in one run on one
+//! machine, and write the ratios to `bench/results.md` (and `.json`). These machines are
+//! shared and noisy: each comparison alternates the two sides and reports medians.
+//!
+//! It runs the `wolf` binary beside it (`target/release/wolf`) as a child for every
+//! command it times, and itself, through two hidden subcommands, as the scripted model
+//! server and the HTTP load generator ([`scripted`]): the only code outside the tests
+//! that uses `wolf-pipeline`'s `test-support`, so that the product ships none of it.
 //!
 //! Anchors (the Foundation issue):
 //! - sampling 16 frames at 384×384 from a 60 s 1280×720 H.264 clip against the `ffmpeg`
@@ -21,10 +26,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
-use clap::Args;
+use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
-
-use super::{Context, Outcome};
 
 mod gguf;
 mod http;
@@ -35,9 +38,65 @@ mod pipeline;
 mod queue;
 mod recaption;
 mod score;
+mod scripted;
+
+/// Measure wolf against its anchors and write the results table.
+#[derive(Debug, Parser)]
+#[command(
+    name = "wolf-bench",
+    version,
+    about,
+    args_conflicts_with_subcommands = true
+)]
+struct Cli {
+    #[command(flatten)]
+    bench: BenchArgs,
+    #[command(subcommand)]
+    helper: Option<Helper>,
+}
+
+/// The bench's own children.
+#[derive(Debug, Subcommand)]
+enum Helper {
+    /// Serve a scripted OpenAI-compatible server.
+    #[command(hide = true)]
+    ScriptedServer(scripted::ScriptedServerArgs),
+    /// Load an OpenAI-compatible server with wolf's client.
+    #[command(hide = true)]
+    HttpLoad(scripted::HttpLoadArgs),
+}
+
+fn main() -> std::process::ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("WOLF_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the async runtime starts");
+    let done = runtime.block_on(async {
+        match cli.helper {
+            Some(Helper::ScriptedServer(args)) => scripted::serve(args).await,
+            Some(Helper::HttpLoad(args)) => scripted::load(args).await,
+            None => run(cli.bench).await,
+        }
+    });
+    match done {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::from(2)
+        }
+    }
+}
 
 #[derive(Debug, Args)]
-pub(crate) struct BenchArgs {
+struct BenchArgs {
     /// Folder for the results; its `work/` subfolder holds the inputs (kept for reruns).
     #[arg(long, default_value = "bench")]
     out: PathBuf,
@@ -66,10 +125,10 @@ pub(crate) struct Row {
     pub note: String,
 }
 
-pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Outcome> {
+async fn run(args: BenchArgs) -> anyhow::Result<()> {
     let work = args.out.join("work");
     std::fs::create_dir_all(&work)?;
-    let exe = std::env::current_exe()?;
+    let exe = wolf_exe()?;
     let wanted = |group: &str| args.only.is_empty() || args.only.iter().any(|g| g == group);
     let mut rows = Vec::new();
     if wanted("media") {
@@ -80,7 +139,7 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
                 rows.push(media::full_decode(&clip, args.repeats)?);
             }
         }
-        rows.push(media::intake(&exe, &work, args.intake_clips, context).await?);
+        rows.push(media::intake(&exe, &work, args.intake_clips).await?);
     }
     if wanted("gguf") {
         rows.extend(gguf::gguf(&work).await?);
@@ -92,7 +151,7 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
         rows.extend(http::http(&work).await?);
     }
     if wanted("pipeline") {
-        rows.extend(pipeline::pipeline(&exe, &work, context).await?);
+        rows.extend(pipeline::pipeline(&exe, &work).await?);
     }
     if wanted("score") {
         rows.extend(score::score(&exe, &work).await?);
@@ -104,13 +163,55 @@ pub(crate) async fn run(args: BenchArgs, context: &Context) -> anyhow::Result<Ou
         rows.extend(recaption::recaption(&exe, &work).await?);
     }
     if wanted("queue") {
-        rows.extend(queue::queue(&exe, &work, context).await?);
+        rows.extend(queue::queue(&exe, &work).await?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);
     }
     write_results(&args.out, &rows)?;
-    Ok(Outcome::Done)
+    Ok(())
+}
+
+/// The `wolf` binary beside this one, which every timed command runs.
+fn wolf_exe() -> anyhow::Result<PathBuf> {
+    let exe = bench_exe()?.with_file_name("wolf");
+    if !exe.is_file() {
+        bail!(
+            "`{}` is missing: build it first (`cargo build --release -p wolf`)",
+            exe.display()
+        );
+    }
+    Ok(exe)
+}
+
+/// This binary, for the scripted server and the load generator.
+pub(crate) fn bench_exe() -> anyhow::Result<PathBuf> {
+    std::env::current_exe().context("cannot find the bench's own binary")
+}
+
+/// The number of cores, for bounding blocking work.
+pub(crate) fn cores() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Renders the synthetic world (the library's own renderer, on blocking threads).
+pub(crate) async fn render_world(
+    out: &Path,
+    count: usize,
+    seed: u64,
+) -> anyhow::Result<wolf_datasets::synth::SynthSummary> {
+    let settings = wolf_datasets::synth::SynthSettings {
+        count,
+        seed,
+        threads: cores(),
+    };
+    let out = out.to_owned();
+    let counts = wolf_pipeline::progress::Progress::new();
+    let summary = tokio::task::spawn_blocking(move || {
+        wolf_datasets::synth::generate(&out, &settings, &counts)
+    })
+    .await?;
+    Ok(summary?)
 }
 
 /// A count with thousands separated: `10,000`.
@@ -214,13 +315,13 @@ pub(crate) struct ServerChild {
 }
 
 impl ServerChild {
-    /// Starts `wolf scripted-server` (a server of fixed latency on loopback, in a process
-    /// of its own so that its CPU counts against no side) with `latency_ms` and `reply`
-    /// (`fixed` or `grounded`).
-    pub fn scripted(exe: &Path, latency_ms: u64, reply: &str) -> anyhow::Result<Self> {
-        let mut command = Command::new(exe);
+    /// Starts `wolf-bench scripted-server` (a server of fixed latency on loopback, in a
+    /// process of its own so that its CPU counts against no side) with `latency_ms` and
+    /// `reply` (`fixed` or `grounded`).
+    pub fn scripted(latency_ms: u64, reply: &str) -> anyhow::Result<Self> {
+        let mut command = Command::new(bench_exe()?);
         command
-            .args(["--no-progress", "scripted-server", "--latency-ms"])
+            .args(["scripted-server", "--latency-ms"])
             .arg(latency_ms.to_string())
             .args(["--reply", reply]);
         Self::spawn(command, |line| {
@@ -354,7 +455,7 @@ fn machine() -> String {
         .unwrap_or(0);
     format!(
         "{cpu}, {} cores, {:.0} GiB",
-        super::cores(),
+        cores(),
         memory as f64 / 1024.0 / 1024.0
     )
 }

@@ -19,7 +19,7 @@ use anyhow::{Context as _, bail};
 use super::{Row, ServerChild, remove_db, run_ok, wait_with_usage};
 use wolf_pipeline::store::Store;
 
-use crate::cli::{Context, synth};
+use crate::{bench_exe, render_world};
 
 /// Clips of the synthetic world the benchmarks run on.
 const CLIPS: usize = 500;
@@ -40,10 +40,10 @@ const MEMORY_VIDEOS: [usize; 2] = [1_000, 10_000];
 
 /// The mean round trip of a lone chat request, in milliseconds (the server's timer
 /// rounds its sleep up to the next millisecond, and the request itself costs a bit).
-fn round_trip_ms(server: &ServerChild, exe: &Path) -> anyhow::Result<f64> {
+fn round_trip_ms(server: &ServerChild) -> anyhow::Result<f64> {
     let text = run_ok(
-        Command::new(exe)
-            .args(["--no-progress", "http-load", "--base-url", &server.base_url])
+        Command::new(bench_exe()?)
+            .args(["http-load", "--base-url", &server.base_url])
             .args(["--requests", &LONE.to_string(), "--in-flight", "1"])
             .stdin(Stdio::null()),
     )?;
@@ -191,7 +191,7 @@ fn stage_lines(stdout: &str) -> Vec<(String, f64)> {
 }
 
 /// The 500-clip world, rendered once.
-pub(super) async fn world(work: &Path, context: &Context) -> anyhow::Result<PathBuf> {
+pub(super) async fn world(work: &Path) -> anyhow::Result<PathBuf> {
     let world = work.join("pipeline-world");
     let annotations = world.join("annotations.json");
     let complete = std::fs::read_to_string(&annotations)
@@ -201,7 +201,7 @@ pub(super) async fn world(work: &Path, context: &Context) -> anyhow::Result<Path
     if !complete {
         eprintln!("Rendering {CLIPS} clips for the pipeline benchmark ...");
         let _ = std::fs::remove_dir_all(&world);
-        synth::render(&world, CLIPS, SEED, None, context).await?;
+        render_world(&world, CLIPS, SEED).await?;
     }
     Ok(world)
 }
@@ -242,12 +242,8 @@ pub(super) fn manifest(work: &Path, clips: &[PathBuf], videos: usize) -> anyhow:
     Ok(path)
 }
 
-pub(super) async fn pipeline(
-    exe: &Path,
-    work: &Path,
-    context: &Context,
-) -> anyhow::Result<Vec<Row>> {
-    let world = world(work, context).await?;
+pub(super) async fn pipeline(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
+    let world = world(work).await?;
     let clips = clips(&world)?;
     Ok(vec![
         overhead(exe, work, &world).await?,
@@ -282,11 +278,11 @@ async fn held_seconds(db: &Path, run: &str) -> anyhow::Result<(f64, f64)> {
 
 /// Wall time of `wolf caption` on the 500 clips against the busiest model's busy time.
 async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> {
-    let captioners = ServerChild::scripted(exe, CAPTIONER_LATENCY_MS, "grounded")?;
-    let llm = ServerChild::scripted(exe, LLM_LATENCY_MS, "fixed")?;
+    let captioners = ServerChild::scripted(CAPTIONER_LATENCY_MS, "grounded")?;
+    let llm = ServerChild::scripted(LLM_LATENCY_MS, "fixed")?;
     let config = work.join("pipeline.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
-    let (captioner_rt, llm_rt) = (round_trip_ms(&captioners, exe)?, round_trip_ms(&llm, exe)?);
+    let (captioner_rt, llm_rt) = (round_trip_ms(&captioners)?, round_trip_ms(&llm)?);
     // Requests per clip: the cascade's frames and the middle frame alone (image model),
     // one clip caption (video model), the summary and the fusion (LLM; the motion is a
     // fixed sentence).
@@ -315,7 +311,7 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
     );
     let db = work.join("pipeline.db");
     let log = work.join("pipeline-caption.log");
-    let run_name = crate::cli::caption::default_run_name("pipeline", &config);
+    let run_name = wolf_pipeline::wolf::default_run_name("pipeline", &config);
     let mut runs = Vec::new();
     for _ in 0..REPEATS {
         fresh_dataset(exe, &db, world)?;
@@ -341,7 +337,7 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
             .find(|(s, _)| s == name)
             .map_or(0.0, |(_, t)| *t)
     };
-    let cores = crate::cli::cores() as f64;
+    let cores = crate::cores() as f64;
     let all = runs
         .iter()
         .map(|(r, _)| format!("{:.2}", r.wall.as_secs_f64()))
@@ -385,8 +381,8 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
 /// Peak RSS of `wolf caption` on 1,000 and on 10,000 videos (the world's clips under
 /// repeated keys), with servers that answer at once.
 fn memory(exe: &Path, work: &Path, clips: &[PathBuf]) -> anyhow::Result<Row> {
-    let captioners = ServerChild::scripted(exe, 0, "grounded")?;
-    let llm = ServerChild::scripted(exe, 0, "fixed")?;
+    let captioners = ServerChild::scripted(0, "grounded")?;
+    let llm = ServerChild::scripted(0, "fixed")?;
     let config = work.join("pipeline-memory.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
     let db = work.join("pipeline-memory.db");

@@ -1,7 +1,7 @@
-//! Hidden subcommands of `wolf bench` (HTTP and pipeline): `wolf scripted-server`, the
+//! Hidden subcommands of `wolf-bench` (HTTP and pipeline): `scripted-server`, the
 //! scripted OpenAI-compatible server in a process of its own (so that its CPU is not
-//! counted against either client), and `wolf http-load`, wolf's `openai` client under
-//! load, also in a process of its own so that its CPU can be measured alone.
+//! counted against either client), and `http-load`, wolf's `openai` client under load,
+//! also in a process of its own so that its CPU can be measured alone.
 
 use std::time::Duration;
 
@@ -9,8 +9,6 @@ use clap::{Args, ValueEnum};
 use serde_json::Value;
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer, last_user_text};
 use wolf_pipeline::wolf::motion::parse_grounded;
-
-use super::Outcome;
 
 #[derive(Debug, Args)]
 pub(crate) struct ScriptedServerArgs {
@@ -51,7 +49,7 @@ fn grounded_reply(request: &Value) -> String {
 
 /// Serves the `--reply` text after a fixed latency; prints the base URL on stdout, then
 /// serves until the process is stopped.
-pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<()> {
     let behaviour = match args.reply {
         Reply::Fixed => Behaviour::text("Hello! How can I help you today?"),
         Reply::Grounded => Behaviour::with(grounded_reply),
@@ -69,7 +67,7 @@ pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<Outcome> {
     }
     tokio::signal::ctrl_c().await?;
     drop(server);
-    Ok(Outcome::Done)
+    Ok(())
 }
 
 #[derive(Debug, Args)]
@@ -88,8 +86,7 @@ pub(crate) struct HttpLoadArgs {
 /// Sends `--requests` chat requests with `--in-flight` at once through the `openai`
 /// backend and prints `{"seconds", "ok", "cpu_s"}`: the wall time, the successful
 /// replies and the CPU time of this process (all threads) over the timed requests.
-#[cfg(feature = "openai")]
-pub(crate) async fn load(args: HttpLoadArgs) -> anyhow::Result<Outcome> {
+pub(crate) async fn load(args: HttpLoadArgs) -> anyhow::Result<()> {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicUsize, Ordering};
     use std::time::Instant;
@@ -145,16 +142,10 @@ pub(crate) async fn load(args: HttpLoadArgs) -> anyhow::Result<Outcome> {
         "{}",
         serde_json::json!({"seconds": seconds, "ok": ok, "cpu_s": cpu_s})
     );
-    Ok(Outcome::Done)
-}
-
-#[cfg(not(feature = "openai"))]
-pub(crate) async fn load(_args: HttpLoadArgs) -> anyhow::Result<Outcome> {
-    anyhow::bail!("this wolf was built without the `openai` feature")
+    Ok(())
 }
 
 /// User and system CPU seconds of this process, all threads.
-#[cfg(feature = "openai")]
 fn process_cpu() -> f64 {
     // SAFETY: zeroed rusage is a valid value; getrusage fills it for this process.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };

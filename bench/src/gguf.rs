@@ -15,18 +15,10 @@ use std::path::Path;
 
 use super::Row;
 
-#[cfg(not(feature = "gguf"))]
-pub(super) async fn gguf(_work: &Path) -> anyhow::Result<Vec<Row>> {
-    eprintln!("Skipping the GGUF benchmark: this build has no `gguf` feature.");
-    Ok(Vec::new())
-}
-
-#[cfg(feature = "gguf")]
 pub(super) async fn gguf(work: &Path) -> anyhow::Result<Vec<Row>> {
     real::gguf(work).await
 }
 
-#[cfg(feature = "gguf")]
 mod real {
     use std::io::{BufRead as _, BufReader, Write as _};
     use std::path::Path;

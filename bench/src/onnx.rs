@@ -15,18 +15,10 @@ use std::path::Path;
 
 use super::Row;
 
-#[cfg(not(feature = "onnx"))]
-pub(super) async fn onnx(_work: &Path) -> anyhow::Result<Vec<Row>> {
-    eprintln!("Skipping the ONNX benchmark: this build has no `onnx` feature.");
-    Ok(Vec::new())
-}
-
-#[cfg(feature = "onnx")]
 pub(super) async fn onnx(work: &Path) -> anyhow::Result<Vec<Row>> {
     tokio::task::block_in_place(|| real::onnx(work))
 }
 
-#[cfg(feature = "onnx")]
 mod real {
     use std::path::{Path, PathBuf};
     use std::process::Command;

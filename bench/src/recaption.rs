@@ -153,7 +153,7 @@ fn round(
 /// Items/s through a round against the ideal.
 fn throughput(exe: &Path, dir: &Path) -> anyhow::Result<Row> {
     let input = shard(dir, THROUGHPUT_ITEMS, THROUGHPUT_SIDE)?;
-    let server = ServerChild::scripted(exe, LATENCY_MS, "fixed")?;
+    let server = ServerChild::scripted(LATENCY_MS, "fixed")?;
     let config = config(dir, "throughput.toml", &server.base_url)?;
     let measured = round(exe, dir, &input, &config, &dir.join("throughput"))?;
     drop(server);
@@ -180,7 +180,7 @@ fn throughput(exe: &Path, dir: &Path) -> anyhow::Result<Row> {
 fn memory(exe: &Path, dir: &Path) -> anyhow::Result<Row> {
     let small_input = shard(dir, SMALL, MEMORY_SIDE)?;
     let large_input = shard(dir, LARGE, MEMORY_SIDE)?;
-    let server = ServerChild::scripted(exe, 0, "fixed")?;
+    let server = ServerChild::scripted(0, "fixed")?;
     let config = config(dir, "memory.toml", &server.base_url)?;
     let small = round(exe, dir, &small_input, &config, &dir.join("memory-small"))?;
     let large = round(exe, dir, &large_input, &config, &dir.join("memory-large"))?;

@@ -22,7 +22,6 @@ use wolf_pipeline::store::{
 
 use super::pipeline::{clips, manifest, world, write_config};
 use super::{Row, ServerChild, run_ok};
-use crate::cli::Context;
 
 const VIDEOS: usize = 64;
 const WORKERS: [usize; 4] = [1, 2, 4, 8];
@@ -34,15 +33,15 @@ const CEILING_ITEMS: usize = 20_000;
 const CEILING_TASKS: usize = 8;
 const CEILING_BATCH: usize = 16;
 
-pub(super) async fn queue(exe: &Path, work: &Path, context: &Context) -> anyhow::Result<Vec<Row>> {
+pub(super) async fn queue(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
     if let Err(e) = wolf_pipeline::store::testing::fresh_postgres().await {
         bail!("the queue benchmarks need the loopback PostgreSQL server: {e}");
     }
-    let world = world(work, context).await?;
+    let world = world(work).await?;
     let clips = clips(&world)?;
     let source = manifest(work, &clips, VIDEOS)?;
-    let captioners = ServerChild::scripted(exe, CAPTIONER_LATENCY_MS, "grounded")?;
-    let llm = ServerChild::scripted(exe, LLM_LATENCY_MS, "fixed")?;
+    let captioners = ServerChild::scripted(CAPTIONER_LATENCY_MS, "grounded")?;
+    let llm = ServerChild::scripted(LLM_LATENCY_MS, "fixed")?;
     let config = work.join("queue.toml");
     write_config(&config, &captioners.base_url, &llm.base_url)?;
     let mut rows = scaling(exe, work, &source, &config).await?;

@@ -1,0 +1,346 @@
+//! The scoring run: a run's (or an imported entry's) captions scored with the metrics
+//! asked for, each stored in the store's `scores` table. What `wolf score`, the demo,
+//! the leaderboard's submissions, the recaption loop's held-out check and the benchmarks
+//! all call; they print, this module computes and stores.
+//!
+//! Threads: the judge keeps a bounded number of requests in flight on the caller's async
+//! runtime; the classic metrics run on a blocking thread; embedders batch in their
+//! backend.
+
+use std::collections::BTreeMap;
+use std::str::FromStr;
+
+use wolf_pipeline::config::{ConfigError, Plan, ScoreConfig};
+use wolf_pipeline::models::{ModelError, ModelSet, Role};
+use wolf_pipeline::store::{NewScore, ScoringItem, Store, StoreError};
+use wolf_pipeline::wolf::model_identity;
+
+use crate::judge::{JudgeReport, JudgeSettings, Mode, judge};
+use crate::similarity::cosine;
+
+/// A scoring run that could not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ScoreError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("unknown metric `{0}`: use capscore, embed_sim, classic, efficiency")]
+    UnknownMetric(String),
+    #[error("the classic metrics stopped: {0}")]
+    Classic(#[source] tokio::task::JoinError),
+}
+
+impl ScoreError {
+    /// A stable label of the error's kind.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Store(e) => e.kind(),
+            Self::Config(_) => "config",
+            Self::Model(e) => e.kind.as_str(),
+            Self::UnknownMetric(_) => "unknown_metric",
+            Self::Classic(_) => "panic",
+        }
+    }
+}
+
+/// A metric family that a scoring run computes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Metric {
+    /// CapScore with an LLM judge.
+    Capscore,
+    /// Cosine similarity of caption and reference embeddings.
+    EmbedSim,
+    /// BLEU-1..4, METEOR, ROUGE-L, CIDEr-D.
+    Classic,
+    /// Token-efficiency curves with the embedder.
+    Efficiency,
+}
+
+impl FromStr for Metric {
+    type Err = ScoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "capscore" => Ok(Self::Capscore),
+            "embed_sim" => Ok(Self::EmbedSim),
+            "classic" => Ok(Self::Classic),
+            "efficiency" => Ok(Self::Efficiency),
+            other => Err(ScoreError::UnknownMetric(other.to_owned())),
+        }
+    }
+}
+
+/// How a CapScore pass runs.
+#[derive(Debug, Clone)]
+pub struct JudgeOptions {
+    pub mode: Mode,
+    pub samples: usize,
+    pub temperature: f32,
+    pub parse_retries: usize,
+    pub concurrency: usize,
+}
+
+impl JudgeOptions {
+    /// A config's `[score]` judging settings (the demo's and the leaderboard's).
+    pub fn from_config(score: &ScoreConfig) -> Self {
+        Self {
+            mode: match score.mode.as_str() {
+                "listwise" => Mode::Listwise,
+                _ => Mode::Pointwise,
+            },
+            samples: score.samples,
+            temperature: if score.samples > 1 { 0.7 } else { 0.0 },
+            parse_retries: 2,
+            concurrency: 4,
+        }
+    }
+}
+
+/// What to score and with which models.
+#[derive(Debug, Clone)]
+pub struct ScoreSettings {
+    pub metrics: Vec<Metric>,
+    /// The judge's entry, for [`Metric::Capscore`].
+    pub judge: String,
+    pub judge_options: JudgeOptions,
+    /// The embedder's entry, for [`Metric::EmbedSim`] and [`Metric::Efficiency`].
+    pub embedder: String,
+    /// The run whose efficiency curves are stored ([`Metric::Efficiency`] only).
+    pub run_id: Option<i64>,
+}
+
+impl ScoreSettings {
+    /// The config's `[score]` section: `embed_sim` and the classic metrics, and CapScore
+    /// when it names a judge (the demo's, the leaderboard's and the recaption loop's).
+    pub fn from_config(score: &ScoreConfig) -> Self {
+        let mut metrics = vec![Metric::EmbedSim, Metric::Classic];
+        if score.judge.is_some() {
+            metrics.push(Metric::Capscore);
+        }
+        Self {
+            metrics,
+            judge: score.judge.clone().unwrap_or_default(),
+            judge_options: JudgeOptions::from_config(score),
+            embedder: score.embedder.clone(),
+            run_id: None,
+        }
+    }
+}
+
+/// What a scoring run did, metric by metric (None: not asked for).
+#[derive(Debug, Clone, Default)]
+pub struct ScoreSummary {
+    /// Captions given `embed_sim`.
+    pub embed_sim: Option<usize>,
+    /// Captions given the classic metrics.
+    pub classic: Option<usize>,
+    /// Efficiency curve points stored.
+    pub efficiency: Option<usize>,
+    /// The CapScore pass, with the judge's settings.
+    pub capscore: Option<(JudgeSettings, JudgeReport)>,
+}
+
+/// Scores `items` with every metric of `settings`, storing each score; the models are
+/// checked against `plan` before the first is computed.
+pub async fn score_items(
+    store: &Store,
+    plan: &Plan,
+    items: &[ScoringItem],
+    settings: &ScoreSettings,
+) -> Result<ScoreSummary, ScoreError> {
+    let wants = |m: Metric| settings.metrics.contains(&m);
+    if wants(Metric::EmbedSim) || wants(Metric::Efficiency) {
+        plan.model_for(&settings.embedder, Role::Embedder)?;
+    }
+    if wants(Metric::Capscore) {
+        plan.model_for(&settings.judge, Role::Chat)?;
+    }
+    let models = ModelSet::new(plan.models.clone());
+    let mut summary = ScoreSummary::default();
+    if wants(Metric::EmbedSim) {
+        summary.embed_sim = Some(embed_sim(store, &models, &settings.embedder, items).await?);
+    }
+    if wants(Metric::Classic) {
+        summary.classic = Some(classic(store, items).await?);
+    }
+    if wants(Metric::Efficiency)
+        && let Some(run_id) = settings.run_id
+    {
+        summary.efficiency =
+            Some(efficiency(store, &models, &settings.embedder, run_id, items).await?);
+    }
+    if wants(Metric::Capscore) {
+        summary.capscore = Some(
+            capscore(
+                store,
+                plan,
+                &models,
+                &settings.judge,
+                items,
+                &settings.judge_options,
+            )
+            .await?,
+        );
+    }
+    Ok(summary)
+}
+
+/// Judges every item with `judge_name`.
+async fn capscore(
+    store: &Store,
+    plan: &Plan,
+    models: &ModelSet,
+    judge_name: &str,
+    items: &[ScoringItem],
+    options: &JudgeOptions,
+) -> Result<(JudgeSettings, JudgeReport), ScoreError> {
+    let entry = plan.model_for(judge_name, Role::Chat)?;
+    let chat = models.chat(judge_name)?;
+    let settings = JudgeSettings {
+        judge: judge_name.to_owned(),
+        identity: model_identity(entry),
+        mode: options.mode,
+        samples: options.samples.max(1),
+        parse_retries: options.parse_retries,
+        temperature: options.temperature,
+        concurrency: options.concurrency,
+    };
+    let report = judge(store, chat, items, &settings).await?;
+    Ok((settings, report))
+}
+
+/// Stores `embed_sim` (the cosine of caption and reference embeddings) for every item;
+/// returns how many.
+async fn embed_sim(
+    store: &Store,
+    models: &ModelSet,
+    embedder: &str,
+    items: &[ScoringItem],
+) -> Result<usize, ScoreError> {
+    let model = models.embedder(embedder)?;
+    let mut texts = Vec::with_capacity(items.len() * 2);
+    for item in items {
+        texts.push(item.caption.clone());
+        texts.push(item.reference.clone());
+    }
+    let vectors = model.embed(&texts).await?;
+    let scores: Vec<NewScore> = items
+        .iter()
+        .zip(vectors.chunks(2))
+        .map(|(item, v)| NewScore {
+            caption_id: item.caption_id,
+            metric: "embed_sim",
+            judge: embedder,
+            prompt_version: "",
+            sample_index: 0,
+            status: "ok",
+            value: Some(cosine(&v[0], &v[1])),
+            raw_reply: None,
+        })
+        .collect();
+    store.put_scores(&scores).await?;
+    Ok(items.len())
+}
+
+/// Stores the classic metrics of every item, computed per source (a source is one
+/// submission: CIDEr-D's document frequencies come from its set); returns how many.
+async fn classic(store: &Store, items: &[ScoringItem]) -> Result<usize, ScoreError> {
+    use crate::classic::{MetricScores, score_all};
+    let mut by_source: BTreeMap<&str, Vec<&ScoringItem>> = BTreeMap::new();
+    for item in items {
+        by_source.entry(&item.source).or_default().push(item);
+    }
+    for group in by_source.values() {
+        let pairs: Vec<(String, Vec<String>)> = group
+            .iter()
+            .map(|i| (i.caption.clone(), vec![i.reference.clone()]))
+            .collect();
+        let scores = tokio::task::spawn_blocking(move || score_all(&pairs))
+            .await
+            .map_err(ScoreError::Classic)?;
+        let mut rows = Vec::new();
+        for (item, s) in group.iter().zip(&scores.items) {
+            for name in MetricScores::NAMES {
+                rows.push(NewScore {
+                    caption_id: item.caption_id,
+                    metric: name,
+                    judge: "",
+                    prompt_version: "coco",
+                    sample_index: 0,
+                    status: "ok",
+                    value: s.get(name),
+                    raw_reply: None,
+                });
+            }
+        }
+        store.put_scores(&rows).await?;
+    }
+    Ok(items.len())
+}
+
+/// Token efficiency with `embed_sim`: every sentence prefix of every caption embedded
+/// and compared with its reference; one curve per source is stored. Returns the points.
+async fn efficiency(
+    store: &Store,
+    models: &ModelSet,
+    embedder: &str,
+    run_id: i64,
+    items: &[ScoringItem],
+) -> Result<usize, ScoreError> {
+    use crate::efficiency::{curve, sentence_prefixes, tokens};
+    let model = models.embedder(embedder)?;
+    // (source, prefix sentences, tokens) with the texts to embed: prefix, reference.
+    let mut keys = Vec::new();
+    let mut texts = Vec::new();
+    for item in items {
+        for (k, prefix) in sentence_prefixes(&item.caption).into_iter().enumerate() {
+            keys.push((item.source.clone(), k + 1, tokens(&prefix)));
+            texts.push(prefix);
+            texts.push(item.reference.clone());
+        }
+    }
+    let vectors = model.embed(&texts).await?;
+    let mut by_source: BTreeMap<String, Vec<(usize, usize, f64)>> = BTreeMap::new();
+    for ((source, k, n), v) in keys.into_iter().zip(vectors.chunks(2)) {
+        by_source
+            .entry(source)
+            .or_default()
+            .push((k, n, cosine(&v[0], &v[1])));
+    }
+    let mut total = 0;
+    for (source, observations) in by_source {
+        let points: Vec<(i64, f64, f64, i64)> = curve(&observations)
+            .into_iter()
+            .map(|p| {
+                (
+                    p.sentences as i64,
+                    p.mean_tokens,
+                    p.mean_score,
+                    p.count as i64,
+                )
+            })
+            .collect();
+        total += points.len();
+        store
+            .put_efficiency(run_id, &source, "embed_sim", &points)
+            .await?;
+    }
+    Ok(total)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn metric_names_parse_and_unknown_ones_are_refused() {
+        assert_eq!("embed_sim".parse::<Metric>().unwrap(), Metric::EmbedSim);
+        assert_eq!("capscore".parse::<Metric>().unwrap(), Metric::Capscore);
+        let e = "bleu".parse::<Metric>().unwrap_err();
+        assert_eq!(e.kind(), "unknown_metric");
+        assert!(e.to_string().contains("`bleu`"));
+    }
+}
