@@ -257,7 +257,7 @@ def load_world(folder: Path) -> tuple[dict, dict]:
             json.loads((folder / "boxes.json").read_text()))
 
 
-def synth(wolf: str, folder: Path, count: int, seed: int, threads: int = 1) -> None:
+def synth(wolf: str, folder: Path, count: int, seed: int, threads: int = 2) -> None:
     """Renders the world with `wolf synth` unless the folder already holds it."""
     if (folder / "boxes.json").exists():
         ann = json.loads((folder / "annotations.json").read_text())

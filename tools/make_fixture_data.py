@@ -70,9 +70,9 @@ def frame_indices(n: int, count: int, mode: str, rng: random.Random) -> list[int
 
 
 def build(world: Path, split: str, work: Path, frames_per_clip: int, boards_per_clip: int,
-          train: bool, seed: int, frame_mode: str = "random") -> None:
+          train: bool, seed: int, frame_mode: str = "random", limit: int | None = None) -> None:
     annotations, boxes = fw.load_world(world)
-    names = sorted(annotations)
+    names = sorted(annotations)[:limit]
     rng = random.Random(seed)
     n_frames = len(names) * frames_per_clip
     n_boards = len(names) * boards_per_clip
@@ -137,6 +137,9 @@ def main() -> None:
     p.add_argument("--eval-seed", type=int, default=2)
     p.add_argument("--frames-per-clip", type=int, default=8)
     p.add_argument("--boards-per-clip", type=int, default=3)
+    p.add_argument("--train-limit", type=int, default=None,
+                   help="build the training set from the world's first N clips only")
+    p.add_argument("--splits", nargs="+", default=["eval", "train"], choices=["eval", "train"])
     p.add_argument("--frames-only", action="store_true",
                    help="frames only, sampled as the pipeline samples them (the prompt-reading "
                         "frame captioner: use with --train-seed 11 --eval-seed 12)")
@@ -145,13 +148,15 @@ def main() -> None:
     a.work.mkdir(parents=True, exist_ok=True)
     for split, clips, seed, train in [("eval", a.eval_clips, a.eval_seed, False),
                                       ("train", a.train_clips, a.train_seed, True)]:
+        if split not in a.splits:
+            continue
         world = a.work / f"synth_seed{seed}"
         t = time.time()
         fw.synth(a.wolf, world, clips, seed)
         print(f"{split}: rendered {clips} clips of seed {seed} in {time.time() - t:.0f} s", flush=True)
         if a.frames_only:
             build(world, split, a.work, a.frames_per_clip, 0, train, seed,
-                  "pipeline_or_jitter" if train else "pipeline")
+                  "pipeline_or_jitter" if train else "pipeline", a.train_limit if train else None)
         else:
             build(world, split, a.work, a.frames_per_clip if train else 2,
                   a.boards_per_clip if train else 1, train, seed)

@@ -195,6 +195,10 @@ def measure_cascade(a, models: list[Path]) -> tuple[dict, dict]:
         cap = Captioner(folder, a.threads)
         entry = {"folder": str(folder), "reads_prompt": bool(cap.cfg.get("prompt_prefix"))}
         for how, on in [("cascade_off", False), ("cascade_on", True)]:
+            if on and not entry["reads_prompt"]:
+                # The folder ignores prompts: the cascade's outputs are the same texts.
+                entry[how] = dict(entry["cascade_off"], same_as="cascade_off (the folder ignores prompts)")
+                continue
             t = time.time()
             preds = cap.cascade(images, meta, a.batch, on)
             entry[how] = cascade_metrics(preds, meta)

@@ -162,7 +162,7 @@ def summary(a: np.ndarray) -> dict:
             "sha256_of_float32_rounded_1e-4": hashlib.sha256(np.round(a, 4).tobytes()).hexdigest()}
 
 
-def record(name: str, files: list[str], checkpoint: Path) -> dict:
+def record(name: str, files: list[str], checkpoint: Path, prompt_check: int = 0) -> dict:
     from tokenizers import Tokenizer
     from transformers import VisionEncoderDecoderModel
     folder = ROOT / "fixtures" / "models" / name
@@ -216,7 +216,11 @@ def record(name: str, files: list[str], checkpoint: Path) -> dict:
                                   for i, f in enumerate(files)},
             "matches_transformers": True,
         }
-    prefix = cfg.get("prompt_prefix")
+    # A folder that declares `prompt_prefix` is recorded with its prompts; with
+    # --prompt-check N, one that does not is recorded as it would read prompts if it
+    # declared {"max_tokens": N} (the tests then declare it in a copy of the folder):
+    # that checks the backend's prefix handling against transformers, not the model.
+    prefix = cfg.get("prompt_prefix") or ({"max_tokens": prompt_check} if prompt_check else None)
     if prefix:
         out["prompted"] = record_prompted(folder, model, tok, files, pixels, prefix, max_length, cfg, text,
                                           [r["text"] for r in out["transformers"]["batch_1"]])
@@ -270,7 +274,7 @@ def record_prompted(folder: Path, model, tok, files, pixels, prefix: dict, max_l
     single = {c["input"]: c["text"] for c in cases if c["kind"] == "frame"}
     texts = [text(r[1 + len(frame_ids):]) for r in batch]
     assert texts == [single[f] for f in files], "batch of 4 differs from batch of 1 with a prompt"
-    return {"prompt_prefix": prefix,
+    return {"prompt_prefix": prefix, "declared_by_folder": bool(cfg.get("prompt_prefix")),
             "note": "ids = start token, prompt_ids, then the generated ids (rows of a batch that "
                     "ended early padded after eos); text = decode(ids[1 + len(prompt_ids):], "
                     "skip_special_tokens=True); onnxruntime gives the same ids with both decoder forms",
@@ -285,6 +289,9 @@ def main() -> None:
     p.add_argument("--wolf", default=str(ROOT / "target/release/wolf"))
     p.add_argument("--remake-inputs", action="store_true")
     p.add_argument("--only", choices=["frame-captioner", "storyboard-captioner"])
+    p.add_argument("--prompt-check", type=int, default=0, metavar="N",
+                   help="also record prompted references for a frame captioner that does not declare "
+                        "`prompt_prefix`, as if it declared {\"max_tokens\": N}")
     a = p.parse_args()
     torch.set_num_threads(2)
     if a.remake_inputs or not (INPUTS / "inputs.json").exists():
@@ -299,7 +306,7 @@ def main() -> None:
             print(f"{name}: no PyTorch weights in {checkpoint}, skipped")
             continue
         files = [i["file"] for i in inputs[key]]
-        out = record(name, files, checkpoint)
+        out = record(name, files, checkpoint, a.prompt_check if name == "frame-captioner" else 0)
         targets = [i["target"] for i in inputs[key]]
         for got, want in zip(out["transformers"]["batch_4"]["texts"], targets):
             print(f"{name}: {'OK  ' if got == want else 'DIFF'} {got}" + ("" if got == want else f"\n      want {want}"))
