@@ -86,6 +86,119 @@ fn check_parity(name: &str, form: DecoderForm) {
     }
 }
 
+/// A copy of the frame captioner's folder whose `config.json` declares the
+/// `prompt_prefix` its prompted references were recorded with (the references say
+/// whether the committed folder declares it itself).
+fn prompted_folder(dir: &Dir) -> PathBuf {
+    let reference = references("frame-captioner");
+    let prefix = reference["prompted"]["prompt_prefix"].clone();
+    assert!(
+        prefix.is_object(),
+        "no prompted references for the frame captioner"
+    );
+    let folder = dir.join("frame-captioner");
+    std::fs::create_dir(&folder).unwrap();
+    for entry in std::fs::read_dir(model_folder("frame-captioner")).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), folder.join(entry.file_name())).unwrap();
+    }
+    let path = folder.join("config.json");
+    let mut config: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    config["prompt_prefix"] = prefix;
+    std::fs::write(&path, serde_json::to_string_pretty(&config).unwrap()).unwrap();
+    folder
+}
+
+/// With a prompt, a frame captioner that declares `prompt_prefix` reproduces
+/// transformers' greedy ids given the prompt's ids as `decoder_input_ids`, for each
+/// recorded prompt (the pipeline's frame and cascade prompts, `wolf model check`'s)
+/// alone and for four inputs as one batch, and its caption is the text after the prompt.
+fn check_prompted_parity(form: DecoderForm) {
+    let reference = references("frame-captioner");
+    let prompted = &reference["prompted"];
+    let dir = Dir::new();
+    let mut captioner =
+        VisionCaptioner::load(&prompted_folder(&dir), options(), form, Search::default()).unwrap();
+    assert!(captioner.reads_prompt());
+    let never = || false;
+    let cases = prompted["batch_1"].as_array().unwrap();
+    assert!(cases.len() >= 8, "{} prompted cases", cases.len());
+    for case in cases {
+        let file = case["input"].as_str().unwrap();
+        let prompt = case["prompt"].as_str().unwrap();
+        let kind = case["kind"].as_str().unwrap();
+        assert_eq!(
+            captioner.prompt_ids(prompt).unwrap(),
+            ids(&case["prompt_ids"]),
+            "{kind}: prompt ids"
+        );
+        let image = input(file);
+        let got = captioner
+            .generate_ids_prompted(std::slice::from_ref(&image), prompt, &never)
+            .unwrap();
+        assert_eq!(got, vec![ids(&case["ids"])], "{form:?} {kind}: {file}");
+        let caption = captioner
+            .caption_prompted(std::slice::from_ref(&image), prompt, &never)
+            .unwrap();
+        assert_eq!(
+            caption[0].text,
+            case["text"].as_str().unwrap(),
+            "{kind}: {file}"
+        );
+        assert_eq!(
+            caption[0].prompt_tokens as usize,
+            case["prompt_ids"].as_array().unwrap().len()
+        );
+    }
+    let batch = &prompted["batch_4"];
+    let images: Vec<RgbImage> = batch["inputs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| input(f.as_str().unwrap()))
+        .collect();
+    let prompt = batch["prompt"].as_str().unwrap();
+    let got = captioner
+        .generate_ids_prompted(&images, prompt, &never)
+        .unwrap();
+    let expected: Vec<Vec<i64>> = batch["ids"].as_array().unwrap().iter().map(ids).collect();
+    assert_eq!(got, expected, "{form:?} batch 4 with a prompt");
+    let captions = captioner.caption_prompted(&images, prompt, &never).unwrap();
+    for (caption, text) in captions.iter().zip(batch["texts"].as_array().unwrap()) {
+        assert_eq!(caption.text, text.as_str().unwrap());
+    }
+}
+
+#[test]
+fn frame_captioner_reads_its_prompt_as_transformers_does_with_the_plain_decoder() {
+    check_prompted_parity(DecoderForm::Plain);
+}
+
+#[test]
+fn frame_captioner_reads_its_prompt_as_transformers_does_with_the_merged_decoder() {
+    check_prompted_parity(DecoderForm::Merged);
+}
+
+/// A folder without `prompt_prefix` ignores prompts: the same ids with and without.
+#[test]
+fn a_captioner_that_does_not_declare_a_prefix_ignores_the_prompt() {
+    let reference = references("storyboard-captioner");
+    let one = &reference["transformers"]["batch_1"][0];
+    let mut captioner = VisionCaptioner::load(
+        &model_folder("storyboard-captioner"),
+        options(),
+        DecoderForm::Auto,
+        Search::default(),
+    )
+    .unwrap();
+    assert!(!captioner.reads_prompt());
+    let image = input(one["input"].as_str().unwrap());
+    let got = captioner
+        .generate_ids_prompted(&[image], "Describe the image in details.", &|| false)
+        .unwrap();
+    assert_eq!(got, vec![ids(&one["ids"])]);
+}
+
 #[test]
 fn storyboard_captioner_matches_transformers_with_the_plain_decoder() {
     check_parity("storyboard-captioner", DecoderForm::Plain);
@@ -331,6 +444,49 @@ async fn concurrent_requests_are_batched_and_each_gets_its_own_caption() {
     // The same model is not an embedder or an LLM, and says so.
     let err = models.embedder("boards").err().unwrap();
     assert!(err.message.contains("captioner"), "{err}");
+}
+
+/// Requests with different prompts that land in one batch each get the caption of
+/// their own prompt (the worker runs one decoder prefix at a time).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn batched_requests_with_different_prompts_each_get_their_own_caption() {
+    let reference = references("frame-captioner");
+    let cases: Vec<(String, String, String)> = reference["prompted"]["batch_1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["input"].as_str().unwrap().to_owned(),
+                c["prompt"].as_str().unwrap().to_owned(),
+                c["text"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    let dir = Dir::new();
+    let mut config = OnnxConfig::new(Some(prompted_folder(&dir)));
+    config.threads = 1;
+    config.batch = 8;
+    config.batch_wait_ms = 50;
+    let models = set_with("frames", config);
+    let captioner = models.image_captioner("frames").unwrap();
+    let mut tasks = Vec::new();
+    for (file, prompt, text) in cases {
+        let captioner = Arc::clone(&captioner);
+        tasks.push(tokio::spawn(async move {
+            let request = ImageRequest {
+                images: vec![input(&file)],
+                prompt,
+                ..ImageRequest::default()
+            };
+            let reply = captioner.caption_images(&request).await.unwrap();
+            (reply.text, text)
+        }));
+    }
+    for task in tasks {
+        let (got, want) = task.await.unwrap();
+        assert_eq!(got, want);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -23,6 +23,7 @@ world (`datasets/src/synth/scene.rs`):
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 from pathlib import Path
 
@@ -170,6 +171,60 @@ def visible_objects(clip: dict, frame: int) -> list[dict]:
     return out
 
 
+# ---------------------------------------------------------------- the pipeline's side
+
+PROMPTS_RS = Path(__file__).resolve().parent.parent / "pipeline" / "src" / "wolf" / "prompts.rs"
+
+
+def _rust_string(raw: str) -> str:
+    """The value of a Rust string literal's body: escapes, and a backslash at a line's
+    end skipping the newline and the next line's leading white space."""
+    out, i = [], 0
+    escapes = {"n": "\n", "t": "\t", "r": "\r", "0": "\0", '"': '"', "'": "'", "\\": "\\"}
+    while i < len(raw):
+        c = raw[i]
+        if c != "\\":
+            out.append(c)
+            i += 1
+        elif raw[i + 1] == "\n":
+            i += 2
+            while i < len(raw) and raw[i] in " \t\r\n":
+                i += 1
+        else:
+            out.append(escapes[raw[i + 1]])
+            i += 2
+    return "".join(out)
+
+
+def pipeline_prompt(name: str) -> tuple[str, str]:
+    """(version, text) of `pub const NAME: Prompt` in pipeline/src/wolf/prompts.rs, so
+    that the captioner is trained on the very words the pipeline sends."""
+    src = PROMPTS_RS.read_text()
+    m = re.search(r'pub const %s: Prompt = Prompt \{\s*version: "([^"]*)",\s*text: "((?:[^"\\]|\\.)*)",'
+                  % re.escape(name), src, re.S)
+    if not m:
+        raise ValueError(f"no prompt {name} in {PROMPTS_RS}")
+    return m.group(1), _rust_string(m.group(2))
+
+
+def frame_prompt(previous: str | None) -> str:
+    """The prompt of one cascade frame, built as the pipeline's `caption_frame` builds it
+    (pipeline/src/wolf/run.rs): FRAME alone, or CASCADE with `{previous}` filled, a
+    newline, then FRAME. The `onnx` captioner passes it as the decoder's prefix when
+    the folder's config.json has `prompt_prefix`."""
+    frame = pipeline_prompt("FRAME")[1]
+    if previous is None:
+        return frame
+    return pipeline_prompt("CASCADE")[1].replace("{previous}", previous) + "\n" + frame
+
+
+def pipeline_frame_indices(n: int, count: int = 8) -> list[int]:
+    """The frames the pipeline samples from a clip of n frames: the centres of `count`
+    equal segments (pipeline/src/media/sample.rs; `count` is 2 per second bounded to
+    4..8 by examples/demo.toml, so 8 for the world's 4-8 s clips)."""
+    return [min(n - 1, int((k + 0.5) * n / count)) for k in range(count)]
+
+
 def decode_clip(path: Path) -> np.ndarray:
     """All frames of an mp4 as uint8 (n, 240, 320, 3), RGB, decoded by ffmpeg."""
     raw = subprocess.run(
@@ -202,7 +257,7 @@ def load_world(folder: Path) -> tuple[dict, dict]:
             json.loads((folder / "boxes.json").read_text()))
 
 
-def synth(wolf: str, folder: Path, count: int, seed: int, threads: int = 1) -> None:
+def synth(wolf: str, folder: Path, count: int, seed: int, threads: int = 2) -> None:
     """Renders the world with `wolf synth` unless the folder already holds it."""
     if (folder / "boxes.json").exists():
         ann = json.loads((folder / "annotations.json").read_text())

@@ -72,17 +72,33 @@ class Captioner:
         x = images.astype(np.float32).transpose(0, 3, 1, 2) * self.scale
         return np.ascontiguousarray((x - self.mean) / self.std, np.float32)
 
-    def ids(self, images: np.ndarray) -> np.ndarray:
+    def prompt_ids(self, prompt: str) -> list[int]:
+        """The decoder prefix of a prompt, as the pipeline's `onnx` captioner makes it:
+        none unless config.json declares `prompt_prefix`; else the prompt's ids without
+        special tokens, the last max_tokens kept."""
+        prefix = self.cfg.get("prompt_prefix")
+        if not prefix or not prompt:
+            return []
+        ids = self.tok.encode(prompt, add_special_tokens=False).ids
+        limit = min(prefix.get("max_tokens") or len(ids), self.gen["max_length"] - 2) \
+            if isinstance(prefix, dict) else self.gen["max_length"] - 2
+        return ids[-limit:]
+
+    def ids(self, images: np.ndarray, prefixes: list[list[int]] | None = None) -> np.ndarray:
+        """Greedy ids; each row starts with the start token and its prefix (all
+        prefixes of one call the same length: no padding)."""
         d, g = self.cfg["decoder"], self.gen
         hidden = self.enc.run(["last_hidden_state"], {"pixel_values": self.pixels(images)})[0]
         b = len(images)
-        ids = np.full((b, 1), g["decoder_start_token_id"], np.int64)
+        prefixes = prefixes or [[] for _ in range(b)]
+        ids = np.array([[g["decoder_start_token_id"]] + list(p) for p in prefixes], np.int64)
         done = np.zeros(b, bool)
         head_dim = d["n_embd"] // d["n_head"]
         past = {f"past_key_values.{i}.{kv}": np.zeros((b, d["n_head"], 0, head_dim), np.float32)
                 for i in range(d["n_layer"]) for kv in ("key", "value")}
+        first = True
         while ids.shape[1] < g["max_length"] and not done.all():
-            use_cache = ids.shape[1] > 1
+            use_cache, first = not first, False
             out = dict(zip(self.names, self.dec.run(self.names, {
                 "input_ids": ids[:, -1:] if use_cache else ids, "encoder_hidden_states": hidden,
                 "use_cache_branch": np.array([use_cache]), **past})))
@@ -92,11 +108,29 @@ class Captioner:
             past = {k.replace("present", "past_key_values"): v for k, v in out.items() if k.startswith("present")}
         return ids
 
-    def texts(self, images: np.ndarray, batch: int) -> list[str]:
-        out = []
-        for i in range(0, len(images), batch):
-            out.extend(self.tok.decode([int(t) for t in r], skip_special_tokens=True)
-                       for r in self.ids(np.asarray(images[i: i + batch])))
+    def texts(self, images: np.ndarray, batch: int, prompts: list[str] | None = None) -> list[str]:
+        """Greedy captions; each image with its prompt (rows grouped by prompt length,
+        so that a batch shares one prefix length), the prompt left out of the text."""
+        prefixes = [self.prompt_ids(p) for p in prompts] if prompts else [[] for _ in range(len(images))]
+        out = [""] * len(images)
+        for length in sorted({len(p) for p in prefixes}):
+            rows = [i for i, p in enumerate(prefixes) if len(p) == length]
+            for k in range(0, len(rows), batch):
+                part = rows[k: k + batch]
+                for i, r in zip(part, self.ids(np.asarray(images[part]), [prefixes[i] for i in part])):
+                    out[i] = self.tok.decode([int(t) for t in r[1 + length:]], skip_special_tokens=True)
+        return out
+
+    def cascade(self, images: np.ndarray, meta: list[dict], batch: int, on: bool) -> list[str]:
+        """The pipeline's cascade over each clip's sampled frames (`seq` order): the
+        first frame with FRAME, each next one with CASCADE on the previous caption
+        (fixture_world.frame_prompt); off: FRAME for every frame."""
+        out = [""] * len(meta)
+        for k in range(max(m["seq"] for m in meta) + 1):
+            rows = [i for i, m in enumerate(meta) if m["seq"] == k]
+            prompts = [fw.frame_prompt(out[i - 1] if on and k > 0 else None) for i in rows]
+            for i, t in zip(rows, self.texts(images[rows], batch, prompts)):
+                out[i] = t
         return out
 
 
@@ -110,6 +144,73 @@ def clause_precision(preds: list[str], meta: list[dict]) -> float:
     return ok / max(1, got)
 
 
+def cascade_metrics(preds: list[str], meta: list[dict]) -> dict:
+    """Scores of frame captions against the world's truth, over clips' sampled frames:
+    * truth_precision: of the facts the captions state (each object named, by colour +
+      shape or as a sign with its word, and the background), the share that is true
+      of the clip (the object is one of the clip's, the background is the clip's);
+      object_truth_precision: the same over objects only;
+    * object_precision / object_recall: against the objects that show in that very
+      frame (train_captioner.frame_metrics: label match);
+    * consistency: of the clip's true objects (shapes and signs) that show in at least
+      one of its sampled frames, the share named with their exact label (colour +
+      shape, or the sign's word) in every frame that shows them."""
+    from train_captioner import frame_metrics, parse_frame
+    stated = true = objects = objects_true = 0
+    shown: dict[tuple[str, str], list[bool]] = {}
+    for p, m in zip(preds, meta):
+        clip_labels = {o["label"] for o in m["objects"]}
+        got = parse_frame(p)
+        objects += len(got)
+        objects_true += sum(label in clip_labels for label in got)
+        bg = re.search(r" on an? ([a-z]+) background$", p)
+        stated += len(got) + bool(bg)
+        true += sum(label in clip_labels for label in got) + bool(bg and bg.group(1) == m["background"])
+        for o in m["objects"]:
+            if o["named"]:
+                shown.setdefault((m["clip"], o["label"]), []).append(o["label"] in got)
+    frame = frame_metrics(preds, meta)
+    return {"frames": len(preds), "clips": len({m["clip"] for m in meta}),
+            "truth_precision": true / max(1, stated), "object_truth_precision": objects_true / max(1, objects),
+            "object_precision": frame["object_precision"], "object_recall": frame["object_recall"],
+            "consistency": sum(all(v) for v in shown.values()) / max(1, len(shown)),
+            "consistency_objects": len(shown), "label_set_correct": frame["label_set_correct"],
+            "box_median_abs_error": frame["box_median_abs_error"], "background_correct": frame["background_correct"]}
+
+
+def measure_cascade(a, models: list[Path]) -> tuple[dict, dict]:
+    """Each frame captioner in `models` on the pipeline's sampled frames of a fresh
+    world, the cascade off and on."""
+    from make_fixture_data import build
+    world = a.work / f"synth_seed{a.seed}"
+    fw.synth(a.wolf, world, a.clips, a.seed)
+    split = f"cascade_seed{a.seed}"
+    if not (a.work / f"frame_{split}.json").exists():
+        with contextlib.redirect_stdout(sys.stderr):
+            build(world, split, a.work, 8, 0, False, a.seed, "pipeline")
+    images = np.load(a.work / f"frame_{split}.npy", mmap_mode="r")
+    meta = json.loads((a.work / f"frame_{split}.json").read_text())
+    result, predictions = {}, {}
+    for folder in models:
+        cap = Captioner(folder, a.threads)
+        entry = {"folder": str(folder), "reads_prompt": bool(cap.cfg.get("prompt_prefix"))}
+        for how, on in [("cascade_off", False), ("cascade_on", True)]:
+            if on and not entry["reads_prompt"]:
+                # The folder ignores prompts: the cascade's outputs are the same texts.
+                entry[how] = dict(entry["cascade_off"], same_as="cascade_off (the folder ignores prompts)")
+                continue
+            t = time.time()
+            preds = cap.cascade(images, meta, a.batch, on)
+            entry[how] = cascade_metrics(preds, meta)
+            entry[how]["decode_seconds"] = round(time.time() - t, 1)
+            predictions[f"{folder.name}:{how}"] = [{"clip": m["clip"], "frame": m["frame"], "target": m["text"],
+                                                     "output": p} for p, m in zip(preds, meta)]
+            print(f"{folder}: {how} " + json.dumps({k: round(v, 4) if isinstance(v, float) else v
+                                                   for k, v in entry[how].items()}), file=sys.stderr, flush=True)
+        result[str(folder)] = entry
+    return result, predictions
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--work", type=Path, default=Path("/tmp/wolf-fixtures"))
@@ -119,8 +220,25 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--batch", type=int, default=20)
     p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--cascade", nargs="+", type=Path, metavar="FOLDER",
+                   help="measure these frame-captioner folders instead, cascade off and on, on the "
+                        "pipeline's 8 sampled frames of each clip (e.g. the first captioner's folder, "
+                        "`git show`n out of history, and fixtures/models/frame-captioner)")
     a = p.parse_args()
-    assert a.seed not in (1, 2, 3), "seeds 1-3 were used by training, the held-out set and fixtures/inputs"
+    assert a.seed not in (1, 2, 3, 7, 11, 12), \
+        "seeds 1-3 and 11-12 were used by training, held-out sets and fixtures/inputs; 7 is the demo's"
+    if a.cascade:
+        result, predictions = measure_cascade(a, a.cascade)
+        result = {"world": {"seed": a.seed, "clips": a.clips, "frames_per_clip": 8,
+                            "sampling": "the pipeline's: centres of 8 equal segments"},
+                  "decoding": {"runtime": f"onnxruntime {ort.__version__}", "decoder": "decoder_model_merged.onnx",
+                               "greedy": True, "threads": a.threads},
+                  "models": result}
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.write_text(json.dumps(result, indent=1) + "\n")
+        a.out.with_suffix(".predictions.json").write_text(json.dumps(predictions, indent=1) + "\n")
+        print(json.dumps(result, indent=1))
+        return
     # Imported here: train_captioner needs torch (the developer environment has it).
     from train_captioner import board_metrics, frame_metrics
     a.work.mkdir(parents=True, exist_ok=True)

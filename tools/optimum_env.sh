@@ -4,11 +4,12 @@
 # optimum-onnx 0.1.0 pins transformers < 4.58, while the dev environment (.wolf/devenv)
 # has transformers 5, so the exporter gets a venv of its own that borrows torch and the
 # rest from the dev environment through a .pth file and overrides transformers only.
-# Usage: tools/optimum_env.sh [/tmp/optenv]   (then pass --optimum-python /tmp/optenv/bin/python)
+# Usage: [DEVENV=/path/to/devenv] tools/optimum_env.sh [/tmp/optenv]   (then pass
+# --optimum-python /tmp/optenv/bin/python); DEVENV defaults to .wolf/devenv.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 env=${1:-/tmp/optenv}
-devenv="$root/.wolf/devenv"
+devenv="${DEVENV:-$root/.wolf/devenv}"
 py=$("$devenv/bin/python" -c 'import sys; print(sys.base_prefix)')/bin/python3
 site=$("$devenv/bin/python" -c 'import site; print(site.getsitepackages()[0])')
 [ -x "$env/bin/python" ] || "$py" -m venv "$env"

@@ -117,7 +117,8 @@ def preprocess(folder: Path, images: np.ndarray) -> np.ndarray:
     return plain
 
 
-def greedy_onnx(folder: Path, pixels: np.ndarray, merged: bool, max_length: int, cfg: dict):
+def greedy_onnx(folder: Path, pixels: np.ndarray, merged: bool, max_length: int, cfg: dict,
+                prefix: list[int] | None = None):
     opts = ort.SessionOptions()
     opts.intra_op_num_threads = 2
     enc = ort.InferenceSession(str(folder / "encoder_model.onnx"), opts, providers=["CPUExecutionProvider"])
@@ -126,7 +127,7 @@ def greedy_onnx(folder: Path, pixels: np.ndarray, merged: bool, max_length: int,
     hidden = enc.run(["last_hidden_state"], {"pixel_values": pixels})[0]
     b = pixels.shape[0]
     start, eos, pad = cfg["decoder_start_token_id"], cfg["eos_token_id"], cfg["pad_token_id"]
-    ids = np.full((b, 1), start, np.int64)
+    ids = np.array([[start] + list(prefix or [])] * b, np.int64)
     done = np.zeros(b, bool)
     layers, heads = cfg["decoder"]["n_layer"], cfg["decoder"]["n_head"]
     head_dim = cfg["decoder"]["n_embd"] // heads
@@ -136,7 +137,7 @@ def greedy_onnx(folder: Path, pixels: np.ndarray, merged: bool, max_length: int,
     first_logits = None
     while ids.shape[1] < max_length and not done.all():
         if merged:
-            use_cache = ids.shape[1] > 1
+            use_cache = first_logits is not None
             feed = {"input_ids": ids[:, -1:] if use_cache else ids, "encoder_hidden_states": hidden,
                     "use_cache_branch": np.array([use_cache]), **past}
         else:
@@ -161,7 +162,7 @@ def summary(a: np.ndarray) -> dict:
             "sha256_of_float32_rounded_1e-4": hashlib.sha256(np.round(a, 4).tobytes()).hexdigest()}
 
 
-def record(name: str, files: list[str], checkpoint: Path) -> dict:
+def record(name: str, files: list[str], checkpoint: Path, prompt_check: int = 0) -> dict:
     from tokenizers import Tokenizer
     from transformers import VisionEncoderDecoderModel
     folder = ROOT / "fixtures" / "models" / name
@@ -215,8 +216,71 @@ def record(name: str, files: list[str], checkpoint: Path) -> dict:
                                   for i, f in enumerate(files)},
             "matches_transformers": True,
         }
+    # A folder that declares `prompt_prefix` is recorded with its prompts; with
+    # --prompt-check N, one that does not is recorded as it would read prompts if it
+    # declared {"max_tokens": N} (the tests then declare it in a copy of the folder):
+    # that checks the backend's prefix handling against transformers, not the model.
+    prefix = cfg.get("prompt_prefix") or ({"max_tokens": prompt_check} if prompt_check else None)
+    if prefix:
+        out["prompted"] = record_prompted(folder, model, tok, files, pixels, prefix, max_length, cfg, text,
+                                          [r["text"] for r in out["transformers"]["batch_1"]])
     (folder / "reference_outputs.json").write_text(json.dumps(out, indent=1) + "\n")
     return out
+
+
+# `wolf model check NAME --image F` asks a captioner with this prompt (src/cli/model.rs).
+MODEL_CHECK_PROMPT = "Describe the image in details."
+
+
+def record_prompted(folder: Path, model, tok, files, pixels, prefix: dict, max_length: int, cfg: dict,
+                    text, alone: list[str]) -> dict:
+    """References with a prompt, for a folder whose config.json declares
+    `prompt_prefix`: the prompt's ids (no special tokens, the last max_tokens kept)
+    follow the start token as `decoder_input_ids`; the text is what follows them.
+    Prompts: the pipeline's FRAME prompt (cascade off, or a cascade's first frame),
+    its cascade prompt on the input's own caption without a prompt (the model's real
+    output, as the previous frame's caption), and `wolf model check`'s prompt. Each
+    input alone, and all four as one batch with the FRAME prompt."""
+    max_tokens = prefix.get("max_tokens") if isinstance(prefix, dict) else None
+
+    def ids_of(prompt: str) -> list[int]:
+        ids = tok.encode(prompt, add_special_tokens=False).ids
+        return ids[-max_tokens:] if max_tokens else ids
+
+    def generate(x: np.ndarray, prompt_ids: list[int]) -> np.ndarray:
+        start = torch.tensor([[cfg["decoder_start_token_id"]] + prompt_ids] * len(x))
+        with torch.no_grad():
+            return model.generate(pixel_values=torch.from_numpy(x), decoder_input_ids=start,
+                                  max_length=max_length, num_beams=1, do_sample=False).numpy()
+
+    cases = []
+    for i, f in enumerate(files):
+        for how, prompt in [("frame", fw.frame_prompt(None)), ("cascade", fw.frame_prompt(alone[i])),
+                            ("model_check", MODEL_CHECK_PROMPT)]:
+            cases.append({"input": f, "kind": how, "prompt": prompt, "prompt_ids": ids_of(prompt)})
+    for case in cases:
+        i = files.index(case["input"])
+        row = generate(pixels[i: i + 1], case["prompt_ids"])[0]
+        case["ids"] = row.tolist()
+        case["text"] = text(row[1 + len(case["prompt_ids"]):])
+        for form, merged in [("decoder_model", False), ("decoder_model_merged", True)]:
+            got, _, _ = greedy_onnx(folder, pixels[i: i + 1], merged, max_length, cfg, case["prompt_ids"])
+            assert got[0].tolist() == case["ids"], f"{form} with prompt {case['kind']} on {case['input']}"
+    frame_ids = ids_of(fw.frame_prompt(None))
+    batch = generate(pixels, frame_ids)
+    for form, merged in [("decoder_model", False), ("decoder_model_merged", True)]:
+        got, _, _ = greedy_onnx(folder, pixels, merged, max_length, cfg, frame_ids)
+        assert got.tolist() == batch.tolist(), f"{form} batch 4 with the FRAME prompt"
+    single = {c["input"]: c["text"] for c in cases if c["kind"] == "frame"}
+    texts = [text(r[1 + len(frame_ids):]) for r in batch]
+    assert texts == [single[f] for f in files], "batch of 4 differs from batch of 1 with a prompt"
+    return {"prompt_prefix": prefix, "declared_by_folder": bool(cfg.get("prompt_prefix")),
+            "note": "ids = start token, prompt_ids, then the generated ids (rows of a batch that "
+                    "ended early padded after eos); text = decode(ids[1 + len(prompt_ids):], "
+                    "skip_special_tokens=True); onnxruntime gives the same ids with both decoder forms",
+            "batch_1": cases,
+            "batch_4": {"inputs": files, "kind": "frame", "prompt": fw.frame_prompt(None),
+                        "prompt_ids": frame_ids, "ids": batch.tolist(), "texts": texts}}
 
 
 def main() -> None:
@@ -225,6 +289,9 @@ def main() -> None:
     p.add_argument("--wolf", default=str(ROOT / "target/release/wolf"))
     p.add_argument("--remake-inputs", action="store_true")
     p.add_argument("--only", choices=["frame-captioner", "storyboard-captioner"])
+    p.add_argument("--prompt-check", type=int, default=0, metavar="N",
+                   help="also record prompted references for a frame captioner that does not declare "
+                        "`prompt_prefix`, as if it declared {\"max_tokens\": N}")
     a = p.parse_args()
     torch.set_num_threads(2)
     if a.remake_inputs or not (INPUTS / "inputs.json").exists():
@@ -239,7 +306,7 @@ def main() -> None:
             print(f"{name}: no PyTorch weights in {checkpoint}, skipped")
             continue
         files = [i["file"] for i in inputs[key]]
-        out = record(name, files, checkpoint)
+        out = record(name, files, checkpoint, a.prompt_check if name == "frame-captioner" else 0)
         targets = [i["target"] for i in inputs[key]]
         for got, want in zip(out["transformers"]["batch_4"]["texts"], targets):
             print(f"{name}: {'OK  ' if got == want else 'DIFF'} {got}" + ("" if got == want else f"\n      want {want}"))

@@ -40,14 +40,19 @@ import fixture_world as fw
 
 ROOT = Path(__file__).resolve().parent.parent
 NAMES = {"frame": "frame-captioner", "storyboard": "storyboard-captioner"}
-MAX_LENGTH = 64
+MAX_LENGTH = 64  # the default longest sequence (start token included)
+EVAL_CLIPS = 12  # held-out clips a prompt-reading model's training run checks itself on
 
 # Architecture and training settings of each kind (the README quotes them).
 SETTINGS = {
-    "frame": dict(patch=20, enc_hidden=128, enc_layers=4, enc_heads=4, enc_inter=256,
-                  dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=2e-3, steps=4000,
-                  number_sigma=2.0, number_weight=0.5, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
-                  object_weight=4.0),
+    # The prompt-reading frame captioner: the first frame captioner (recovered from its
+    # ONNX files, tools/recover_weights.py) grown by two encoder layers and 128
+    # decoder positions, then trained on with prompt prefixes (see PromptPrefixes).
+    "frame": dict(patch=20, enc_hidden=128, enc_layers=6, enc_heads=4, enc_inter=256,
+                  dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=1e-3, steps=700, warmup=60,
+                  number_sigma=2.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
+                  object_weight=4.0, label_weight=3.0, frozen_layers=4, max_length=192, prompt_prefix=True, prefix_max_tokens=112,
+                  grow_from="recovered frame-captioner v1"),
     "storyboard": dict(patch=20, enc_hidden=128, enc_layers=3, enc_heads=4, enc_inter=256,
                        dec_hidden=128, dec_layers=2, dec_heads=4, batch=32, lr=2e-3, steps=2000,
                        number_sigma=0.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
@@ -79,7 +84,7 @@ def build_tokenizer():
     return tok
 
 
-def write_tokenizer_files(folder: Path) -> None:
+def write_tokenizer_files(folder: Path, max_length: int = MAX_LENGTH) -> None:
     tok = build_tokenizer()
     tok.save(str(folder / "tokenizer.json"))
     special = {"bos_token": "<s>", "eos_token": "</s>", "pad_token": "<pad>", "unk_token": "<unk>"}
@@ -87,7 +92,7 @@ def write_tokenizer_files(folder: Path) -> None:
     added = {str(i): {"content": t, "lstrip": False, "normalized": False, "rstrip": False,
                       "single_word": False, "special": True} for i, t in enumerate(fw.SPECIAL)}
     config = {"added_tokens_decoder": added, **special, "clean_up_tokenization_spaces": False,
-              "model_max_length": MAX_LENGTH, "tokenizer_class": "PreTrainedTokenizerFast"}
+              "model_max_length": max_length, "tokenizer_class": "PreTrainedTokenizerFast"}
     (folder / "tokenizer_config.json").write_text(json.dumps(config, indent=2) + "\n")
 
 
@@ -100,7 +105,7 @@ def build_model(s: dict, vocab_size: int):
                     hidden_size=s["enc_hidden"], num_hidden_layers=s["enc_layers"],
                     num_attention_heads=s["enc_heads"], intermediate_size=s["enc_inter"],
                     hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-    dec = GPT2Config(vocab_size=vocab_size, n_positions=MAX_LENGTH, n_embd=s["dec_hidden"],
+    dec = GPT2Config(vocab_size=vocab_size, n_positions=s.get("max_length", MAX_LENGTH), n_embd=s["dec_hidden"],
                      n_layer=s["dec_layers"], n_head=s["dec_heads"], add_cross_attention=True,
                      bos_token_id=fw.BOS_ID, eos_token_id=fw.EOS_ID, pad_token_id=fw.PAD_ID,
                      resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
@@ -109,9 +114,14 @@ def build_model(s: dict, vocab_size: int):
     cfg.eos_token_id = fw.EOS_ID
     cfg.pad_token_id = fw.PAD_ID
     cfg.bos_token_id = fw.BOS_ID
+    if s.get("prompt_prefix"):
+        # Read by the pipeline's `onnx` captioner (examples/onnx.toml): it passes the
+        # stage's prompt, tokenized without special tokens and cut to its last
+        # max_tokens tokens, after the decoder start token, and strips it from the output.
+        cfg.prompt_prefix = {"max_tokens": s["prefix_max_tokens"]}
     model = VisionEncoderDecoderModel(cfg)
     gen = model.generation_config
-    gen.max_length = MAX_LENGTH
+    gen.max_length = s.get("max_length", MAX_LENGTH)
     gen.num_beams = 1
     gen.do_sample = False
     gen.decoder_start_token_id = fw.BOS_ID
@@ -223,6 +233,118 @@ def item_spans(tokens: list[str]) -> list[tuple[str, int, int]]:
     return spans
 
 
+def grow_from(model, checkpoint: Path) -> None:
+    """Starts `model` from a smaller trained one of the same family: every tensor of
+    the checkpoint is copied (GPT2's position table into the first rows of the longer
+    one); encoder layers the checkpoint lacks start as the identity (their attention
+    output and MLP output projections zero), so the grown model first computes exactly
+    what the checkpoint computed."""
+    from transformers import VisionEncoderDecoderModel
+    old = VisionEncoderDecoderModel.from_pretrained(checkpoint).state_dict()
+    new = model.state_dict()
+    with torch.no_grad():
+        for name, value in old.items():
+            target = new[name]
+            if target.shape == value.shape:
+                target.copy_(value)
+            elif name.endswith("wpe.weight") and target.shape[0] > value.shape[0]:
+                target[: value.shape[0]] = value
+            else:
+                raise ValueError(f"{name}: {tuple(value.shape)} cannot grow to {tuple(target.shape)}")
+        grown = sorted({int(n.split(".")[2]) for n in new if n.startswith("encoder.layers.")} -
+                       {int(n.split(".")[2]) for n in old if n.startswith("encoder.layers.")})
+        for i in grown:
+            for part in ("attention.o_proj", "mlp.fc2"):
+                new[f"encoder.layers.{i}.{part}.weight"].zero_()
+                new[f"encoder.layers.{i}.{part}.bias"].zero_()
+    print(f"grew from {checkpoint}: {len(old)} tensors copied, new encoder layers {grown}", flush=True)
+
+
+def prompt_ids(tok, prompt: str, max_tokens: int) -> list[int]:
+    """The decoder prefix of a prompt, as the `onnx` captioner makes it: the prompt's
+    tokens without special tokens (unknown words are `<unk>`), its last max_tokens kept."""
+    if not prompt:
+        return []
+    ids = tok.encode(prompt, add_special_tokens=False).ids
+    return ids[-max_tokens:] if max_tokens else ids
+
+
+def corrupted_text(m: dict, rng) -> str:
+    """A frame's target with the kinds of error the captioner makes: another shape or
+    colour or sign word, boxes a few units off, an object left out or one made up."""
+    items = []
+    for o in m["objects"]:
+        if not o["named"] or rng.random() < 0.08:
+            continue
+        label = o["label"]
+        if label.startswith("sign"):
+            if rng.random() < 0.2:
+                label = f'sign "{rng.choice(fw.SIGN_WORDS)}"'
+        else:
+            colour, shape = label.split()
+            shape = rng.choice(fw.SHAPES) if rng.random() < 0.2 else shape
+            colour = rng.choice(fw.COLOURS) if rng.random() < 0.05 else colour
+            label = f"{colour} {shape}"
+        box = [min(999, max(0, v + rng.randint(-12, 12))) if rng.random() < 0.5 else v for v in o["box"]]
+        items.append({"label": label, "box": box})
+    if rng.random() < 0.08:
+        x, y, size = rng.randint(0, 850), rng.randint(0, 800), rng.randint(90, 190)
+        items.append({"label": f"{rng.choice(fw.COLOURS)} {rng.choice(fw.SHAPES)}",
+                      "box": [x, y, min(999, x + size), min(999, y + size * 4 // 3)]})
+    return fw.frame_text(items, m["background"])
+
+
+class PromptPrefixes:
+    """The prompt of each training frame, built by the pipeline's own template
+    (fixture_world.frame_prompt: pipeline/src/wolf/prompts.rs FRAME and CASCADE):
+    * empty (15 %): the model alone, no prompt;
+    * FRAME alone: the first frame of a clip (85 % of them) and 25 % of the others:
+      the cascade's first frame, and every frame with the cascade off;
+    * CASCADE with the previous sampled frame's caption, then FRAME (60 % of the
+      frames that have a predecessor). That caption is what the model will really be
+      given: its own output for the previous frame when there is one (60 %): the
+      argmax of the logits the last time that frame was trained on, refreshed every
+      time; else (and otherwise) the previous frame's target with made-up errors
+      (corrupted_text, 25 %) or the clean target (15 %)."""
+
+    def __init__(self, data, tok, max_tokens: int, seed: int):
+        import random
+        self.meta, self.tok, self.max_tokens = data.meta, tok, max_tokens
+        self.rng = random.Random(seed)
+        self.previous = [i - 1 if m.get("seq", 0) > 0 and data.meta[i - 1]["clip"] == m["clip"] else -1
+                         for i, m in enumerate(data.meta)]
+        self.own: dict[int, str] = {}
+        self.counts: dict[str, int] = {}
+
+    def __call__(self, i: int) -> list[int]:
+        r, j = self.rng.random(), self.previous[i]
+        if r < 0.15:
+            how, prompt = "empty", ""
+        elif j < 0 or r < 0.40:
+            how, prompt = "frame", fw.frame_prompt(None)
+        else:
+            q = self.rng.random()
+            if j in self.own and q < 0.6:
+                how, text = "cascade_own", self.own[j]
+            elif q < 0.85:
+                how, text = "cascade_corrupted", corrupted_text(self.meta[j], self.rng)
+            else:
+                how, text = "cascade_clean", self.meta[j]["text"]
+            prompt = fw.frame_prompt(text)
+        self.counts[how] = self.counts.get(how, 0) + 1
+        return prompt_ids(self.tok, prompt, self.max_tokens)
+
+    def remember(self, index, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        """Keeps each example's own output (argmax at its target positions, to its
+        first end token) for the next frame's prefix."""
+        best = logits.argmax(-1)
+        for r, i in enumerate(index):
+            ids = best[r][labels[r] >= 0].tolist()
+            if fw.EOS_ID in ids:
+                ids = ids[: ids.index(fw.EOS_ID)]
+            self.own[int(i)] = self.tok.decode(ids, skip_special_tokens=True)
+
+
 class Data:
     """Images, target token ids and, for training, dense targets:
     * for the encoder's patch tokens: every token whose patch centre lies in a shown
@@ -240,7 +362,7 @@ class Data:
         encoded = [tok.encode(t) for t in self.texts]
         self.ids = [e.ids + [fw.EOS_ID] for e in encoded]
         assert all(fw.UNK_ID not in i for i in self.ids), "a target has an unknown word"
-        assert max(map(len, self.ids)) < MAX_LENGTH
+        assert max(map(len, self.ids)) < MAX_LENGTH  # room for the longest prefix too
         self.patch = patch
         if patch:
             self.spans = [item_spans(e.tokens) for e in encoded]
@@ -287,25 +409,30 @@ class Data:
     def __len__(self):
         return len(self.texts)
 
-    def batch(self, index: np.ndarray):
+    def batch(self, index: np.ndarray, prefix_of=None):
+        """Rows sorted by example; each row is the start token, the prefix
+        (`prefix_of(i)`, none by default), the target and the end token, right-padded
+        (GPT2 is causal: padding after a row changes none of its positions). The loss
+        is on the target and the end token only."""
         index = np.sort(index)
         x = pixel_values(self.images[index])
-        ids = [self.ids[i] for i in index]
-        L = max(map(len, ids))
-        labels = torch.full((len(ids), L), -100, dtype=torch.long)
-        inputs = torch.full((len(ids), L), fw.PAD_ID, dtype=torch.long)
-        for r, seq in enumerate(ids):
-            labels[r, : len(seq)] = torch.tensor(seq)
-            inputs[r, 0] = fw.BOS_ID
-            inputs[r, 1: len(seq)] = torch.tensor(seq[:-1])
+        prefixes = [prefix_of(int(i)) if prefix_of else [] for i in index]
+        full = [[fw.BOS_ID] + p + self.ids[i] for p, i in zip(prefixes, index)]
+        L = max(map(len, full)) - 1
+        labels = torch.full((len(full), L), -100, dtype=torch.long)
+        inputs = torch.full((len(full), L), fw.PAD_ID, dtype=torch.long)
+        for r, (seq, p) in enumerate(zip(full, prefixes)):
+            inputs[r, : len(seq) - 1] = torch.tensor(seq[:-1])
+            labels[r, len(p): len(seq) - 1] = torch.tensor(seq[len(p) + 1:])
+        self.last_index, self.last_offsets = index, [len(p) for p in prefixes]
         if not self.patch:
             return x, inputs, labels, None
         tokens = (fw.WIDTH // self.patch) * (fw.HEIGHT // self.patch)
-        cls = torch.zeros((len(ids), tokens), dtype=torch.long)
-        box = torch.zeros((len(ids), tokens, 4))
-        motion = torch.full((len(ids), tokens), -100, dtype=torch.long)
+        cls = torch.zeros((len(full), tokens), dtype=torch.long)
+        box = torch.zeros((len(full), tokens, 4))
+        motion = torch.full((len(full), tokens), -100, dtype=torch.long)
         # Where each target position should look: encoder positions (CLS is 0).
-        look = torch.zeros((len(ids), L, tokens + 1), dtype=torch.bool)
+        look = torch.zeros((len(full), L, tokens + 1), dtype=torch.bool)
         for r, i in enumerate(index):
             where: dict[str, set[int]] = {}
             for toks, c, b, mo, label in self.aux[i]:
@@ -314,10 +441,11 @@ class Data:
                 box[r, t] = torch.tensor(b)
                 motion[r, t] = mo if mo >= 0 else -100
                 where.setdefault(label if not label.startswith("sign") else "sign", set()).update(toks)
+            off = self.last_offsets[r]
             for label, first, last in self.spans[i]:
                 key = "sign" if label.startswith("sign") else label
                 if key in where:
-                    look[r, first: last + 1, [1 + t for t in where[key]]] = True
+                    look[r, off + first: off + last + 1, [1 + t for t in where[key]]] = True
         return x, inputs, labels, (cls, box, motion, look)
 
 
@@ -373,19 +501,45 @@ def board_metrics(preds: list[str], meta: list[dict]) -> dict:
 
 
 @torch.no_grad()
-def predict(model, tok, images: np.ndarray, batch: int = 50) -> list[str]:
+def predict(model, tok, images: np.ndarray, batch: int = 50, prompts: list[str] | None = None,
+            max_tokens: int = 0) -> list[str]:
+    """Greedy captions; with `prompts`, each image's prompt is its decoder prefix (after
+    the start token; rows grouped by prefix length) and is left out of the text."""
     model.eval()
-    out = []
-    for i in range(0, len(images), batch):
-        ids = model.generate(pixel_values=pixel_values(images[i: i + batch]),
-                             max_length=MAX_LENGTH, num_beams=1, do_sample=False)
-        out.extend(tok.decode(r.tolist(), skip_special_tokens=True) for r in ids)
+    max_length = model.generation_config.max_length
+    prefixes = [prompt_ids(tok, p, max_tokens) for p in prompts] if prompts else [[] for _ in images]
+    out: list[str] = [""] * len(images)
+    lengths = sorted({len(p) for p in prefixes})
+    for length in lengths:
+        rows = [i for i, p in enumerate(prefixes) if len(p) == length]
+        for k in range(0, len(rows), batch):
+            part = rows[k: k + batch]
+            start = torch.tensor([[fw.BOS_ID] + prefixes[i] for i in part])
+            ids = model.generate(pixel_values=pixel_values(images[part]), decoder_input_ids=start,
+                                 max_length=max_length, num_beams=1, do_sample=False)
+            for i, r in zip(part, ids):
+                out[i] = tok.decode(r[1 + length:].tolist(), skip_special_tokens=True)
+    return out
+
+
+def predict_cascade(model, tok, images: np.ndarray, meta: list[dict], max_tokens: int,
+                    cascade: bool = True) -> list[str]:
+    """The pipeline's cascade over each clip's frames (in `seq` order): the first frame
+    with FRAME, each next one with CASCADE on the previous output (cascade off: FRAME
+    for every frame)."""
+    out: list[str] = [""] * len(meta)
+    for k in range(max(m["seq"] for m in meta) + 1):
+        rows = [i for i, m in enumerate(meta) if m["seq"] == k]
+        prompts = [fw.frame_prompt(out[i - 1] if cascade and k > 0 else None) for i in rows]
+        for i, t in zip(rows, predict(model, tok, images[rows], prompts=prompts, max_tokens=max_tokens)):
+            out[i] = t
     return out
 
 
 # ---------------------------------------------------------------- training
 
-def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 50, eval_every: int = 250):
+def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 50, eval_every: int = 250,
+          grow: Path | None = None, save_every: int = 100):
     s = dict(SETTINGS[kind])
     if steps:
         s["steps"] = steps
@@ -396,8 +550,44 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
     number_ids = torch.tensor([vocab.index(str(i)) for i in range(1000)])
     data = Data(work, kind, "train", tok, patch=s["patch"])
     model = build_model(s, len(vocab))
-    init_number_embeddings(model, number_ids)
-    init_vit_embeddings(model, s["patch"])
+    if grow:
+        grow_from(model, grow)
+    else:
+        init_number_embeddings(model, number_ids)
+        init_vit_embeddings(model, s["patch"])
+    prefixes = PromptPrefixes(data, tok, s["prefix_max_tokens"], seed) if s.get("prompt_prefix") else None
+    frozen = s.get("frozen_layers", 0) if grow else 0
+    if frozen:
+        # The checkpoint's patch embedding and first `frozen` encoder layers stay as
+        # they are: their output for every training frame is computed once, and each
+        # step runs only the layers above (the grown ones) and the decoder, which
+        # halves a step's cost on a CPU.
+        enc = model.encoder
+        for module in [enc.embeddings, *enc.layers[:frozen]]:
+            for q in module.parameters():
+                q.requires_grad_(False)
+        t = time.time()
+        with torch.no_grad():
+            lower = torch.empty((len(data), (fw.HEIGHT // s["patch"]) * (fw.WIDTH // s["patch"]) + 1,
+                                 s["enc_hidden"]))
+            for k in range(0, len(data), 64):
+                h = enc.embeddings(pixel_values(data.images[k: k + 64]))
+                for layer in enc.layers[:frozen]:
+                    h = layer(h)
+                    h = h[0] if isinstance(h, tuple) else h
+                lower[k: k + 64] = h
+        print(f"frozen: embeddings and encoder layers 0-{frozen - 1}, their outputs for {len(data)} frames "
+              f"in {time.time() - t:.0f} s", flush=True)
+
+    def encode(x, index):
+        from transformers.modeling_outputs import BaseModelOutput
+        if not frozen:
+            return model.encoder(pixel_values=x)
+        h = lower[torch.as_tensor(index)]
+        for layer in model.encoder.layers[frozen:]:
+            h = layer(h)
+            h = h[0] if isinstance(h, tuple) else h
+        return BaseModelOutput(last_hidden_state=model.encoder.layernorm(h))
     # Eager attention in the decoder, so that its cross-attention can be supervised.
     model.decoder.set_attn_implementation("eager")
     # Training-only heads on the encoder's patch tokens (not exported).
@@ -408,10 +598,12 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
           f"{len(data)} training examples, settings {s}", flush=True)
     decay, no_decay = [], []
     for n, p in list(model.named_parameters()) + list(heads.named_parameters()):
+        if not p.requires_grad:
+            continue
         (no_decay if p.ndim < 2 or "embeddings" in n or "wpe" in n or "wte" in n else decay).append(p)
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
                              {"params": no_decay, "weight_decay": 0.0}], lr=s["lr"], betas=(0.9, 0.98))
-    warmup = min(200, s["steps"] // 10)
+    warmup = s.get("warmup", min(200, s["steps"] // 10))
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda i: min(1.0, (i + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, i / s["steps"]))))
     value = torch.zeros(len(vocab))
@@ -419,6 +611,9 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
     is_number[number_ids] = True
     value[number_ids] = torch.arange(1000, dtype=torch.float32)
     grid = torch.arange(1000, dtype=torch.float32)
+    token_weight = torch.ones(len(vocab))
+    for w in fw.COLOURS + fw.SHAPES + [f'"{w}"' for w in fw.SIGN_WORDS]:
+        token_weight[vocab.index(w)] = s.get("label_weight", 1.0)
 
     probe = Data(work, kind, "eval", tok)
     probe_index = np.arange(0, len(probe), max(1, len(probe) // 60))
@@ -430,13 +625,24 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
     for step in range(s["steps"]):
         if at + s["batch"] > len(order):
             order, at = rng.permutation(len(data)), 0
-        x, inputs, labels, (cls, box, motion, look) = data.batch(order[at: at + s["batch"]])
+        x, inputs, labels, (cls, box, motion, look) = data.batch(order[at: at + s["batch"]], prefixes)
         at += s["batch"]
-        encoded = model.encoder(pixel_values=x)
+        encoded = encode(x, data.last_index)
         out = model(encoder_outputs=encoded, decoder_input_ids=inputs, output_attentions=True)
         logits = out.logits
-        loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
-        caption_loss = loss.item()
+        if s.get("label_weight", 1.0) != 1.0:
+            # The words that name an object (colour, shape, sign word) weigh more than
+            # the many box numbers: naming the right object is what matters most.
+            per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
+                                        ignore_index=-100, reduction="none")
+            w = token_weight[labels.reshape(-1).clamp(min=0)] * (labels.reshape(-1) >= 0)
+            loss = (per_token * w).sum() / w.sum()
+            caption_loss = (per_token.sum() / (labels >= 0).sum()).item()
+        else:
+            loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1), ignore_index=-100)
+            caption_loss = loss.item()
+        if prefixes is not None:
+            prefixes.remember(data.last_index, logits.detach(), labels)
         tokens = encoded.last_hidden_state[:, 1:]  # without the CLS token
         # Object tokens weigh more than the many empty ones.
         weight = 1.0 + (s["object_weight"] - 1.0) * (cls > 0).float()
@@ -478,9 +684,14 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
             print(f"step {step + 1}/{s['steps']} caption loss {running:.4f} aux {aux_running:.4f} "
                   f"lr {sched.get_last_lr()[0]:.2e} "
                   f"{time.time() - started:.0f} s", flush=True)
+            if save_every and (step + 1) % save_every == 0:
+                # An intermediate checkpoint, for a run cut short.
+                model.save_pretrained(work / kind / "checkpoint")
         if eval_every and (step + 1) % eval_every == 0 and step + 1 < s["steps"]:
             t = time.time()
-            preds = predict(model, tok, probe.images[probe_index])
+            prompts = [fw.frame_prompt(None)] * len(probe_index) if prefixes is not None else None
+            preds = predict(model, tok, probe.images[probe_index], prompts=prompts,
+                            max_tokens=s.get("prefix_max_tokens", 0))
             meta = [probe.meta[i] for i in probe_index]
             m = frame_metrics(preds, meta) if kind == "frame" else board_metrics(preds, meta)
             model.train()
@@ -490,16 +701,34 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
                 f" ({time.time() - t:.0f} s, not counted)", flush=True)
             started += time.time() - t
     seconds = time.time() - started
+    if prefixes is not None:
+        s["prefix_counts"] = prefixes.counts
     return model, tok, s, seconds
 
 
-def evaluate(model, tok, kind: str, work: Path) -> tuple[dict, list[str]]:
+def evaluate(model, tok, kind: str, work: Path, s: dict) -> tuple[dict, list[str]]:
     data = Data(work, kind, "eval", tok)
     started = time.time()
-    preds = predict(model, tok, data.images)
-    metrics = frame_metrics(preds, data.meta) if kind == "frame" else board_metrics(preds, data.meta)
+    if not s.get("prompt_prefix"):
+        preds = predict(model, tok, data.images)
+        metrics = frame_metrics(preds, data.meta) if kind == "frame" else board_metrics(preds, data.meta)
+        metrics["eval_seconds"] = round(time.time() - started, 1)
+        return metrics, preds
+    # Prompt-reading frame captioner: no prompt, the cascade off (FRAME for every
+    # frame) and on (CASCADE on the previous output), on the first clips' frames (a
+    # check; tools/measure_captioners.py --cascade measures on a fresh world).
+    metrics, out = {}, {}
+    n = s["prefix_max_tokens"]
+    clips = sorted({m["clip"] for m in data.meta})[:EVAL_CLIPS]
+    rows = [i for i, m in enumerate(data.meta) if m["clip"] in clips]
+    images, meta = data.images[rows], [data.meta[i] for i in rows]
+    out["no_prompt"] = predict(model, tok, images)
+    out["cascade_off"] = predict_cascade(model, tok, images, meta, n, cascade=False)
+    out["cascade_on"] = predict_cascade(model, tok, images, meta, n, cascade=True)
+    for how, preds in out.items():
+        metrics[how] = frame_metrics(preds, meta)
     metrics["eval_seconds"] = round(time.time() - started, 1)
-    return metrics, preds
+    return metrics, out["cascade_on"]
 
 
 # ---------------------------------------------------------------- export
@@ -515,7 +744,7 @@ def export(model, kind: str, work: Path, optimum_python: str, keep_with_past: bo
                                   resample=2, do_rescale=True, rescale_factor=1 / 255,
                                   do_normalize=True, image_mean=[0.5] * 3, image_std=[0.5] * 3)
     processor.save_pretrained(hf)
-    write_tokenizer_files(hf)
+    write_tokenizer_files(hf, model.generation_config.max_length)
     onnx_dir = work / kind / "onnx"
     if onnx_dir.exists():
         shutil.rmtree(onnx_dir)
@@ -531,10 +760,16 @@ def export(model, kind: str, work: Path, optimum_python: str, keep_with_past: bo
         files.append("decoder_with_past_model.onnx")
     for f in files:
         shutil.copy(onnx_dir / f, folder / f)
-    write_tokenizer_files(folder)
+    max_length = model.generation_config.max_length
+    write_tokenizer_files(folder, max_length)
+    config = json.loads((folder / "config.json").read_text())
+    prefix = getattr(model.config, "prompt_prefix", None)
+    if prefix is not None and config.get("prompt_prefix") != prefix:
+        config["prompt_prefix"] = prefix
+        (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     # The generation settings the references use, stated in full.
     gen = json.loads((folder / "generation_config.json").read_text())
-    gen.update({"max_length": MAX_LENGTH, "num_beams": 1, "do_sample": False,
+    gen.update({"max_length": max_length, "num_beams": 1, "do_sample": False,
                 "decoder_start_token_id": fw.BOS_ID, "bos_token_id": fw.BOS_ID,
                 "eos_token_id": fw.EOS_ID, "pad_token_id": fw.PAD_ID})
     (folder / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
@@ -550,12 +785,26 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--optimum-python", default="/tmp/optenv/bin/python")
     p.add_argument("--no-export", action="store_true", help="train and measure only")
+    p.add_argument("--grow-from", type=Path, default=None,
+                   help="start from this smaller trained checkpoint (frame: the first frame captioner's "
+                        "weights, rebuilt by tools/recover_weights.py)")
+    p.add_argument("--no-eval", action="store_true", help="skip the held-out check")
+    p.add_argument("--export-only", type=Path, default=None,
+                   help="skip training: measure and export this saved checkpoint (e.g. <work>/frame/checkpoint)")
     p.add_argument("--keep-with-past", action="store_true",
                    help="also keep Optimum's decoder_with_past_model.onnx (the merged model holds it)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
-    model, tok, s, seconds = train(a.kind, a.work, a.steps, a.seed)
-    metrics, preds = evaluate(model, tok, a.kind, a.work)
+    if a.export_only:
+        from transformers import VisionEncoderDecoderModel
+        model, tok, s, seconds = (VisionEncoderDecoderModel.from_pretrained(a.export_only), build_tokenizer(),
+                                  dict(SETTINGS[a.kind]), 0.0)
+    else:
+        model, tok, s, seconds = train(a.kind, a.work, a.steps, a.seed, grow=a.grow_from)
+    if a.no_eval:
+        metrics, preds = {"note": "not measured here (--no-eval)"}, []
+    else:
+        metrics, preds = evaluate(model, tok, a.kind, a.work, s)
     metrics.update({"train_seconds": round(seconds, 1), "settings": s, "threads": a.threads,
                     "torch": torch.__version__})
     out = a.work / a.kind

@@ -1,13 +1,18 @@
 //! Vision-encoder-decoder captioners (the ViT-GPT2 / TrOCR export layout): images →
 //! `encoder_model.onnx` → greedy or beam decoding with `decoder_model.onnx` or
 //! `decoder_model_merged.onnx` → text.
+//!
+//! A folder whose `config.json` has `prompt_prefix` reads its prompt: the prompt's
+//! tokens follow the decoder start token, decoding continues after them, and the
+//! caption is what comes after the prompt (BLIP-style conditional captioning). Other
+//! folders caption unconditionally and ignore prompts.
 
 use std::path::{Path, PathBuf};
 
 use ort::value::TensorRef;
 use tokenizers::Tokenizer;
 
-use super::folder::{self, GenerationIds, Preprocessor};
+use super::folder::{self, GenerationIds, Preprocessor, PromptPrefix};
 use super::generate::{self, Context, Decoder, DecoderForm, EncoderStates, Limits, Search};
 use super::runtime::{Graph, SessionOptions};
 use crate::media::RgbImage;
@@ -19,8 +24,10 @@ const DEFAULT_MAX_LENGTH: usize = 20;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Caption {
     pub text: String,
-    /// Generated tokens, the end token included, the start token not.
+    /// Generated tokens, the end token included, the start token and prompt not.
     pub tokens: u32,
+    /// Prompt tokens the decoder read (0 for a folder that ignores prompts).
+    pub prompt_tokens: u32,
 }
 
 /// A loaded captioner folder.
@@ -32,6 +39,7 @@ pub struct VisionCaptioner {
     tokenizer: Tokenizer,
     ids: GenerationIds,
     limits: Limits,
+    prompt_prefix: Option<PromptPrefix>,
 }
 
 impl std::fmt::Debug for VisionCaptioner {
@@ -39,6 +47,7 @@ impl std::fmt::Debug for VisionCaptioner {
         f.debug_struct("VisionCaptioner")
             .field("folder", &self.folder)
             .field("merged", &self.decoder.is_merged())
+            .field("prompt_prefix", &self.prompt_prefix)
             .finish_non_exhaustive()
     }
 }
@@ -106,11 +115,42 @@ impl VisionCaptioner {
             tokenizer: folder::tokenizer(folder)?,
             ids,
             limits,
+            prompt_prefix: folder::prompt_prefix(folder)?,
         })
     }
 
     pub fn is_merged(&self) -> bool {
         self.decoder.is_merged()
+    }
+
+    /// Whether the folder declares that its decoder reads the prompt.
+    pub fn reads_prompt(&self) -> bool {
+        self.prompt_prefix.is_some()
+    }
+
+    /// The prompt's tokens as the decoder reads them after its start token: none for a
+    /// folder that ignores prompts or an empty prompt; otherwise the tokenizer's ids
+    /// without special tokens, the last `max_tokens` kept, and fewer still when the
+    /// sequence limit would leave no room to generate.
+    pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<i64>, String> {
+        let Some(prefix) = self.prompt_prefix else {
+            return Ok(Vec::new());
+        };
+        if prompt.is_empty() {
+            return Ok(Vec::new());
+        }
+        let encoding = self
+            .tokenizer
+            .encode(prompt, false)
+            .map_err(|e| format!("cannot tokenize the prompt: {e}"))?;
+        let ids = encoding.get_ids();
+        // Room for the start token and at least one generated token.
+        let room = self.limits.max_length.saturating_sub(2);
+        let keep = prefix.max_tokens.unwrap_or(usize::MAX).min(room);
+        Ok(ids[ids.len().saturating_sub(keep)..]
+            .iter()
+            .map(|&i| i64::from(i))
+            .collect())
     }
 
     /// The encoder's output for a batch of images.
@@ -159,6 +199,19 @@ impl VisionCaptioner {
         images: &[RgbImage],
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<i64>>, String> {
+        self.generate_ids_prompted(images, "", cancelled)
+    }
+
+    /// As [`Self::generate_ids`], every image with `prompt` (the same for the whole
+    /// batch): each sequence starts with the start token and the prompt's ids
+    /// ([`Self::prompt_ids`]), as transformers' `generate` given them as
+    /// `decoder_input_ids` returns it.
+    pub fn generate_ids_prompted(
+        &mut self,
+        images: &[RgbImage],
+        prompt: &str,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<i64>>, String> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -167,7 +220,9 @@ impl VisionCaptioner {
             .ids
             .decoder_start
             .expect("checked at load; this is a bug");
-        let prefixes = vec![vec![start]; images.len()];
+        let mut prefix = vec![start];
+        prefix.extend(self.prompt_ids(prompt)?);
+        let prefixes = vec![prefix; images.len()];
         let context = Context {
             encoder: Some(states),
         };
@@ -198,17 +253,29 @@ impl VisionCaptioner {
             .map_err(|e| format!("cannot decode tokens: {e}"))
     }
 
-    /// Captions a batch of images.
+    /// Captions a batch of images without a prompt.
     pub fn caption(
         &mut self,
         images: &[RgbImage],
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Vec<Caption>, String> {
-        let sequences = self.generate_ids(images, cancelled)?;
+        self.caption_prompted(images, "", cancelled)
+    }
+
+    /// Captions a batch of images, each with `prompt` when the folder reads prompts;
+    /// the text is what the decoder wrote after the prompt.
+    pub fn caption_prompted(
+        &mut self,
+        images: &[RgbImage],
+        prompt: &str,
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<Caption>, String> {
+        let prompt_tokens = self.prompt_ids(prompt)?.len();
+        let sequences = self.generate_ids_prompted(images, prompt, cancelled)?;
         sequences
             .iter()
             .map(|ids| {
-                let generated = &ids[1..];
+                let generated = &ids[1 + prompt_tokens..];
                 let end = generated
                     .iter()
                     .position(|t| self.ids.eos.contains(t))
@@ -216,6 +283,7 @@ impl VisionCaptioner {
                 Ok(Caption {
                     text: self.decode(&generated[..end])?.trim().to_owned(),
                     tokens: end as u32,
+                    prompt_tokens: prompt_tokens as u32,
                 })
             })
             .collect()

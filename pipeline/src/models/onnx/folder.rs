@@ -81,6 +81,46 @@ pub fn generation_ids(folder: &Path) -> Result<GenerationIds, String> {
     })
 }
 
+/// How a captioner folder reads a prompt: `config.json`'s `prompt_prefix`, written by
+/// models trained to condition on a text prefix in the decoder (as BLIP's conditional
+/// captioning does). The prompt, tokenized without special tokens, follows the decoder
+/// start token; generation continues after it, and the caption leaves it out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PromptPrefix {
+    /// Only the prompt's last `max_tokens` tokens are kept (the model was trained with
+    /// prefixes cut the same way); `None`: all of them, as room allows.
+    pub max_tokens: Option<usize>,
+}
+
+/// The folder's `prompt_prefix` (`config.json`): absent, `null` or `false` for a
+/// captioner that ignores prompts, `true`, or `{"max_tokens": N}`.
+pub fn prompt_prefix(folder: &Path) -> Result<Option<PromptPrefix>, String> {
+    let path = folder.join("config.json");
+    parse_prompt_prefix(&read_json(&path)?["prompt_prefix"])
+        .map_err(|e| format!("`{}`: {e}", path.display()))
+}
+
+fn parse_prompt_prefix(value: &Value) -> Result<Option<PromptPrefix>, String> {
+    match value {
+        Value::Null | Value::Bool(false) => Ok(None),
+        Value::Bool(true) => Ok(Some(PromptPrefix { max_tokens: None })),
+        Value::Object(o) => match o.get("max_tokens") {
+            None | Some(Value::Null) => Ok(Some(PromptPrefix { max_tokens: None })),
+            Some(v) => match v.as_u64() {
+                Some(n) if n > 0 => Ok(Some(PromptPrefix {
+                    max_tokens: Some(n as usize),
+                })),
+                _ => Err(format!(
+                    "`prompt_prefix.max_tokens` must be a positive integer, not {v}"
+                )),
+            },
+        },
+        other => Err(format!(
+            "`prompt_prefix` must be true, false or {{\"max_tokens\": N}}, not {other}"
+        )),
+    }
+}
+
 /// Image preprocessing as `preprocessor_config.json` says (the ViT/CLIP image
 /// processors' keys): resize, centre crop, rescale, normalise; RGB, NCHW.
 #[derive(Debug, Clone, PartialEq)]
@@ -235,5 +275,39 @@ impl Preprocessor {
             }
         }
         (w, h)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn prompt_prefix_is_read_in_each_form() {
+        assert_eq!(parse_prompt_prefix(&Value::Null), Ok(None));
+        assert_eq!(parse_prompt_prefix(&json!(false)), Ok(None));
+        let all = Some(PromptPrefix { max_tokens: None });
+        assert_eq!(parse_prompt_prefix(&json!(true)), Ok(all));
+        assert_eq!(parse_prompt_prefix(&json!({})), Ok(all));
+        assert_eq!(
+            parse_prompt_prefix(&json!({"max_tokens": 112})),
+            Ok(Some(PromptPrefix {
+                max_tokens: Some(112)
+            }))
+        );
+    }
+
+    #[test]
+    fn a_malformed_prompt_prefix_is_an_error_naming_the_key() {
+        for bad in [
+            json!("yes"),
+            json!(3),
+            json!({"max_tokens": 0}),
+            json!({"max_tokens": "9"}),
+        ] {
+            let err = parse_prompt_prefix(&bad).unwrap_err();
+            assert!(err.contains("prompt_prefix"), "{err}");
+        }
     }
 }

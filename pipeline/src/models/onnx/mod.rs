@@ -4,7 +4,9 @@
 //! and the folder decides what the entry is ([`Layout::detect`]):
 //! - a vision-encoder-decoder captioner (`encoder_model.onnx` with `decoder_model.onnx`
 //!   and/or `decoder_model_merged.onnx`: the ViT-GPT2 / TrOCR layout), serving as image
-//!   captioner and as video captioner (on a 2×2 storyboard of the clip's frames);
+//!   captioner and as video captioner (on a 2×2 storyboard of the clip's frames); it
+//!   reads the request's prompt as a decoder prefix when its `config.json` declares
+//!   `prompt_prefix`, and ignores it otherwise;
 //! - a decoder-only causal LLM with a KV cache (`decoder_model_merged.onnx` or
 //!   `model.onnx` with `past_key_values.*` inputs) and a chat template, serving as chat
 //!   LLM;
@@ -196,16 +198,20 @@ impl OnnxModel {
         )
     }
 
-    async fn caption(&self, image: crate::media::RgbImage) -> Result<Reply, ModelError> {
+    async fn caption(
+        &self,
+        image: crate::media::RgbImage,
+        prompt: &str,
+    ) -> Result<Reply, ModelError> {
         if self.layout != Layout::VisionEncoderDecoder {
             return Err(self.unsupported(Role::ImageCaptioner));
         }
         let started = Instant::now();
-        let caption = self.worker.caption(image).await?;
+        let caption = self.worker.caption(image, prompt.to_owned()).await?;
         Ok(Reply {
             text: non_empty(caption.text, &self.name)?,
             usage: Some(super::Usage {
-                prompt_tokens: 0,
+                prompt_tokens: caption.prompt_tokens,
                 completion_tokens: caption.tokens,
             }),
             latency: started.elapsed(),
@@ -246,20 +252,22 @@ fn storyboard_frames(frames: &[crate::media::RgbImage]) -> Vec<crate::media::Rgb
 }
 
 impl ImageCaptioner for OnnxModel {
-    /// The prompt is not used: the captioners of this layout are unconditional.
+    /// The prompt is the decoder's prefix when the folder declares `prompt_prefix`;
+    /// other captioners of this layout are unconditional and ignore it.
     fn caption_images<'a>(
         &'a self,
         request: &'a ImageRequest,
     ) -> BoxFuture<'a, Result<Reply, ModelError>> {
         Box::pin(async move {
             let image = one_image(&request.images, &self.name)?;
-            self.caption(image).await
+            self.caption(image, &request.prompt).await
         })
     }
 }
 
 impl VideoCaptioner for OnnxModel {
-    /// Captions a 2×2 storyboard of four of the clip's frames; the prompt is not used.
+    /// Captions a 2×2 storyboard of four of the clip's frames; the prompt is read as
+    /// for an image (only by a folder that declares `prompt_prefix`).
     fn caption_video<'a>(
         &'a self,
         request: &'a VideoRequest,
@@ -270,7 +278,7 @@ impl VideoCaptioner for OnnxModel {
             }
             let frames = storyboard_frames(&request.frames);
             let image = one_image(&frames, &self.name)?;
-            self.caption(image).await
+            self.caption(image, &request.prompt).await
         })
     }
 }

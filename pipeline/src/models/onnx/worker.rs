@@ -2,7 +2,8 @@
 //!
 //! The thread waits for a job, then gathers more for up to the batch wait, until the
 //! batch holds `batch` images (captioners) or texts (embedders), and runs them as one
-//! batch; an LLM answers one request at a time. Jobs whose caller went away are
+//! batch; an LLM answers one request at a time. A captioner that reads its prompt runs
+//! the images of each prompt of a batch together (one decoder prefix per run). Jobs whose caller went away are
 //! skipped before the batch runs, and a batch stops early when every caller is gone.
 
 use std::path::PathBuf;
@@ -39,7 +40,8 @@ type Answer<T> = oneshot::Sender<Result<T, ModelError>>;
 /// One request. Captions and embeddings run in batches that mix callers, so only a
 /// chat carries its caller's span.
 enum Job {
-    Caption(RgbImage, Answer<Caption>),
+    /// An image and the prompt it came with.
+    Caption(RgbImage, String, Answer<Caption>),
     Embed(Vec<String>, Answer<Vec<Vec<f32>>>),
     Chat(Box<ChatRequest>, Answer<Generation>, tracing::Span),
 }
@@ -47,7 +49,7 @@ enum Job {
 impl Job {
     fn is_closed(&self) -> bool {
         match self {
-            Self::Caption(_, a) => a.is_closed(),
+            Self::Caption(_, _, a) => a.is_closed(),
             Self::Embed(_, a) => a.is_closed(),
             Self::Chat(_, a, _) => a.is_closed(),
         }
@@ -123,9 +125,11 @@ impl Worker {
         answer.await.map_err(|_| self.stopped())?
     }
 
-    pub async fn caption(&self, image: RgbImage) -> Result<Caption, ModelError> {
+    /// Captions `image`; `prompt` is read by folders that declare `prompt_prefix`.
+    pub async fn caption(&self, image: RgbImage, prompt: String) -> Result<Caption, ModelError> {
         let (reply, answer) = oneshot::channel();
-        self.ask(|r| Job::Caption(image, r), answer, reply).await
+        self.ask(|r| Job::Caption(image, prompt, r), answer, reply)
+            .await
     }
 
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, ModelError> {
@@ -246,30 +250,39 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
     };
     match engine {
         Engine::Captioner(captioner) => {
-            let mut images = Vec::with_capacity(batch.len());
-            let mut answers = Vec::with_capacity(batch.len());
+            // One run per distinct prompt (in order of first arrival); a folder that
+            // ignores prompts runs the whole batch at once.
+            let reads_prompt = captioner.reads_prompt();
+            let mut groups: Vec<(String, Vec<RgbImage>, Vec<Answer<Caption>>)> = Vec::new();
             for job in batch {
-                if let Job::Caption(image, answer) = job {
-                    images.push(image);
-                    answers.push(answer);
-                }
-            }
-            let closed = || answers.iter().all(|a| a.is_closed());
-            let mut result = Err(String::new());
-            let outcome = guarded(&mut || {
-                result = captioner.caption(&images, &closed);
-                Ok(())
-            });
-            let result = outcome.and(result);
-            match result {
-                Ok(captions) => {
-                    for (answer, caption) in answers.into_iter().zip(captions) {
-                        let _ = answer.send(Ok(caption));
+                if let Job::Caption(image, prompt, answer) = job {
+                    let prompt = if reads_prompt { prompt } else { String::new() };
+                    match groups.iter_mut().find(|g| g.0 == prompt) {
+                        Some(group) => {
+                            group.1.push(image);
+                            group.2.push(answer);
+                        }
+                        None => groups.push((prompt, vec![image], vec![answer])),
                     }
                 }
-                Err(message) => {
-                    for answer in answers {
-                        let _ = answer.send(Err(fail(message.clone())));
+            }
+            for (prompt, images, answers) in groups {
+                let closed = || answers.iter().all(|a| a.is_closed());
+                let mut result = Err(String::new());
+                let outcome = guarded(&mut || {
+                    result = captioner.caption_prompted(&images, &prompt, &closed);
+                    Ok(())
+                });
+                match outcome.and(result) {
+                    Ok(captions) => {
+                        for (answer, caption) in answers.into_iter().zip(captions) {
+                            let _ = answer.send(Ok(caption));
+                        }
+                    }
+                    Err(message) => {
+                        for answer in answers {
+                            let _ = answer.send(Err(fail(message.clone())));
+                        }
                     }
                 }
             }
