@@ -88,7 +88,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             let report = setup.round(&paths, args.round, &captioner, stop).await;
             watcher.abort();
             let report = report?;
-            log_round(args.round, &report);
+            log_round(&report);
             println!("{}", report.stats.table());
             Ok(round_outcome(&report))
         }
@@ -101,7 +101,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             };
             let (stop, watcher) = stop_on_ctrl_c();
             let outcome = run_loop(&setup, &paths, args.rounds, store.as_ref(), stop, |round, report| {
-                log_round(round.round, report);
+                log_round(report);
                 println!(
                     "round {}: captioner `{}`, {} captions ({} failed), mean {:.1} words, held-out embed_sim {}{}",
                     round.round,
@@ -172,14 +172,8 @@ fn stop_on_ctrl_c() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
     (stop, watcher)
 }
 
-fn log_round(n: u32, report: &RoundReport) {
-    tracing::info!(
-        round = n,
-        resumed = report.resumed,
-        recorded = report.recorded,
-        failed = report.stats.failed,
-        "Finished a recaption round."
-    );
+/// The driver logs each round; this says how to finish an interrupted one.
+fn log_round(report: &RoundReport) {
     if report.interrupted {
         eprintln!("Stopped: run the same command again to finish the round.");
     }
