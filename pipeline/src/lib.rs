@@ -11,6 +11,8 @@
 //!   the model pack, the default database).
 //! - [`hash`] streams files through SHA-256.
 //! - [`progress`] holds the plain counters that libraries bump and the binary draws.
+//! - [`world`] is the synthetic world's closed vocabulary (colours, shapes, sign words,
+//!   motions and their phrases), shared by the world's generator and the truth metric.
 //!
 //! Threads: decoding and encoding are blocking and run on the caller's thread; callers
 //! in async code put them on `spawn_blocking` threads, bounded by the number of cores.
@@ -24,3 +26,4 @@ pub mod models;
 pub mod progress;
 pub mod store;
 pub mod wolf;
+pub mod world;

@@ -1,11 +1,14 @@
 //! Scoring captions against references for wolf: CapScore (the LLM judge, listwise and
-//! pointwise), classic metrics (BLEU, METEOR, ROUGE-L, CIDEr-D), embedding similarity
-//! and token-efficiency curves.
+//! pointwise), classic metrics (BLEU, METEOR, ROUGE-L, CIDEr-D), embedding similarity,
+//! token-efficiency curves, and the truth metric for worlds whose truth is known.
 //!
 //! - [`capscore`]: the judge's prompts, strict reply parsers, listwise shuffling and
 //!   bootstrap intervals; [`judge`]: the runner, with its cache and concurrency bound;
 //! - [`classic`]: BLEU-1…4, METEOR, ROUGE-L and CIDEr-D as pycocoevalcap computes them;
 //! - [`similarity`]: embedding similarity; [`efficiency`]: token-efficiency curves;
+//! - [`truth`]: `truth_precision`, `truth_recall` and `truth_f1` of a caption against the
+//!   synthetic world's `boxes.json`; [`correlation`]: Kendall's tau-b, and each metric's
+//!   rank correlation with another over the scored captions;
 //! - [`report`]: scores summarised per entry and metric (means, intervals, failures),
 //!   for `wolf report`, the demo and the leaderboard;
 //! - [`run`]: the scoring run (a run's captions scored with the metrics asked for and
@@ -17,8 +20,10 @@
 
 pub mod capscore;
 pub mod classic;
+pub mod correlation;
 pub mod efficiency;
 pub mod judge;
 pub mod report;
 pub mod run;
 pub mod similarity;
+pub mod truth;

@@ -126,6 +126,13 @@ mod tests {
     }
 
     #[test]
+    fn every_sign_word_of_the_world_can_be_drawn() {
+        for word in wolf_pipeline::world::SIGN_WORDS {
+            assert!(word.chars().all(|c| glyph(c).is_some()), "{word}");
+        }
+    }
+
+    #[test]
     fn bit_four_is_the_leftmost_pixel() {
         let t = glyph('T').expect("T has a glyph");
         assert!((0..5).all(|x| is_set(t[0], x)));

@@ -5,7 +5,9 @@
 //! draws its frames and `font.rs` holds the letters of its sign. [`generate`] renders
 //! `clip_00000.mp4`, `clip_00001.mp4`, … into a folder, then writes `annotations.json`
 //! in Wolf's Pexels shape (`{"clip_00000.mp4": {"output": caption, "tags": [...]}}`)
-//! and `boxes.json` (each object's box in every frame, on METHOD.md's 0–999 scale).
+//! and `boxes.json` (the background, and each object's label, motion tag and box in every
+//! frame, on METHOD.md's 0–999 scale: the truth that `wolf_scorer::truth` scores
+//! captions against).
 //!
 //! Threads: [`generate`] renders on `threads` scoped std threads that take clip indices
 //! from one atomic counter. Every clip depends only on the seed and its index, so the
@@ -248,6 +250,9 @@ struct ClipBoxes {
     height: u32,
     fps: u32,
     frames: u32,
+    /// The background's colour name (the truth metric's background fact).
+    background: &'static str,
+    /// The shapes in drawing order, then the sign (label `sign "WORD"`, motion `still`).
     objects: Vec<ObjectBoxes>,
 }
 
@@ -283,11 +288,13 @@ fn clip_boxes(scene: &Scene) -> ClipBoxes {
         height: scene.height,
         fps: scene.fps,
         frames: scene.frames,
+        background: scene.background.name(),
         objects,
     }
 }
 
-/// `{"clip_00000.mp4": {"width", "height", "fps", "frames", "objects": [...]}, ...}`,
+/// `{"clip_00000.mp4": {"width", "height", "fps", "frames", "background", "objects":
+/// [{"label", "motion", "boxes"}, ...]}, ...}`,
 /// keys sorted, one clip per line: pretty-printing would put every coordinate of
 /// every box on a line of its own.
 fn boxes_json(scenes: &[Scene]) -> Vec<u8> {
@@ -445,6 +452,7 @@ mod tests {
             assert_eq!(clip["height"], 240);
             assert_eq!(clip["fps"], s.fps);
             assert_eq!(clip["frames"], s.frames);
+            assert_eq!(clip["background"], s.background.name());
             let objects = clip["objects"].as_array().expect("objects");
             assert_eq!(
                 objects.len(),
@@ -538,6 +546,30 @@ mod tests {
         assert_eq!(value.as_object().map(|o| o.len()), Some(3));
         let first = &value["clip_00000.mp4"]["objects"][0];
         assert_eq!(first["label"], scenes[0].objects[0].label().as_str());
+    }
+
+    /// The truth metric reads `boxes.json` and the reference captions in the same words:
+    /// every reference states exactly its clip's true facts (precision and recall 1),
+    /// so a caption's truth scores measure the caption, not a gap between the grammar
+    /// and the extraction.
+    #[test]
+    fn every_reference_caption_states_exactly_its_clip_s_truth() {
+        use wolf_scorer::truth::{WorldTruth, facts, score_caption};
+        for seed in [3, 11, 0xDEAD_BEEF] {
+            let scenes: Vec<Scene> = (0..150).map(|i| scene(seed, i)).collect();
+            let text = String::from_utf8(boxes_json(&scenes)).expect("UTF-8");
+            let truth = WorldTruth::from_json(&text).expect("the world's truth reads");
+            assert_eq!(truth.len(), scenes.len());
+            for (i, s) in scenes.iter().enumerate() {
+                let clip = truth.clip(&clip_name(i)).expect("every clip has a truth");
+                assert_eq!(facts(&s.caption), clip.facts, "seed {seed}: {}", s.caption);
+                let score = score_caption(clip, &s.caption);
+                assert_eq!((score.precision, score.recall), (1.0, 1.0), "{}", s.caption);
+                // Shapes, their motions, the background and the sign.
+                let expected = 2 * s.objects.len() + 1 + usize::from(s.sign.is_some());
+                assert_eq!(clip.facts.len(), expected, "{}", s.caption);
+            }
+        }
     }
 
     /// Times a 40-clip world: `cargo test -p wolf-datasets synth -- --ignored`.

@@ -12,9 +12,14 @@
 //! (their phrase comes from that cell) and never overlap each other or the sign, so no
 //! still thing is hidden; moving shapes cross most of the frame; bouncing shapes are
 //! fast enough to hit an edge at least once.
+//!
+//! The world's words (colours, shapes, sign words, motions and their phrases) live in
+//! `wolf_pipeline::world`, which the truth metric of `wolf-scorer` reads captions with;
+//! they are re-exported here.
 
 use super::font;
-use wolf_pipeline::wolf::motion::still_phrase;
+pub use wolf_pipeline::world::{Background, Colour, Diagonal, Motion, SIGN_WORDS, Shape};
+use wolf_pipeline::world::{Cell, object_label, sign_label, third};
 
 /// Frame width in pixels.
 pub const WIDTH: u32 = 320;
@@ -26,10 +31,6 @@ pub const FPS_CHOICES: [u32; 3] = [10, 12, 15];
 pub const SECONDS: (u32, u32) = (4, 8);
 /// Smallest and largest shape side, in pixels.
 pub const SHAPE_SIZE: (u32, u32) = (30, 60);
-/// Words a sign may read; every letter has a glyph in [`font`].
-pub const SIGN_WORDS: [&str; 10] = [
-    "STOP", "OPEN", "EXIT", "SALE", "WOLF", "BUS", "PARK", "TAXI", "CAFE", "BANK",
-];
 /// Size of one font pixel on a sign, in frame pixels.
 pub const SIGN_SCALE: u32 = 3;
 /// Black border of a sign, in frame pixels (it keeps a white sign visible on white).
@@ -43,157 +44,6 @@ pub const REGION_MARGIN: i32 = 8;
 const STILL_GAP: i32 = 4;
 /// Moving shapes start and end within this fraction (1/n) of the frame from its edges.
 const EDGE_FRACTION: i32 = 10;
-
-/// A shape's colour.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Colour {
-    Red,
-    Green,
-    Blue,
-    Yellow,
-    Purple,
-    Orange,
-}
-
-impl Colour {
-    pub const ALL: [Colour; 6] = [
-        Self::Red,
-        Self::Green,
-        Self::Blue,
-        Self::Yellow,
-        Self::Purple,
-        Self::Orange,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Red => "red",
-            Self::Green => "green",
-            Self::Blue => "blue",
-            Self::Yellow => "yellow",
-            Self::Purple => "purple",
-            Self::Orange => "orange",
-        }
-    }
-
-    pub fn rgb(self) -> [u8; 3] {
-        match self {
-            Self::Red => [220, 30, 30],
-            Self::Green => [30, 170, 60],
-            Self::Blue => [30, 80, 220],
-            Self::Yellow => [240, 210, 20],
-            Self::Purple => [140, 50, 180],
-            Self::Orange => [245, 130, 20],
-        }
-    }
-}
-
-/// The colour behind everything.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Background {
-    White,
-    Gray,
-    Black,
-}
-
-impl Background {
-    pub const ALL: [Background; 3] = [Self::White, Self::Gray, Self::Black];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::White => "white",
-            Self::Gray => "gray",
-            Self::Black => "black",
-        }
-    }
-
-    pub fn rgb(self) -> [u8; 3] {
-        match self {
-            Self::White => [255, 255, 255],
-            Self::Gray => [128, 128, 128],
-            Self::Black => [0, 0, 0],
-        }
-    }
-}
-
-/// A shape's outline; each fills the square box it is placed in (the triangle points up,
-/// its base on the box's bottom edge).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Shape {
-    Circle,
-    Square,
-    Triangle,
-}
-
-impl Shape {
-    pub const ALL: [Shape; 3] = [Self::Circle, Self::Square, Self::Triangle];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Self::Circle => "circle",
-            Self::Square => "square",
-            Self::Triangle => "triangle",
-        }
-    }
-}
-
-/// Which way a diagonal mover goes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Diagonal {
-    TopLeftToBottomRight,
-    TopRightToBottomLeft,
-    BottomLeftToTopRight,
-    BottomRightToTopLeft,
-}
-
-impl Diagonal {
-    pub const ALL: [Diagonal; 4] = [
-        Self::TopLeftToBottomRight,
-        Self::TopRightToBottomLeft,
-        Self::BottomLeftToTopRight,
-        Self::BottomRightToTopLeft,
-    ];
-
-    /// Whether it starts on the left, and whether it starts at the top.
-    fn starts(self) -> (bool, bool) {
-        match self {
-            Self::TopLeftToBottomRight => (true, true),
-            Self::TopRightToBottomLeft => (false, true),
-            Self::BottomLeftToTopRight => (true, false),
-            Self::BottomRightToTopLeft => (false, false),
-        }
-    }
-}
-
-/// How a shape moves through the clip.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Motion {
-    Still,
-    LeftToRight,
-    RightToLeft,
-    /// From the bottom to the top.
-    Up,
-    /// From the top to the bottom.
-    Down,
-    Diagonal(Diagonal),
-    /// Straight lines that reflect off the frame's edges.
-    Bouncing,
-}
-
-impl Motion {
-    /// The kebab-case word used in tags and in `boxes.json`.
-    pub fn tag(self) -> &'static str {
-        match self {
-            Self::Still => "still",
-            Self::LeftToRight => "left-to-right",
-            Self::RightToLeft => "right-to-left",
-            Self::Up => "up",
-            Self::Down => "down",
-            Self::Diagonal(_) => "diagonal",
-            Self::Bouncing => "bouncing",
-        }
-    }
-}
 
 /// An axis-aligned rectangle in pixels; `x + w` and `y + h` are exclusive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -254,7 +104,7 @@ pub struct Object {
 impl Object {
     /// "red circle": unique within a clip.
     pub fn label(&self) -> String {
-        format!("{} {}", self.colour.name(), self.shape.name())
+        object_label(self.colour.name(), self.shape)
     }
 
     /// The box in frame `frame`; the last frame's box past the end.
@@ -276,40 +126,23 @@ impl Object {
 
     /// What the caption says it does: "moves from left to right", "stays at the top".
     pub fn phrase(&self, width: u32, height: u32) -> String {
-        match self.motion {
-            Motion::Still => {
-                let rect = self.rect(0);
-                let column = cell(2 * rect.x + rect.w, 2 * width as i32);
-                let row = cell(2 * rect.y + rect.h, 2 * height as i32);
-                still_phrase(row, column).to_owned()
-            }
-            Motion::LeftToRight => "moves from left to right".to_owned(),
-            Motion::RightToLeft => "moves from right to left".to_owned(),
-            Motion::Up => "moves from bottom to top".to_owned(),
-            Motion::Down => "moves from top to bottom".to_owned(),
-            Motion::Diagonal(diagonal) => {
-                let (left, top) = diagonal.starts();
-                let side = |is_top: bool, is_left: bool| {
-                    format!(
-                        "the {} {}",
-                        if is_top { "top" } else { "bottom" },
-                        if is_left { "left" } else { "right" }
-                    )
-                };
-                format!(
-                    "moves diagonally from {} to {}",
-                    side(top, left),
-                    side(!top, !left)
-                )
-            }
-            Motion::Bouncing => "bounces around the frame".to_owned(),
+        self.motion.phrase(self.cell(width, height))
+    }
+
+    /// The cell of the 3x3 grid its first box's centre is in: where a still shape stays.
+    pub fn cell(&self, width: u32, height: u32) -> Cell {
+        let rect = self.rect(0);
+        Cell {
+            row: third(
+                i64::from(2 * rect.y + rect.h),
+                2 * i64::from(height),
+            ),
+            column: third(
+                i64::from(2 * rect.x + rect.w),
+                2 * i64::from(width),
+            ),
         }
     }
-}
-
-/// Which third (0, 1, 2) of `2 * extent` the doubled coordinate `twice` falls in.
-fn cell(twice: i32, twice_extent: i32) -> usize {
-    usize::try_from((3 * twice / twice_extent.max(1)).clamp(0, 2)).expect("clamped; this is a bug")
 }
 
 /// A white sign with a black border and a black word, static, behind the shapes.
@@ -323,7 +156,7 @@ pub struct Sign {
 impl Sign {
     /// `sign "OPEN"`: its label among the objects of `boxes.json`.
     pub fn label(&self) -> String {
-        format!("sign \"{}\"", self.word)
+        sign_label(&self.word)
     }
 
     /// Width and height in pixels of a sign reading `word`.
