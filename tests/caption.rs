@@ -9,6 +9,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wolf_pipeline::hash::{SplitMix64, fnv1a};
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
 use crate::util::{Dir, Run};
@@ -21,39 +22,18 @@ pub(crate) const SOURCES: [&str; 5] = ["img:middle", "img:summary", "motion", "v
 /// one video request, and two LLM requests for the summary and the fusion.)
 const IMAGE_REQUESTS_PER_VIDEO: usize = 5;
 
-/// A stable hash of a string (FNV-1a), to make replies that depend on the request.
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// The scripted reply: the model's name, a grounded box (so that the motion stage has a
 /// track to describe) and a hash of the messages, so that each distinct request gets its
 /// own text and the same request always the same text. Only `messages` and `model` are
 /// read: the rest of the body may vary from run to run.
 pub(crate) fn reply(request: &Value) -> String {
     let model = request["model"].as_str().unwrap_or("?");
-    let hash = fnv1a(&request["messages"].to_string());
+    let hash = fnv1a(request["messages"].to_string().as_bytes());
     format!("a red circle [100, 100, 200, 200] moves, says {model} {hash:016x}")
 }
 
 pub(crate) fn answering() -> Behaviour {
     Behaviour::with(reply)
-}
-
-/// A small generator for the test's own random choices (kill delays).
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
 }
 
 /// A config of three `openai` entries on one server: image model `img`, video model
@@ -491,7 +471,7 @@ fn sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing() {
     let requests = server.requests();
 
     // Killed at random moments, then run until it finishes.
-    let mut rng = SplitMix64(0x5eed);
+    let mut rng = SplitMix64::new(0x5eed);
     let mut killed = 0;
     // Rows exported after each kill (none while the run is not yet opened).
     let mut partial = Vec::new();

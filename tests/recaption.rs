@@ -10,6 +10,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use wolf_pipeline::hash::fnv1a;
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
 use crate::util::Dir;
@@ -112,12 +113,6 @@ fn small_png(i: usize) -> Vec<u8> {
     let mut bytes = std::io::Cursor::new(Vec::new());
     image.write_to(&mut bytes, image::ImageFormat::Png).unwrap();
     bytes.into_inner()
-}
-
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// How many times `"key":` appears in a caption file: a JSON reader would silently
@@ -230,7 +225,7 @@ fn a_round_killed_midway_resumes_without_losing_or_repeating_an_item() {
     let dir = Dir::new();
     let server = ScriptedServer::start(
         Script::always(Behaviour::with(|request: &Value| {
-            let hash = fnv1a(&request["messages"].to_string());
+            let hash = fnv1a(request["messages"].to_string().as_bytes());
             format!("A square of colour {hash:016x}.")
         }))
         .with_latency(Duration::from_millis(100)),

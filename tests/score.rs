@@ -5,20 +5,15 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
+use wolf_pipeline::hash::fnv1a;
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
 use crate::util::Dir;
 
-fn fnv1a(text: &str) -> u64 {
-    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
 /// A run `r` of `count` clips captioned by one scripted server; returns its export.
 fn captioned_run(dir: &Dir, count: usize) -> Vec<Value> {
     let server = ScriptedServer::start(Script::always(Behaviour::with(|req: &Value| {
-        let hash = fnv1a(&req["messages"].to_string());
+        let hash = fnv1a(req["messages"].to_string().as_bytes());
         format!("a red circle [100, 100, 200, 200] moves {:x}", hash % 997)
     })))
     .unwrap();
@@ -204,7 +199,7 @@ fn rescoring_hits_the_cache_and_makes_no_judge_call() {
 
 /// The judge's score for a caption text: a function of the text alone.
 fn score_of(text: &str) -> f64 {
-    (fnv1a(text.trim()) % 90 + 10) as f64 / 100.0
+    (fnv1a(text.trim().as_bytes()) % 90 + 10) as f64 / 100.0
 }
 
 #[test]

@@ -1,6 +1,9 @@
 //! Datasets for wolf: reading sources into the store, the synthetic world, and the
 //! core of the recaption loop.
 //!
+//! - [`files`] says which files are videos and images, which are hidden, and how a
+//!   file under a folder is keyed: the one list that [`sources`] and [`recaption`]
+//!   share, and the error of a source that cannot be opened.
 //! - [`sources`] reads what `wolf dataset add` is pointed at (a folder of videos, a
 //!   JSONL or CSV manifest, Wolf's annotation JSON joined with a folder) into entries.
 //! - [`intake`] hashes and probes the entries' files and stores them, each failure
@@ -10,6 +13,7 @@
 //! - [`recaption`] is the core of the VILA² recaption loop: streamed readers of
 //!   WebDataset shards, manifests and folders, the prompts, the merge templates, VILA's
 //!   caption files, the round's log and its statistics.
+//! - `tar` streams tar archives member by member (WebDataset shards).
 //! - [`synth`] renders the synthetic world: clips of coloured shapes with exact
 //!   reference captions, tags and per-frame boxes, from a seed.
 //!
@@ -17,8 +21,10 @@
 //! tokio's blocking threads, at most one per core; [`synth`] uses its own scoped
 //! threads; [`recaption`]'s readers and writers block and start no threads.
 
+pub mod files;
 pub mod import;
 pub mod intake;
 pub mod recaption;
 pub mod sources;
 pub mod synth;
+mod tar;

@@ -11,10 +11,8 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 use wolf_pipeline::store::IntakeProblem;
 
-/// File extensions taken as videos in a folder (compared case-insensitively).
-pub const VIDEO_EXTENSIONS: &[&str] = &[
-    "mp4", "m4v", "mov", "mkv", "webm", "avi", "mpg", "mpeg", "ts", "wmv", "flv", "3gp",
-];
+use crate::files;
+pub use crate::files::SourceError;
 
 /// What kind of source a dataset came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -55,55 +53,18 @@ pub struct Source {
     pub problems: Vec<IntakeProblem>,
 }
 
-/// A source that cannot be read at all.
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("source `{0}` does not exist")]
-    NotFound(PathBuf),
-    #[error("cannot read `{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("`{path}` is not a folder, a .jsonl/.csv manifest or a .json annotation file")]
-    UnknownKind { path: PathBuf },
-    #[error("annotations `{path}` are not a JSON object of video keys: {message}")]
-    Annotations { path: PathBuf, message: String },
-    #[error("manifest `{path}`: {message}")]
-    Manifest { path: PathBuf, message: String },
-}
-
-impl SourceError {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::NotFound(_) => "source_not_found",
-            Self::Io { .. } => "source_unreadable",
-            Self::UnknownKind { .. } => "source_unknown_kind",
-            Self::Annotations { .. } => "annotations_invalid",
-            Self::Manifest { .. } => "manifest_invalid",
-        }
-    }
-}
-
 /// Reads a source: a folder (with `annotations`, Wolf's annotation JSON joined with
 /// it), a `.jsonl`/`.ndjson` or `.csv` manifest, or a `.json` annotation file whose
 /// videos sit beside it.
 pub fn read_source(source: &Path, annotations: Option<&Path>) -> Result<Source, SourceError> {
-    let meta = std::fs::metadata(source).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => SourceError::NotFound(source.to_owned()),
-        _ => SourceError::Io {
-            path: source.to_owned(),
-            source: e,
-        },
-    })?;
+    let meta = files::metadata(source)?;
     if meta.is_dir() {
         return match annotations {
             Some(file) => read_wolf_json(file, source),
             None => read_folder(source),
         };
     }
-    let extension = lower_extension(source);
+    let extension = files::lower_extension(source);
     match extension.as_deref() {
         Some("jsonl" | "ndjson") => read_jsonl(source),
         Some("csv") => read_csv(source),
@@ -113,54 +74,30 @@ pub fn read_source(source: &Path, annotations: Option<&Path>) -> Result<Source, 
         }
         _ => Err(SourceError::UnknownKind {
             path: source.to_owned(),
+            expected: "a folder, a .jsonl/.csv manifest or a .json annotation file",
         }),
     }
-}
-
-fn lower_extension(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-}
-
-fn is_video_name(path: &Path) -> bool {
-    lower_extension(path).is_some_and(|e| VIDEO_EXTENSIONS.contains(&e.as_str()))
-}
-
-/// The key of a file under a folder: its relative path with `/` separators.
-fn relative_key(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// Video files under a folder, recursively, sorted by key; unreadable sub-folders
 /// become problems.
 fn videos_in(root: &Path) -> (Vec<(String, PathBuf)>, Vec<IntakeProblem>) {
-    let mut files = Vec::new();
+    let mut videos = Vec::new();
     let mut problems = Vec::new();
-    // Hidden files and folders (such as a clip still being written under a temporary
-    // name) are not part of a dataset.
-    let visible =
-        |e: &walkdir::DirEntry| e.depth() == 0 || !e.file_name().to_string_lossy().starts_with('.');
-    for item in walkdir::WalkDir::new(root)
-        .follow_links(true)
-        .sort_by_file_name()
-        .into_iter()
-        .filter_entry(visible)
-    {
+    for item in files::walk(root) {
         match item {
-            Ok(item) if !item.file_type().is_dir() && is_video_name(item.path()) => {
-                files.push((relative_key(root, item.path()), item.path().to_owned()));
+            Ok(item) if !item.file_type().is_dir() && files::is_video(item.path()) => {
+                videos.push((
+                    files::relative_key(root, item.path()),
+                    item.path().to_owned(),
+                ));
             }
             Ok(_) => {}
             Err(e) => {
                 // A dangling link is still a video the user named: keep it, so that it
                 // is stored as failed with its reason.
-                if let Some(path) = e.path().filter(|p| p.is_symlink() && is_video_name(p)) {
-                    files.push((relative_key(root, path), path.to_owned()));
+                if let Some(path) = e.path().filter(|p| p.is_symlink() && files::is_video(p)) {
+                    videos.push((files::relative_key(root, path), path.to_owned()));
                     continue;
                 }
                 problems.push(IntakeProblem {
@@ -173,8 +110,8 @@ fn videos_in(root: &Path) -> (Vec<(String, PathBuf)>, Vec<IntakeProblem>) {
             }
         }
     }
-    files.sort();
-    (files, problems)
+    videos.sort();
+    (videos, problems)
 }
 
 fn read_folder(root: &Path) -> Result<Source, SourceError> {
@@ -213,9 +150,9 @@ fn read_wolf_json(file: &Path, folder: &Path) -> Result<Source, SourceError> {
         source,
     })?;
     let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| SourceError::Annotations {
+        serde_json::from_str(&text).map_err(|source| SourceError::Annotations {
             path: file.to_owned(),
-            message: e.to_string(),
+            source,
         })?;
     let mut entries = Vec::new();
     let mut problems = Vec::new();
@@ -396,23 +333,26 @@ fn read_jsonl(manifest: &Path) -> Result<Source, SourceError> {
 }
 
 fn read_csv(manifest: &Path) -> Result<Source, SourceError> {
-    let invalid = |message: String| SourceError::Manifest {
+    let invalid = |source| SourceError::Csv {
         path: manifest.to_owned(),
-        message,
+        source,
     };
     let mut csv = csv::ReaderBuilder::new()
         .flexible(false)
         .from_path(manifest)
-        .map_err(|e| invalid(e.to_string()))?;
-    let headers = csv.headers().map_err(|e| invalid(e.to_string()))?.clone();
+        .map_err(invalid)?;
+    let headers = csv.headers().map_err(invalid)?.clone();
     const COLUMNS: &[&str] = &["path", "key", "caption", "tags"];
     if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(&h.trim())) {
-        return Err(invalid(format!(
-            "unknown column `{unknown}`; the columns are path, key, caption and tags (separated by `|`)"
-        )));
+        return Err(SourceError::UnknownColumn {
+            path: manifest.to_owned(),
+            column: unknown.to_owned(),
+        });
     }
     if !headers.iter().any(|h| h.trim() == "path") {
-        return Err(invalid("there is no `path` column".into()));
+        return Err(SourceError::NoPathColumn {
+            path: manifest.to_owned(),
+        });
     }
     let column = |name: &str| headers.iter().position(|h| h.trim() == name);
     let (path_col, key_col, caption_col, tags_col) = (

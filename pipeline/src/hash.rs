@@ -1,5 +1,8 @@
-//! Content hashes: files are streamed through SHA-256 in fixed-size chunks, so memory
-//! stays flat whatever the size of the video.
+//! Hashes. Content hashes: files are streamed through SHA-256 in fixed-size chunks, so
+//! memory stays flat whatever the size of the video. Beside them, two tiny functions
+//! fixed forever for deterministic stand-ins (scripted replies, fake embeddings, a
+//! test's random choices): [`fnv1a`] and the [`SplitMix64`] generator, so that such
+//! output never depends on a crate's version or on the process.
 
 use std::fs::File;
 use std::io::{self, Read};
@@ -33,6 +36,38 @@ pub fn sha256_bytes(bytes: &[u8]) -> String {
     hex(&Sha256::digest(bytes))
 }
 
+/// FNV-1a (64-bit) of some bytes: a stable hash for choices that must be the same in
+/// every process and build. Not for content (see [`sha256_bytes`]).
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// SplitMix64 (Steele, Lea and Flood): a small deterministic generator whose stream
+/// is fixed by its seed, for scripted randomness. Not for anything secret.
+#[derive(Debug, Clone)]
+pub struct SplitMix64(u64);
+
+impl SplitMix64 {
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    pub fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    /// A value in `[0, 1)` from the top 53 bits of the next output.
+    pub fn next_f64(&mut self) -> f64 {
+        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+    }
+}
+
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write;
     bytes
@@ -62,5 +97,24 @@ mod tests {
         let big: Vec<u8> = (0..(CHUNK * 2 + 17)).map(|i| (i % 251) as u8).collect();
         std::fs::write(&path, &big).unwrap();
         assert_eq!(sha256_file(&path).unwrap().0, sha256_bytes(&big));
+    }
+
+    #[test]
+    fn fnv1a_matches_the_reference_values() {
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a(b"foobar"), 0x8594_4171_f739_67e8);
+    }
+
+    #[test]
+    fn splitmix64_matches_the_reference_stream() {
+        // First outputs of the reference SplitMix64 seeded with 1234567.
+        let mut rng = SplitMix64::new(1_234_567);
+        assert_eq!(rng.next_u64(), 6_457_827_717_110_365_317);
+        assert_eq!(rng.next_u64(), 3_203_168_211_198_807_973);
+        let draws: Vec<f64> = (0..1000).map(|_| rng.next_f64()).collect();
+        assert!(draws.iter().all(|x| (0.0..1.0).contains(x)));
+        let mean = draws.iter().sum::<f64>() / draws.len() as f64;
+        assert!((mean - 0.5).abs() < 0.05, "{mean}");
     }
 }

@@ -11,15 +11,12 @@
 //! Replies are parsed strictly: exactly the specified form, numbers in [0, 1] with at
 //! most two decimals; anything else is `parse_failed`, never coerced to a number.
 
-/// A judge prompt and its version (part of every cached judgement's key).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JudgePrompt {
-    pub version: &'static str,
-    pub text: &'static str,
-}
+/// A judge prompt and its version (the version is part of every cached judgement's
+/// key): the pipeline's one prompt type.
+pub use wolf_pipeline::wolf::prompts::Prompt;
 
 /// Pointwise: one candidate against the reference.
-pub const POINTWISE: JudgePrompt = JudgePrompt {
+pub const POINTWISE: Prompt = Prompt {
     version: "capscore-pointwise-v1",
     text: "Can you give a score (two decimal places) from 0 to 1 for the caption, indicating \
            how close it is to the ground truth caption in content and context (metric 1) and \
@@ -29,7 +26,7 @@ pub const POINTWISE: JudgePrompt = JudgePrompt {
 };
 
 /// Listwise: the paper's prompt and the script's addition, for `n` candidates.
-pub const LISTWISE: JudgePrompt = JudgePrompt {
+pub const LISTWISE: Prompt = Prompt {
     version: "capscore-listwise-v1",
     text: "Can you give a score (two decimal places) from 0 to 1 for captions {numbers}, \
            indicating which one is closer to the ground truth caption (metric 1) and which \

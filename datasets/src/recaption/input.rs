@@ -8,7 +8,7 @@
 //! member by member, manifests line by line, folders entry by entry. Bad input never
 //! stops the stream: each thing left out is yielded as a [`Problem`] with a stable
 //! kind, and reading goes on (a truncated or corrupt shard ends that shard only). Only
-//! an input that cannot be opened at all is an [`InputError`].
+//! an input that cannot be opened at all is a [`SourceError`].
 //!
 //! Each `Err(problem)` is final for what it names: with a key, that sample is not
 //! captioned; without one, part of a shard (a member that belongs to no sample, a
@@ -16,20 +16,21 @@
 //! stop a sample (an unknown member beside its image, a corrupt caption member when
 //! captions are optional) ride on the item as [`Item::notes`], so that every sample
 //! has exactly one outcome.
+//!
+//! Which files are images and videos, and how files under a folder are named, is
+//! [`crate::files`]'s, shared with `wolf dataset add`.
 
+use std::io;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::files;
+pub use crate::files::SourceError;
+
 mod folder;
 mod manifest;
 mod webdataset;
-
-/// Extensions read as images (compared case-insensitively).
-pub const IMAGE_EXTENSIONS: &[&str] = &["jpg", "jpeg", "png", "webp"];
-
-/// Extensions read as videos (compared case-insensitively).
-pub const VIDEO_EXTENSIONS: &[&str] = &["mp4", "webm", "mkv", "mov", "avi"];
 
 /// The default limit on the size of one image or video read into memory (1 GiB).
 pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 1 << 30;
@@ -50,16 +51,22 @@ impl MediaKind {
         }
     }
 
-    /// The kind of a file by its extension (without the dot, any case).
+    /// The kind of a file by its extension (without the dot, any case), from
+    /// [`files::IMAGE_EXTENSIONS`] and [`files::VIDEO_EXTENSIONS`].
     pub fn of_extension(extension: &str) -> Option<Self> {
-        let extension = extension.to_ascii_lowercase();
-        if IMAGE_EXTENSIONS.contains(&extension.as_str()) {
+        if files::is_image_extension(extension) {
             Some(Self::Image)
-        } else if VIDEO_EXTENSIONS.contains(&extension.as_str()) {
+        } else if files::is_video_extension(extension) {
             Some(Self::Video)
         } else {
             None
         }
+    }
+
+    /// The kind of a file by its path's extension.
+    pub fn of_path(path: &Path) -> Option<Self> {
+        path.extension()
+            .and_then(|e| Self::of_extension(&e.to_string_lossy()))
     }
 }
 
@@ -227,37 +234,6 @@ impl InputSettings {
     }
 }
 
-/// An input that cannot be read at all.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("input `{0}` does not exist")]
-    NotFound(PathBuf),
-    #[error("cannot read input `{path}`: {source}")]
-    Io {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
-    #[error("`{path}` is not a .tar shard, a .jsonl manifest or a folder")]
-    UnknownKind { path: PathBuf },
-    #[error("`{path}` cannot be read as `{kind}`", kind = kind.as_str())]
-    KindMismatch { path: PathBuf, kind: InputKind },
-    #[error("folder `{path}` holds no .tar shards")]
-    NoShards { path: PathBuf },
-}
-
-impl InputError {
-    pub fn kind(&self) -> &'static str {
-        match self {
-            Self::NotFound(_) => "input_not_found",
-            Self::Io { .. } => "input_unreadable",
-            Self::UnknownKind { .. } => "input_unknown_kind",
-            Self::KindMismatch { .. } => "input_kind_mismatch",
-            Self::NoShards { .. } => "input_no_shards",
-        }
-    }
-}
-
 type SkipFn = Box<dyn FnMut(&str, &str) -> bool + Send>;
 
 /// What every reader needs while it reads: the settings and the caller's skip test.
@@ -272,13 +248,31 @@ impl Context {
     }
 
     /// Checks that an image decodes, when checking is on.
-    fn check_image(&self, bytes: &[u8]) -> Result<(), String> {
+    fn check_image(&self, bytes: &[u8]) -> Result<(), image::ImageError> {
         if !self.settings.check_images {
             return Ok(());
         }
-        image::load_from_memory(bytes)
-            .map(drop)
-            .map_err(|e| e.to_string())
+        image::load_from_memory(bytes).map(drop)
+    }
+
+    /// An image file's bytes, within the size limit and checked to decode.
+    fn read_image(&self, path: &Path) -> Result<Vec<u8>, FileError> {
+        let meta = std::fs::metadata(path).map_err(|e| FileError::of_io(path, e))?;
+        let limit = self.settings.max_media_bytes;
+        if meta.len() > limit {
+            return Err(FileError::Oversized {
+                path: path.to_owned(),
+                len: meta.len(),
+                limit,
+            });
+        }
+        let bytes = std::fs::read(path).map_err(|e| FileError::of_io(path, e))?;
+        self.check_image(&bytes)
+            .map_err(|source| FileError::NotAnImage {
+                path: path.to_owned(),
+                source,
+            })?;
+        Ok(bytes)
     }
 
     /// Settles a sample's original caption: `text` is the caption found (if any),
@@ -356,17 +350,11 @@ impl Iterator for Items {
 
 /// Opens an input for streaming; see [`InputSettings::kind`] for how its kind is
 /// guessed.
-pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, InputError> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => InputError::NotFound(path.to_owned()),
-        _ => InputError::Io {
-            path: path.to_owned(),
-            source: e,
-        },
-    })?;
-    let mismatch = |kind| InputError::KindMismatch {
+pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, SourceError> {
+    let meta = files::metadata(path)?;
+    let mismatch = |kind: InputKind| SourceError::KindMismatch {
         path: path.to_owned(),
-        kind,
+        kind: kind.as_str(),
     };
     let reader = if meta.is_dir() {
         match settings.kind {
@@ -375,7 +363,7 @@ pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, InputEr
             Some(InputKind::WebDataset) => {
                 let shards = webdataset::Shards::in_folder(path);
                 if shards.is_empty() {
-                    return Err(InputError::NoShards {
+                    return Err(SourceError::NoShards {
                         path: path.to_owned(),
                     });
                 }
@@ -391,7 +379,7 @@ pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, InputEr
             }
         }
     } else {
-        let guessed = match lower_extension(path).as_deref() {
+        let guessed = match files::lower_extension(path).as_deref() {
             Some("tar") => Some(InputKind::WebDataset),
             Some("jsonl" | "ndjson") => Some(InputKind::Jsonl),
             _ => None,
@@ -403,8 +391,9 @@ pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, InputEr
             Some(InputKind::Jsonl) => Reader::Jsonl(manifest::Manifest::open(path)?),
             Some(InputKind::Folder) => return Err(mismatch(InputKind::Folder)),
             None => {
-                return Err(InputError::UnknownKind {
+                return Err(SourceError::UnknownKind {
                     path: path.to_owned(),
+                    expected: "a .tar shard, a .jsonl manifest or a folder",
                 });
             }
         }
@@ -416,21 +405,6 @@ pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, InputEr
             skip: None,
         },
     })
-}
-
-fn lower_extension(path: &Path) -> Option<String> {
-    path.extension()
-        .map(|e| e.to_string_lossy().to_ascii_lowercase())
-}
-
-/// A path under `root` as a name with `/` separators.
-fn relative_name(root: &Path, path: &Path) -> String {
-    let relative = path.strip_prefix(root).unwrap_or(path);
-    relative
-        .components()
-        .map(|c| c.as_os_str().to_string_lossy())
-        .collect::<Vec<_>>()
-        .join("/")
 }
 
 /// A folder's own name (`.` resolved), for naming its shard.
@@ -455,10 +429,49 @@ fn file_stem(path: &Path) -> String {
         .unwrap_or_else(|| "input".to_owned())
 }
 
-/// Hidden files and folders (such as a shard still being written under a temporary
-/// name) are not part of an input.
-fn visible(entry: &walkdir::DirEntry) -> bool {
-    entry.depth() == 0 || !entry.file_name().to_string_lossy().starts_with('.')
+/// Why a file named by a manifest or found in a folder was left out.
+#[derive(Debug, thiserror::Error)]
+enum FileError {
+    #[error("`{0}` does not exist")]
+    Missing(PathBuf),
+    #[error("cannot read `{path}`: {source}")]
+    Unreadable {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("`{0}` is not a file")]
+    NotAFile(PathBuf),
+    #[error("`{path}` has {len} bytes, more than the limit of {limit}")]
+    Oversized { path: PathBuf, len: u64, limit: u64 },
+    #[error("`{path}` does not decode as an image: {source}")]
+    NotAnImage {
+        path: PathBuf,
+        #[source]
+        source: image::ImageError,
+    },
+}
+
+impl FileError {
+    fn of_io(path: &Path, source: io::Error) -> Self {
+        match source.kind() {
+            io::ErrorKind::NotFound => Self::Missing(path.to_owned()),
+            _ => Self::Unreadable {
+                path: path.to_owned(),
+                source,
+            },
+        }
+    }
+
+    /// The [`Problem`] kind.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Missing(_) => "missing_file",
+            Self::Unreadable { .. } | Self::NotAFile(_) => "unreadable_file",
+            Self::Oversized { .. } => "oversized_file",
+            Self::NotAnImage { .. } => "corrupt_file",
+        }
+    }
 }
 
 /// A caption trimmed, or `None` if nothing is left.
@@ -496,6 +509,22 @@ pub(crate) mod tests {
         path
     }
 
+    /// Every item of an input read with the default settings, none of them a problem.
+    pub(crate) fn all_items(path: &Path) -> Vec<Item> {
+        open_input(path, InputSettings::default())
+            .unwrap()
+            .map(Result::unwrap)
+            .collect()
+    }
+
+    /// `(shard, key)` of each item.
+    pub(crate) fn names(items: &[Item]) -> Vec<(&str, &str)> {
+        items
+            .iter()
+            .map(|i| (i.shard.as_str(), i.key.as_str()))
+            .collect()
+    }
+
     /// `(shard, key)` of the items and `(key, kind)` of the problems.
     pub(crate) type Outcome = (Vec<(String, String)>, Vec<(Option<String>, &'static str)>);
 
@@ -530,22 +559,22 @@ pub(crate) mod tests {
 
         let unknown = write(dir.path(), "notes.txt", b"x");
         let err = open_input(&unknown, settings()).err().unwrap();
-        assert_eq!(err.kind(), "input_unknown_kind");
+        assert_eq!(err.kind(), "source_unknown_kind");
         let err = open_input(&dir.path().join("gone"), settings())
             .err()
             .unwrap();
-        assert_eq!(err.kind(), "input_not_found");
+        assert_eq!(err.kind(), "source_not_found");
         let err = open_input(
             &dir.path().join("media"),
             settings().with_kind(InputKind::WebDataset),
         )
         .err()
         .unwrap();
-        assert_eq!(err.kind(), "input_no_shards");
+        assert_eq!(err.kind(), "source_no_shards");
         let err = open_input(&unknown, settings().with_kind(InputKind::Folder))
             .err()
             .unwrap();
-        assert_eq!(err.kind(), "input_kind_mismatch");
+        assert_eq!(err.kind(), "source_kind_mismatch");
     }
 
     #[test]

@@ -46,13 +46,20 @@ pub enum OutputError {
     BadShardName(String),
     #[error("key `{key}` is already in shard `{shard}`")]
     DuplicateKey { shard: String, key: String },
-    #[error("caption file `{path}`: {message}")]
-    CaptionFile { path: PathBuf, message: String },
-    #[error("round log `{path}`, line {line}: {message}")]
+    #[error("caption file `{path}` is not a JSON object: {source}")]
+    CaptionFile {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("caption file `{path}`: key `{key}` has no `output` or `summary.output` string")]
+    CaptionFileKey { path: PathBuf, key: String },
+    #[error("round log `{path}`, line {line}: {source}")]
     BadRecord {
         path: PathBuf,
         line: usize,
-        message: String,
+        #[source]
+        source: serde_json::Error,
     },
 }
 
@@ -63,7 +70,7 @@ impl OutputError {
             Self::Read { .. } => "output_unreadable",
             Self::BadShardName(_) => "bad_shard_name",
             Self::DuplicateKey { .. } => "duplicate_key",
-            Self::CaptionFile { .. } => "caption_file_invalid",
+            Self::CaptionFile { .. } | Self::CaptionFileKey { .. } => "caption_file_invalid",
             Self::BadRecord { .. } => "bad_record",
         }
     }
@@ -295,22 +302,20 @@ impl CaptionFiles {
 /// by key.
 pub fn read_caption_file(path: &Path) -> Result<BTreeMap<String, String>, OutputError> {
     let text = std::fs::read_to_string(path).map_err(read_error(path))?;
-    let invalid = |message: String| OutputError::CaptionFile {
-        path: path.to_owned(),
-        message,
-    };
     let raw: BTreeMap<String, serde_json::Value> =
-        serde_json::from_str(&text).map_err(|e| invalid(format!("not a JSON object: {e}")))?;
+        serde_json::from_str(&text).map_err(|source| OutputError::CaptionFile {
+            path: path.to_owned(),
+            source,
+        })?;
     raw.into_iter()
         .map(|(key, value)| {
             let caption = value
                 .get("output")
                 .or_else(|| value.get("summary").and_then(|s| s.get("output")))
                 .and_then(|c| c.as_str())
-                .ok_or_else(|| {
-                    invalid(format!(
-                        "key `{key}` has no `output` or `summary.output` string"
-                    ))
+                .ok_or_else(|| OutputError::CaptionFileKey {
+                    path: path.to_owned(),
+                    key: key.clone(),
                 })?;
             Ok((key, caption.to_owned()))
         })
@@ -529,13 +534,13 @@ impl Iterator for RoundRecords {
             if self.buf.trim().is_empty() {
                 continue;
             }
-            return Some(
-                serde_json::from_str(&self.buf).map_err(|e| OutputError::BadRecord {
+            return Some(serde_json::from_str(&self.buf).map_err(|source| {
+                OutputError::BadRecord {
                     path: self.path.clone(),
                     line: self.line,
-                    message: e.to_string(),
-                }),
-            );
+                    source,
+                }
+            }));
         }
     }
 }

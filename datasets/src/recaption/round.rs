@@ -60,7 +60,7 @@ pub struct RoundReport {
 #[derive(Debug, thiserror::Error)]
 pub enum RoundError {
     #[error(transparent)]
-    Input(#[from] super::input::InputError),
+    Input(#[from] super::input::SourceError),
     #[error(transparent)]
     Output(#[from] OutputError),
     #[error("cannot create `{path}`: {source}")]
@@ -276,7 +276,7 @@ async fn recaption(plan: &RoundPlan, item: Item, stop: &AtomicBool) -> Option<Re
     .await
     {
         Ok(Ok(image)) => image,
-        Ok(Err((problem, message))) => return Some(failed(problem, message)),
+        Ok(Err(e)) => return Some(failed(e.kind(), e.to_string())),
         Err(e) => return Some(failed("decode_failed", e.to_string())),
     };
     let ask = |prompt: String| ImageRequest {
@@ -359,17 +359,36 @@ async fn recaption(plan: &RoundPlan, item: Item, stop: &AtomicBool) -> Option<Re
     Some(Record::Done(done))
 }
 
+/// Why an item gives the captioner no picture.
+#[derive(Debug, thiserror::Error)]
+enum PictureError {
+    #[error("the image cannot be decoded: {0}")]
+    Image(#[source] image::ImageError),
+    #[error("cannot write the video to a temporary file: {0}")]
+    Temporary(#[source] std::io::Error),
+    /// The video's frames could not be sampled or laid out; the message is the media
+    /// error's own.
+    #[error("{0}")]
+    Frames(#[source] media::MediaError),
+}
+
+impl PictureError {
+    /// The kind recorded for the item: a picture that is not there is the input's
+    /// fault (`corrupt_member`); a temporary file that cannot be written is ours.
+    fn kind(&self) -> &'static str {
+        match self {
+            Self::Image(_) | Self::Frames(_) => "corrupt_member",
+            Self::Temporary(_) => "decode_failed",
+        }
+    }
+}
+
 /// The picture the captioner sees: the image, or a storyboard of a video's frames.
-fn image_of(media: &Media) -> Result<RgbImage, (&'static str, String)> {
+fn image_of(media: &Media) -> Result<RgbImage, PictureError> {
     match media {
         Media::Image(bytes) => image::load_from_memory(bytes)
             .map(|i| i.to_rgb8())
-            .map_err(|e| {
-                (
-                    "corrupt_member",
-                    format!("the image cannot be decoded: {e}"),
-                )
-            }),
+            .map_err(PictureError::Image),
         Media::Video(video) => {
             let temporary;
             let path = match video {
@@ -378,9 +397,8 @@ fn image_of(media: &Media) -> Result<RgbImage, (&'static str, String)> {
                     temporary = tempfile::Builder::new()
                         .suffix(&format!(".{extension}"))
                         .tempfile()
-                        .map_err(|e| ("decode_failed", e.to_string()))?;
-                    std::fs::write(temporary.path(), bytes)
-                        .map_err(|e| ("decode_failed", e.to_string()))?;
+                        .map_err(PictureError::Temporary)?;
+                    std::fs::write(temporary.path(), bytes).map_err(PictureError::Temporary)?;
                     temporary.path()
                 }
             };
@@ -390,10 +408,9 @@ fn image_of(media: &Media) -> Result<RgbImage, (&'static str, String)> {
                 resize: Resize::Fit(384),
                 ..SampleSettings::default()
             };
-            let sampled = media::sample_frames(path, &settings, 1)
-                .map_err(|e| ("corrupt_member", e.to_string()))?;
+            let sampled = media::sample_frames(path, &settings, 1).map_err(PictureError::Frames)?;
             let frames: Vec<RgbImage> = sampled.frames.into_iter().map(|f| f.image).collect();
-            media::storyboard(&frames, 2).map_err(|e| ("corrupt_member", e.to_string()))
+            media::storyboard(&frames, 2).map_err(PictureError::Frames)
         }
     }
 }

@@ -33,6 +33,8 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use serde_json::{Value, json};
 
+use crate::hash::{SplitMix64, fnv1a};
+
 /// Dimensions of the vectors `/v1/embeddings` returns.
 pub const EMBEDDING_DIM: usize = 64;
 
@@ -253,7 +255,7 @@ impl ScriptedServer {
         let threads = script.threads;
         let shared = Arc::new(Shared {
             script,
-            rng: Mutex::new(SplitMix64(seed)),
+            rng: Mutex::new(SplitMix64::new(seed)),
             requests: AtomicUsize::new(0),
             in_flight: AtomicUsize::new(0),
             max_in_flight: AtomicUsize::new(0),
@@ -674,26 +676,6 @@ pub fn embed_text(text: &str) -> Vec<f32> {
     v
 }
 
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
-}
-
-/// A small deterministic generator for the random scripts.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn next_f64(&mut self) -> f64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^= z >> 31;
-        (z >> 11) as f64 / (1u64 << 53) as f64
-    }
-}
-
 /// A response body sent in pieces, one every `interval`.
 struct Trickle {
     pieces: VecDeque<Bytes>,
@@ -749,7 +731,7 @@ mod tests {
     #[test]
     fn random_scripts_repeat_with_the_same_seed() {
         let draws = |seed| {
-            let mut rng = SplitMix64(seed);
+            let mut rng = SplitMix64::new(seed);
             (0..20)
                 .map(|_| (rng.next_f64() * 4.0) as u32)
                 .collect::<Vec<_>>()

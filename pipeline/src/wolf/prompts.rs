@@ -2,7 +2,8 @@
 //! version is part of every result key made with its prompt: changing a prompt's text
 //! means changing its version, and only what depends on it is computed again.
 
-/// A prompt template and its version.
+/// A prompt template and its version. The one prompt type of wolf: the recaption loop's
+/// prompts and the CapScore judge's are of this type too.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Prompt {
     pub version: &'static str,

@@ -128,14 +128,8 @@ pub fn bleu(pairs: &[TokenizedPair]) -> Bleu {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::pair;
     use super::*;
-
-    fn pair(c: &str, refs: &[&str]) -> TokenizedPair {
-        TokenizedPair {
-            candidate: c.to_string(),
-            references: refs.iter().map(|s| s.to_string()).collect(),
-        }
-    }
 
     #[test]
     fn identical_text_scores_one() {

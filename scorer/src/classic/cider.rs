@@ -126,14 +126,8 @@ pub fn cider_d(pairs: &[TokenizedPair]) -> (f64, Vec<f64>) {
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::pair;
     use super::*;
-
-    fn pair(c: &str, refs: &[&str]) -> TokenizedPair {
-        TokenizedPair {
-            candidate: c.to_string(),
-            references: refs.iter().map(|s| s.to_string()).collect(),
-        }
-    }
 
     #[test]
     fn a_copy_of_a_rare_reference_scores_ten() {

@@ -145,8 +145,16 @@ fn mean(values: &[f64]) -> f64 {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// A pair of texts already tokenized, for the metrics' tests.
+    pub(crate) fn pair(candidate: &str, references: &[&str]) -> TokenizedPair {
+        TokenizedPair {
+            candidate: candidate.to_owned(),
+            references: references.iter().map(|r| r.to_string()).collect(),
+        }
+    }
 
     #[test]
     fn identical_captions_score_full_marks() {

@@ -842,7 +842,8 @@ impl Lexer<'_> {
 
     /// `ACRO = [A-Za-z](\.[A-Za-z])+`: its length at `i` (without a final period).
     fn acro(&self, i: usize) -> Option<usize> {
-        if !self.s[i].is_ascii_alphabetic() {
+        // `i` may be the end of the text (a compound cut after its hyphen, `1-`).
+        if !self.at(i).is_some_and(|c| c.is_ascii_alphabetic()) {
             return None;
         }
         let mut n = 1;
@@ -1033,15 +1034,35 @@ impl Lexer<'_> {
     /// `{WORD}\./{INSENTP}`
     fn word_dot_insentp(&self, i: usize) -> Option<Hit> {
         let w = self.word(i)?;
-        let ok = self.at(i + w) == Some('.')
-            && self
-                .at(i + w + 1)
-                .is_some_and(|c| matches!(c, ',' | ';' | ':'));
-        ok.then_some(Hit {
+        self.period_before_insentp(i + w).then_some(Hit {
             total: w + 2,
             emit: w + 1,
             act: Act::Keep,
         })
+    }
+
+    /// Whether `j` holds a period followed by `,`, `;` or `:` (`\./{INSENTP}`).
+    fn period_before_insentp(&self, j: usize) -> bool {
+        self.at(j) == Some('.') && self.at(j + 1).is_some_and(|c| matches!(c, ',' | ';' | ':'))
+    }
+
+    /// The `n` characters at `i` kept as one token, with the period after them when
+    /// it comes before `,`, `;` or `:` (the rules `{HTHING}\./{INSENTP}` and
+    /// `{THING}\./{INSENTP}` beside `{HTHING}` and `{THING}`).
+    fn keep_with_insentp_period(&self, i: usize, n: usize) -> Hit {
+        if self.period_before_insentp(i + n) {
+            Hit {
+                total: n + 2,
+                emit: n + 1,
+                act: Act::Keep,
+            }
+        } else {
+            Hit {
+                total: n,
+                emit: n,
+                act: Act::Keep,
+            }
+        }
     }
 
     /// `"`: an opening quote before `[A-Za-z0-9$]`, a closing one otherwise.
@@ -1145,22 +1166,7 @@ impl Lexer<'_> {
             }
         }
         let n = best?;
-        if self.at(i + n) == Some('.')
-            && self
-                .at(i + n + 1)
-                .is_some_and(|c| matches!(c, ',' | ';' | ':'))
-        {
-            return Some(Hit {
-                total: n + 2,
-                emit: n + 1,
-                act: Act::Keep,
-            });
-        }
-        Some(Hit {
-            total: n,
-            emit: n,
-            act: Act::Keep,
-        })
+        Some(self.keep_with_insentp_period(i, n))
     }
 
     /// `THING`: letters and digits joined by hyphens or underscores, with optional
@@ -1192,22 +1198,7 @@ impl Lexer<'_> {
             }
             break;
         }
-        if self.at(i + n) == Some('.')
-            && self
-                .at(i + n + 1)
-                .is_some_and(|c| matches!(c, ',' | ';' | ':'))
-        {
-            return Some(Hit {
-                total: n + 2,
-                emit: n + 1,
-                act: Act::Keep,
-            });
-        }
-        Some(Hit {
-            total: n,
-            emit: n,
-            act: Act::Keep,
-        })
+        Some(self.keep_with_insentp_period(i, n))
     }
 
     /// `'/[A-Za-z][^ \t\n\r\u00A0]`: an opening single quote.
@@ -1316,6 +1307,23 @@ mod tests {
         assert_eq!(tokenize("What?? No!!"), "what ?? no !!");
         assert_eq!(tokenize(""), "");
         assert_eq!(tokenize(" ... "), "");
+    }
+
+    /// Regression: a hyphen at the end of the text made the compound rule look for an
+    /// acronym past the end, and scoring such a caption panicked.
+    #[test]
+    fn a_text_ending_in_a_hyphen_does_not_panic() {
+        assert_eq!(ptb("1-"), "1 -");
+        assert_eq!(ptb("a red x-"), "a red x -");
+    }
+
+    /// The period before `,`, `;` or `:` goes with the word, compound or abbreviation
+    /// before it (the `\./{INSENTP}` rules).
+    #[test]
+    fn a_period_before_inner_punctuation_stays_with_the_token() {
+        assert_eq!(ptb("word., next"), "word. , next");
+        assert_eq!(ptb("3-d.: film"), "3-d. : film");
+        assert_eq!(ptb("o'neil., x"), "o'neil. , x");
     }
 
     #[test]

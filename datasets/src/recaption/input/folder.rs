@@ -6,28 +6,21 @@
 
 use std::path::{Path, PathBuf};
 
-use super::manifest::{file_error, read_image};
-use super::{Context, Item, Media, MediaKind, Problem, Video, relative_name, visible};
-
-type Walk = walkdir::FilterEntry<walkdir::IntoIter, fn(&walkdir::DirEntry) -> bool>;
+use super::{Context, Item, Media, MediaKind, Problem, Video};
+use crate::files::{self, relative_key};
 
 pub(super) struct Folder {
     root: PathBuf,
     shard: String,
-    walk: Walk,
+    walk: files::Walk,
 }
 
 impl Folder {
     pub(super) fn new(root: &Path) -> Self {
-        let walk = walkdir::WalkDir::new(root)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(visible as fn(&walkdir::DirEntry) -> bool);
         Self {
             root: root.to_owned(),
             shard: super::folder_name(root),
-            walk,
+            walk: files::walk(root),
         }
     }
 
@@ -41,10 +34,10 @@ impl Folder {
                 continue;
             }
             let path = entry.path();
-            let Some(kind) = media_kind(path) else {
+            let Some(kind) = MediaKind::of_path(path) else {
                 continue;
             };
-            let key = relative_name(&self.root, &path.with_extension(""));
+            let key = relative_key(&self.root, &path.with_extension(""));
             if context.skips(&self.shard, &key) {
                 continue;
             }
@@ -60,11 +53,13 @@ impl Folder {
         context: &Context,
     ) -> Result<Item, Problem> {
         let media = match kind {
-            MediaKind::Image => read_image(path, context)
+            MediaKind::Image => context
+                .read_image(path)
                 .map(Media::Image)
-                .map_err(|(kind, message)| Problem::new(&self.shard, Some(&key), kind, message))?,
+                .map_err(|e| Problem::new(&self.shard, Some(&key), e.kind(), e.to_string()))?,
             MediaKind::Video => Media::Video(Video::File(path.to_owned())),
         };
+        // A sidecar that cannot be read is a corrupt caption, whatever the reason.
         let sidecar = path.with_extension("txt");
         let (text, corrupt) = match std::fs::read(&sidecar) {
             Ok(bytes) => match String::from_utf8(bytes) {
@@ -75,7 +70,10 @@ impl Folder {
                 }
             },
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => (None, None),
-            Err(e) => (None, Some(("corrupt_file", file_error(&sidecar, &e).1))),
+            Err(e) => {
+                let message = format!("cannot read `{}`: {e}", sidecar.display());
+                (None, Some(("corrupt_file", message)))
+            }
         };
         let mut notes = Vec::new();
         let original = context.settle_caption(&self.shard, &key, text, corrupt, &mut notes)?;
@@ -91,22 +89,17 @@ impl Folder {
     /// A failed walk entry: a dangling link to a media file is that sample's problem;
     /// anything else is the folder's.
     fn walk_problem(&self, e: &walkdir::Error) -> Problem {
-        if let Some(path) = e.path().filter(|p| media_kind(p).is_some()) {
-            let key = relative_name(&self.root, &path.with_extension(""));
+        if let Some(path) = e.path().filter(|p| MediaKind::of_path(p).is_some()) {
+            let key = relative_key(&self.root, &path.with_extension(""));
             return Problem::new(&self.shard, Some(&key), "unreadable_file", e.to_string());
         }
         Problem::new(&self.shard, None, "unreadable_folder", e.to_string())
     }
 }
 
-fn media_kind(path: &Path) -> Option<MediaKind> {
-    path.extension()
-        .and_then(|e| MediaKind::of_extension(&e.to_string_lossy()))
-}
-
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{outcome, png, write};
+    use super::super::tests::{all_items, names, outcome, png, write};
     use super::super::{InputSettings, open_input};
     use super::*;
 
@@ -120,20 +113,16 @@ mod tests {
         write(&root, "a.mp4", b"video");
         write(&root, "notes.json", b"{}");
         write(&root, ".hidden.png", b"half written");
-        let items: Vec<_> = open_input(&root, InputSettings::default())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(items.len(), 2);
+        write(&root, "c.ts", b"a video by the shared extension list");
+        let items = all_items(&root);
         assert_eq!(
-            (items[0].shard.as_str(), items[0].key.as_str()),
-            ("photos", "a")
+            names(&items),
+            [("photos", "a"), ("photos", "b/x.v2"), ("photos", "c")]
         );
         assert_eq!(
             items[0].media,
             Media::Video(Video::File(root.join("a.mp4")))
         );
-        assert_eq!(items[1].key, "b/x.v2");
         assert_eq!(items[1].original.as_deref(), Some("A small square."));
         assert_eq!(items[1].media, Media::Image(image));
     }

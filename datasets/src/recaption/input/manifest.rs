@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
 
-use super::{Context, InputError, Item, Media, Problem, Video};
+use super::{Context, FileError, Item, Media, Problem, SourceError, Video};
 
 /// Longer lines are `bad_line`.
 pub(super) const MAX_LINE_BYTES: u64 = 1 << 20;
@@ -35,8 +35,8 @@ pub(super) struct Manifest {
 }
 
 impl Manifest {
-    pub(super) fn open(path: &Path) -> Result<Self, InputError> {
-        let file = File::open(path).map_err(|source| InputError::Io {
+    pub(super) fn open(path: &Path) -> Result<Self, SourceError> {
+        let file = File::open(path).map_err(|source| SourceError::Io {
             path: path.to_owned(),
             source,
         })?;
@@ -116,26 +116,14 @@ impl Manifest {
             return None;
         }
         let file = self.base.join(&path);
-        let fail = |kind, message| Some(Err(self.problem(Some(&key), kind, message)));
         let media = if is_image {
-            match read_image(&file, context) {
-                Ok(bytes) => Media::Image(bytes),
-                Err((kind, message)) => return fail(kind, message),
-            }
+            context.read_image(&file).map(Media::Image)
         } else {
-            match std::fs::metadata(&file) {
-                Ok(meta) if meta.is_file() => Media::Video(Video::File(file)),
-                Ok(_) => {
-                    return fail(
-                        "unreadable_file",
-                        format!("`{}` is not a file", file.display()),
-                    );
-                }
-                Err(e) => {
-                    let (kind, message) = file_error(&file, &e);
-                    return fail(kind, message);
-                }
-            }
+            video_file(file).map(Media::Video)
+        };
+        let media = match media {
+            Ok(media) => media,
+            Err(e) => return Some(Err(self.problem(Some(&key), e.kind(), e.to_string()))),
         };
         let mut notes = Vec::new();
         let original =
@@ -185,47 +173,18 @@ fn read_line(reader: &mut BufReader<File>, buf: &mut Vec<u8>) -> io::Result<Opti
     }
 }
 
-/// An image file's bytes, checked to decode.
-pub(super) fn read_image(
-    file: &Path,
-    context: &Context,
-) -> Result<Vec<u8>, (&'static str, String)> {
-    let meta = std::fs::metadata(file).map_err(|e| file_error(file, &e))?;
-    let limit = context.settings.max_media_bytes;
-    if meta.len() > limit {
-        let message = format!(
-            "`{}` has {} bytes, more than the limit of {limit}",
-            file.display(),
-            meta.len()
-        );
-        return Err(("oversized_file", message));
-    }
-    let bytes = std::fs::read(file).map_err(|e| file_error(file, &e))?;
-    context.check_image(&bytes).map_err(|e| {
-        (
-            "corrupt_file",
-            format!("`{}` does not decode as an image: {e}", file.display()),
-        )
-    })?;
-    Ok(bytes)
-}
-
-pub(super) fn file_error(file: &Path, e: &io::Error) -> (&'static str, String) {
-    match e.kind() {
-        io::ErrorKind::NotFound => (
-            "missing_file",
-            format!("`{}` does not exist", file.display()),
-        ),
-        _ => (
-            "unreadable_file",
-            format!("cannot read `{}`: {e}", file.display()),
-        ),
+/// A video file named by a row; it must exist and be a file.
+fn video_file(path: PathBuf) -> Result<Video, FileError> {
+    match std::fs::metadata(&path) {
+        Ok(meta) if meta.is_file() => Ok(Video::File(path)),
+        Ok(_) => Err(FileError::NotAFile(path)),
+        Err(e) => Err(FileError::of_io(&path, e)),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{outcome, png, write};
+    use super::super::tests::{all_items, names, outcome, png, write};
     use super::super::{InputSettings, open_input};
     use super::*;
 
@@ -245,18 +204,10 @@ mod tests {
             )
             .as_bytes(),
         );
-        let items: Vec<_> = open_input(&manifest, InputSettings::default())
-            .unwrap()
-            .map(Result::unwrap)
-            .collect();
-        assert_eq!(items.len(), 2);
-        assert_eq!(
-            (items[0].shard.as_str(), items[0].key.as_str()),
-            ("train", "img/a.png")
-        );
+        let items = all_items(&manifest);
+        assert_eq!(names(&items), [("train", "img/a.png"), ("train", "clip-b")]);
         assert_eq!(items[0].media, Media::Image(image));
         assert_eq!(items[0].original.as_deref(), Some("A red square."));
-        assert_eq!(items[1].key, "clip-b");
         assert_eq!(
             items[1].media,
             Media::Video(Video::File(dir.path().join("vid/b.mp4")))

@@ -3,28 +3,21 @@
 //! A member's key is its path up to the first dot of its file name, and what follows
 //! the dot is its extension (`dir/000017.jpg`: key `dir/000017`, extension `jpg`);
 //! consecutive members with the same key form one sample (WebDataset's rule). The tar
-//! format is read here rather than through `tar::Archive`, whose entries borrow the
-//! archive and so cannot live in an iterator beside it; `tar::Header` parses the
-//! headers. Reading here also tells a shard that ends cleanly from one that is cut
-//! short: a shard must end with the end-of-archive block, and one that stops inside a
-//! member or between members without it is `truncated_shard`. A sample that was being
+//! format is [`crate::tar`]'s, which tells a shard that ends cleanly from one that is
+//! cut short (`truncated_shard`) or corrupt (`corrupt_shard`). A sample that was being
 //! read when the shard ended is left out, since it may be incomplete.
 
 use std::collections::VecDeque;
 use std::fs::File;
-use std::io::{self, BufReader, Read};
+use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use super::{Context, Item, Media, MediaKind, Problem, Video, relative_name, visible};
-
-/// Tar blocks are 512 bytes; members are padded to whole blocks.
-const BLOCK: u64 = 512;
+use super::{Context, Item, Media, MediaKind, Problem, Video};
+use crate::files::{self, relative_key};
+use crate::tar::{Entry, Header, TarError, TarStream};
 
 /// Larger caption members are not read (`corrupt_member`).
 const MAX_CAPTION_BYTES: u64 = 1 << 20;
-
-/// Larger extended headers (long names, pax records) are taken as corruption.
-const MAX_EXTENDED_HEADER_BYTES: u64 = 1 << 20;
 
 /// The shards of an input, read one after the other.
 pub(super) struct Shards {
@@ -47,23 +40,18 @@ impl Shards {
     pub(super) fn in_folder(root: &Path) -> Self {
         let mut shards = Vec::new();
         let mut problems = Vec::new();
-        let walk = walkdir::WalkDir::new(root)
-            .follow_links(true)
-            .sort_by_file_name()
-            .into_iter()
-            .filter_entry(visible);
-        for entry in walk {
+        for entry in files::walk(root) {
             match entry {
                 Ok(entry) if entry.file_type().is_file() => {
                     let path = entry.path();
-                    if super::lower_extension(path).as_deref() == Some("tar") {
-                        let name = relative_name(root, &path.with_extension(""));
+                    if files::lower_extension(path).as_deref() == Some("tar") {
+                        let name = relative_key(root, &path.with_extension(""));
                         shards.push((name, path.to_owned()));
                     }
                 }
                 Ok(_) => {}
                 Err(e) => {
-                    let shard = e.path().map(|p| relative_name(root, p)).unwrap_or_default();
+                    let shard = e.path().map(|p| relative_key(root, p)).unwrap_or_default();
                     problems.push(Err(Problem::new(
                         &shard,
                         None,
@@ -155,7 +143,7 @@ impl Shard {
                 // The sample in progress may be incomplete: it is left out with the
                 // shard's problem, named unless it was skipped anyway.
                 let sample = self.sample.take().filter(|s| !s.skipped);
-                let (kind, mut message) = error.into_parts();
+                let (kind, mut message) = (error.kind(), error.to_string());
                 if let Some(sample) = &sample {
                     message.push_str(&format!("; sample `{}` is left out", sample.key));
                 }
@@ -457,250 +445,26 @@ impl Sample {
     }
 }
 
+/// Why a `.json` caption member holds no caption; the message follows the member's
+/// name.
+#[derive(Debug, thiserror::Error)]
+enum JsonCaptionError {
+    #[error("is not valid JSON: {0}")]
+    Syntax(#[source] serde_json::Error),
+    #[error("is not a JSON object")]
+    NotAnObject,
+}
+
 /// The caption of a `.json` member: its `caption`, `text` or `output` string, the
 /// first present; `Ok(None)` for an object with none of them.
-fn json_caption(bytes: &[u8]) -> Result<Option<String>, String> {
+fn json_caption(bytes: &[u8]) -> Result<Option<String>, JsonCaptionError> {
     let value: serde_json::Value =
-        serde_json::from_slice(bytes).map_err(|e| format!("is not valid JSON: {e}"))?;
-    let object = value
-        .as_object()
-        .ok_or_else(|| "is not a JSON object".to_owned())?;
+        serde_json::from_slice(bytes).map_err(JsonCaptionError::Syntax)?;
+    let object = value.as_object().ok_or(JsonCaptionError::NotAnObject)?;
     Ok(["caption", "text", "output"]
         .iter()
         .find_map(|field| object.get(*field).and_then(|v| v.as_str()))
         .map(str::to_owned))
-}
-
-/// What a tar entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Entry {
-    File,
-    Dir,
-    /// Anything else: a link, a device, a sparse file; named for the problem.
-    Other(&'static str),
-}
-
-/// A member's header, its data not yet read.
-#[derive(Debug, Clone)]
-struct Header {
-    path: String,
-    size: u64,
-    entry: Entry,
-}
-
-/// Why a shard could not be read to its end.
-#[derive(Debug)]
-enum TarError {
-    Truncated(String),
-    Corrupt(String),
-    Io(io::Error),
-}
-
-impl TarError {
-    fn into_parts(self) -> (&'static str, String) {
-        match self {
-            Self::Truncated(message) => ("truncated_shard", message),
-            Self::Corrupt(message) => ("corrupt_shard", message),
-            Self::Io(e) => ("unreadable_shard", format!("reading the shard failed: {e}")),
-        }
-    }
-}
-
-impl From<io::Error> for TarError {
-    fn from(e: io::Error) -> Self {
-        Self::Io(e)
-    }
-}
-
-/// A tar stream read block by block, counting its offset for messages.
-struct TarStream<R> {
-    reader: R,
-    offset: u64,
-}
-
-impl<R: Read> TarStream<R> {
-    fn new(reader: R) -> Self {
-        Self { reader, offset: 0 }
-    }
-
-    /// The next member's header, after any GNU long-name or pax headers that apply to
-    /// it; `None` at the end-of-archive block.
-    fn next_header(&mut self) -> Result<Option<Header>, TarError> {
-        let mut long_name: Option<Vec<u8>> = None;
-        let mut pax_path: Option<Vec<u8>> = None;
-        let mut pax_size: Option<u64> = None;
-        loop {
-            let start = self.offset;
-            let mut block = [0u8; BLOCK as usize];
-            let read = self.fill(&mut block)?;
-            if read == 0 {
-                return Err(TarError::Truncated(format!(
-                    "the shard ends at byte {start} without the end-of-archive block"
-                )));
-            }
-            if read < block.len() {
-                return Err(TarError::Truncated(format!(
-                    "the shard ends inside the header at byte {start}"
-                )));
-            }
-            if block.iter().all(|&b| b == 0) {
-                return Ok(None);
-            }
-            let header = tar::Header::from_byte_slice(&block);
-            let corrupt =
-                |what: String| TarError::Corrupt(format!("the header at byte {start} {what}"));
-            let stored = header
-                .cksum()
-                .map_err(|e| corrupt(format!("has no valid checksum: {e}")))?;
-            if stored != checksum(&block) {
-                return Err(corrupt("fails its checksum".into()));
-            }
-            let size = header
-                .entry_size()
-                .map_err(|e| corrupt(format!("has no valid size: {e}")))?;
-            let kind = header.entry_type();
-            if kind.is_gnu_longname() {
-                let name = self.read_extended(size, start)?;
-                long_name = Some(trim_nuls(name));
-                continue;
-            }
-            if kind.is_pax_local_extensions() {
-                let data = self.read_extended(size, start)?;
-                for extension in tar::PaxExtensions::new(&data) {
-                    let extension =
-                        extension.map_err(|e| corrupt(format!("has a bad pax record: {e}")))?;
-                    match extension.key_bytes() {
-                        b"path" => pax_path = Some(extension.value_bytes().to_vec()),
-                        b"size" => {
-                            let value = extension.value().ok().and_then(|v| v.parse().ok());
-                            pax_size =
-                                Some(value.ok_or_else(|| corrupt("has a bad pax size".into()))?);
-                        }
-                        _ => {}
-                    }
-                }
-                continue;
-            }
-            if kind.is_gnu_longlink() || kind.is_pax_global_extensions() {
-                self.skip(padded(size), "an extended header")?;
-                continue;
-            }
-            let path = pax_path
-                .or(long_name)
-                .unwrap_or_else(|| header.path_bytes().into_owned());
-            let entry = if kind.is_file() || kind.is_contiguous() {
-                Entry::File
-            } else if kind.is_dir() {
-                Entry::Dir
-            } else if kind.is_symlink() {
-                Entry::Other("symbolic link")
-            } else if kind.is_hard_link() {
-                Entry::Other("hard link")
-            } else if kind.is_gnu_sparse() {
-                Entry::Other("sparse file")
-            } else {
-                Entry::Other("special file")
-            };
-            return Ok(Some(Header {
-                path: String::from_utf8_lossy(&path).into_owned(),
-                size: pax_size.unwrap_or(size),
-                entry,
-            }));
-        }
-    }
-
-    /// A member's data.
-    fn read_member(&mut self, header: &Header) -> Result<Vec<u8>, TarError> {
-        // The size was checked against a limit; the capacity is bounded again in case
-        // the limit is large and the header lies.
-        let mut data = Vec::with_capacity(header.size.min(1 << 24) as usize);
-        let read = (&mut self.reader)
-            .take(header.size)
-            .read_to_end(&mut data)?;
-        self.offset += read as u64;
-        if (read as u64) < header.size {
-            return Err(TarError::Truncated(format!(
-                "the shard ends inside member `{}` ({read} of {} bytes)",
-                header.path, header.size
-            )));
-        }
-        self.skip(padded(header.size) - header.size, &header.path)?;
-        Ok(data)
-    }
-
-    /// Passes over a member's data.
-    fn skip_member(&mut self, header: &Header) -> Result<(), TarError> {
-        self.skip(padded(header.size), &header.path)
-    }
-
-    /// The data of a long-name or pax header.
-    fn read_extended(&mut self, size: u64, start: u64) -> Result<Vec<u8>, TarError> {
-        if size > MAX_EXTENDED_HEADER_BYTES {
-            return Err(TarError::Corrupt(format!(
-                "the extended header at byte {start} claims {size} bytes"
-            )));
-        }
-        let header = Header {
-            path: "an extended header".into(),
-            size,
-            entry: Entry::File,
-        };
-        self.read_member(&header)
-    }
-
-    fn skip(&mut self, bytes: u64, what: &str) -> Result<(), TarError> {
-        let skipped = io::copy(&mut (&mut self.reader).take(bytes), &mut io::sink())?;
-        self.offset += skipped;
-        if skipped < bytes {
-            return Err(TarError::Truncated(format!(
-                "the shard ends inside member `{what}` at byte {}",
-                self.offset
-            )));
-        }
-        Ok(())
-    }
-
-    /// Reads until `buf` is full or the stream ends; returns the bytes read.
-    fn fill(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let mut filled = 0;
-        while filled < buf.len() {
-            match self.reader.read(&mut buf[filled..]) {
-                Ok(0) => break,
-                Ok(n) => filled += n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) => return Err(e),
-            }
-        }
-        self.offset += filled as u64;
-        Ok(filled)
-    }
-}
-
-/// A size rounded up to whole blocks.
-fn padded(size: u64) -> u64 {
-    size.div_ceil(BLOCK) * BLOCK
-}
-
-/// The header checksum: the sum of its bytes with the checksum field read as spaces.
-fn checksum(block: &[u8; BLOCK as usize]) -> u32 {
-    block
-        .iter()
-        .enumerate()
-        .map(|(i, &b)| {
-            if (148..156).contains(&i) {
-                u32::from(b' ')
-            } else {
-                u32::from(b)
-            }
-        })
-        .sum()
-}
-
-fn trim_nuls(mut bytes: Vec<u8>) -> Vec<u8> {
-    while bytes.last() == Some(&0) {
-        bytes.pop();
-    }
-    bytes
 }
 
 #[cfg(test)]
@@ -708,24 +472,26 @@ mod tests {
     use super::super::tests::{Outcome, outcome, png, write};
     use super::super::{InputSettings, open_input};
     use super::*;
+    use crate::tar::build::files as shard;
+    use crate::tar::padded;
 
-    /// Builds a shard from `(member path, bytes)`.
-    fn shard(members: &[(&str, &[u8])]) -> Vec<u8> {
-        let mut builder = tar::Builder::new(Vec::new());
-        for (path, bytes) in members {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(bytes.len() as u64);
-            header.set_mode(0o644);
-            header.set_entry_type(tar::EntryType::Regular);
-            builder
-                .append_data(&mut header, path, *bytes)
-                .expect("appending to an in-memory tar");
-        }
-        builder.into_inner().expect("finishing an in-memory tar")
+    /// A folder holding one shard, `s.tar`, of `(member path, bytes)`.
+    fn one_shard(members: &[(&str, &[u8])]) -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = write(dir.path(), "s.tar", &shard(members));
+        (dir, path)
     }
 
     fn read(path: &Path, settings: InputSettings) -> Outcome {
         outcome(open_input(path, settings).unwrap())
+    }
+
+    /// The first item of an input.
+    fn first(path: &Path) -> Result<Item, Problem> {
+        open_input(path, InputSettings::default())
+            .unwrap()
+            .next()
+            .unwrap()
     }
 
     fn keys(list: &[(&str, &str)]) -> Vec<(String, String)> {
@@ -747,6 +513,7 @@ mod tests {
             ("a/000003.mp4", b"not really a video"),
             ("a/000003.json", br#"{"output": "A clip."}"#),
             ("a/000004.webp.txt", b"odd"),
+            ("a/000005.M4V", b"a video by the shared extension list"),
         ]);
         let path = write(dir.path(), "one.tar", &bytes);
         let items: Vec<_> = open_input(&path, InputSettings::default())
@@ -778,7 +545,9 @@ mod tests {
             (Some("a/000004"), "no_media")
         );
         assert!(fourth.message.contains("webp.txt"), "{}", fourth.message);
-        assert_eq!(items.len(), 4);
+        let fifth = items[4].as_ref().unwrap();
+        assert_eq!(fifth.media.kind(), MediaKind::Video);
+        assert_eq!(items.len(), 5);
     }
 
     #[test]
@@ -796,18 +565,12 @@ mod tests {
 
     #[test]
     fn a_corrupt_image_member_leaves_its_sample_out() {
-        let dir = tempfile::tempdir().unwrap();
-        let image = png();
-        let path = write(
-            dir.path(),
-            "s.tar",
-            &shard(&[
-                ("1.jpg", b"\xff\xd8 not a jpeg"),
-                ("1.txt", b"A cat."),
-                ("2.png", &image),
-                ("2.txt", b"A dog."),
-            ]),
-        );
+        let (_dir, path) = one_shard(&[
+            ("1.jpg", b"\xff\xd8 not a jpeg"),
+            ("1.txt", b"A cat."),
+            ("2.png", &png()),
+            ("2.txt", b"A dog."),
+        ]);
         let (ok, problems) = read(&path, InputSettings::default());
         assert_eq!(ok, keys(&[("s", "2")]));
         assert_eq!(problems, [(Some("1".into()), "corrupt_member")]);
@@ -818,23 +581,18 @@ mod tests {
 
     #[test]
     fn a_missing_caption_is_a_problem_only_when_captions_are_required() {
-        let dir = tempfile::tempdir().unwrap();
         let image = png();
-        let path = write(
-            dir.path(),
-            "s.tar",
-            &shard(&[
-                ("1.png", &image),
-                ("2.png", &image),
-                ("2.txt", b"   "),
-                ("3.png", &image),
-                ("3.txt", b"\xff\xfe not utf-8"),
-                ("4.png", &image),
-                ("4.json", br#"{"caption": 7}"#),
-                ("5.png", &image),
-                ("5.txt", b"Fine."),
-            ]),
-        );
+        let (_dir, path) = one_shard(&[
+            ("1.png", &image),
+            ("2.png", &image),
+            ("2.txt", b"   "),
+            ("3.png", &image),
+            ("3.txt", b"\xff\xfe not utf-8"),
+            ("4.png", &image),
+            ("4.json", br#"{"caption": 7}"#),
+            ("5.png", &image),
+            ("5.txt", b"Fine."),
+        ]);
         let (ok, problems) = read(&path, InputSettings::default());
         assert_eq!(ok.len(), 5);
         assert!(problems.is_empty());
@@ -855,45 +613,31 @@ mod tests {
 
     #[test]
     fn a_corrupt_caption_member_is_a_note_when_captions_are_optional() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(
-            dir.path(),
-            "s.tar",
-            &shard(&[("1.png", &png()), ("1.json", b"{not json")]),
-        );
-        let item = open_input(&path, InputSettings::default())
-            .unwrap()
-            .next()
-            .unwrap()
-            .unwrap();
+        let (_dir, path) = one_shard(&[("1.png", &png()), ("1.json", b"{not json")]);
+        let item = first(&path).unwrap();
         assert_eq!(item.original, None);
         assert_eq!(item.notes.len(), 1);
         assert_eq!(item.notes[0].kind, "corrupt_member");
+        let message = &item.notes[0].message;
         assert!(
-            item.notes[0].message.contains("1.json"),
-            "{}",
-            item.notes[0].message
+            message.contains("1.json") && message.contains("is not valid JSON"),
+            "{message}"
         );
     }
 
     #[test]
     fn unknown_members_are_recorded_and_the_sample_goes_on() {
-        let dir = tempfile::tempdir().unwrap();
         let image = png();
-        let path = write(
-            dir.path(),
-            "s.tar",
-            &shard(&[
-                ("1.cls", b"3"),
-                ("1.png", &image),
-                ("1.bin", b"\x00\x01"),
-                ("1.jpg", &image),
-                ("1.txt", b"A square."),
-                ("README", b"no extension"),
-                ("2.cls", b"4"),
-                ("2.txt", b"Only a label."),
-            ]),
-        );
+        let (_dir, path) = one_shard(&[
+            ("1.cls", b"3"),
+            ("1.png", &image),
+            ("1.bin", b"\x00\x01"),
+            ("1.jpg", &image),
+            ("1.txt", b"A square."),
+            ("README", b"no extension"),
+            ("2.cls", b"4"),
+            ("2.txt", b"Only a label."),
+        ]);
         let items: Vec<_> = open_input(&path, InputSettings::default())
             .unwrap()
             .collect();
@@ -987,14 +731,8 @@ mod tests {
 
     #[test]
     fn oversized_members_are_left_out_unread() {
-        let dir = tempfile::tempdir().unwrap();
-        let image = png();
         let big = vec![0u8; 4096];
-        let path = write(
-            dir.path(),
-            "s.tar",
-            &shard(&[("1.mp4", &big), ("1.txt", b"Big."), ("2.png", &image)]),
-        );
+        let (_dir, path) = one_shard(&[("1.mp4", &big), ("1.txt", b"Big."), ("2.png", &png())]);
         let settings = InputSettings::default().with_max_media_bytes(1024);
         let (ok, problems) = read(&path, settings);
         assert_eq!(ok, keys(&[("s", "2")]));
@@ -1002,25 +740,14 @@ mod tests {
     }
 
     #[test]
-    fn long_names_and_directories_are_read() {
-        let dir = tempfile::tempdir().unwrap();
+    fn directories_are_passed_over_and_long_names_keep_their_key() {
         let long_dir = "d".repeat(120);
-        let mut builder = tar::Builder::new(Vec::new());
-        let mut header = tar::Header::new_gnu();
-        header.set_entry_type(tar::EntryType::Directory);
-        header.set_size(0);
-        builder
-            .append_data(&mut header, format!("{long_dir}/"), io::empty())
-            .unwrap();
-        let image = png();
-        for (name, data) in [("x.png", &image[..]), ("x.txt", b"Long.")] {
-            let mut header = tar::Header::new_gnu();
-            header.set_size(data.len() as u64);
-            builder
-                .append_data(&mut header, format!("{long_dir}/{name}"), data)
-                .unwrap();
-        }
-        let path = write(dir.path(), "s.tar", &builder.into_inner().unwrap());
+        let (dir, image, caption) = (
+            format!("{long_dir}/"),
+            format!("{long_dir}/x.png"),
+            format!("{long_dir}/x.txt"),
+        );
+        let (_dir, path) = one_shard(&[(&dir, b""), (&image, &png()), (&caption, b"Long.")]);
         let (ok, problems) = read(&path, InputSettings::default());
         assert_eq!(ok, [("s".to_owned(), format!("{long_dir}/x"))]);
         assert!(problems.is_empty(), "{problems:?}");
@@ -1028,12 +755,7 @@ mod tests {
 
     #[test]
     fn skipped_samples_are_not_yielded_nor_decoded() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = write(
-            dir.path(),
-            "s.tar",
-            &shard(&[("1.png", b"corrupt"), ("2.png", &png())]),
-        );
+        let (_dir, path) = one_shard(&[("1.png", b"corrupt"), ("2.png", &png())]);
         let items = open_input(&path, InputSettings::default())
             .unwrap()
             .with_skip(|_, key| key == "1");
@@ -1053,5 +775,20 @@ mod tests {
         assert_eq!(split("dir/.hidden"), None);
         assert_eq!(split("README"), None);
         assert_eq!(split("trailing."), None);
+    }
+
+    #[test]
+    fn json_captions_come_from_the_first_known_field() {
+        let caption = |text: &str| json_caption(text.as_bytes());
+        assert_eq!(
+            caption(r#"{"text": "T", "caption": "C"}"#)
+                .unwrap()
+                .as_deref(),
+            Some("C")
+        );
+        assert_eq!(caption(r#"{"url": "x"}"#).unwrap(), None);
+        assert!(matches!(caption("[1]"), Err(JsonCaptionError::NotAnObject)));
+        let error = caption("{").unwrap_err();
+        assert!(std::error::Error::source(&error).is_some(), "{error}");
     }
 }
