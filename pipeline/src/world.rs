@@ -334,7 +334,13 @@ mod tests {
                 assert_eq!(parse_object_label(&object_label(c.name(), s)), Some((c, s)));
             }
         }
-        for label in ["white square", "red", "red circle ", "red  circle", "sign \"OPEN\""] {
+        for label in [
+            "white square",
+            "red",
+            "red circle ",
+            "red  circle",
+            "sign \"OPEN\"",
+        ] {
             assert_eq!(parse_object_label(label), None, "{label}");
         }
     }

@@ -289,7 +289,11 @@ mod tests {
         );
         assert_eq!(found.len(), 2, "{found:?}");
         assert_eq!(
-            (found[0].metric.as_str(), found[0].judge.as_str(), found[0].pairs),
+            (
+                found[0].metric.as_str(),
+                found[0].judge.as_str(),
+                found[0].pairs
+            ),
             ("capscore_quality", "j", 3)
         );
         assert!(close(found[0].tau_b, 1.0), "{found:?}");

@@ -133,14 +133,8 @@ impl Object {
     pub fn cell(&self, width: u32, height: u32) -> Cell {
         let rect = self.rect(0);
         Cell {
-            row: third(
-                i64::from(2 * rect.y + rect.h),
-                2 * i64::from(height),
-            ),
-            column: third(
-                i64::from(2 * rect.x + rect.w),
-                2 * i64::from(width),
-            ),
+            row: third(i64::from(2 * rect.y + rect.h), 2 * i64::from(height)),
+            column: third(i64::from(2 * rect.x + rect.w), 2 * i64::from(width)),
         }
     }
 }

@@ -235,7 +235,8 @@ mod tests {
 
     #[test]
     fn still_shapes_stay_in_their_cell_and_diagonals_go_their_way() {
-        let still = |b: [i64; 4]| json!([{"label": "red circle", "motion": "still", "boxes": [b, b]}]);
+        let still =
+            |b: [i64; 4]| json!([{"label": "red circle", "motion": "still", "boxes": [b, b]}]);
         assert_eq!(
             facts(still([10, 10, 100, 100])),
             [
@@ -252,9 +253,7 @@ mod tests {
             facts(still([850, 400, 950, 500]))[1],
             "red circle stays on the right"
         );
-        let diagonal = |from: [i64; 4], to: [i64; 4]| {
-            json!([{"label": "orange triangle", "motion": "diagonal", "boxes": [from, to]}])
-        };
+        let diagonal = |from: [i64; 4], to: [i64; 4]| json!([{"label": "orange triangle", "motion": "diagonal", "boxes": [from, to]}]);
         assert_eq!(
             facts(diagonal([800, 800, 900, 900], [10, 10, 100, 100]))[1],
             "orange triangle moves diagonally from the bottom right to the top left"
@@ -277,7 +276,13 @@ mod tests {
                 "boxes": [[1, 2, 3, 4]]}]}}"#,
         )
         .expect("valid");
-        let facts: Vec<String> = world.clip("a").expect("a").facts.iter().map(ToString::to_string).collect();
+        let facts: Vec<String> = world
+            .clip("a")
+            .expect("a")
+            .facts
+            .iter()
+            .map(ToString::to_string)
+            .collect();
         assert_eq!(facts, ["sign \"TAXI\""]);
         assert_eq!((world.len(), world.is_empty()), (1, false));
         assert!(WorldTruth::from_json("{}").expect("empty").is_empty());
@@ -303,7 +308,9 @@ mod tests {
             "clip `c`: object 0 (`red circle`): a still shape needs a box"
         );
         assert_eq!(
-            one(json!({"label": "red circle", "motion": "diagonal", "boxes": [[1, 1, 9, 9], [1, 5, 9, 13]]})),
+            one(
+                json!({"label": "red circle", "motion": "diagonal", "boxes": [[1, 1, 9, 9], [1, 5, 9, 13]]})
+            ),
             "clip `c`: object 0 (`red circle`): a diagonal move needs boxes that move along both axes"
         );
         assert_eq!(
@@ -323,8 +330,14 @@ mod tests {
             error(json!({"c": {"objects": []}})),
             "clip `c`: the clip has no shape, sign or background: nothing to be true"
         );
-        assert_eq!(error(json!({"c": {}})), "clip `c`: the clip has no list `objects`");
-        assert_eq!(error(json!([1])), "the truth is not an object of clips by video key");
+        assert_eq!(
+            error(json!({"c": {}})),
+            "clip `c`: the clip has no list `objects`"
+        );
+        assert_eq!(
+            error(json!([1])),
+            "the truth is not an object of clips by video key"
+        );
         let bad_json = WorldTruth::from_json("{").expect_err("not JSON");
         assert_eq!(bad_json.kind(), "invalid_json");
         let missing = WorldTruth::read(Path::new("/nonexistent/boxes.json")).expect_err("no file");

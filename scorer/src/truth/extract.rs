@@ -76,7 +76,9 @@ const NEGATION_PAIRS: [(&str, &str); 2] = [("instead", "of"), ("rather", "than")
 /// Words skipped inside a motion phrase, in the caption and in the phrase alike.
 const ARTICLES: [&str; 3] = ["a", "an", "the"];
 /// Words that, right after a place phrase, make it another place than the world's.
-const PLACE_WORDS: [&str; 7] = ["left", "right", "top", "bottom", "corner", "center", "middle"];
+const PLACE_WORDS: [&str; 7] = [
+    "left", "right", "top", "bottom", "corner", "center", "middle",
+];
 /// Spellings read as the world's.
 const SPELLINGS: [(&str, &str); 2] = [("grey", "gray"), ("centre", "center")];
 
@@ -119,9 +121,7 @@ fn tokenize(caption: &str) -> Vec<Token> {
         };
         if c.is_alphanumeric() {
             word.extend(c.to_lowercase());
-        } else if c == '\''
-            && !word.is_empty()
-            && chars.peek().is_some_and(|n| n.is_alphanumeric())
+        } else if c == '\'' && !word.is_empty() && chars.peek().is_some_and(|n| n.is_alphanumeric())
         {
             // Inside a word: `isn't`, `circle's`.
             word.push(c);
@@ -484,11 +484,18 @@ mod tests {
         );
         assert_eq!(
             read("A grey background. A yellow square stayed in the centre."),
-            ["yellow square", "yellow square stays in the center", "gray background"]
+            [
+                "yellow square",
+                "yellow square stays in the center",
+                "gray background"
+            ]
         );
         assert_eq!(
             read("There is a purple triangle. It keeps bouncing around the frame."),
-            ["purple triangle", "purple triangle bounces around the frame"]
+            [
+                "purple triangle",
+                "purple triangle bounces around the frame"
+            ]
         );
         assert_eq!(
             read("The background is black and the top-left corner holds a red square."),
@@ -512,7 +519,11 @@ mod tests {
         );
         assert_eq!(
             read("A red circle and a blue circle move from bottom to top."),
-            ["blue circle", "red circle", "blue circle moves from bottom to top"]
+            [
+                "blue circle",
+                "red circle",
+                "blue circle moves from bottom to top"
+            ]
         );
     }
 
@@ -527,10 +538,7 @@ mod tests {
     #[test]
     fn sign_words_count_only_in_a_sentence_about_a_sign() {
         assert_eq!(read("The bus stops at the park."), Vec::<String>::new());
-        assert_eq!(
-            read("OPEN is written on a sign. Stop."),
-            ["sign \"OPEN\""]
-        );
+        assert_eq!(read("OPEN is written on a sign. Stop."), ["sign \"OPEN\""]);
         assert_eq!(
             read("A sign reads \"CAFE\" and \"BANK\"."),
             ["sign \"BANK\"", "sign \"CAFE\""]

@@ -260,10 +260,7 @@ mod tests {
         );
         assert_eq!(
             names(&s.false_facts),
-            [
-                "green triangle",
-                "green triangle moves from top to bottom"
-            ]
+            ["green triangle", "green triangle moves from top to bottom"]
         );
         assert!(close(s.precision, 3.0 / 5.0), "{s:?}");
         assert!(close(s.recall, 3.0 / 6.0), "{s:?}");
@@ -274,8 +271,14 @@ mod tests {
     fn a_right_object_with_the_wrong_motion_keeps_the_object() {
         let s = score("The red circle bounces around the frame.");
         assert_eq!(names(&s.matched), ["red circle"]);
-        assert_eq!(names(&s.false_facts), ["red circle bounces around the frame"]);
-        assert!(close(s.precision, 0.5) && close(s.recall, 1.0 / 6.0), "{s:?}");
+        assert_eq!(
+            names(&s.false_facts),
+            ["red circle bounces around the frame"]
+        );
+        assert!(
+            close(s.precision, 0.5) && close(s.recall, 1.0 / 6.0),
+            "{s:?}"
+        );
     }
 
     #[test]
@@ -310,7 +313,10 @@ mod tests {
     fn an_unknown_video_is_an_error_of_its_pair_alone() {
         let results = score_captions(
             &world(),
-            [("clip_00009.mp4", "a red circle"), ("clip_00000.mp4", "a red circle")],
+            [
+                ("clip_00009.mp4", "a red circle"),
+                ("clip_00000.mp4", "a red circle"),
+            ],
         );
         let error = results[0].as_ref().expect_err("not in the truth");
         assert_eq!(error.kind(), "unknown_video");
@@ -332,7 +338,10 @@ mod tests {
                 {"kind": "motion", "object": "red circle", "motion": "moves from left to right"}
             ])
         );
-        assert_eq!(value["false"], json!([{"kind": "background", "colour": "black"}]));
+        assert_eq!(
+            value["false"],
+            json!([{"kind": "background", "colour": "black"}])
+        );
         assert_eq!(value["missed"].as_array().map(Vec::len), Some(4));
         assert_eq!(s.get("truth_f1"), Some(s.f1));
         assert_eq!(s.get("truth_recall"), Some(s.recall));
