@@ -397,12 +397,17 @@ fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
     );
 }
 
-/// Spawns `wolf caption` on `dir`'s database with its output discarded.
-fn spawn_caption(dir: &Dir, config: &str, run: &str) -> std::process::Child {
+/// Spawns `wolf caption` on `dir`'s database with its output discarded, or its log
+/// written to `dir/log` when one is given.
+fn spawn_caption(dir: &Dir, config: &str, run: &str, log: Option<&str>) -> std::process::Child {
+    let stderr = match log {
+        Some(name) => Stdio::from(std::fs::File::create(dir.join(name)).expect("log file")),
+        None => Stdio::null(),
+    };
     dir.command(&caption_args(config, run, &[]))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
+        .stderr(stderr)
         .spawn()
         .expect("wolf starts")
 }
@@ -430,12 +435,15 @@ fn two_concurrent_captions_on_one_run_share_the_work() {
     let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
     let alone = CLIPS * (IMAGE_REQUESTS_PER_VIDEO + 1 + 2);
 
-    let children = [
-        spawn_caption(&dir, &config, "r"),
-        spawn_caption(&dir, &config, "r"),
-    ];
-    for mut child in children {
-        assert!(child.wait().unwrap().success(), "a `wolf caption` failed");
+    let logs = ["first.log", "second.log"];
+    let children = logs.map(|log| spawn_caption(&dir, &config, "r", Some(log)));
+    for (mut child, log) in children.into_iter().zip(logs) {
+        let status = child.wait().unwrap();
+        let text = std::fs::read_to_string(dir.join(log)).unwrap_or_default();
+        assert!(
+            status.success(),
+            "a `wolf caption` failed ({status}):\n{text}"
+        );
     }
     assert!(
         server.requests() <= alone,
@@ -477,7 +485,7 @@ fn sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing() {
     let mut partial = Vec::new();
     for _ in 0..3 {
         let delay = whole.mul_f64(0.1 + 0.5 * rng.next_f64());
-        let mut child = spawn_caption(&dir, &config, "r");
+        let mut child = spawn_caption(&dir, &config, "r", None);
         std::thread::sleep(delay);
         if child.try_wait().unwrap().is_none() {
             child.kill().unwrap();

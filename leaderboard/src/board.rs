@@ -22,7 +22,10 @@ use wolf_scorer::report::{ReportLine, interval};
 use crate::Error;
 
 /// Metrics in the order pages show them, with their labels.
-pub const METRICS: [(&str, &str); 10] = [
+pub const METRICS: [(&str, &str); 13] = [
+    ("truth_f1", "Truth F1"),
+    ("truth_precision", "Truth precision"),
+    ("truth_recall", "Truth recall"),
     ("capscore_similarity", "CapScore similarity"),
     ("capscore_quality", "CapScore quality"),
     ("embed_sim", "Embedding similarity"),
@@ -36,7 +39,9 @@ pub const METRICS: [(&str, &str); 10] = [
 ];
 
 /// The metrics of the index's tables (BLEU-1..3 are on the entry pages).
-pub const INDEX_METRICS: [&str; 7] = [
+pub const INDEX_METRICS: [&str; 9] = [
+    "truth_f1",
+    "truth_precision",
     "capscore_similarity",
     "capscore_quality",
     "embed_sim",
@@ -47,7 +52,7 @@ pub const INDEX_METRICS: [&str; 7] = [
 ];
 
 /// The metrics broken down by tag on a dataset's page, when present.
-pub const TAG_METRICS: [&str; 3] = ["capscore_similarity", "embed_sim", "cider_d"];
+pub const TAG_METRICS: [&str; 4] = ["truth_f1", "capscore_similarity", "embed_sim", "cider_d"];
 
 /// A metric's label (its name when unknown).
 pub fn label(metric: &str) -> &str {

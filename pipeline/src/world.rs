@@ -8,6 +8,10 @@
 //! against `boxes.json` in the same words. Both depend on this crate and not on each
 //! other, so the lists live here and nowhere else. Everything here is plain data.
 
+/// The file beside a world's videos that holds each clip's objects, motions, boxes,
+/// background and sign: the truth of the truth metric.
+pub const BOXES_FILE: &str = "boxes.json";
+
 /// A shape's colour.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub enum Colour {

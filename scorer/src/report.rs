@@ -116,6 +116,101 @@ pub fn table(lines: &[ReportLine]) -> String {
     out
 }
 
+/// The columns of [`source_table`]: metric and heading.
+pub const SOURCE_COLUMNS: [(&str, &str); 6] = [
+    ("truth_f1", "truth_f1"),
+    ("truth_precision", "truth_precision"),
+    ("embed_sim", "embed_sim"),
+    ("cider_d", "CIDEr-D"),
+    ("bleu4", "BLEU-4"),
+    ("meteor", "METEOR"),
+];
+
+/// One run's scores as one row per source (`first` on top, then by `truth_f1`, else
+/// `embed_sim`, best first) with a column per metric of [`SOURCE_COLUMNS`] (mean and
+/// 95% interval; `-` where not scored) and the mean words of a caption.
+pub fn source_table(lines: &[ReportLine], words: &BTreeMap<String, f64>, first: &str) -> String {
+    let value = |source: &str, metric: &str| {
+        lines
+            .iter()
+            .find(|l| l.source == source && l.metric == metric)
+    };
+    let mut sources: Vec<&str> = lines.iter().map(|l| l.source.as_str()).collect();
+    sources.sort();
+    sources.dedup();
+    let rank = |source: &str| {
+        let by = |m| value(source, m).and_then(|l| l.mean);
+        (
+            source != first,
+            -by("truth_f1")
+                .or(by("embed_sim"))
+                .unwrap_or(f64::NEG_INFINITY),
+        )
+    };
+    sources.sort_by(|a, b| {
+        let (ra, rb) = (rank(a), rank(b));
+        ra.0.cmp(&rb.0).then(ra.1.total_cmp(&rb.1)).then(a.cmp(b))
+    });
+    let width = 21;
+    let mut out = format!("{:<30}", "source");
+    for (_, heading) in SOURCE_COLUMNS {
+        out.push_str(&format!(" {heading:>width$}"));
+    }
+    out.push_str(&format!(" {:>6}\n", "words"));
+    let f = |v: Option<f64>| v.map_or("-".to_owned(), |x| format!("{x:.3}"));
+    for source in sources {
+        out.push_str(&format!("{source:<30}"));
+        for (metric, _) in SOURCE_COLUMNS {
+            let cell = match value(source, metric) {
+                Some(l) if l.mean.is_some() => {
+                    format!("{} [{}, {}]", f(l.mean), f(l.low), f(l.high))
+                }
+                _ => "-".to_owned(),
+            };
+            out.push_str(&format!(" {cell:>width$}"));
+        }
+        let w = words
+            .get(source)
+            .map_or("-".to_owned(), |w| format!("{w:.1}"));
+        out.push_str(&format!(" {w:>6}\n"));
+    }
+    out
+}
+
+/// One line per source other than `first`: whether `first`'s mean is above it on each
+/// of `metrics` (`wolf beats motion on truth_f1 (0.812 vs 0.655) and on embed_sim (...)`).
+pub fn beats_lines(lines: &[ReportLine], first: &str, metrics: &[&str]) -> Vec<String> {
+    let mean = |source: &str, metric: &str| {
+        lines
+            .iter()
+            .find(|l| l.source == source && l.metric == metric)
+            .and_then(|l| l.mean)
+    };
+    let mut others: Vec<&str> = lines
+        .iter()
+        .map(|l| l.source.as_str())
+        .filter(|s| *s != first)
+        .collect();
+    others.sort();
+    others.dedup();
+    others
+        .into_iter()
+        .map(|other| {
+            let parts: Vec<String> = metrics
+                .iter()
+                .map(|metric| match (mean(first, metric), mean(other, metric)) {
+                    (Some(a), Some(b)) => format!(
+                        "{} {other} on {metric} ({a:.3} vs {b:.3})",
+                        if a > b { "beats" } else { "does NOT beat" }
+                    ),
+                    _ => format!("cannot be compared with {other} on {metric}"),
+                })
+                .collect();
+            format!("{first} {}", parts.join("; "))
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

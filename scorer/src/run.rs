@@ -17,6 +17,7 @@ use wolf_pipeline::wolf::model_identity;
 
 use crate::judge::{JudgeReport, JudgeSettings, Mode, judge};
 use crate::similarity::cosine;
+use crate::truth::{TruthError, WorldTruth};
 
 /// A scoring run that could not finish.
 #[derive(Debug, thiserror::Error)]
@@ -27,8 +28,12 @@ pub enum ScoreError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Model(#[from] ModelError),
-    #[error("unknown metric `{0}`: use capscore, embed_sim, classic, efficiency")]
+    #[error("unknown metric `{0}`: use capscore, embed_sim, classic, efficiency, truth")]
     UnknownMetric(String),
+    #[error("the truth metric needs the dataset's truth: {0}")]
+    Truth(#[from] TruthError),
+    #[error("the truth metric needs a dataset folder with a `boxes.json`")]
+    NoTruth,
     #[error("the classic metrics stopped: {0}")]
     Classic(#[source] tokio::task::JoinError),
 }
@@ -42,6 +47,8 @@ impl ScoreError {
             Self::Model(e) => e.kind.as_str(),
             Self::UnknownMetric(_) => "unknown_metric",
             Self::Classic(_) => "panic",
+            Self::Truth(e) => e.kind(),
+            Self::NoTruth => "no_truth",
         }
     }
 }
@@ -57,6 +64,8 @@ pub enum Metric {
     Classic,
     /// Token-efficiency curves with the embedder.
     Efficiency,
+    /// Precision, recall and F1 of the facts stated against the world's truth.
+    Truth,
 }
 
 impl FromStr for Metric {
@@ -68,6 +77,7 @@ impl FromStr for Metric {
             "embed_sim" => Ok(Self::EmbedSim),
             "classic" => Ok(Self::Classic),
             "efficiency" => Ok(Self::Efficiency),
+            "truth" => Ok(Self::Truth),
             other => Err(ScoreError::UnknownMetric(other.to_owned())),
         }
     }
@@ -110,6 +120,8 @@ pub struct ScoreSettings {
     pub embedder: String,
     /// The run whose efficiency curves are stored ([`Metric::Efficiency`] only).
     pub run_id: Option<i64>,
+    /// The dataset's folder, whose `boxes.json` is the truth ([`Metric::Truth`] only).
+    pub truth_folder: Option<std::path::PathBuf>,
 }
 
 impl ScoreSettings {
@@ -126,7 +138,21 @@ impl ScoreSettings {
             judge_options: JudgeOptions::from_config(score),
             embedder: score.embedder.clone(),
             run_id: None,
+            truth_folder: None,
         }
+    }
+
+    /// The truth metric too, when the dataset's folder (`source`, as added) has a
+    /// `boxes.json`.
+    pub fn with_truth_of(mut self, source: &std::path::Path) -> Self {
+        let folder = crate::truth::folder_of(source);
+        if folder.join(wolf_pipeline::world::BOXES_FILE).is_file()
+            && !self.metrics.contains(&Metric::Truth)
+        {
+            self.metrics.push(Metric::Truth);
+        }
+        self.truth_folder = Some(folder);
+        self
     }
 }
 
@@ -139,6 +165,8 @@ pub struct ScoreSummary {
     pub classic: Option<usize>,
     /// Efficiency curve points stored.
     pub efficiency: Option<usize>,
+    /// Captions given the truth metric, and those whose video the truth lacks.
+    pub truth: Option<(usize, usize)>,
     /// The CapScore pass, with the judge's settings.
     pub capscore: Option<(JudgeSettings, JudgeReport)>,
 }
@@ -165,6 +193,14 @@ pub async fn score_items(
     }
     if wants(Metric::Classic) {
         summary.classic = Some(classic(store, items).await?);
+    }
+    if wants(Metric::Truth) {
+        let folder = settings
+            .truth_folder
+            .as_deref()
+            .ok_or(ScoreError::NoTruth)?;
+        let world = WorldTruth::read_folder(folder)?;
+        summary.truth = Some(truth(store, &world, items).await?);
     }
     if wants(Metric::Efficiency)
         && let Some(run_id) = settings.run_id
@@ -279,6 +315,52 @@ async fn classic(store: &Store, items: &[ScoringItem]) -> Result<usize, ScoreErr
         store.put_scores(&rows).await?;
     }
     Ok(items.len())
+}
+
+/// Stores `truth_precision`, `truth_recall` and `truth_f1` of every item (the facts
+/// behind them with `truth_f1`); an item whose video the truth lacks is stored failed
+/// with the reason. Returns (scored, failed).
+async fn truth(
+    store: &Store,
+    world: &WorldTruth,
+    items: &[ScoringItem],
+) -> Result<(usize, usize), ScoreError> {
+    let results = crate::truth::score_captions(
+        world,
+        items.iter().map(|i| (i.video.as_str(), i.caption.as_str())),
+    );
+    let (mut ok, mut failed) = (0, 0);
+    let mut replies = Vec::with_capacity(items.len());
+    for result in &results {
+        replies.push(match result {
+            Ok(score) => {
+                ok += 1;
+                score.facts_json()
+            }
+            Err(e) => {
+                failed += 1;
+                e.to_string()
+            }
+        });
+    }
+    let mut rows = Vec::with_capacity(items.len() * 3);
+    for ((item, result), reply) in items.iter().zip(&results).zip(&replies) {
+        for metric in crate::truth::METRICS {
+            let last = metric == "truth_f1";
+            rows.push(NewScore {
+                caption_id: item.caption_id,
+                metric,
+                judge: "",
+                prompt_version: crate::truth::VERSION,
+                sample_index: 0,
+                status: if result.is_ok() { "ok" } else { "failed" },
+                value: result.as_ref().ok().and_then(|s| s.get(metric)),
+                raw_reply: last.then_some(reply.as_str()),
+            });
+        }
+    }
+    store.put_scores(&rows).await?;
+    Ok((ok, failed))
 }
 
 /// Token efficiency with `embed_sim`: every sentence prefix of every caption embedded

@@ -133,6 +133,14 @@ pub(crate) fn print_report(name: &str, report: &RunReport) {
             time.as_secs_f64()
         );
     }
+    if !report.guard_paths.is_empty() {
+        let paths: Vec<String> = report
+            .guard_paths
+            .iter()
+            .map(|(path, n)| format!("{path} {n}"))
+            .collect();
+        println!("fused captions by guard path: {}", paths.join(", "));
+    }
     if report.interrupted {
         println!("interrupted: run the same command again to finish");
     }
@@ -205,7 +213,7 @@ async fn export_text(store: &Store, args: &ExportArgs) -> anyhow::Result<String>
         ExportFormat::Jsonl => {
             let mut out = String::new();
             for c in store.captions(run.id, args.source.as_deref()).await? {
-                let line = serde_json::json!({
+                let mut line = serde_json::json!({
                     "video": c.video,
                     "path": c.path,
                     "source": c.source,
@@ -213,6 +221,9 @@ async fn export_text(store: &Store, args: &ExportArgs) -> anyhow::Result<String>
                     "model": c.model,
                     "prompt_version": c.prompt_version,
                 });
+                if let Some(path) = c.guard {
+                    line["guard"] = path.into();
+                }
                 out.push_str(&line.to_string());
                 out.push('\n');
             }

@@ -4,6 +4,7 @@
 //! world's reference captions, builds the leaderboard site and prints where its index
 //! page is.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -12,8 +13,9 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Args;
 use wolf_pipeline::config::Config;
+use wolf_pipeline::wolf::WOLF_SOURCE;
 use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
-use wolf_scorer::report::{ReportLine, report_lines, table};
+use wolf_scorer::report::{ReportLine, beats_lines, report_lines, source_table};
 use wolf_scorer::run::{ScoreSettings, score_items};
 
 use super::{Context, Outcome, caption, dataset, leaderboard, progress, score, synth};
@@ -115,29 +117,37 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let run = store.run(RUN).await?;
     let items = store.scoring_items(run.id).await?;
     let embedder = plan.score.embedder.as_str();
-    let settings = ScoreSettings::from_config(&plan.score);
+    let settings = ScoreSettings::from_config(&plan.score).with_truth_of(&world);
     let summary = score_items(&store, &plan, &items, &settings)
         .await
         .with_context(|| format!("scoring with the demo config's `{embedder}` embedder"))?;
     score::print_summary(&summary, &settings);
-    let mut lines: Vec<ReportLine> = report_lines(&store.scores(Some(DATASET)).await?)
+    let lines: Vec<ReportLine> = report_lines(&store.scores(Some(DATASET)).await?)
         .into_iter()
         .filter(|l| l.run == RUN)
         .collect();
-    lines.sort_by(|a, b| {
-        (&a.metric, b.mean)
-            .partial_cmp(&(&b.metric, a.mean))
-            .unwrap_or(std::cmp::Ordering::Equal)
-    });
+    let mut words: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for c in store.captions(run.id, None).await? {
+        let entry = words.entry(c.source).or_default();
+        entry.0 += c.caption.split_whitespace().count();
+        entry.1 += 1;
+    }
+    let words: BTreeMap<String, f64> = words
+        .into_iter()
+        .map(|(source, (w, n))| (source, w as f64 / n.max(1) as f64))
+        .collect();
     println!(
-        "4/5 Scores against the reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them again):",
+        "4/5 Scores against the world's truth and reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them all):",
         match &plan.score.judge {
             Some(judge) => format!(", CapScore judged by `{judge}`"),
             None => String::new(),
         },
         step.elapsed().as_secs_f64()
     );
-    print!("{}", table(&lines));
+    print!("{}", source_table(&lines, &words, WOLF_SOURCE));
+    for line in beats_lines(&lines, WOLF_SOURCE, &["truth_f1", "embed_sim"]) {
+        println!("  {line}");
+    }
 
     let step = Instant::now();
     let index = leaderboard::build_site(&store, &out.join("site"), true).await?;

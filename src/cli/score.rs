@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::Store;
+use wolf_scorer::correlation::correlations;
 use wolf_scorer::judge::Mode;
 use wolf_scorer::report::{report_lines, table};
 use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, ScoreSummary, score_items};
@@ -44,8 +45,9 @@ pub(crate) struct ScoreArgs {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Metrics: `capscore`, `embed_sim`, `classic` (BLEU-1..4, METEOR, ROUGE-L,
-    /// CIDEr-D), `efficiency` (comma-separated; `efficiency` scores every sentence prefix
-    /// of every caption with the embedder).
+    /// CIDEr-D), `efficiency`, `truth` (comma-separated; `efficiency` scores every
+    /// sentence prefix of every caption with the embedder; `truth` scores the facts a
+    /// caption states against the `boxes.json` in the dataset's folder).
     #[arg(
         long,
         value_delimiter = ',',
@@ -95,6 +97,12 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         },
         embedder: args.embedder.clone(),
         run_id: Some(run.id),
+        truth_folder: store
+            .datasets()
+            .await?
+            .into_iter()
+            .find(|d| d.id == run.dataset_id)
+            .map(|d| wolf_scorer::truth::folder_of(std::path::Path::new(&d.source))),
     };
     let summary = score_items(&store, &plan, &items, &settings).await?;
     print_summary(&summary, &settings);
@@ -118,6 +126,16 @@ pub(crate) fn print_summary(summary: &ScoreSummary, settings: &ScoreSettings) {
         println!(
             "efficiency: {points} curve points with `{}` (`wolf report --efficiency`)",
             settings.embedder
+        );
+    }
+    if let Some((ok, failed)) = summary.truth {
+        println!(
+            "truth: {ok} captions (truth_precision, truth_recall, truth_f1){}",
+            if failed > 0 {
+                format!(", {failed} failed: their video is not in the truth")
+            } else {
+                String::new()
+            }
         );
     }
     if let Some((judge, report)) = &summary.capscore {
@@ -193,9 +211,32 @@ async fn report_text(
     if let Some(name) = dataset {
         store.dataset(name).await.context("the report's dataset")?;
     }
-    let lines = report_lines(&store.scores(dataset).await?);
+    let scores = store.scores(dataset).await?;
+    let lines = report_lines(&scores);
+    // CapScore checked against the truth, where both were scored.
+    let tau = correlations(
+        &scores,
+        "truth_f1",
+        &["capscore_similarity", "capscore_quality"],
+    );
     Ok(match format {
         ReportFormat::Json => serde_json::to_string_pretty(&lines)? + "\n",
-        ReportFormat::Table => table(&lines),
+        ReportFormat::Table => {
+            let mut text = table(&lines);
+            for c in tau {
+                text.push_str(&format!(
+                    "Kendall tau-b of {} (judge `{}`) with truth_f1 on `{}`: {} over {} captions\n",
+                    c.metric,
+                    c.judge,
+                    c.dataset,
+                    c.tau_b
+                        .map_or("undefined (a constant side)".to_owned(), |t| format!(
+                            "{t:.3}"
+                        )),
+                    c.pairs
+                ));
+            }
+            text
+        }
     })
 }

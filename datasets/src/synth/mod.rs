@@ -42,7 +42,7 @@ pub use scene::{
 /// Name of the captions file written next to the clips.
 pub const ANNOTATIONS_FILE: &str = "annotations.json";
 /// Name of the per-frame boxes file written next to the clips.
-pub const BOXES_FILE: &str = "boxes.json";
+pub use wolf_pipeline::world::BOXES_FILE;
 
 /// What to generate.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -394,7 +394,7 @@ impl Store {
     /// Deletes a run with its captions, scores, work items and curves in one transaction;
     /// its submission, if any, becomes `deleted`. Returns whether the run existed.
     pub async fn delete_run(&self, name: &str) -> Result<bool, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let Some(id) = sqlx::query_scalar::<_, i64>("SELECT id FROM runs WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)

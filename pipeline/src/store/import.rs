@@ -61,7 +61,7 @@ impl Store {
     /// over the one of that name and dataset, replacing its captions and work items)
     /// and inserts every caption with the source `entry.name`. Returns the run's id.
     pub async fn import_entry(&self, entry: &NewEntry<'_>) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
             .bind(entry.name)
             .fetch_optional(&mut *tx)

@@ -16,12 +16,13 @@ mod runs;
 mod scores;
 mod videos;
 
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::Duration;
 
-use sqlx::AnyPool;
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{Any, AnyPool, Transaction};
 
 pub use board::{
     BoardCaption, CaptionScore, EntryRow, NewSubmission, StageOutput, SubmissionRow,
@@ -126,6 +127,8 @@ impl Dialect {
 pub struct Store {
     pool: AnyPool,
     dialect: Dialect,
+    /// The SQLite database file (none for PostgreSQL).
+    file: Option<PathBuf>,
 }
 
 impl Store {
@@ -155,6 +158,7 @@ impl Store {
             return Ok(Self {
                 pool,
                 dialect: Dialect::Postgres,
+                file: None,
             });
         }
         let options = if let Some(rest) = target.strip_prefix("sqlite:") {
@@ -176,9 +180,8 @@ impl Store {
         let file = path
             .file_name()
             .ok_or_else(|| open_err(sqlx::Error::Configuration("no file name".into())))?;
-        let options = options
-            .filename(parent.canonicalize().map_err(io_err)?.join(file))
-            .create_if_missing(true);
+        let file = parent.canonicalize().map_err(io_err)?.join(file);
+        let options = options.filename(&file).create_if_missing(true);
         let url = sqlx::ConnectOptions::to_url_lossy(&options);
         let pool = AnyPoolOptions::new()
             .max_connections(4)
@@ -204,11 +207,23 @@ impl Store {
         Ok(Self {
             pool,
             dialect: Dialect::Sqlite,
+            file: Some(file),
         })
     }
 
     /// Applies the migrations the database lacks; returns how many it applied.
+    ///
+    /// PostgreSQL's migrator takes an advisory lock; SQLite's takes none, so two processes
+    /// opening a new database file at once hold a lock file beside it in turn.
     pub async fn migrate(&self) -> Result<usize, StoreError> {
+        let _lock = match &self.file {
+            Some(file) => {
+                let mut lock = file.clone().into_os_string();
+                lock.push("-migrate.lock");
+                Some(lock_file(lock.into()).await?)
+            }
+            None => None,
+        };
         let before = self.applied_migrations().await.unwrap_or(0);
         self.migrator().run(&self.pool).await?;
         Ok(self.applied_migrations().await?.saturating_sub(before))
@@ -240,6 +255,35 @@ impl Store {
     pub(crate) fn pool(&self) -> &AnyPool {
         &self.pool
     }
+
+    /// A transaction that writes. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads and then writes fails with
+    /// `database is locked` when another process wrote in between, without waiting for
+    /// the busy timeout. PostgreSQL's row locks need no such care.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.dialect {
+            Dialect::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Dialect::Postgres => self.pool.begin().await?,
+        })
+    }
+}
+
+/// `path`, created if needed and locked exclusively until the file is dropped.
+async fn lock_file(path: PathBuf) -> Result<std::fs::File, StoreError> {
+    let open_err = |e| StoreError::Open {
+        target: path.display().to_string(),
+        source: sqlx::Error::Io(e),
+    };
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(open_err)?;
+    tokio::task::spawn_blocking(move || file.lock().map(|()| file))
+        .await
+        .expect("locking does not panic")
+        .map_err(open_err)
 }
 
 /// A database target with its password hidden, for messages.

@@ -281,7 +281,7 @@ impl Store {
                 (status, 0, Some(kind.as_str()), Some(message.as_str()))
             }
         };
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let held = sqlx::query(AssertSqlSafe(format!(
             "UPDATE queue SET status = $3, commits = commits + $4, \
              done_by = CASE WHEN $4 = 1 THEN $2 ELSE done_by END, lease_owner = NULL, \

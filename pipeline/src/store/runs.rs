@@ -57,6 +57,9 @@ pub struct CaptionRow {
     pub prompt_version: Option<String>,
     pub result_key: String,
     pub reference: Option<String>,
+    /// The fusion guard's path to this caption (`fused`, `fused_retry`,
+    /// `consensus:SOURCE`), for a guarded stage's output.
+    pub guard: Option<String>,
 }
 
 /// One stage's outcome for (run, video): `wolf caption` writes each at once
@@ -106,7 +109,7 @@ impl Store {
         config: &str,
         config_hash: &str,
     ) -> Result<RunRow, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
             .bind(name)
             .fetch_optional(&mut *tx)
@@ -232,7 +235,7 @@ impl Store {
         video_id: i64,
         write: &StageWrite,
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         write_stage(&mut tx, run_id, video_id, write).await?;
         tx.commit().await?;
         Ok(())
@@ -293,8 +296,8 @@ impl Store {
     ) -> Result<Vec<CaptionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.video_id, v.key, v.path, c.source, c.caption, c.model, c.prompt_version, \
-             c.result_key, v.reference FROM captions c JOIN videos v ON v.id = c.video_id \
-             WHERE c.run_id = $1 AND ($2 IS NULL OR c.source = $2) ORDER BY v.key, c.source",
+             c.result_key, v.reference, r.value FROM captions c JOIN videos v ON v.id = c.video_id \
+             LEFT JOIN results r ON r.key = c.result_key WHERE c.run_id = $1 AND ($2 IS NULL OR c.source = $2) ORDER BY v.key, c.source",
         )
         .bind(run_id)
         .bind(source)
@@ -312,6 +315,10 @@ impl Store {
                 prompt_version: r.get(6),
                 result_key: r.get(7),
                 reference: r.get(8),
+                guard: r
+                    .get::<Option<String>, _>(9)
+                    .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
+                    .and_then(|v| v["guard"]["path"].as_str().map(str::to_owned)),
             })
             .collect())
     }
@@ -324,7 +331,7 @@ impl Store {
         sources: &[String],
         stages: &[String],
     ) -> Result<u64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let mut removed = 0;
         let kept_sources = serde_json::to_string(sources).expect("strings serialise");
         let kept_stages = serde_json::to_string(stages).expect("strings serialise");

@@ -89,7 +89,7 @@ impl Store {
     /// Stores scores in one transaction, replacing earlier values of the same
     /// (caption, metric, judge, prompt version, sample).
     pub async fn put_scores(&self, scores: &[NewScore<'_>]) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for s in scores {
             sqlx::query(
                 "INSERT INTO scores (caption_id, metric, judge, prompt_version, sample_index, \
@@ -186,7 +186,7 @@ impl Store {
         metric: &str,
         points: &[(i64, f64, f64, i64)],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM efficiency WHERE run_id = $1 AND source = $2 AND metric = $3")
             .bind(run_id)
             .bind(source)

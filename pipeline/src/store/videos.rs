@@ -107,7 +107,7 @@ impl Store {
     /// Creates or updates a dataset and clears the problems of its previous intake;
     /// returns its id.
     pub async fn begin_intake(&self, dataset: &NewDataset) -> Result<i64, StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
             "INSERT INTO datasets (name, source, source_kind) VALUES ($1, $2, $3)
              ON CONFLICT (name) DO UPDATE SET source = excluded.source,
@@ -133,7 +133,7 @@ impl Store {
         dataset_id: i64,
         videos: &[VideoRecord],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for video in videos {
             let tags =
                 serde_json::to_string(&video.tags).expect("strings serialise; this is a bug");
@@ -191,7 +191,7 @@ impl Store {
         dataset_id: i64,
         problems: &[IntakeProblem],
     ) -> Result<(), StoreError> {
-        let mut tx = self.pool().begin().await?;
+        let mut tx = self.begin_write().await?;
         for problem in problems {
             sqlx::query("INSERT INTO intake_problems (dataset_id, location, kind, message) VALUES ($1, $2, $3, $4)")
                 .bind(dataset_id)

@@ -15,6 +15,7 @@
 //! Threads: see [`run`]: one task per video in flight, decoding on blocking threads
 //! bounded by the cores, each model's concurrency bounded by its backend.
 
+pub mod guard;
 pub mod motion;
 pub mod prompts;
 pub mod run;
@@ -41,6 +42,12 @@ pub struct WolfConfig {
     pub video_models: Vec<String>,
     /// The LLM of the temporal summaries, the motion caption and the fusion.
     pub llm: String,
+    /// The LLM of the temporal summaries, when not `llm`.
+    pub summary_llm: Option<String>,
+    /// The LLM of the fusion, when not `llm`.
+    pub fusion_llm: Option<String>,
+    /// What a summary or fusion that fails the guard's check leads to.
+    pub guard: guard::GuardMode,
     /// Caption each frame given the previous frame's caption (the paper's cascade);
     /// `false` captions frames independently.
     pub cascade: bool,
@@ -52,6 +59,8 @@ pub struct WolfConfig {
     pub boxes_file: Option<std::path::PathBuf>,
     /// Verbalise the motion with the LLM; `false`: a deterministic sentence.
     pub motion_llm: bool,
+    /// A track seen in fewer than this share of a clip's sampled frames is dropped.
+    pub motion_min_track_fraction: f64,
     /// Add the dataset's annotated caption to the fusion as one more source.
     pub fuse_annotation: bool,
     /// The most tokens an LLM stage writes.
@@ -68,10 +77,14 @@ impl Default for WolfConfig {
             image_models: vec!["frame-captioner".into()],
             video_models: vec!["storyboard-captioner".into()],
             llm: "smollm2".into(),
+            summary_llm: None,
+            fusion_llm: None,
+            guard: guard::GuardMode::default(),
             cascade: true,
             motion: MotionSource::Captions,
             boxes_file: None,
             motion_llm: true,
+            motion_min_track_fraction: motion::MIN_TRACK_FRACTION,
             fuse_annotation: false,
             llm_max_tokens: 160,
             caption_max_tokens: 128,
@@ -126,11 +139,22 @@ impl WolfConfig {
                 "may not use the names `wolf` or `motion` (they name sources)",
             ));
         }
-        plan_models.model_for(&self.llm, Role::Chat)?;
+        for llm in [&self.llm, self.summary_llm(), self.fusion_llm()] {
+            plan_models.model_for(llm, Role::Chat)?;
+        }
+        if self.guard != guard::GuardMode::Off {
+            plan_models.model_for(&plan_models.score.embedder, Role::Embedder)?;
+        }
         if self.motion == MotionSource::Dataset && self.boxes_file.is_none() {
             return Err(invalid(
                 "wolf.boxes_file",
                 "is required with `motion = \"dataset\"`",
+            ));
+        }
+        if !(0.0..=1.0).contains(&self.motion_min_track_fraction) {
+            return Err(invalid(
+                "wolf.motion_min_track_fraction",
+                "must be between 0 and 1",
             ));
         }
         if self.llm_max_tokens == 0 || self.caption_max_tokens == 0 {
@@ -140,6 +164,16 @@ impl WolfConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The LLM of the temporal summaries.
+    pub fn summary_llm(&self) -> &String {
+        self.summary_llm.as_ref().unwrap_or(&self.llm)
+    }
+
+    /// The LLM of the fusion.
+    pub fn fusion_llm(&self) -> &String {
+        self.fusion_llm.as_ref().unwrap_or(&self.llm)
     }
 
     /// The sources a video gets, in a fixed order.

@@ -21,10 +21,11 @@ const PARSE_MAX: f64 = 1000.0;
 /// A detection that overlaps no track's last box may still join the nearest one whose
 /// last centre is at most this far (0–999 units).
 const MAX_JUMP: f64 = 400.0;
-/// Below this net displacement and [`STILL_PATH`] of path, an object stays where it is.
+/// Below this net displacement, never [`STILL_REACH`] from its first centre, an object
+/// stays where it is.
 const STILL_NET: f64 = 60.0;
-/// See [`STILL_NET`].
-const STILL_PATH: f64 = 120.0;
+/// The jitter tolerance of a still object: how far its centre may wander.
+const STILL_REACH: f64 = 90.0;
 /// A path this many times longer than the net displacement (and longer than
 /// [`BOUNCE_PATH`]) is a bounce.
 const BOUNCE_RATIO: f64 = 2.5;
@@ -166,49 +167,62 @@ fn normalise_label(text: &str) -> String {
     words.join(" ")
 }
 
-/// Links detections across frames into tracks.
+/// Links detections across frames into tracks, keeps the tracks seen in at least
+/// `min_fraction` of the frames, and names each by the label most of its detections
+/// carry.
 ///
-/// Frames are taken in time order. A detection joins a track of the same label whose
-/// last box overlaps it best (IoU) or, when none overlaps, whose last centre is nearest
-/// and within 400 units; otherwise it starts a new track. Pairs are taken greedily
-/// from the best, so two detections of one frame never join the same track. Tracks
-/// come out by first appearance, then label.
-pub fn associate(frames: &[FrameDetections]) -> Vec<Track> {
+/// Frames are taken in time order. A detection may join a track whose label has its
+/// colour (the label's first word, when it is a colour; else the same label: a
+/// captioner misreads a shape far more often than a colour). Of the candidates, the
+/// same label before the same colour, then the best overlap (IoU) of the track's
+/// predicted box (its last box moved by its last step) or, when none overlaps, the
+/// nearest predicted centre within 400 units; otherwise it starts a new track. Pairs
+/// are taken greedily from the best, so two detections of one frame never join the
+/// same track. Tracks come out by first appearance, then label.
+pub fn associate(frames: &[FrameDetections], min_fraction: f64) -> Vec<Track> {
     let mut order: Vec<&FrameDetections> = frames.iter().collect();
     order.sort_by(|a, b| a.time.total_cmp(&b.time));
-    let mut tracks: Vec<Track> = Vec::new();
+    // Each track's detections' labels, in order.
+    let mut tracks: Vec<(Track, Vec<String>)> = Vec::new();
     for frame in order {
-        // (0 = overlaps / 1 = near, key to minimise, detection, track)
-        let mut pairs: Vec<(u8, f64, usize, usize)> = Vec::new();
+        // (0 = same label / 1 = same colour, 0 = overlaps / 1 = near, key to minimise,
+        // detection, track)
+        let mut pairs: Vec<(u8, u8, f64, usize, usize)> = Vec::new();
         for (d, detection) in frame.detections.iter().enumerate() {
-            for (t, track) in tracks.iter().enumerate() {
-                let Some(&(_, last)) = track.points.last() else {
+            for (t, (track, labels)) in tracks.iter().enumerate() {
+                let Some(last) = labels.last() else {
                     continue;
                 };
-                if track.label != detection.label {
-                    continue;
-                }
-                let overlap = iou(&last, &detection.bbox);
-                if overlap > 0.0 {
-                    pairs.push((0, -overlap, d, t));
+                let kin = if *last == detection.label {
+                    0
+                } else if colour(last).is_some() && colour(last) == colour(&detection.label) {
+                    1
                 } else {
-                    let gap = distance(centre(&last), centre(&detection.bbox));
+                    continue;
+                };
+                let predicted = predicted_box(track);
+                let overlap = iou(&predicted, &detection.bbox);
+                if overlap > 0.0 {
+                    pairs.push((kin, 0, -overlap, d, t));
+                } else {
+                    let gap = distance(centre(&predicted), centre(&detection.bbox));
                     if gap <= MAX_JUMP {
-                        pairs.push((1, gap, d, t));
+                        pairs.push((kin, 1, gap, d, t));
                     }
                 }
             }
         }
-        // Overlaps before mere nearness, best first; ties by position, so it is
-        // deterministic.
+        // Same label before same colour, overlaps before mere nearness, best first;
+        // ties by position, so it is deterministic.
         pairs.sort_by(|a, b| {
-            a.0.cmp(&b.0)
-                .then(a.1.total_cmp(&b.1))
-                .then((a.2, a.3).cmp(&(b.2, b.3)))
+            (a.0, a.1)
+                .cmp(&(b.0, b.1))
+                .then(a.2.total_cmp(&b.2))
+                .then((a.3, a.4).cmp(&(b.3, b.4)))
         });
         let mut joined: Vec<Option<usize>> = vec![None; frame.detections.len()];
         let mut taken = vec![false; tracks.len()];
-        for (_, _, d, t) in pairs {
+        for (_, _, _, d, t) in pairs {
             if joined[d].is_none() && !taken[t] {
                 joined[d] = Some(t);
                 taken[t] = true;
@@ -217,14 +231,29 @@ pub fn associate(frames: &[FrameDetections]) -> Vec<Track> {
         for (detection, track) in frame.detections.iter().zip(joined) {
             let point = (frame.time, detection.bbox);
             match track {
-                Some(t) => tracks[t].points.push(point),
-                None => tracks.push(Track {
-                    label: detection.label.clone(),
-                    points: vec![point],
-                }),
+                Some(t) => {
+                    tracks[t].0.points.push(point);
+                    tracks[t].1.push(detection.label.clone());
+                }
+                None => tracks.push((
+                    Track {
+                        label: detection.label.clone(),
+                        points: vec![point],
+                    },
+                    vec![detection.label.clone()],
+                )),
             }
         }
     }
+    let frame_count = frames.len() as f64;
+    let mut tracks: Vec<Track> = tracks
+        .into_iter()
+        .filter(|(track, _)| track.points.len() as f64 >= min_fraction * frame_count)
+        .map(|(track, labels)| Track {
+            label: majority(&labels),
+            ..track
+        })
+        .collect();
     // Tracks were created in time order; the stable sort keeps creation order for ties.
     tracks.sort_by(|a, b| {
         let first = |t: &Track| t.points.first().map_or(f64::INFINITY, |p| p.0);
@@ -233,6 +262,50 @@ pub fn associate(frames: &[FrameDetections]) -> Vec<Track> {
             .then_with(|| a.label.cmp(&b.label))
     });
     tracks
+}
+
+/// The share of a clip's sampled frames a track must be seen in to be kept (the
+/// default of `[wolf] motion_min_track_fraction`): a misread label seen once is noise.
+pub const MIN_TRACK_FRACTION: f64 = 1.0 / 3.0;
+
+/// Colour words a label may start with.
+const COLOURS: &[&str] = &[
+    "red", "orange", "yellow", "green", "blue", "purple", "pink", "brown", "black", "white",
+    "gray", "grey", "cyan", "magenta",
+];
+
+/// The colour a label starts with, if any.
+fn colour(label: &str) -> Option<&str> {
+    let first = label.split_whitespace().next()?;
+    COLOURS.contains(&first).then_some(first)
+}
+
+/// The label most detections carry; ties go to the one seen first.
+fn majority(labels: &[String]) -> String {
+    let mut best: Option<(&String, usize)> = None;
+    for label in labels {
+        let count = labels.iter().filter(|l| *l == label).count();
+        if best.is_none_or(|(_, c)| count > c) {
+            best = Some((label, count));
+        }
+    }
+    best.map(|(l, _)| l.clone()).unwrap_or_default()
+}
+
+/// Where a track's box should be in the next frame: its last box moved by its last
+/// step (constant velocity).
+fn predicted_box(track: &Track) -> [f64; 4] {
+    match track.points.as_slice() {
+        [.., (_, before), (_, last)] => {
+            let (dx, dy) = (
+                centre(last).0 - centre(before).0,
+                centre(last).1 - centre(before).1,
+            );
+            [last[0] + dx, last[1] + dy, last[2] + dx, last[3] + dy]
+        }
+        [.., (_, last)] => *last,
+        [] => [0.0; 4],
+    }
 }
 
 /// Intersection over union; 0 for empty or invalid boxes.
@@ -262,7 +335,7 @@ fn distance(a: (f64, f64), b: (f64, f64)) -> f64 {
 
 /// Measures a track and names its motion.
 ///
-/// In order: under 60 units of net displacement and 120 of path it `stays` in the
+/// In order: under 60 units of net displacement, never 90 from its start, it `stays` in the
 /// cell of the 3x3 grid its mean centre falls in; a path over 400 units and 2.5 times
 /// the net displacement, a turn along one axis with 100 units of travel on either side,
 /// or a moving object that ends where it began `bounces around the frame`; otherwise
@@ -301,7 +374,13 @@ fn phrase(centres: &[(f64, f64)], path: f64) -> String {
     };
     let (dx, dy) = (end.0 - start.0, end.1 - start.1);
     let net = dx.hypot(dy);
-    if net < STILL_NET && path < STILL_PATH {
+    // Still: little net displacement, and never far from where it began. Path length
+    // is not asked: grounded boxes jitter, and jitter adds up over frames.
+    let reach = centres
+        .iter()
+        .map(|c| distance(start, *c))
+        .fold(0.0, f64::max);
+    if net < STILL_NET && reach < STILL_REACH {
         let n = centres.len() as f64;
         let mean_x = centres.iter().map(|c| c.0).sum::<f64>() / n;
         let mean_y = centres.iter().map(|c| c.1).sum::<f64>() / n;
@@ -689,7 +768,7 @@ mod tests {
                 }
             })
             .collect();
-        let tracks = associate(&frames);
+        let tracks = associate(&frames, 0.0);
         assert_eq!(tracks.len(), 2);
         assert_eq!(tracks[0].label, "blue square");
         assert_eq!(tracks[1].label, "red circle");
@@ -721,7 +800,7 @@ mod tests {
             })
             .collect();
         frames.reverse();
-        let tracks = associate(&frames);
+        let tracks = associate(&frames, 0.0);
         assert_eq!(tracks.len(), 2);
         for track in &tracks {
             assert_eq!(track.points.len(), 6);
@@ -731,6 +810,39 @@ mod tests {
         }
         // Both appear at 0 s with one label: creation order (the frame's order) stays.
         assert_eq!(centre(&tracks[0].points[0].1).1, 150.0);
+    }
+
+    #[test]
+    fn a_misread_shape_joins_its_colour_the_majority_names_it_and_flickers_are_dropped() {
+        // A red circle moving right, read as a red square in one frame; a green star
+        // seen once (a misread); a blue square that only jitters.
+        let frames: Vec<FrameDetections> = (0..6)
+            .map(|i| {
+                let x = 100.0 + f64::from(i) * 150.0;
+                let red = if i == 2 { "red square" } else { "red circle" };
+                let jitter = if i % 2 == 0 { 12.0 } else { -12.0 };
+                let mut detections = vec![
+                    detection(red, at(x, 300.0)),
+                    detection("blue square", at(500.0 + jitter, 800.0 - jitter)),
+                ];
+                if i == 4 {
+                    detections.push(detection("green star", at(100.0, 100.0)));
+                }
+                FrameDetections {
+                    time: f64::from(i) / 2.0,
+                    detections,
+                }
+            })
+            .collect();
+        let all = associate(&frames, 0.0);
+        assert_eq!(all.len(), 3, "{all:?}");
+        let kept = associate(&frames, MIN_TRACK_FRACTION);
+        let labels: Vec<&str> = kept.iter().map(|t| t.label.as_str()).collect();
+        assert_eq!(labels, ["blue square", "red circle"]);
+        assert_eq!(kept[1].points.len(), 6);
+        let phrases: Vec<String> = kept.iter().map(|t| describe(t).phrase).collect();
+        // The jitter's path (about 170 units) does not make the square move.
+        assert_eq!(phrases, ["stays at the bottom", "moves from left to right"]);
     }
 
     #[test]
@@ -749,11 +861,11 @@ mod tests {
                 detections: vec![detection("car", at(900.0, 900.0))],
             },
         ];
-        let tracks = associate(&frames);
+        let tracks = associate(&frames, 0.0);
         assert_eq!(tracks.len(), 2);
         assert_eq!(tracks[0].points.len(), 2);
         assert_eq!(tracks[1].points.len(), 1);
-        assert!(associate(&[]).is_empty());
+        assert!(associate(&[], 0.0).is_empty());
     }
 
     #[test]
@@ -957,7 +1069,7 @@ mod tests {
         );
         assert_eq!(frames[1].detections, grounded);
 
-        let motions: Vec<TrackMotion> = associate(&frames).iter().map(describe).collect();
+        let motions: Vec<TrackMotion> = associate(&frames, 0.0).iter().map(describe).collect();
         assert_eq!(
             sentence(&motions).as_deref(),
             Some(
@@ -996,6 +1108,6 @@ mod tests {
         let empty = from_boxes_json(&json!({"frames": 2, "objects": []}), 2.0).expect("valid");
         assert_eq!(empty.len(), 2);
         assert!(empty.iter().all(|f| f.detections.is_empty()));
-        assert!(associate(&empty).is_empty());
+        assert!(associate(&empty, 0.0).is_empty());
     }
 }

@@ -25,9 +25,10 @@ pub const CASCADE: Prompt = Prompt {
            location.",
 };
 
-/// The temporal summary of one image model's frame captions (the paper's prompt).
+/// The temporal summary of one image model's frame captions (the paper's prompt). Its
+/// input is [`timed_lines`]: plain captions with their times as words.
 pub const SUMMARY: Prompt = Prompt {
-    version: "summary-v1",
+    version: "summary-v2",
     text: "Summarize all the captions to describe the video with accurate temporal \
            information. Answer with one paragraph.\n\n{captions}",
 };
@@ -48,9 +49,9 @@ pub const VIDEO: Prompt = Prompt {
            particularly the motion behavior.",
 };
 
-/// The fusion (the scripts' form, naming each source).
+/// The fusion (the scripts' form, naming each source). Its inputs are [`plain`].
 pub const FUSION: Prompt = Prompt {
-    version: "fusion-v1",
+    version: "fusion-v2",
     text: "Please summarize on the visual and narrative elements of the video in detail \
            from descriptions from {image} and descriptions from {video}.",
 };
@@ -59,14 +60,97 @@ pub const FUSION: Prompt = Prompt {
 pub const SYSTEM: &str = "You are a careful assistant that describes videos. Answer with \
                           the description only.";
 
-/// `No.{j} frame: {caption}` lines, numbered from 1 (the paper's format).
-pub fn frame_lines(captions: &[String]) -> String {
-    captions
-        .iter()
-        .enumerate()
-        .map(|(j, c)| format!("No.{} frame: {}", j + 1, c.trim()))
+/// `text` without machine syntax, for an LLM: no boxes (a bracket group of numbers,
+/// or one cut off at the end), no `No.{j} frame:` numbering, single spaces, and no
+/// space before punctuation. Boxes feed the motion stage only.
+pub fn plain(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(open) = rest.find('[') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        let end = after.find(|c: char| !(c.is_ascii_digit() || ", .".contains(c)));
+        match end {
+            // A box: numbers up to `]`.
+            Some(i) if after[i..].starts_with(']') => rest = &after[i + 1..],
+            // Cut off at the end of the text.
+            None => rest = "",
+            // Not a box: keep the bracket.
+            Some(_) => {
+                out.push('[');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let mut kept: Vec<&str> = Vec::with_capacity(words.len());
+    let mut i = 0;
+    while i < words.len() {
+        let skip = frame_number_words(&words[i..]);
+        if skip > 0 {
+            i += skip;
+            continue;
+        }
+        kept.push(words[i]);
+        i += 1;
+    }
+    let mut joined = kept.join(" ");
+    for mark in [",", ".", ";", ":", "!", "?"] {
+        joined = joined.replace(&format!(" {mark}"), mark);
+    }
+    joined
+        .trim_matches(|c: char| c == ',' || c.is_whitespace())
+        .to_owned()
+}
+
+/// Whether `text` holds `No.{j} frame:` numbering anywhere.
+pub fn has_frame_numbering(text: &str) -> bool {
+    let words: Vec<&str> = text.split_whitespace().collect();
+    (0..words.len()).any(|i| frame_number_words(&words[i..]) > 0)
+}
+
+/// How many words of `No.{j} frame:` (two) or `No. {j} frame:` (three) start `words`;
+/// 0 when it does not start with one.
+fn frame_number_words(words: &[&str]) -> usize {
+    let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
+    match words {
+        [first, second, ..] if first.strip_prefix("No.").is_some_and(number) => {
+            if *second == "frame:" { 2 } else { 0 }
+        }
+        ["No.", second, third, ..] if number(second) && *third == "frame:" => 3,
+        _ => 0,
+    }
+}
+
+/// The frame captions for the temporal summary: [`plain`], a run of equal consecutive
+/// captions told once, and each line led by its time as words (`At 1.5 s: ...`, `From
+/// 0.5 s to 1.5 s: ...`).
+pub fn timed_lines(captions: &[String], times: &[f64]) -> String {
+    let mut runs: Vec<(f64, f64, String)> = Vec::new();
+    for (i, caption) in captions.iter().enumerate() {
+        let time = times.get(i).copied().unwrap_or(i as f64);
+        let text = plain(caption);
+        match runs.last_mut() {
+            Some((_, last, previous)) if *previous == text => *last = time,
+            _ => runs.push((time, time, text)),
+        }
+    }
+    runs.iter()
+        .map(|(from, to, text)| {
+            if from == to {
+                format!("At {} s: {text}", seconds(*from))
+            } else {
+                format!("From {} s to {} s: {text}", seconds(*from), seconds(*to))
+            }
+        })
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Seconds with one decimal.
+fn seconds(s: f64) -> String {
+    format!("{s:.1}")
 }
 
 /// Model letters A, B, C, ... for the fusion prompt.
@@ -83,7 +167,7 @@ pub fn letter(i: usize) -> String {
 }
 
 /// The fusion prompt: image models (their temporal summary and the motion caption) and
-/// video models by letter, and the annotated caption when given.
+/// video models by letter, and the annotated caption when given, each [`plain`].
 pub fn fusion(
     image: &[String],
     motion: Option<&str>,
@@ -97,17 +181,17 @@ pub fn fusion(
             format!(
                 "Image Model {} (Image-level Caption: {})",
                 letter(i),
-                c.trim()
+                plain(c)
             )
         })
         .collect();
     if let Some(m) = motion {
-        image_parts.push(format!("the Motion Caption ({})", m.trim()));
+        image_parts.push(format!("the Motion Caption ({})", plain(m)));
     }
     let video_parts: Vec<String> = video
         .iter()
         .enumerate()
-        .map(|(i, c)| format!("Video Model {} ({})", letter(i), c.trim()))
+        .map(|(i, c)| format!("Video Model {} ({})", letter(i), plain(c)))
         .collect();
     let image_text = if image_parts.is_empty() {
         "no image models".to_owned()
@@ -126,7 +210,7 @@ pub fn fusion(
     if let Some(a) = annotation {
         text.push_str(&format!(
             " An existing annotated caption says: {}",
-            a.trim()
+            plain(a)
         ));
     }
     text
@@ -157,10 +241,24 @@ mod tests {
     }
 
     #[test]
-    fn frame_lines_are_numbered_from_one() {
+    fn plain_text_has_no_boxes_or_frame_numbers() {
         assert_eq!(
-            frame_lines(&["a".into(), "b".into()]),
-            "No.1 frame: a\nNo.2 frame: b"
+            plain("a red circle [120, 40, 260, 180] and a blue square [5,6,7,8] ."),
+            "a red circle and a blue square."
+        );
+        assert_eq!(plain("No.1 frame: a cat No. 2 frame: a dog"), "a cat a dog");
+        // A box cut off at the token cap, and brackets that are not boxes.
+        assert_eq!(plain("a green star [12, 400, 3"), "a green star");
+        assert_eq!(plain("a sign [EXIT] here"), "a sign [EXIT] here");
+        assert_eq!(plain("a [1.5] b"), "a b");
+    }
+
+    #[test]
+    fn timed_lines_collapse_repeats_and_tell_times_as_words() {
+        let captions = ["a cat [1,2,3,4]", "a cat [5,6,7,8]", "a dog"].map(String::from);
+        assert_eq!(
+            timed_lines(&captions, &[0.25, 0.75, 1.25]),
+            "From 0.2 s to 0.8 s: a cat\nAt 1.2 s: a dog"
         );
     }
 }

@@ -28,6 +28,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{debug, warn};
 
+use super::guard::{self, GuardMode, GuardRecord, Rejected};
 use super::motion;
 use super::prompts::{self, Prompt};
 use super::{MotionSource, WolfConfig, model_identity};
@@ -81,6 +82,9 @@ pub struct RunReport {
     pub model_calls: u64,
     /// Wall time summed per stage kind.
     pub stage_time: BTreeMap<String, Duration>,
+    /// The run's fused captions per guard path (`fused`, `fused_retry`,
+    /// `consensus:SOURCE`; `unchecked` with the guard off).
+    pub guard_paths: BTreeMap<String, usize>,
     pub wall: Duration,
 }
 
@@ -213,6 +217,9 @@ impl Shared {
         let base = key(&["frames", sha, &self.sampling_key]);
         let w = &self.wolf;
         let llm = self.identity(&w.llm);
+        let summary_llm = self.identity(w.summary_llm());
+        let fusion_llm = self.identity(w.fusion_llm());
+        let guard = w.guard.as_str();
         let caption_tokens = w.caption_max_tokens.to_string();
         let llm_tokens = w.llm_max_tokens.to_string();
         let mut cascade = BTreeMap::new();
@@ -238,7 +245,14 @@ impl Shared {
             );
             summary.insert(
                 m.clone(),
-                key(&["summary", &c, llm, prompts::SUMMARY.version, &llm_tokens]),
+                key(&[
+                    "summary",
+                    &c,
+                    summary_llm,
+                    prompts::SUMMARY.version,
+                    &llm_tokens,
+                    guard,
+                ]),
             );
             cascade.insert(m.clone(), c);
         }
@@ -257,7 +271,8 @@ impl Shared {
                 } else {
                     "sentence-v1".to_owned()
                 };
-                Some(key(&["motion", &boxes, &verbal]))
+                let tracker = format!("tracker-v2:{}", w.motion_min_track_fraction);
+                Some(key(&["motion", &boxes, &tracker, &verbal]))
             }
         };
         let video_keys: BTreeMap<String, String> = w
@@ -279,7 +294,13 @@ impl Shared {
         } else {
             String::new()
         };
-        let mut inputs: Vec<&str> = vec!["fusion", llm, prompts::FUSION.version, &llm_tokens];
+        let mut inputs: Vec<&str> = vec![
+            "fusion",
+            fusion_llm,
+            prompts::FUSION.version,
+            &llm_tokens,
+            guard,
+        ];
         inputs.extend(summary.values().map(String::as_str));
         inputs.extend(motion.as_deref());
         inputs.extend(video_keys.values().map(String::as_str));
@@ -625,7 +646,6 @@ async fn process(
                 (run_cascade.await, None)
             };
             let cascade_key = &keys.cascade[m];
-            let cascade_text = cascade.as_ref().ok().map(|c| c.captions.clone());
             record(
                 shared,
                 buffer,
@@ -651,9 +671,9 @@ async fn process(
                 &middle,
             )
             .await;
-            let summary = match &cascade_text {
-                Some(captions) => summary(shared, m, keys, captions).await,
-                None => Err(StageError::dependency(&format!("cascade:{m}"))),
+            let summary = match &cascade {
+                Ok(c) => summary(shared, m, keys, c).await,
+                Err(_) => Err(StageError::dependency(&format!("cascade:{m}"))),
             };
             record(
                 shared,
@@ -764,7 +784,25 @@ async fn process(
                 None
             };
             let prompt = prompts::fusion(&summaries, motion_text.as_deref(), &videos, annotation);
-            llm_stage(shared, "fusion", &keys.fusion, prompts::FUSION, prompt).await
+            let mut candidates = Vec::new();
+            for ((m, _, _, _), text) in image_results.iter().zip(&summaries) {
+                candidates.push((format!("{m}:summary"), prompts::plain(text)));
+            }
+            if let Some(text) = &motion_text {
+                candidates.push((super::MOTION_SOURCE.to_owned(), prompts::plain(text)));
+            }
+            for ((v, _), text) in video_results.iter().zip(&videos) {
+                candidates.push((v.clone(), prompts::plain(text)));
+            }
+            let stage = Guarded {
+                stage: "fusion",
+                key: &keys.fusion,
+                prompt: prompts::FUSION,
+                model: shared.wolf.fusion_llm(),
+                text: prompt,
+                candidates,
+            };
+            guarded_stage(shared, stage).await
         }
     };
     record(
@@ -1143,34 +1181,177 @@ async fn llm_stage(
     text: String,
 ) -> StageResult {
     let value = cached(shared, key, stage, || async {
-        let llm = shared.models.chat(&shared.wolf.llm)?;
-        let request = ChatRequest {
-            messages: vec![Message::system(prompts::SYSTEM), Message::user(text)],
-            sampling: Sampling {
-                max_tokens: shared.wolf.llm_max_tokens,
-                ..Sampling::default()
-            },
-            grammar: None,
-        };
-        let reply = model_request(
-            shared,
-            stage,
-            &shared.progress.llm_calls,
-            llm.chat(&request),
-        )
-        .await?;
-        let stored = stored_from(&reply, &shared.wolf.llm, prompt);
+        let model = &shared.wolf.llm;
+        let reply = ask_llm(shared, stage, model, &text, llm_sampling(shared)).await?;
+        let stored = stored_from(&reply, model, prompt);
         Ok((json!({ "caption": reply.text.trim() }), stored))
     })
     .await?;
     Ok(caption_of(&value))
 }
 
-async fn summary(shared: &Shared, m: &str, keys: &Keys, captions: &[String]) -> StageResult {
-    let text = prompts::SUMMARY
-        .text
-        .replace("{captions}", &prompts::frame_lines(captions));
-    llm_stage(shared, "summary", &keys.summary[m], prompts::SUMMARY, text).await
+/// The LLM stages' decoding: greedy, up to `llm_max_tokens`.
+fn llm_sampling(shared: &Shared) -> Sampling {
+    Sampling {
+        max_tokens: shared.wolf.llm_max_tokens,
+        ..Sampling::default()
+    }
+}
+
+/// One chat request with the system message to LLM entry `model`.
+async fn ask_llm(
+    shared: &Shared,
+    stage: &str,
+    model: &str,
+    text: &str,
+    sampling: Sampling,
+) -> Result<Reply, StageError> {
+    let llm = shared.models.chat(model)?;
+    let request = ChatRequest {
+        messages: vec![Message::system(prompts::SYSTEM), Message::user(text)],
+        sampling,
+        grammar: None,
+    };
+    Ok(model_request(
+        shared,
+        stage,
+        &shared.progress.llm_calls,
+        llm.chat(&request),
+    )
+    .await?)
+}
+
+/// A summary or fusion request and what the guard checks it against.
+struct Guarded<'a> {
+    stage: &'a str,
+    key: &'a str,
+    prompt: Prompt,
+    model: &'a str,
+    text: String,
+    /// The stage's inputs as plain text, each with its name: what the output must be
+    /// grounded in, and the consensus pick's candidates.
+    candidates: Vec<(String, String)>,
+}
+
+/// An LLM stage behind the fusion guard ([`guard`]): the output is checked, retried
+/// once with seeded sampling, then replaced by the consensus pick (or failed, with
+/// `guard = "retry"`). The value stores the path taken and the rejected attempts.
+async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResult {
+    let value = cached(shared, g.key, g.stage, || async {
+        let mode = shared.wolf.guard;
+        let greedy = llm_sampling(shared);
+        let first = ask_llm(shared, g.stage, g.model, &g.text, greedy.clone()).await?;
+        let mut stored = stored_from(&first, g.model, g.prompt);
+        if mode == GuardMode::Off {
+            return Ok((json!({ "caption": first.text.trim() }), stored));
+        }
+        let inputs: Vec<String> = g.candidates.iter().map(|(_, t)| t.clone()).collect();
+        let at_cap = |reply: &Reply| {
+            reply
+                .usage
+                .is_some_and(|u| u.completion_tokens >= greedy.max_tokens)
+        };
+        let mut rejected = Vec::new();
+        let text = first.text.trim().to_owned();
+        match guard::check(&text, &inputs, at_cap(&first)) {
+            Ok(()) => return Ok((guarded_value(&text, "fused", rejected), stored)),
+            Err(failure) => rejected.push(Rejected { text, failure }),
+        }
+        let retry = Sampling {
+            temperature: RETRY_TEMPERATURE,
+            top_p: Some(RETRY_TOP_P),
+            seed: Some(crate::hash::fnv1a(g.key.as_bytes())),
+            ..greedy.clone()
+        };
+        let second = ask_llm(shared, g.stage, g.model, &g.text, retry).await?;
+        add_usage(&mut stored, &second);
+        let text = second.text.trim().to_owned();
+        match guard::check(&text, &inputs, at_cap(&second)) {
+            Ok(()) => return Ok((guarded_value(&text, "fused_retry", rejected), stored)),
+            Err(failure) => rejected.push(Rejected { text, failure }),
+        }
+        if mode == GuardMode::Retry {
+            let reasons: Vec<String> = rejected.iter().map(|r| r.failure.to_string()).collect();
+            return Err(StageError::new(
+                "guard",
+                format!("both attempts failed the check: {}", reasons.join("; ")),
+            ));
+        }
+        let (name, text) = consensus_pick(shared, &rejected, &g.candidates).await?;
+        let path = format!("consensus:{name}");
+        Ok((guarded_value(&text, &path, rejected), stored))
+    })
+    .await?;
+    Ok(caption_of(&value))
+}
+
+/// The retry's sampling: enough temperature to leave a greedy loop.
+const RETRY_TEMPERATURE: f32 = 0.7;
+const RETRY_TOP_P: f32 = 0.9;
+
+fn guarded_value(caption: &str, path: &str, rejected: Vec<Rejected>) -> serde_json::Value {
+    let record = GuardRecord {
+        path: path.to_owned(),
+        rejected,
+    };
+    json!({ "caption": caption, "guard": record })
+}
+
+/// Adds a second request's tokens and time to a stage's record.
+fn add_usage(stored: &mut StoredResult, reply: &Reply) {
+    if let Some(u) = reply.usage {
+        *stored.prompt_tokens.get_or_insert(0) += u.prompt_tokens as i64;
+        *stored.completion_tokens.get_or_insert(0) += u.completion_tokens as i64;
+    }
+    *stored.latency_ms.get_or_insert(0) += reply.latency.as_millis() as i64;
+}
+
+/// The consensus pick among the inputs (the rejected attempts vote but are not picked):
+/// the input whose embedding is closest on average to every other candidate's.
+async fn consensus_pick(
+    shared: &Shared,
+    rejected: &[Rejected],
+    candidates: &[(String, String)],
+) -> Result<(String, String), StageError> {
+    let pickable: Vec<&(String, String)> =
+        candidates.iter().filter(|(_, t)| !t.is_empty()).collect();
+    let Some(first) = pickable.first() else {
+        return Err(StageError::new("guard", "no input to pick from"));
+    };
+    if pickable.len() == 1 {
+        return Ok((*first).clone());
+    }
+    let mut texts: Vec<String> = pickable.iter().map(|(_, t)| t.clone()).collect();
+    texts.extend(rejected.iter().map(|r| r.text.clone()));
+    let embedder = shared.models.embedder(&shared.plan.score.embedder)?;
+    let started = Instant::now();
+    let vectors = embedder.embed(&texts).await?;
+    shared.count_time("guard", started);
+    let pick = guard::consensus_among(&vectors, pickable.len())
+        .ok_or_else(|| StageError::new("guard", "the embedder returned no vectors"))?;
+    Ok(pickable[pick].clone())
+}
+
+async fn summary(shared: &Shared, m: &str, keys: &Keys, cascade: &Cascade) -> StageResult {
+    let text = prompts::SUMMARY.text.replace(
+        "{captions}",
+        &prompts::timed_lines(&cascade.captions, &cascade.times),
+    );
+    let candidates = cascade
+        .captions
+        .iter()
+        .enumerate()
+        .map(|(i, c)| (format!("frame:{}", i + 1), prompts::plain(c)))
+        .collect();
+    let stage = Guarded {
+        stage: "summary",
+        key: &keys.summary[m],
+        prompt: prompts::SUMMARY,
+        model: shared.wolf.summary_llm(),
+        text,
+        candidates,
+    };
+    guarded_stage(shared, stage).await
 }
 
 async fn video_caption(
@@ -1243,7 +1424,7 @@ async fn motion_caption(
     key: &str,
     frames: &[motion::FrameDetections],
 ) -> StageResult {
-    let tracks = motion::associate(frames);
+    let tracks = motion::associate(frames, shared.wolf.motion_min_track_fraction);
     let motions: Vec<motion::TrackMotion> = tracks.iter().map(motion::describe).collect();
     if motions.is_empty() {
         return Ok(None);

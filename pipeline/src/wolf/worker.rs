@@ -210,6 +210,7 @@ pub async fn caption(
         interrupted,
         model_calls: runner.model_calls(),
         stage_time: runner.stage_times(),
+        guard_paths: guard_paths(store, run.id).await?,
         wall: started.elapsed(),
         run: Some(run.clone()),
     };
@@ -220,6 +221,19 @@ pub async fn caption(
     };
     store.finish_run(run.id, status).await?;
     Ok(report)
+}
+
+/// The run's fused captions counted per guard path.
+pub async fn guard_paths(
+    store: &Store,
+    run_id: i64,
+) -> Result<BTreeMap<String, usize>, StoreError> {
+    let mut paths = BTreeMap::new();
+    for caption in store.captions(run_id, Some(super::WOLF_SOURCE)).await? {
+        let path = caption.guard.unwrap_or_else(|| "unchecked".to_owned());
+        *paths.entry(path).or_default() += 1;
+    }
+    Ok(paths)
 }
 
 /// Works on the queue until `stop` is set (or, with `exit_when_idle`, until the runs it

@@ -48,6 +48,11 @@ impl WorldTruth {
         Self::from_json(&text)
     }
 
+    /// Reads the `boxes.json` of a dataset's folder.
+    pub fn read_folder(folder: &Path) -> Result<Self, TruthError> {
+        Self::read(&folder.join(wolf_pipeline::world::BOXES_FILE))
+    }
+
     /// Parses the text of a `boxes.json`.
     pub fn from_json(text: &str) -> Result<Self, TruthError> {
         let value: Value = serde_json::from_str(text).map_err(TruthError::Json)?;

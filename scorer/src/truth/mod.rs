@@ -147,6 +147,16 @@ impl TruthError {
     }
 }
 
+/// The folder whose `boxes.json` holds the truth of a dataset added from `source` (a
+/// folder, or the file a dataset was listed in).
+pub fn folder_of(source: &std::path::Path) -> PathBuf {
+    if source.is_file() {
+        source.parent().unwrap_or(source).to_owned()
+    } else {
+        source.to_owned()
+    }
+}
+
 /// Scores one caption against one clip's truth.
 pub fn score_caption(truth: &ClipTruth, caption: &str) -> TruthScore {
     compare(&truth.facts, &facts(caption))
