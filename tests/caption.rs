@@ -46,6 +46,8 @@ pub(crate) struct ModelsToml<'a> {
     vid_url: Option<&'a str>,
     max_retries: u32,
     timeout_s: f64,
+    /// `[wolf] guard`; with `consensus`, the pack's MiniLM is added as the embedder.
+    guard: &'a str,
 }
 
 impl<'a> ModelsToml<'a> {
@@ -56,6 +58,7 @@ impl<'a> ModelsToml<'a> {
             vid_url: None,
             max_retries: 4,
             timeout_s: 2.0,
+            guard: "off",
         }
     }
 
@@ -70,10 +73,17 @@ impl<'a> ModelsToml<'a> {
         };
         let text = format!(
             "[sampling]\ncount = 4\nsize = \"96x72\"\n\n{}{}{}\
-             [wolf]\nimage_models = [\"img\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nmotion_llm = false\n",
+             [wolf]\nimage_models = [\"img\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nmotion_llm = false\n\
+             guard = \"{}\"\n{}",
             entry("img", self.base_url, "img"),
             entry("vid", self.vid_url.unwrap_or(self.base_url), self.vid_model),
             entry("llm", self.base_url, "llm"),
+            self.guard,
+            if self.guard == "consensus" {
+                "\n[models.minilm]\nbackend = \"onnx\"\nthreads = 1\n"
+            } else {
+                ""
+            },
         );
         let path = dir.join(name);
         std::fs::write(&path, text).unwrap();
@@ -856,4 +866,65 @@ fn export_formats() {
         "nope",
     ])
     .expect_code(2);
+}
+
+/// The fusion guard end to end. The scripted LLM answers with a box (machine syntax), the
+/// same for the greedy request and the seeded retry: with `guard = "consensus"` every
+/// summary and fusion becomes the consensus pick of its inputs, after two requests, and
+/// no stored caption holds a box; with `guard = "retry"` the stages fail with kind
+/// `guard` and nothing is stored for them.
+#[test]
+fn the_guard_retries_then_picks_the_consensus_or_fails() {
+    const CLIPS: usize = 2;
+    let dir = Dir::new();
+    world(&dir, CLIPS);
+    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let consensus = ModelsToml {
+        guard: "consensus",
+        ..ModelsToml::new(server.base_url())
+    }
+    .write(&dir, "c.toml");
+    let run = caption(&dir, &consensus, "c", &[]).expect_code(0);
+    // Per video: 5 image requests, 1 video request, 2 summary and 2 fusion attempts.
+    let requests = summary(&run).requests;
+    assert_eq!(
+        requests,
+        (CLIPS * (IMAGE_REQUESTS_PER_VIDEO + 1 + 4)) as u64
+    );
+    let stdout = run.stdout();
+    assert!(
+        stdout.contains("fused captions by guard path: consensus:"),
+        "{stdout}"
+    );
+    let rows = export(&dir, "c");
+    for row in &rows {
+        let source = row["source"].as_str().unwrap();
+        let caption = row["caption"].as_str().unwrap();
+        if source == "wolf" || source == "img:summary" {
+            let path = row["guard"].as_str().unwrap_or_default();
+            assert!(path.starts_with("consensus:"), "{row}");
+            assert!(!caption.contains('['), "a box was stored: {row}");
+        } else {
+            assert!(row.get("guard").is_none(), "{row}");
+        }
+    }
+
+    let retry = ModelsToml {
+        guard: "retry",
+        ..ModelsToml::new(server.base_url())
+    }
+    .write(&dir, "r.toml");
+    caption(&dir, &retry, "r", &[]).expect_code(1);
+    let failed = failed_items(&dir, "r");
+    let guard_failures: Vec<&Value> = failed
+        .iter()
+        .filter(|i| i["error_kind"] == "guard")
+        .collect();
+    // The summaries fail the check; the fusion then lacks its input.
+    assert_eq!(guard_failures.len(), CLIPS, "{failed:?}");
+    let sources: BTreeSet<String> = export(&dir, "r")
+        .iter()
+        .map(|r| r["source"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(!sources.contains("wolf") && !sources.contains("img:summary"));
 }

@@ -25,7 +25,7 @@ fn captioned_run(dir: &Dir, count: usize) -> Vec<Value> {
         ));
     }
     config.push_str(
-        "[wolf]\nimage_models = [\"img\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nmotion_llm = false\n",
+        "[wolf]\nimage_models = [\"img\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nmotion_llm = false\nguard = \"off\"\n",
     );
     std::fs::write(dir.join("caption.toml"), config).unwrap();
     dir.synthetic_dataset(count, 5);

@@ -142,8 +142,20 @@ impl WolfConfig {
         for llm in [&self.llm, self.summary_llm(), self.fusion_llm()] {
             plan_models.model_for(llm, Role::Chat)?;
         }
-        if self.guard != guard::GuardMode::Off {
-            plan_models.model_for(&plan_models.score.embedder, Role::Embedder)?;
+        if self.guard == guard::GuardMode::Consensus {
+            let embedder = &plan_models.score.embedder;
+            plan_models
+                .model_for(embedder, Role::Embedder)
+                .map_err(|e| {
+                    invalid(
+                        "wolf.guard",
+                        &format!(
+                            "= \"consensus\" embeds the candidates with `[score] embedder` \
+                             `{embedder}`, and {e}; add that entry (`backend = \"onnx\"` \
+                             without a path is the pack's MiniLM) or set `guard = \"retry\"`"
+                        ),
+                    )
+                })?;
         }
         if self.motion == MotionSource::Dataset && self.boxes_file.is_none() {
             return Err(invalid(
