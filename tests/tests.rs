@@ -11,6 +11,7 @@ mod import;
 mod intake;
 mod leaderboard;
 mod models;
+mod motion;
 mod onnx;
 mod recaption;
 mod score;
