@@ -928,3 +928,56 @@ fn the_guard_retries_then_picks_the_consensus_or_fails() {
         .collect();
     assert!(!sources.contains("wolf") && !sources.contains("img:summary"));
 }
+
+/// Generation controls reach the wire: an `openai` entry's `generation` and
+/// `extra_body`, then a stage's `[wolf.generation.STAGE]` over them, key by key.
+#[test]
+fn generation_settings_of_the_entry_and_the_stage_are_sent() {
+    let dir = Dir::new();
+    world(&dir, 1);
+    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let base = ModelsToml::new(server.base_url()).write(&dir, "base.toml");
+    let mut text = std::fs::read_to_string(&base).unwrap();
+    text = text.replace(
+        "[wolf]\n",
+        "[models.llm.generation]\nfrequency_penalty = 0.5\n\n\
+         [models.llm.extra_body]\ntop_k = 5\n\n[wolf]\n",
+    );
+    text.push_str(
+        "\n[wolf.generation.fusion]\nrepeat_penalty = 1.2\nmax_tokens = 33\nstop = [\"\\n\\n\"]\n",
+    );
+    let config = dir.join("generation.toml");
+    std::fs::write(&config, text).unwrap();
+    caption(&dir, config.to_str().unwrap(), "g", &[]).expect_code(0);
+    let bodies: Vec<Value> = server
+        .received()
+        .into_iter()
+        .map(|r| r.body)
+        .filter(|b| b["model"] == "llm")
+        .collect();
+    assert_eq!(bodies.len(), 2, "a summary and a fusion");
+    let fusion = bodies
+        .iter()
+        .find(|b| b["max_tokens"] == 33)
+        .expect("the fusion's own max_tokens");
+    assert_eq!(fusion["repetition_penalty"], 1.2);
+    assert_eq!(fusion["stop"], serde_json::json!(["\n\n"]));
+    for body in &bodies {
+        assert_eq!(body["frequency_penalty"], 0.5, "{body}");
+        assert_eq!(body["top_k"], 5, "{body}");
+    }
+    let summary = bodies.iter().find(|b| b["max_tokens"] != 33).unwrap();
+    assert!(summary.get("repetition_penalty").is_none(), "{summary}");
+
+    // A stage that is not an LLM stage is named.
+    std::fs::write(
+        dir.join("bad.toml"),
+        std::fs::read_to_string(&base).unwrap()
+            + "\n[wolf.generation.cascade]\ntemperature = 0.5\n",
+    )
+    .unwrap();
+    let out = dir
+        .wolf(&["config", "check", dir.join("bad.toml").to_str().unwrap()])
+        .expect_code(2);
+    assert!(out.stderr().contains("`cascade`"), "{}", out.stderr());
+}

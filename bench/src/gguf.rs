@@ -240,6 +240,7 @@ mod real {
             path: Some(model_path),
             threads: THREADS,
             context: CONTEXT,
+            generation: Default::default(),
         };
         let model = GgufModel::load("smollm2", &config)?;
         ours(&model, &messages).await?; // warm-up, as the anchor does

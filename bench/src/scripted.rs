@@ -107,6 +107,8 @@ pub(crate) async fn load(args: HttpLoadArgs) -> anyhow::Result<()> {
         image_size: 768,
         jpeg_quality: 85,
         video: VideoInput::Frames,
+        generation: Default::default(),
+        extra_body: None,
     };
     let model = Arc::new(OpenAiModel::try_new("bench", &config)?);
     let request = Arc::new(ChatRequest {

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-use super::Role;
+use super::{Generation, Role};
 use crate::home::Home;
 
 /// `[models.NAME]`: one model, by backend. The key `backend` picks the variant.
@@ -58,6 +58,14 @@ pub struct OpenAiConfig {
     /// `video_url` (the clip's file as a data URL, for servers that take it).
     #[serde(default)]
     pub video: VideoInput,
+    /// Generation settings of this entry's requests (`[models.NAME.generation]`); a
+    /// stage's own (`[wolf.generation.STAGE]`) replace them key by key.
+    #[serde(default)]
+    pub generation: Generation,
+    /// Fields merged into every chat request's JSON body as they are, for a server's
+    /// own parameters (vLLM's `repetition_penalty`, say).
+    #[serde(default)]
+    pub extra_body: Option<toml::Table>,
 }
 
 /// How a video reaches an `openai` video model.
@@ -82,6 +90,10 @@ pub struct GgufConfig {
     /// Context size in tokens (default 4096).
     #[serde(default = "default_context")]
     pub context: u32,
+    /// Generation settings of this entry's requests (`[models.NAME.generation]`); a
+    /// stage's own (`[wolf.generation.STAGE]`) replace them key by key.
+    #[serde(default)]
+    pub generation: Generation,
 }
 
 /// `backend = "onnx"`.
@@ -117,6 +129,10 @@ pub struct OnnxConfig {
     /// folder's `generation_config.json`.
     #[serde(default)]
     pub max_length: Option<usize>,
+    /// Generation settings of this entry's requests (`[models.NAME.generation]`); a
+    /// stage's own (`[wolf.generation.STAGE]`) replace them key by key.
+    #[serde(default)]
+    pub generation: Generation,
 }
 
 #[cfg(feature = "onnx")]
@@ -250,7 +266,17 @@ impl ModelConfig {
                 }
             }
         }
-        Ok(())
+        self.generation()
+            .validate(&format!("models.{name}.generation"))
+    }
+
+    /// The entry's generation settings.
+    pub fn generation(&self) -> &Generation {
+        match self {
+            Self::Openai(c) => &c.generation,
+            Self::Gguf(c) => &c.generation,
+            Self::Onnx(c) => &c.generation,
+        }
     }
 }
 
@@ -275,6 +301,7 @@ impl OnnxConfig {
             decoder: OnnxDecoder::default(),
             num_beams: None,
             max_length: None,
+            generation: Generation::default(),
         }
     }
 
@@ -308,6 +335,7 @@ pub fn default_models() -> BTreeMap<String, ModelConfig> {
                 path: None,
                 threads: 0,
                 context: default_context(),
+                generation: Generation::default(),
             }),
         ),
         (

@@ -340,6 +340,19 @@ impl<'m> Engine<'m> {
             })?;
             chain.push(sampler);
         }
+        let penalised = sampling.repeat_penalty.is_some()
+            || sampling.frequency_penalty.is_some()
+            || sampling.presence_penalty.is_some();
+        if penalised {
+            // Over everything generated so far (llama.cpp counts the tokens it accepts).
+            chain.push(LlamaSampler::penalties(
+                self.model.n_vocab(),
+                -1,
+                sampling.repeat_penalty.unwrap_or(1.0),
+                sampling.frequency_penalty.unwrap_or(0.0),
+                sampling.presence_penalty.unwrap_or(0.0),
+            ));
+        }
         if sampling.temperature > 0.0 {
             if let Some(top_p) = sampling.top_p {
                 chain.push(LlamaSampler::top_p(top_p, 1));
@@ -507,6 +520,7 @@ mod tests {
             path: None,
             threads: 2,
             context: 2048,
+            generation: crate::models::Generation::default(),
         }
         .resolved_path()
         .unwrap_or_else(|| {
@@ -531,6 +545,7 @@ mod tests {
                 path: Some(path),
                 threads: 2,
                 context: 2048,
+                generation: crate::models::Generation::default(),
             };
             GgufModel::load("smollm2", &config).expect("the test model loads")
         })
@@ -699,6 +714,7 @@ mod tests {
             path: Some("/nonexistent/model.gguf".into()),
             threads: 1,
             context: 256,
+            generation: crate::models::Generation::default(),
         };
         let error = GgufModel::load("m", &config).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Load);
@@ -717,6 +733,7 @@ mod tests {
             path: Some(path.clone()),
             threads: 1,
             context: 256,
+            generation: crate::models::Generation::default(),
         };
         let error = GgufModel::load("m", &config).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Load);

@@ -113,6 +113,13 @@ pub struct Sampling {
     pub seed: Option<u64>,
     /// Generation stops before any of these strings.
     pub stop: Vec<String>,
+    /// llama.cpp's repetition penalty (above 1: a token already generated is less
+    /// likely; the logit is divided by it when positive, multiplied when negative).
+    pub repeat_penalty: Option<f32>,
+    /// OpenAI's frequency penalty: subtracted from a token's logit once per earlier use.
+    pub frequency_penalty: Option<f32>,
+    /// OpenAI's presence penalty: subtracted from the logit of a token used before.
+    pub presence_penalty: Option<f32>,
 }
 
 impl Default for Sampling {
@@ -123,7 +130,85 @@ impl Default for Sampling {
             max_tokens: 256,
             seed: None,
             stop: Vec::new(),
+            repeat_penalty: None,
+            frequency_penalty: None,
+            presence_penalty: None,
         }
+    }
+}
+
+/// Generation settings given in a config (`[models.NAME.generation]`, `[wolf.generation.
+/// STAGE]`): each key set here replaces the one of the [`Sampling`] it is applied to.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Generation {
+    pub temperature: Option<f32>,
+    pub top_p: Option<f32>,
+    pub max_tokens: Option<u32>,
+    pub seed: Option<u64>,
+    pub stop: Option<Vec<String>>,
+    pub repeat_penalty: Option<f32>,
+    pub frequency_penalty: Option<f32>,
+    pub presence_penalty: Option<f32>,
+}
+
+impl Generation {
+    /// `sampling` with every key set here replaced.
+    pub fn apply(&self, mut sampling: Sampling) -> Sampling {
+        if let Some(t) = self.temperature {
+            sampling.temperature = t;
+        }
+        if let Some(p) = self.top_p {
+            sampling.top_p = Some(p);
+        }
+        if let Some(m) = self.max_tokens {
+            sampling.max_tokens = m;
+        }
+        if let Some(s) = self.seed {
+            sampling.seed = Some(s);
+        }
+        if let Some(stop) = &self.stop {
+            sampling.stop = stop.clone();
+        }
+        if let Some(r) = self.repeat_penalty {
+            sampling.repeat_penalty = Some(r);
+        }
+        if let Some(f) = self.frequency_penalty {
+            sampling.frequency_penalty = Some(f);
+        }
+        if let Some(p) = self.presence_penalty {
+            sampling.presence_penalty = Some(p);
+        }
+        sampling
+    }
+
+    /// Checks the values; the error names the key under `prefix`.
+    pub fn validate(&self, prefix: &str) -> Result<(), String> {
+        let bad = |key: &str, what: &str| Err(format!("`{prefix}.{key}` {what}"));
+        if self.temperature.is_some_and(|t| !(0.0..=5.0).contains(&t)) {
+            return bad("temperature", "must be between 0 and 5");
+        }
+        if self.top_p.is_some_and(|p| !(p > 0.0 && p <= 1.0)) {
+            return bad("top_p", "must be above 0 and at most 1");
+        }
+        if self.max_tokens == Some(0) {
+            return bad("max_tokens", "must be at least 1");
+        }
+        if self
+            .repeat_penalty
+            .is_some_and(|r| !(r > 0.0 && r.is_finite()))
+        {
+            return bad("repeat_penalty", "must be above 0 (1 is off)");
+        }
+        for (key, value) in [
+            ("frequency_penalty", self.frequency_penalty),
+            ("presence_penalty", self.presence_penalty),
+        ] {
+            if value.is_some_and(|v| !(-2.0..=2.0).contains(&v)) {
+                return bad(key, "must be between -2 and 2");
+            }
+        }
+        Ok(())
     }
 }
 

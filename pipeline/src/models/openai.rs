@@ -321,6 +321,10 @@ impl OpenAiModel {
             max_tokens: sampling.max_tokens,
             seed: sampling.seed,
             stop: &sampling.stop,
+            frequency_penalty: sampling.frequency_penalty,
+            presence_penalty: sampling.presence_penalty,
+            repetition_penalty: sampling.repeat_penalty,
+            extra: self.config.extra_body.as_ref(),
         };
         let bytes =
             serde_json::to_vec(&body).expect("a chat request always serializes; this is a bug");
@@ -786,6 +790,17 @@ struct ChatBody<'a> {
     seed: Option<u64>,
     #[serde(skip_serializing_if = "<[String]>::is_empty")]
     stop: &'a [String],
+    #[serde(skip_serializing_if = "Option::is_none")]
+    frequency_penalty: Option<f32>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    presence_penalty: Option<f32>,
+    /// `repeat_penalty` under the name vLLM and llama.cpp's server read (OpenAI's own
+    /// API has no such field: use the frequency penalty there).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    repetition_penalty: Option<f32>,
+    /// The entry's `extra_body`, merged as it is.
+    #[serde(flatten, skip_serializing_if = "Option::is_none")]
+    extra: Option<&'a toml::Table>,
 }
 
 #[derive(Serialize)]
@@ -942,6 +957,8 @@ mod tests {
             image_size: 64,
             jpeg_quality: 80,
             video: VideoInput::Frames,
+            generation: Default::default(),
+            extra_body: None,
         }
     }
 
@@ -1016,6 +1033,7 @@ mod tests {
                 max_tokens: 12,
                 seed: Some(42),
                 stop: vec!["\n".into()],
+                ..Sampling::default()
             },
             grammar: None,
         };
@@ -1428,6 +1446,8 @@ mod tests {
             image_size: 64,
             jpeg_quality: 80,
             video: VideoInput::Frames,
+            generation: Default::default(),
+            extra_body: None,
         };
         let error = OpenAiModel::try_new("test", &config).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Auth);
@@ -1654,6 +1674,8 @@ mod tests {
             image_size: 64,
             jpeg_quality: 80,
             video: VideoInput::Frames,
+            generation: Default::default(),
+            extra_body: None,
         };
         let model = OpenAiModel::try_new("smollm2", &config).unwrap();
         let greedy = |text: &str| ChatRequest {
@@ -1677,7 +1699,7 @@ mod tests {
         let again = model.chat(&greedy("Say hello.")).await.unwrap();
         assert_eq!(again.text, reply.text, "greedy decoding is deterministic");
 
-        // Sampling parameters, seed and stop strings are taken.
+        // Sampling parameters, penalties, seed and stop strings are taken.
         let sampled = ChatRequest {
             sampling: Sampling {
                 temperature: 0.7,
@@ -1685,6 +1707,9 @@ mod tests {
                 max_tokens: 8,
                 seed: Some(7),
                 stop: vec!["\n\n".into()],
+                frequency_penalty: Some(0.2),
+                presence_penalty: Some(0.1),
+                ..Sampling::default()
             },
             ..greedy("Name a colour.")
         };
@@ -1723,6 +1748,8 @@ mod tests {
             "smollm2",
             &OpenAiConfig {
                 video: VideoInput::VideoUrl,
+                generation: Default::default(),
+                extra_body: None,
                 ..config.clone()
             },
         )

@@ -23,8 +23,13 @@ pub mod worker;
 
 use serde::{Deserialize, Serialize};
 
+use std::collections::BTreeMap;
+
 use crate::config::ConfigError;
-use crate::models::{ModelConfig, Role};
+use crate::models::{Generation, ModelConfig, Role, Sampling};
+
+/// The stages an LLM writes.
+pub const LLM_STAGES: [&str; 3] = ["summary", "motion", "fusion"];
 
 /// The source name of the fused caption.
 pub const WOLF_SOURCE: &str = "wolf";
@@ -48,6 +53,9 @@ pub struct WolfConfig {
     pub fusion_llm: Option<String>,
     /// What a summary or fusion that fails the guard's check leads to.
     pub guard: guard::GuardMode,
+    /// Generation settings per LLM stage (`summary`, `motion`, `fusion`), over the
+    /// stage's LLM entry's own; `max_tokens` here replaces `llm_max_tokens`.
+    pub generation: BTreeMap<String, Generation>,
     /// Caption each frame given the previous frame's caption (the paper's cascade);
     /// `false` captions frames independently.
     pub cascade: bool,
@@ -80,6 +88,7 @@ impl Default for WolfConfig {
             summary_llm: None,
             fusion_llm: None,
             guard: guard::GuardMode::default(),
+            generation: BTreeMap::new(),
             cascade: true,
             motion: MotionSource::Captions,
             boxes_file: None,
@@ -163,6 +172,20 @@ impl WolfConfig {
                 "is required with `motion = \"dataset\"`",
             ));
         }
+        for (stage, generation) in &self.generation {
+            if !LLM_STAGES.contains(&stage.as_str()) {
+                return Err(invalid(
+                    "wolf.generation",
+                    &format!(
+                        "has `{stage}`, which is no LLM stage: use {}",
+                        LLM_STAGES.join(", ")
+                    ),
+                ));
+            }
+            generation
+                .validate(&format!("wolf.generation.{stage}"))
+                .map_err(ConfigError::Model)?;
+        }
         if !(0.0..=1.0).contains(&self.motion_min_track_fraction) {
             return Err(invalid(
                 "wolf.motion_min_track_fraction",
@@ -176,6 +199,31 @@ impl WolfConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The LLM entry of an LLM stage of [`LLM_STAGES`].
+    pub fn stage_llm(&self, stage: &str) -> &String {
+        match stage {
+            "summary" => self.summary_llm(),
+            "fusion" => self.fusion_llm(),
+            _ => &self.llm,
+        }
+    }
+
+    /// How LLM stage `stage` generates: greedy up to `llm_max_tokens`, then its LLM
+    /// entry's `generation`, then the stage's own, key by key. Part of the stage's key.
+    pub fn stage_sampling(&self, models: &BTreeMap<String, ModelConfig>, stage: &str) -> Sampling {
+        let mut sampling = Sampling {
+            max_tokens: self.llm_max_tokens,
+            ..Sampling::default()
+        };
+        if let Some(entry) = models.get(self.stage_llm(stage)) {
+            sampling = entry.generation().apply(sampling);
+        }
+        match self.generation.get(stage) {
+            Some(generation) => generation.apply(sampling),
+            None => sampling,
+        }
     }
 
     /// The LLM of the temporal summaries.

@@ -220,8 +220,16 @@ impl Shared {
         let summary_llm = self.identity(w.summary_llm());
         let fusion_llm = self.identity(w.fusion_llm());
         let guard = w.guard.as_str();
+        let generation = |stage: &str| {
+            serde_json::to_string(&w.stage_sampling(&self.plan.models, stage))
+                .expect("sampling serialises")
+        };
+        let (summary_gen, motion_gen, fusion_gen) = (
+            generation("summary"),
+            generation("motion"),
+            generation("fusion"),
+        );
         let caption_tokens = w.caption_max_tokens.to_string();
-        let llm_tokens = w.llm_max_tokens.to_string();
         let mut cascade = BTreeMap::new();
         let mut middle = BTreeMap::new();
         let mut summary = BTreeMap::new();
@@ -250,7 +258,7 @@ impl Shared {
                     &c,
                     summary_llm,
                     prompts::SUMMARY.version,
-                    &llm_tokens,
+                    &summary_gen,
                     guard,
                 ]),
             );
@@ -267,7 +275,7 @@ impl Shared {
                     _ => cascade.values().cloned().collect::<Vec<_>>().join(","),
                 };
                 let verbal = if w.motion_llm {
-                    format!("{llm}:{}:{llm_tokens}", prompts::MOTION.version)
+                    format!("{llm}:{}:{motion_gen}", prompts::MOTION.version)
                 } else {
                     "sentence-v1".to_owned()
                 };
@@ -298,7 +306,7 @@ impl Shared {
             "fusion",
             fusion_llm,
             prompts::FUSION.version,
-            &llm_tokens,
+            &fusion_gen,
             guard,
         ];
         inputs.extend(summary.values().map(String::as_str));
@@ -1182,7 +1190,8 @@ async fn llm_stage(
 ) -> StageResult {
     let value = cached(shared, key, stage, || async {
         let model = &shared.wolf.llm;
-        let reply = ask_llm(shared, stage, model, &text, llm_sampling(shared)).await?;
+        let sampling = llm_sampling(shared, stage);
+        let reply = ask_llm(shared, stage, model, &text, sampling).await?;
         let stored = stored_from(&reply, model, prompt);
         Ok((json!({ "caption": reply.text.trim() }), stored))
     })
@@ -1190,12 +1199,9 @@ async fn llm_stage(
     Ok(caption_of(&value))
 }
 
-/// The LLM stages' decoding: greedy, up to `llm_max_tokens`.
-fn llm_sampling(shared: &Shared) -> Sampling {
-    Sampling {
-        max_tokens: shared.wolf.llm_max_tokens,
-        ..Sampling::default()
-    }
+/// How LLM stage `stage` generates ([`WolfConfig::stage_sampling`]).
+fn llm_sampling(shared: &Shared, stage: &str) -> Sampling {
+    shared.wolf.stage_sampling(&shared.plan.models, stage)
 }
 
 /// One chat request with the system message to LLM entry `model`.
@@ -1239,7 +1245,7 @@ struct Guarded<'a> {
 async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResult {
     let value = cached(shared, g.key, g.stage, || async {
         let mode = shared.wolf.guard;
-        let greedy = llm_sampling(shared);
+        let greedy = llm_sampling(shared, g.stage);
         let first = ask_llm(shared, g.stage, g.model, &g.text, greedy.clone()).await?;
         let mut stored = stored_from(&first, g.model, g.prompt);
         if mode == GuardMode::Off {
@@ -1261,6 +1267,7 @@ async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResult {
             temperature: RETRY_TEMPERATURE,
             top_p: Some(RETRY_TOP_P),
             seed: Some(crate::hash::fnv1a(g.key.as_bytes())),
+            repeat_penalty: Some(greedy.repeat_penalty.unwrap_or(1.0).max(RETRY_PENALTY)),
             ..greedy.clone()
         };
         let second = ask_llm(shared, g.stage, g.model, &g.text, retry).await?;
@@ -1288,6 +1295,8 @@ async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResult {
 /// The retry's sampling: enough temperature to leave a greedy loop.
 const RETRY_TEMPERATURE: f32 = 0.7;
 const RETRY_TOP_P: f32 = 0.9;
+/// The retry's repetition penalty at least.
+const RETRY_PENALTY: f32 = 1.3;
 
 fn guarded_value(caption: &str, path: &str, rejected: Vec<Rejected>) -> serde_json::Value {
     let record = GuardRecord {

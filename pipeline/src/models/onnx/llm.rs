@@ -158,7 +158,7 @@ impl CausalLm {
                 return Err("cancelled".into());
             }
             let (logits, _) = self.decoder.step(&tokens, &mut cache, &context)?;
-            let next = sampler.choose(&logits);
+            let next = sampler.choose(&logits, &generated);
             if self.ids.eos.contains(&next) {
                 break;
             }
@@ -195,6 +195,9 @@ struct Sampler {
     temperature: f32,
     top_p: f32,
     state: u64,
+    repeat_penalty: f32,
+    frequency_penalty: f32,
+    presence_penalty: f32,
 }
 
 impl Sampler {
@@ -208,7 +211,34 @@ impl Sampler {
             temperature: sampling.temperature,
             top_p: sampling.top_p.unwrap_or(1.0),
             state: seed | 1,
+            repeat_penalty: sampling.repeat_penalty.unwrap_or(1.0),
+            frequency_penalty: sampling.frequency_penalty.unwrap_or(0.0),
+            presence_penalty: sampling.presence_penalty.unwrap_or(0.0),
         }
+    }
+
+    /// The logits with the penalties of the tokens in `history` applied as llama.cpp
+    /// applies them: the repetition penalty divides a positive logit and multiplies a
+    /// negative one; the frequency penalty is subtracted once per use, the presence
+    /// penalty once.
+    fn penalised(&self, logits: &[f32], history: &[u32]) -> Vec<f32> {
+        let mut out = logits.to_vec();
+        let mut counts: std::collections::BTreeMap<u32, u32> = Default::default();
+        for &t in history {
+            *counts.entry(t).or_default() += 1;
+        }
+        for (token, count) in counts {
+            let Some(l) = out.get_mut(token as usize) else {
+                continue;
+            };
+            *l = if *l > 0.0 {
+                *l / self.repeat_penalty
+            } else {
+                *l * self.repeat_penalty
+            };
+            *l -= count as f32 * self.frequency_penalty + self.presence_penalty;
+        }
+        out
     }
 
     /// xorshift64*: a uniform draw in [0, 1).
@@ -219,7 +249,17 @@ impl Sampler {
         (self.state.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 / (1u64 << 53) as f64
     }
 
-    fn choose(&mut self, logits: &[f32]) -> i64 {
+    fn choose(&mut self, logits: &[f32], history: &[u32]) -> i64 {
+        let penalised;
+        let logits = if self.repeat_penalty != 1.0
+            || self.frequency_penalty != 0.0
+            || self.presence_penalty != 0.0
+        {
+            penalised = self.penalised(logits, history);
+            &penalised[..]
+        } else {
+            logits
+        };
         let best = logits
             .iter()
             .enumerate()
@@ -265,7 +305,26 @@ mod tests {
     #[test]
     fn greedy_sampler_takes_the_largest_logit() {
         let mut s = Sampler::new(&Sampling::default());
-        assert_eq!(s.choose(&[0.1, 3.0, 2.0]), 1);
+        assert_eq!(s.choose(&[0.1, 3.0, 2.0], &[]), 1);
+    }
+
+    #[test]
+    fn penalties_lower_the_tokens_already_generated() {
+        let sampling = Sampling {
+            repeat_penalty: Some(2.0),
+            ..Sampling::default()
+        };
+        let mut s = Sampler::new(&sampling);
+        // 3.0 / 2 = 1.5 < 2.0: the second token wins once the first was said.
+        assert_eq!(s.choose(&[0.1, 3.0, 2.0], &[]), 1);
+        assert_eq!(s.choose(&[0.1, 3.0, 2.0], &[1]), 2);
+        let frequency = Sampling {
+            frequency_penalty: Some(0.6),
+            ..Sampling::default()
+        };
+        let mut s = Sampler::new(&frequency);
+        assert_eq!(s.choose(&[0.1, 3.0, 2.0], &[1]), 1);
+        assert_eq!(s.choose(&[0.1, 3.0, 2.0], &[1, 1]), 2);
     }
 
     #[test]
@@ -278,7 +337,7 @@ mod tests {
         };
         let mut s = Sampler::new(&sampling);
         for _ in 0..20 {
-            assert_eq!(s.choose(&[0.0, 5.0, 1.0]), 1);
+            assert_eq!(s.choose(&[0.0, 5.0, 1.0], &[]), 1);
         }
     }
 }
