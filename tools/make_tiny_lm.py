@@ -126,10 +126,16 @@ def onnx_io(path: Path):
     return [i.name for i in m.graph.input if i.name not in init], [o.name for o in m.graph.output]
 
 
-def export(model, tok, work: Path, optimum_python: str) -> dict:
+def export(model, tok, work: Path, optimum_python: str, out: Path = OUT,
+           write_tokenizer=write_tokenizer_files, gen_ids: dict | None = None,
+           max_pos: int = MAX_POS) -> dict:
+    """Exports `model` with Optimum into `out` (replaced): the one graph with the KV cache,
+    config.json, generation_config.json (greedy; `gen_ids`: bos/eos/pad token ids, by
+    default tiny-lm's <s>, <|im_end|>, <pad>) and the tokenizer files `write_tokenizer(folder,
+    tok)` writes. tools/train_fuser.py calls it for the fuser."""
     hf = work / "hf"
     model.save_pretrained(hf)
-    write_tokenizer_files(hf, tok)
+    write_tokenizer(hf, tok)
     onnx_dir = work / "onnx"
     cmd = [optimum_python, "-m", "optimum.exporters.onnx", "--model", str(hf),
            "--task", "text-generation-with-past", str(onnx_dir)]
@@ -151,31 +157,32 @@ def export(model, tok, work: Path, optimum_python: str) -> dict:
         sys.exit(f"no graph with past_key_values inputs among {graphs}")
     if any((onnx_dir / f).exists() for f in (src + "_data", src + ".data")):
         sys.exit(f"{src} has external data; expected a single file")
-    if OUT.exists():
-        shutil.rmtree(OUT)
-    OUT.mkdir(parents=True)
-    shutil.copy(onnx_dir / src, OUT / src)
-    shutil.copy(onnx_dir / "config.json", OUT / "config.json")
-    write_tokenizer_files(OUT, tok)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    shutil.copy(onnx_dir / src, out / src)
+    shutil.copy(onnx_dir / "config.json", out / "config.json")
+    write_tokenizer(out, tok)
     gen_path = onnx_dir / "generation_config.json"
     gen = json.loads(gen_path.read_text()) if gen_path.exists() else {}
-    gen.update({"bos_token_id": tok.token_to_id(BOS), "eos_token_id": tok.token_to_id(IM_END),
-                "pad_token_id": tok.token_to_id(PAD), "max_length": MAX_POS,
-                "do_sample": False, "num_beams": 1})
-    (OUT / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
-    cfg = json.loads((OUT / "config.json").read_text())
+    if gen_ids is None:
+        gen_ids = {"bos_token_id": tok.token_to_id(BOS), "eos_token_id": tok.token_to_id(IM_END),
+                   "pad_token_id": tok.token_to_id(PAD)}
+    gen.update({**gen_ids, "max_length": max_pos, "do_sample": False, "num_beams": 1})
+    (out / "generation_config.json").write_text(json.dumps(gen, indent=2) + "\n")
+    cfg = json.loads((out / "config.json").read_text())
     assert cfg.get("architectures") == ["LlamaForCausalLM"], cfg.get("architectures")
-    assert cfg.get("max_position_embeddings") == MAX_POS, cfg
+    assert cfg.get("max_position_embeddings") == max_pos, cfg
     return {"graph": src, "optimum_files": graphs}
 
 
 # ---------------------------------------------------------------- references
 
-def greedy_transformers(model, ids: list[int], eos: int, pad: int):
+def greedy_transformers(model, ids: list[int], eos: int, pad: int, max_new: int = MAX_NEW_TOKENS):
     x = torch.tensor([ids])
     with torch.no_grad():
         out = model.generate(x, attention_mask=torch.ones_like(x), do_sample=False, num_beams=1,
-                             max_new_tokens=MAX_NEW_TOKENS, eos_token_id=eos, pad_token_id=pad)
+                             max_new_tokens=max_new, eos_token_id=eos, pad_token_id=pad)
     new = out[0, len(ids):].tolist()
     stopped = "max_new_tokens"
     if new and new[-1] == eos:
@@ -187,7 +194,7 @@ def greedy_transformers(model, ids: list[int], eos: int, pad: int):
     return new, stopped, logits
 
 
-def greedy_onnxruntime(path: Path, cfg: dict, ids: list[int], eos: int):
+def greedy_onnxruntime(path: Path, cfg: dict, ids: list[int], eos: int, max_new: int = MAX_NEW_TOKENS):
     import onnxruntime as ort
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
@@ -214,9 +221,18 @@ def greedy_onnxruntime(path: Path, cfg: dict, ids: list[int], eos: int):
         if tok == eos:
             return new, "eos", np.stack(all_logits)
         new.append(tok)
-        if len(new) == MAX_NEW_TOKENS:
+        if len(new) == max_new:
             return new, "max_new_tokens", np.stack(all_logits)
         step_ids = [tok]
+
+
+def export_versions(optimum_python: str) -> dict:
+    """The package versions of the Optimum environment."""
+    opt = subprocess.run([optimum_python, "-c",
+                          "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
+                          "['optimum-onnx', 'optimum', 'transformers', 'torch', 'onnx']}))"],
+                         check=True, capture_output=True, text=True).stdout
+    return json.loads(opt)
 
 
 def record(model, graph: str, optimum_python: str, optimum_files: list[str]) -> dict:
@@ -245,10 +261,6 @@ def record(model, graph: str, optimum_python: str, optimum_files: list[str]) -> 
             "min_top2_logit_margin": round(float((top2[:, 1] - top2[:, 0]).min()), 4),
             "onnx_max_abs_logit_diff": float(np.abs(ort_logits - pt_logits).max()),
         })
-    opt = subprocess.run([optimum_python, "-c",
-                          "import importlib.metadata as m, json; print(json.dumps({p: m.version(p) for p in "
-                          "['optimum-onnx', 'optimum', 'transformers', 'torch', 'onnx']}))"],
-                         check=True, capture_output=True, text=True).stdout
     import onnx
     return {
         "model": "tiny-lm",
@@ -272,7 +284,7 @@ def record(model, graph: str, optimum_python: str, optimum_files: list[str]) -> 
         "versions": {"reference": {"torch": torch.__version__, "transformers": transformers.__version__,
                                    "tokenizers": tokenizers.__version__, "onnxruntime": onnxruntime.__version__,
                                    "onnx": onnx.__version__},
-                     "export": json.loads(opt), "optimum_files": optimum_files},
+                     "export": export_versions(optimum_python), "optimum_files": optimum_files},
     }
 
 
