@@ -15,7 +15,10 @@
 //!
 //! And the model issues': GGUF and HTTP ([`gguf`], [`http`]), ONNX captioners, KV
 //! cache and embedder ([`onnx`]).
-//! And the Pipeline issue's: overhead, memory growth and the demo by stage ([`pipeline`]).
+//! And the Pipeline issue's: overhead and memory growth ([`pipeline`]).
+//! And the method's (issue 15): the demo's per-source table on its world and a fresh
+//! one, whether the fused caption beats every source, the motion caption's object
+//! counts, the guard's paths and embedding calls, and the demo by stage ([`method`]).
 //! And the Leaderboard issue's: the static build's time and size, and the server's
 //! latency under 50 clients ([`leaderboard`]).
 //! And the VILA² recaption issue's: items/s of a round against the ideal and its peak
@@ -33,6 +36,7 @@ mod gguf;
 mod http;
 mod leaderboard;
 mod media;
+mod method;
 mod onnx;
 mod pipeline;
 mod queue;
@@ -106,11 +110,11 @@ struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
-    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, score,
-    /// leaderboard, recaption, queue. Default: all.
+    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, method,
+    /// score, leaderboard, recaption, queue. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "score", "leaderboard", "recaption", "queue"]
+        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue"]
     )]
     only: Vec<String>,
 }
@@ -152,6 +156,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted("pipeline") {
         rows.extend(pipeline::pipeline(&exe, &work).await?);
+    }
+    if wanted("method") {
+        rows.extend(method::method(&exe, &work).await?);
     }
     if wanted("score") {
         rows.extend(score::score(&exe, &work).await?);

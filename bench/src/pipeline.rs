@@ -1,6 +1,7 @@
 //! The pipeline benchmarks (the Pipeline issue): `wolf caption` over 500 synthetic clips
-//! with scripted models of fixed latency against the model-bound ideal; the peak memory
-//! of `wolf caption` on 1,000 against 10,000 videos; and the demo's wall time by stage.
+//! with scripted models of fixed latency against the model-bound ideal; and the peak
+//! memory of `wolf caption` on 1,000 against 10,000 videos. (The demo's wall time by
+//! stage is in [`crate::method`].)
 //!
 //! Every wolf under test runs as a child process, timed from spawn to exit, so its
 //! start-up counts against it. The models are `wolf scripted-server` processes (an
@@ -87,6 +88,8 @@ video_models = ["vid"]
 llm = "llm"
 cascade = true
 motion_llm = false
+# Scripted replies are not captions: the guard would reject them all.
+guard = "off"
 "#
     );
     std::fs::write(path, text).with_context(|| format!("cannot write `{}`", path.display()))
@@ -163,7 +166,7 @@ fn caption(exe: &Path, db: &Path, config: &Path, log: &Path) -> anyhow::Result<C
 }
 
 /// The number just before `marker` in `line`: `12` in `..., 12 model requests`.
-fn number_before(line: &str, marker: &str) -> Option<f64> {
+pub(crate) fn number_before(line: &str, marker: &str) -> Option<f64> {
     let head = &line[..line.find(marker)?];
     head.rsplit([' ', ',', '('])
         .find(|w| !w.is_empty())?
@@ -172,13 +175,13 @@ fn number_before(line: &str, marker: &str) -> Option<f64> {
 }
 
 /// The time of a demo step: `2.0` in `1/4 ... in 2.0 s -> ...`.
-fn seconds_after_in(line: &str) -> Option<f64> {
+pub(crate) fn seconds_after_in(line: &str) -> Option<f64> {
     let tail = &line[line.rfind(" in ")? + 4..];
     tail.split_whitespace().next()?.parse().ok()
 }
 
 /// The `  STAGE   N.N s (summed over videos in flight)` lines of a run's report.
-fn stage_lines(stdout: &str) -> Vec<(String, f64)> {
+pub(crate) fn stage_lines(stdout: &str) -> Vec<(String, f64)> {
     stdout
         .lines()
         .filter(|l| l.ends_with("s (summed over videos in flight)"))
@@ -248,7 +251,6 @@ pub(super) async fn pipeline(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>
     Ok(vec![
         overhead(exe, work, &world).await?,
         memory(exe, work, &clips)?,
-        demo(exe, work)?,
     ])
 }
 
@@ -421,63 +423,6 @@ fn memory(exe: &Path, work: &Path, clips: &[PathBuf]) -> anyhow::Result<Row> {
             large.requests,
             small.wall.as_secs_f64(),
             large.wall.as_secs_f64(),
-        ),
-    })
-}
-
-/// `wolf demo` as a child: its wall time and the split its output reports.
-fn demo(exe: &Path, work: &Path) -> anyhow::Result<Row> {
-    eprintln!("Pipeline: `wolf demo` (a few minutes) ...");
-    let folder = work.join("pipeline-demo");
-    let _ = std::fs::remove_dir_all(&folder);
-    std::fs::create_dir_all(&folder)?;
-    let db = folder.join("demo.db");
-    let start = Instant::now();
-    let stdout = run_ok(
-        Command::new(exe)
-            .args(["--no-progress", "--db"])
-            .arg(&db)
-            .args(["demo", "--out"])
-            .arg(&folder)
-            .stdin(Stdio::null()),
-    )
-    .context("`wolf demo`")?;
-    let wall = start.elapsed().as_secs_f64();
-    let _ = std::fs::remove_dir_all(&folder);
-    let mut steps = Vec::new();
-    for (prefix, name) in [
-        ("1/4", "synth"),
-        ("2/4", "intake"),
-        ("3/4", "caption"),
-        ("4/4", "scoring"),
-    ] {
-        let line = stdout
-            .lines()
-            .find(|l| l.starts_with(prefix))
-            .with_context(|| format!("`wolf demo` printed no `{prefix}` line:\n{stdout}"))?;
-        let seconds = seconds_after_in(line).with_context(|| format!("no time in `{line}`"))?;
-        steps.push(format!("{name} {seconds:.1} s"));
-    }
-    let stages = stage_lines(&stdout)
-        .iter()
-        .map(|(s, t)| format!("{s} {t:.1} s"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let videos = stdout
-        .lines()
-        .find(|l| l.starts_with("run `"))
-        .and_then(|l| number_before(l, " videos"))
-        .unwrap_or(0.0);
-    Ok(Row {
-        benchmark: "demo (`wolf demo`): wall time and its split by stage".into(),
-        wolf: format!("{wall:.1} s"),
-        anchor: "-".into(),
-        ratio: "-".into(),
-        goal: "report".into(),
-        note: format!(
-            "child process, spawn to exit, fresh database and world; steps: {}; caption \
-             stages of its {videos:.0} videos, summed over videos in flight: {stages}",
-            steps.join(", ")
         ),
     })
 }
