@@ -564,15 +564,26 @@ fn path(p: &Path) -> &str {
 
 #[test]
 fn decoder_only_lm_matches_transformers_greedy_generate() {
+    causal_lm_matches_its_references("tiny-lm");
+}
+
+/// The demo's fuser (trained by `tools/train_fuser.py`) on the summary and fusion
+/// prompts its references hold, token for token as transformers' greedy `generate`.
+#[test]
+fn the_fixture_fuser_matches_transformers_greedy_generate() {
+    causal_lm_matches_its_references("fuser");
+}
+
+fn causal_lm_matches_its_references(name: &str) {
     use wolf_pipeline::models::onnx::CausalLm;
     use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
-    let reference = references("tiny-lm");
+    let reference = references(name);
     let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
     assert_eq!(
-        Layout::detect(&model_folder("tiny-lm")).unwrap(),
+        Layout::detect(&model_folder(name)).unwrap(),
         Layout::CausalLm
     );
-    let mut lm = CausalLm::load(&model_folder("tiny-lm"), options()).unwrap();
+    let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
     for chat in reference["chats"].as_array().unwrap() {
         let messages: Vec<Message> = chat["messages"]
             .as_array()

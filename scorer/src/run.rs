@@ -144,7 +144,7 @@ impl ScoreSettings {
 
     /// The truth metric too, when the dataset's folder (`source`, as added) has a
     /// `boxes.json`.
-    pub fn with_truth_of(mut self, source: &std::path::Path) -> Self {
+    pub fn with_truth_of(mut self, source: &str) -> Self {
         let folder = crate::truth::folder_of(source);
         if folder.join(wolf_pipeline::world::BOXES_FILE).is_file()
             && !self.metrics.contains(&Metric::Truth)

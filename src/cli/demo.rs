@@ -117,7 +117,8 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let run = store.run(RUN).await?;
     let items = store.scoring_items(run.id).await?;
     let embedder = plan.score.embedder.as_str();
-    let settings = ScoreSettings::from_config(&plan.score).with_truth_of(&world);
+    let settings =
+        ScoreSettings::from_config(&plan.score).with_truth_of(&world.display().to_string());
     let summary = score_items(&store, &plan, &items, &settings)
         .await
         .with_context(|| format!("scoring with the demo config's `{embedder}` embedder"))?;

@@ -102,7 +102,7 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
             .await?
             .into_iter()
             .find(|d| d.id == run.dataset_id)
-            .map(|d| wolf_scorer::truth::folder_of(std::path::Path::new(&d.source))),
+            .map(|d| wolf_scorer::truth::folder_of(&d.source)),
     };
     let summary = score_items(&store, &plan, &items, &settings).await?;
     print_summary(&summary, &settings);

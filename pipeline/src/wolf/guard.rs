@@ -167,8 +167,7 @@ fn contains(haystack: &[String], needle: &[String]) -> bool {
 }
 
 fn ends_a_sentence(text: &str) -> bool {
-    text.trim_end()
-        .ends_with(|c: char| matches!(c, '.' | '!' | '?' | '"' | ')'))
+    text.trim_end().ends_with(['.', '!', '?', '"', ')'])
 }
 
 /// The consensus pick: of the first `pickable` candidates, the index of the one with

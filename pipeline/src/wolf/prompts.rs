@@ -65,21 +65,31 @@ pub const SYSTEM: &str = "You are a careful assistant that describes videos. Ans
 /// space before punctuation. Boxes feed the motion stage only.
 pub fn plain(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
+    // Brackets kept (around words), so that only their own `]` is kept too.
+    let mut open = 0usize;
     let mut rest = text;
-    while let Some(open) = rest.find('[') {
-        out.push_str(&rest[..open]);
-        let after = &rest[open + 1..];
-        let end = after.find(|c: char| !(c.is_ascii_digit() || ", .".contains(c)));
-        match end {
-            // A box: numbers up to `]`.
-            Some(i) if after[i..].starts_with(']') => rest = &after[i + 1..],
-            // Cut off at the end of the text.
-            None => rest = "",
-            // Not a box: keep the bracket.
-            Some(_) => {
-                out.push('[');
-                rest = after;
+    while let Some(at) = rest.find(['[', ']']) {
+        out.push_str(&rest[..at]);
+        let after = &rest[at + 1..];
+        if rest[at..].starts_with(']') {
+            if open > 0 {
+                open -= 1;
+                out.push(']');
             }
+            rest = after;
+            continue;
+        }
+        // A box, whole, cut off or garbled: brackets, then numbers, commas and spaces.
+        let numbers = after.trim_start_matches(['[', ' ']);
+        if numbers.starts_with(|c: char| c.is_ascii_digit()) {
+            let tail =
+                numbers.trim_start_matches(|c: char| c.is_ascii_digit() || ", .".contains(c));
+            rest = tail.trim_start_matches(']');
+            out.push(' ');
+        } else {
+            open += 1;
+            out.push('[');
+            rest = after;
         }
     }
     out.push_str(rest);
@@ -115,9 +125,7 @@ pub fn has_frame_numbering(text: &str) -> bool {
 fn frame_number_words(words: &[&str]) -> usize {
     let number = |w: &str| !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit());
     match words {
-        [first, second, ..] if first.strip_prefix("No.").is_some_and(number) => {
-            if *second == "frame:" { 2 } else { 0 }
-        }
+        [first, "frame:", ..] if first.strip_prefix("No.").is_some_and(number) => 2,
         ["No.", second, third, ..] if number(second) && *third == "frame:" => 3,
         _ => 0,
     }
@@ -251,6 +259,11 @@ mod tests {
         assert_eq!(plain("a green star [12, 400, 3"), "a green star");
         assert_eq!(plain("a sign [EXIT] here"), "a sign [EXIT] here");
         assert_eq!(plain("a [1.5] b"), "a b");
+        // Garbled boxes, as a captioner writes them when it loses its way.
+        assert_eq!(
+            plain("\"OPEN\" [[237, 162, 125, on a \"BANK\" [237, 982, 237, [824, on]]]"),
+            "\"OPEN\" on a \"BANK\" on"
+        );
     }
 
     #[test]

@@ -147,13 +147,19 @@ impl TruthError {
     }
 }
 
-/// The folder whose `boxes.json` holds the truth of a dataset added from `source` (a
-/// folder, or the file a dataset was listed in).
-pub fn folder_of(source: &std::path::Path) -> PathBuf {
-    if source.is_file() {
-        source.parent().unwrap_or(source).to_owned()
+/// The folder whose `boxes.json` holds the truth of a dataset added from `source`: a
+/// folder, the file a dataset was listed in, or the store's label of a dataset added
+/// with annotations (`SOURCE + ANNOTATIONS`), whose source is taken.
+pub fn folder_of(source: &str) -> PathBuf {
+    let source = match source.split_once(" + ") {
+        Some((first, _)) if !std::path::Path::new(source).exists() => first,
+        _ => source,
+    };
+    let path = std::path::Path::new(source);
+    if path.is_file() {
+        path.parent().unwrap_or(path).to_owned()
     } else {
-        source.to_owned()
+        path.to_owned()
     }
 }
 
@@ -216,6 +222,20 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn the_folder_of_a_dataset_added_with_annotations_is_its_source() {
+        let dir = std::env::temp_dir().join(format!("wolf-truth-folder-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let file = dir.join("annotations.json");
+        std::fs::write(&file, "{}").unwrap();
+        let folder = dir.display().to_string();
+        let label = format!("{folder} + {}", file.display());
+        assert_eq!(folder_of(&label), dir);
+        assert_eq!(folder_of(&folder), dir);
+        assert_eq!(folder_of(&file.display().to_string()), dir);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     /// A clip of two shapes and a sign on white, in `boxes.json`'s format.
     fn world() -> WorldTruth {
