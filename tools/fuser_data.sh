@@ -12,17 +12,23 @@
 #                                               folder) M1 writes the summaries and the recorder
 #                                               answers the fusion (fusion examples).
 #   tools/fuser_data.sh measure SEED FUSER [NAME] caption fuser-SEED with FUSER for both LLM
-#                                               stages (guard off), then score embed_sim
-#                                               and classic; $WORK/report-measure-NAME-SEED.json
+#                                               stages (guard $GUARD), then score $METRICS;
+#                                               $WORK/report-measure-NAME-SEED.json
 #
 # Environment: WOLF (default target/release/wolf), WORK (default /tmp/fuser), PY (python3
-# for the recorder), GUARD (default off). Training world seeds: 1001 and up; measurement
+# for the recorder), GUARD (default off), TAG (default empty: appended to the pass in the
+# record run's name and files, `record 2 SEED M1` with TAG=c writes run pass2c-SEED and
+# $WORK/examples-2c-SEED.jsonl, so a second pass 2 keeps the first one's files), METRICS
+# (default embed_sim,classic: measure's `wolf score --metrics`; truth needs the world's
+# boxes, i.e. a dataset added with --annotations). Training world seeds: 1001 and up; measurement
 # worlds: 1101 and up (never 1-100: the demo's and the other fixtures' worlds).
 set -euo pipefail
 WOLF=${WOLF:-target/release/wolf}
 WORK=${WORK:-/tmp/fuser}
 PY=${PY:-python3}
 GUARD=${GUARD:-off}
+TAG=${TAG:-}
+METRICS=${METRICS:-embed_sim,classic}
 DB="$WORK/wolf.db"
 mkdir -p "$WORK"
 wolf() { nice -n 19 "$WOLF" --db "$DB" --no-progress "$@"; }
@@ -101,18 +107,18 @@ record)
   trap 'kill $server 2>/dev/null || true' EXIT
   for _ in $(seq 50); do [ -s "$portfile" ] && break; sleep 0.1; done
   port=$(cat "$portfile")
-  conf="$WORK/pass$pass-$seed.toml"
+  conf="$WORK/pass$pass$TAG-$seed.toml"
   if [ -n "$m1" ]; then
     config "$conf" fuser-m1 recorder "$(recorder_toml "$port")$(onnx_toml fuser-m1 "$m1")"
   else
     config "$conf" recorder recorder "$(recorder_toml "$port")"
   fi
-  run="pass$pass-$seed"
+  run="pass$pass$TAG-$seed"
   wolf caption --dataset "fuser-$seed" --config "$conf" --run "$run" || echo "caption exited $? (some items failed)" >&2
   wolf export --run "$run" > "$WORK/export-$run.jsonl"
   tasks=summary; [ -n "$m1" ] && tasks=fusion
   "$PY" tools/record_prompts.py join --log "$log" --export "$WORK/export-$run.jsonl" \
-    --world "$WORK/world-$seed" --seed "$seed" --tasks $tasks --out "$WORK/examples-$pass-$seed.jsonl"
+    --world "$WORK/world-$seed" --seed "$seed" --tasks $tasks --out "$WORK/examples-$pass$TAG-$seed.jsonl"
   ;;
 measure)
   seed=${1:?SEED}; fuser=${2:?FUSER}; name=${3:-$(basename "$fuser")}
@@ -122,7 +128,7 @@ measure)
   run="measure-$name-$seed"
   wolf caption --dataset "fuser-$seed" --config "$conf" --run "$run" || echo "caption exited $? (some items failed)" >&2
   wolf export --run "$run" > "$WORK/export-$run.jsonl"
-  wolf score --run "$run" --config "$conf" --metrics embed_sim,classic
+  wolf score --run "$run" --config "$conf" --metrics "$METRICS"
   wolf report --dataset "fuser-$seed" --format json > "$WORK/report-$run.json"
   ;;
 *) echo "unknown command $cmd" >&2; exit 2 ;;

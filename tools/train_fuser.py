@@ -124,6 +124,49 @@ def join_clauses(clauses: list[str], two: str) -> str:
     return ", ".join(clauses[:-1]) + " and " + clauses[-1]
 
 
+# `--summary-target objects`: the summary stage only sees frame captions (no boxes), which
+# cannot carry motion or position, so its target is the reference reduced to what they can
+# say: the objects (colour + shape, the reference's order), the background and the sign.
+OBJECT_RE = re.compile(r"\b(an?) ([a-z]+) (circle|square|triangle)\b", re.I)
+MOTION_RE = re.compile(r" (?:moves [a-z ]+?|bounces around the frame|stays [a-z ]+?)")
+SEPARATOR_RE = re.compile(r"(?:,| while| and) ")
+SCENE_RE = re.compile(r"^(?P<objects>.+?) (?P<background>on an? [a-z]+ background\.)(?P<rest>.*)$")
+
+
+def objects_only(reference: str) -> str:
+    """`A red circle moves from left to right while a blue square stays in the top left
+    corner on a white background. A sign reads "STOP".` -> `A red circle and a blue square
+    on a white background. A sign reads "STOP".` Raises ValueError when a reference is not
+    in the synthetic world's grammar (every object kept, no motion phrase left: checked)."""
+    m = SCENE_RE.match(reference.strip())
+    if not m:
+        raise ValueError(f"no background clause: {reference!r}")
+    clauses = m["objects"]
+    found = list(OBJECT_RE.finditer(clauses))
+    objs = [f"{o[1].lower()} {o[2]} {o[3]}" for o in found]
+    if not found or found[0].start() != 0:
+        raise ValueError(f"no leading object in {reference!r}")
+    for o, nxt in zip(found, found[1:] + [None]):  # each object: its motion, then a separator
+        gap = clauses[o.end():nxt.start() if nxt else len(clauses)]
+        pattern = MOTION_RE.pattern + (SEPARATOR_RE.pattern if nxt else "")
+        if not re.fullmatch(pattern, gap):
+            raise ValueError(f"unparsed {gap!r} in {reference!r}")
+    text = join_clauses(objs, "and")
+    text = text[0].upper() + text[1:] + " " + m["background"] + m["rest"]
+    if re.search(r"\b(moves|bounces|stays)\b", text) or len(OBJECT_RE.findall(text)) != len(objs):
+        raise ValueError(f"bad rewrite {text!r} of {reference!r}")
+    return text
+
+
+def apply_summary_target(examples: list[dict], kind: str) -> None:
+    if kind == "reference":
+        return
+    for e in examples:
+        if e["task"] == "summary":
+            e["reference"] = e["target"]
+            e["target"] = objects_only(e["target"])
+
+
 def fake_examples(n: int, seed: int) -> list[dict]:
     rng = random.Random(seed)
     out = []
@@ -460,6 +503,10 @@ def main() -> None:
     p.add_argument("--eval-limit", type=int, default=150, help="held-out examples per task (0: all)")
     p.add_argument("--reference-chats", type=int, default=2, help="per task, in reference_outputs.json")
     p.add_argument("--threads", type=int, default=1)
+    p.add_argument("--summary-target", choices=("reference", "objects"), default="reference",
+                   help="summary examples' target: the reference caption (the committed model's "
+                        "recipe) or `objects`: the reference without motion/position phrases "
+                        "(objects, background, sign: what frame captions can say)")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     a.work.mkdir(parents=True, exist_ok=True)
@@ -476,6 +523,7 @@ def main() -> None:
         examples = load_examples(a.examples, a.tasks)
     if not examples:
         sys.exit("no examples")
+    apply_summary_target(examples, a.summary_target)
     seeds = sorted({e["seed"] for e in examples})
     bad = [s for s in seeds if 1 <= s <= 100]
     if bad:
@@ -554,7 +602,7 @@ def main() -> None:
                          "optimizer": "AdamW betas 0.9/0.98, weight decay 0.01 on matrices, warm-up then cosine, clip 1.0",
                          "loss": "assistant tokens only (target and <|im_end|>)", "seed": a.seed,
                          "threads": a.threads, "init_from": str(a.init_from) if a.init_from else None,
-                         "tasks": a.tasks},
+                         "tasks": a.tasks, "summary_target": a.summary_target},
             "heldout_metrics": metrics, "heldout_samples": samples,
             "eval": {"greedy": True, "max_new_tokens": a.max_new, "limit_per_task": a.eval_limit,
                      "word_f1": "bag of lower-case [a-z0-9]+ words, with counts",
