@@ -9,7 +9,10 @@ Data: the training examples of tools/record_prompts.py (`join`): one JSON object
 {"seed", "video", "task": "summary" | "fusion", "messages": [system, user], "target"},
 the exact chat the pipeline sent for a video of a synthetic *training* world and that
 video's reference caption. `--fake N` makes N hand-made examples instead (the scripts'
-smoke test, before real data exists).
+smoke test, before real data exists). `--summary-target objects` replaces each summary
+example's target by its reference without motion or position phrases (objects, background,
+sign: what frame captions can say; `objects_only`), fusion targets staying the references;
+the default `reference` keeps the committed model's recipe.
 
 Steps:
 1. tokenizer: a byte-level BPE trained with the `tokenizers` library on the examples'
