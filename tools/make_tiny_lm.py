@@ -178,6 +178,24 @@ def export(model, tok, work: Path, optimum_python: str, out: Path = OUT,
 
 # ---------------------------------------------------------------- references
 
+def generation_record(max_new: int, eos: int, pad: int) -> dict:
+    """How the reference outputs were generated, as reference_outputs.json says it (the
+    tiny LM's and the fuser's)."""
+    return {
+        "greedy": True, "do_sample": False, "num_beams": 1, "max_new_tokens": max_new,
+        "eos_token_id": eos, "pad_token_id": pad,
+        "stop_rule": f"stop when the argmax token is eos_token_id ({IM_END}, id {eos}; not "
+                     f"included in new_ids) or after {max_new} new tokens; `stopped` says which",
+        "prompt": "apply_chat_template(messages, add_generation_prompt=True, tokenize=False); "
+                  "prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)",
+        "text": "tokenizer.decode(new_ids, skip_special_tokens=True)",
+        "onnx_loop": "first step: all prompt ids, attention_mask ones, position_ids 0..n-1, "
+                     "past_key_values.* of shape [1, num_key_value_heads, 0, head_dim]; then one "
+                     "token a step, attention_mask ones over past + 1, position_ids [past length], "
+                     "present.* fed back as past_key_values.*",
+    }
+
+
 def greedy_transformers(model, ids: list[int], eos: int, pad: int, max_new: int = MAX_NEW_TOKENS):
     x = torch.tensor([ids])
     with torch.no_grad():
@@ -267,19 +285,7 @@ def record(model, graph: str, optimum_python: str, optimum_files: list[str]) -> 
         "graph": graph,
         "graph_inputs": inputs,
         "graph_outputs": outputs,
-        "generation": {
-            "greedy": True, "do_sample": False, "num_beams": 1, "max_new_tokens": MAX_NEW_TOKENS,
-            "eos_token_id": eos, "pad_token_id": pad,
-            "stop_rule": f"stop when the argmax token is eos_token_id ({IM_END}, id {eos}; not "
-                         f"included in new_ids) or after {MAX_NEW_TOKENS} new tokens; `stopped` says which",
-            "prompt": "apply_chat_template(messages, add_generation_prompt=True, tokenize=False); "
-                      "prompt_ids = tokenizer.encode(prompt, add_special_tokens=False)",
-            "text": "tokenizer.decode(new_ids, skip_special_tokens=True)",
-            "onnx_loop": "first step: all prompt ids, attention_mask ones, position_ids 0..n-1, "
-                         "past_key_values.* of shape [1, num_key_value_heads, 0, head_dim]; then one "
-                         "token a step, attention_mask ones over past + 1, position_ids [past length], "
-                         "present.* fed back as past_key_values.*",
-        },
+        "generation": generation_record(MAX_NEW_TOKENS, eos, pad),
         "chats": chats,
         "versions": {"reference": {"torch": torch.__version__, "transformers": transformers.__version__,
                                    "tokenizers": tokenizers.__version__, "onnxruntime": onnxruntime.__version__,
