@@ -909,6 +909,27 @@ fn the_guard_retries_then_picks_the_consensus_or_fails() {
         }
     }
 
+    // The leaderboard's entry page of the fused source counts the paths.
+    let site = dir.join("site");
+    dir.wolf(&[
+        "leaderboard",
+        "build",
+        "--out",
+        site.to_str().unwrap(),
+        "--no-thumbnails",
+    ])
+    .expect_code(0);
+    let page = std::fs::read_dir(&site)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.to_string_lossy().ends_with("-c-wolf.html"))
+        .expect("the fused source's entry page");
+    let html = std::fs::read_to_string(page).unwrap();
+    assert!(
+        html.contains("<dt>Fusion guard</dt><dd>consensus:"),
+        "no guard paths on the entry page"
+    );
+
     let retry = ModelsToml {
         guard: "retry",
         ..ModelsToml::new(server.base_url())

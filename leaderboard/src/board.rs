@@ -16,6 +16,7 @@ use wolf_pipeline::store::{
     DatasetSummary, EfficiencyRow, EntryRow, RoundRow, Store, SubmissionRow, SubmissionStatus,
     VideoRow,
 };
+use wolf_pipeline::wolf::worker::guard_paths;
 use wolf_scorer::efficiency::tokens;
 use wolf_scorer::report::{ReportLine, interval};
 
@@ -112,6 +113,9 @@ pub struct Entry {
     pub mean_words: f64,
     pub parse_failed: usize,
     pub failed: usize,
+    /// How the fusion guard reached its captions (`fused 37, fused_retry 1, ...`);
+    /// empty for a source the guard does not check.
+    pub guard_paths: String,
 }
 
 impl Entry {
@@ -343,9 +347,17 @@ async fn load_dataset(
                 },
                 parse_failed,
                 failed,
+                guard_paths: String::new(),
             }
         })
         .collect();
+    for entry in entries.iter_mut().filter(|e| e.kind == EntryKind::Wolf) {
+        let paths = guard_paths(store, entry.row.run_id, &entry.row.source).await?;
+        if paths.keys().any(|p| p != "unchecked") {
+            let counts: Vec<String> = paths.iter().map(|(p, n)| format!("{p} {n}")).collect();
+            entry.guard_paths = counts.join(", ");
+        }
+    }
 
     // Entries best first by the first column every entry can be ranked on; the caption
     // lists keep pointing at the right entries through a remap.

@@ -210,7 +210,7 @@ pub async fn caption(
         interrupted,
         model_calls: runner.model_calls(),
         stage_time: runner.stage_times(),
-        guard_paths: guard_paths(store, run.id).await?,
+        guard_paths: guard_paths(store, run.id, super::WOLF_SOURCE).await?,
         wall: started.elapsed(),
         run: Some(run.clone()),
     };
@@ -223,13 +223,14 @@ pub async fn caption(
     Ok(report)
 }
 
-/// The run's fused captions counted per guard path.
+/// A run's captions of `source` counted per guard path (`unchecked`: not guarded).
 pub async fn guard_paths(
     store: &Store,
     run_id: i64,
+    source: &str,
 ) -> Result<BTreeMap<String, usize>, StoreError> {
     let mut paths = BTreeMap::new();
-    for caption in store.captions(run_id, Some(super::WOLF_SOURCE)).await? {
+    for caption in store.captions(run_id, Some(source)).await? {
         let path = caption.guard.unwrap_or_else(|| "unchecked".to_owned());
         *paths.entry(path).or_default() += 1;
     }
