@@ -344,10 +344,11 @@ impl<'m> Engine<'m> {
             || sampling.frequency_penalty.is_some()
             || sampling.presence_penalty.is_some();
         if penalised {
-            // Over everything generated so far (llama.cpp counts the tokens it accepts).
+            // Over a window of the whole context (llama.cpp counts the tokens it
+            // accepts; a window of 0 turns the penalties off).
             chain.push(LlamaSampler::penalties(
                 self.model.n_vocab(),
-                -1,
+                self.context.n_ctx() as i32,
                 sampling.repeat_penalty.unwrap_or(1.0),
                 sampling.frequency_penalty.unwrap_or(0.0),
                 sampling.presence_penalty.unwrap_or(0.0),
@@ -602,6 +603,19 @@ mod tests {
         let first = model().chat(&sampled).await.unwrap();
         let second = model().chat(&sampled).await.unwrap();
         assert_eq!(first.text, second.text);
+    }
+
+    #[tokio::test]
+    async fn a_repetition_penalty_changes_greedy_output() {
+        let plain = request(CAPTIONS, 48);
+        let mut penalised = plain.clone();
+        penalised.sampling.repeat_penalty = Some(3.0);
+        let a = model().chat(&plain).await.unwrap();
+        let b = model().chat(&penalised).await.unwrap();
+        assert_ne!(
+            a.text, b.text,
+            "a penalty of 3 left the greedy text as it was"
+        );
     }
 
     #[tokio::test]
