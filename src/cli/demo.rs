@@ -15,6 +15,7 @@ use clap::Args;
 use wolf_pipeline::config::Config;
 use wolf_pipeline::wolf::WOLF_SOURCE;
 use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
+use wolf_scorer::efficiency::tokens;
 use wolf_scorer::report::{ReportLine, beats_lines, report_lines, source_table};
 use wolf_scorer::run::{ScoreSettings, score_items};
 
@@ -130,7 +131,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let mut words: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for c in store.captions(run.id, None).await? {
         let entry = words.entry(c.source).or_default();
-        entry.0 += c.caption.split_whitespace().count();
+        entry.0 += tokens(&c.caption);
         entry.1 += 1;
     }
     let words: BTreeMap<String, f64> = words

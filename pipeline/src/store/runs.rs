@@ -315,10 +315,7 @@ impl Store {
                 prompt_version: r.get(6),
                 result_key: r.get(7),
                 reference: r.get(8),
-                guard: r
-                    .get::<Option<String>, _>(9)
-                    .and_then(|v| serde_json::from_str::<serde_json::Value>(&v).ok())
-                    .and_then(|v| v["guard"]["path"].as_str().map(str::to_owned)),
+                guard: guard_path(r.get::<Option<String>, _>(9).as_deref()),
             })
             .collect())
     }
@@ -445,4 +442,12 @@ async fn set_item(
     .execute(&mut **tx)
     .await?;
     Ok(())
+}
+
+/// The guard's path in a stored result value (`{"caption", "guard": {"path"}}`); only a
+/// guarded stage's value is parsed.
+fn guard_path(value: Option<&str>) -> Option<String> {
+    let value = value.filter(|v| v.contains("\"guard\""))?;
+    let parsed: serde_json::Value = serde_json::from_str(value).ok()?;
+    parsed["guard"]["path"].as_str().map(str::to_owned)
 }
