@@ -355,7 +355,7 @@ fn a_second_run_makes_no_model_call() {
     }
 }
 
-/// Guards the promise of `wolf::run`'s module doc and of the `captions` table ("a failed
+/// Guards the promise of `wolf::runner`'s module doc and of the `captions` table ("a failed
 /// stage never lands here") across runs: a stage that had a caption under an earlier
 /// config and fails under today's must not keep exporting the old caption.
 #[test]

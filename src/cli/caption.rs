@@ -10,7 +10,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::Store;
-use wolf_pipeline::wolf::run::{RunOptions, RunProgress, RunReport, prepare};
+use wolf_pipeline::wolf::runner::{RunOptions, RunProgress, RunReport, prepare};
 use wolf_pipeline::wolf::worker::caption as caption_run;
 
 use super::{Context, Outcome, progress};

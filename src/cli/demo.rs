@@ -14,7 +14,7 @@ use anyhow::Context as _;
 use clap::Args;
 use wolf_pipeline::config::Config;
 use wolf_pipeline::wolf::WOLF_SOURCE;
-use wolf_pipeline::wolf::run::{RunOptions, RunProgress};
+use wolf_pipeline::wolf::runner::{RunOptions, RunProgress};
 use wolf_scorer::efficiency::tokens;
 use wolf_scorer::report::{ReportLine, beats_lines, report_lines, source_table};
 use wolf_scorer::run::{ScoreSettings, score_items};

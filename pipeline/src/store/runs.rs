@@ -62,9 +62,8 @@ pub struct CaptionRow {
     pub guard: Option<String>,
 }
 
-/// One stage's outcome for (run, video): `wolf caption` writes each at once
-/// ([`Store::put_stage`]); a worker buffers a video's writes and commits them with its
-/// queue item ([`Store::finish_claim`]).
+/// One stage's outcome for (run, video): a worker buffers a video's writes and commits
+/// them with its queue item ([`Store::finish_claim`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum StageWrite {
     /// The stage is done and its text is the caption of `source`.
@@ -222,22 +221,6 @@ impl Store {
         .bind(result.latency_ms)
         .execute(self.pool())
         .await?;
-        Ok(())
-    }
-
-    /// Stores one stage's outcome for (run, video) in one transaction: a caption
-    /// replaces the one a previous config gave and marks the stage done; a failed stage
-    /// records its reason and removes the source's old caption (a failed stage never
-    /// leaves a caption behind).
-    pub async fn put_stage(
-        &self,
-        run_id: i64,
-        video_id: i64,
-        write: &StageWrite,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.begin_write().await?;
-        write_stage(&mut tx, run_id, video_id, write).await?;
-        tx.commit().await?;
         Ok(())
     }
 

@@ -1,6 +1,6 @@
 //! The Wolf method (METHOD.md section 1): frame sampling, the image-level cascade, the
 //! temporal summary, the motion caption, video-level captions and fusion, run per video
-//! by [`run::Runner`] for the videos that [`worker`]s claim from the queue
+//! by [`runner::Runner`] for the videos that [`worker`]s claim from the queue
 //! ([`worker::caption`] in process for `wolf caption`, [`worker::work`] for `wolf
 //! worker`); every intermediate caption is a source of its own.
 //!
@@ -12,14 +12,23 @@
 //! - `VIDEO`: video model `VIDEO`'s caption of the clip;
 //! - `wolf`: the LLM's fusion of all of the above.
 //!
-//! Threads: see [`run`]: one task per video in flight, decoding on blocking threads
+//! Files: [`runner`] (a video's stages in order, their outcomes), `keys` (content keys:
+//! what is recomputed), `stages/` (one file per stage, and the guard's path),
+//! [`guard`] (the checks), [`motion`] (the tracker), [`prompts`], [`worker`] (claim,
+//! lease, commit).
+//!
+//! Threads: see [`runner`]: one task per video in flight, decoding on blocking threads
 //! bounded by the cores, each model's concurrency bounded by its backend.
 
 pub mod guard;
+mod keys;
 pub mod motion;
 pub mod prompts;
-pub mod run;
+pub mod runner;
+mod stages;
 pub mod worker;
+
+pub use keys::model_identity;
 
 use serde::{Deserialize, Serialize};
 
@@ -249,32 +258,6 @@ impl WolfConfig {
         sources.extend(self.video_models.iter().cloned());
         sources.push(WOLF_SOURCE.to_owned());
         sources
-    }
-}
-
-/// A model entry's identity in result keys: what decides its output, not how it is
-/// reached (concurrency, timeouts and retries are left out).
-pub fn model_identity(entry: &ModelConfig) -> String {
-    match entry {
-        ModelConfig::Openai(c) => format!(
-            "openai:{}@{}:{}px:q{}:{:?}",
-            c.model, c.base_url, c.image_size, c.jpeg_quality, c.video
-        ),
-        ModelConfig::Gguf(c) => format!(
-            "gguf:{}",
-            c.resolved_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default()
-        ),
-        ModelConfig::Onnx(c) => format!(
-            "onnx:{}:{:?}:{:?}:{:?}",
-            c.resolved_path()
-                .map(|p| p.display().to_string())
-                .unwrap_or_default(),
-            c.decoder,
-            c.num_beams,
-            c.max_length
-        ),
     }
 }
 

@@ -19,7 +19,7 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
-use super::run::{
+use super::runner::{
     Revisit, RunError, RunOptions, RunProgress, RunReport, Runner, auto_in_flight, prepare,
 };
 use crate::config::{Config, ConfigError, Plan};

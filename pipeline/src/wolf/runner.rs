@@ -1,0 +1,631 @@
+//! The runner of one run's stages over single videos, which the queue's workers drive:
+//! for each video, the stages of METHOD.md section 1 ([`super::stages`]) as far as their
+//! inputs allow, each addressed by its content key (`super::keys`), so that what is
+//! recorded done with today's keys is never computed again.
+//!
+//! Writes: each result, caption and work item is one statement or one transaction, so a
+//! process killed at any moment leaves nothing half-written. A failed stage stores its
+//! reason in its work item, never a caption; the stages that need it fail with
+//! `dependency`; the video's other sources go on.
+//!
+//! Threads: at most `videos_in_flight` video tasks; frame decoding on blocking threads,
+//! at most one per core; each model's concurrency is its backend's (an HTTP entry's
+//! `max_concurrency`, an in-process model's queue and batch). A stop request (Ctrl-C)
+//! stops starting videos and stops in-flight videos at their next stage.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+use tokio::sync::Semaphore;
+use tracing::{Instrument, debug, info_span};
+
+use super::keys::{KeyMaker, Keys};
+use super::stages::cascade::{self, ImageOutcome};
+use super::stages::{self, StageError, StageResult, fusion, summary, video};
+use super::{MotionSource, WolfConfig};
+use crate::config::Plan;
+use crate::hash::sha256_bytes;
+use crate::media;
+use crate::models::ModelSet;
+use crate::progress::Progress;
+use crate::store::{
+    DatasetSummary, RunRow, StageWrite, Store, StoreError, StoredResult, VideoRow, VideoStatus,
+};
+
+/// How one `wolf caption` runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    pub name: String,
+    /// The config file's text, stored with the run.
+    pub config_text: String,
+    /// Rerun only the videos with failed stages.
+    pub retry_failed: bool,
+    /// Set to stop (Ctrl-C): no new video starts, in-flight ones stop at a stage.
+    pub stop: Arc<AtomicBool>,
+}
+
+/// Counters the binary draws: videos, and items per stage kind.
+#[derive(Debug, Default)]
+pub struct RunProgress {
+    pub videos: Arc<Progress>,
+    pub frames: Arc<Progress>,
+    pub frame_captions: Arc<Progress>,
+    pub llm_calls: Arc<Progress>,
+    pub video_captions: Arc<Progress>,
+}
+
+/// What a run did.
+#[derive(Debug, Clone, Default)]
+pub struct RunReport {
+    pub run: Option<RunRow>,
+    pub videos: usize,
+    /// Videos skipped: already complete (or failed, without `--retry-failed`).
+    pub skipped: usize,
+    /// Videos processed to the end with every stage done.
+    pub completed: usize,
+    /// Stages failed in this run.
+    pub failed_stages: usize,
+    /// Videos left when a stop was requested.
+    pub interrupted: bool,
+    /// Model requests made (not cache hits).
+    pub model_calls: u64,
+    /// Wall time summed per stage kind.
+    pub stage_time: BTreeMap<String, Duration>,
+    /// The run's fused captions per guard path (`fused`, `fused_retry`,
+    /// `consensus:SOURCE`; `unchecked` with the guard off).
+    pub guard_paths: BTreeMap<String, usize>,
+    pub wall: Duration,
+}
+
+/// A run that could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("{0}")]
+    Setup(String),
+}
+
+/// Everything a video task needs, shared.
+pub(crate) struct Shared {
+    pub store: Store,
+    pub plan: Plan,
+    pub wolf: WolfConfig,
+    pub models: ModelSet,
+    pub run_id: i64,
+    pub decode: Semaphore,
+    pub progress: Arc<RunProgress>,
+    pub stop: Arc<AtomicBool>,
+    pub calls: AtomicU64,
+    /// Wall time per stage kind, in microseconds.
+    pub times: std::sync::Mutex<BTreeMap<String, u64>>,
+    /// `wolf.boxes_file`'s clips by video key.
+    pub boxes: HashMap<String, serde_json::Value>,
+    pub keys: KeyMaker,
+}
+
+impl Shared {
+    pub fn count_time(&self, stage: &str, since: Instant) {
+        let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
+        *times.entry(stage.to_owned()).or_default() += since.elapsed().as_micros() as u64;
+    }
+
+    fn keys(&self, video: &VideoRow) -> Keys {
+        self.keys.keys(video, self.boxes.get(&video.key))
+    }
+}
+
+/// Opens (or reopens) run `name` with the config's text and drops what a previous config
+/// of the run had and this one has not: what `wolf caption` does before it queues the
+/// videos.
+#[allow(clippy::too_many_arguments)]
+pub async fn prepare(
+    store: &Store,
+    plan: &Plan,
+    wolf: &WolfConfig,
+    dataset: &DatasetSummary,
+    name: &str,
+    config_text: &str,
+    stop: Arc<AtomicBool>,
+    progress: Arc<RunProgress>,
+) -> Result<(RunRow, Runner), RunError> {
+    let config_hash = sha256_bytes(config_text.as_bytes());
+    let run = store
+        .open_run(name, dataset.id, config_text, &config_hash)
+        .await?;
+    let runner = Runner::new(store, plan, wolf, run.id, stop, progress)?;
+    let stage_names: Vec<String> = runner
+        .shared
+        .keys(&placeholder_video())
+        .stages()
+        .into_iter()
+        .map(|(s, _)| s)
+        .collect();
+    store
+        .prune_run(run.id, &wolf.sources(), &stage_names)
+        .await?;
+    Ok((run, runner))
+}
+
+/// (any stage failed, any stage still to do) for a video's recorded stages, by stage:
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Revisit {
+    /// Those with stages not recorded with today's keys, or failed (a worker's retry).
+    #[default]
+    MissingAndFailed,
+    /// Those with stages not recorded with today's keys (`wolf caption`).
+    Missing,
+    /// Only those with failed stages (`wolf caption --retry-failed`).
+    FailedOnly,
+}
+
+/// One run's stages over single videos: what the queue's workers drive for the videos
+/// they claim (`wolf caption` in process, `wolf worker` anywhere).
+pub struct Runner {
+    shared: Arc<Shared>,
+    revisit: Revisit,
+}
+
+/// One video's job, done by [`Runner::job`] without writing its outcome.
+#[derive(Debug, Default)]
+pub struct VideoJob {
+    /// Every stage was already done with today's keys: nothing ran.
+    pub skipped: bool,
+    /// The stages' outcomes, to commit with the queue item.
+    pub writes: Vec<StageWrite>,
+    pub failed_stages: usize,
+    /// The first failed stage's (kind, message), a dependency only when nothing else.
+    pub first_error: Option<(String, String)>,
+    /// A stop request interrupted the video.
+    pub stopped: bool,
+}
+
+impl Runner {
+    /// The models and settings of run `run_id`.
+    pub fn new(
+        store: &Store,
+        plan: &Plan,
+        wolf: &WolfConfig,
+        run_id: i64,
+        stop: Arc<AtomicBool>,
+        progress: Arc<RunProgress>,
+    ) -> Result<Self, RunError> {
+        wolf.validate(plan)
+            .map_err(|e| RunError::Setup(e.to_string()))?;
+        let boxes = match (&wolf.motion, &wolf.boxes_file) {
+            (MotionSource::Dataset, Some(path)) => read_boxes(path).map_err(RunError::Setup)?,
+            _ => HashMap::new(),
+        };
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            plan: plan.clone(),
+            wolf: wolf.clone(),
+            models: ModelSet::new(plan.models.clone()),
+            run_id,
+            decode: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            progress,
+            stop,
+            calls: AtomicU64::new(0),
+            times: Default::default(),
+            boxes,
+            keys: KeyMaker::new(plan, wolf),
+        });
+        Ok(Self {
+            shared,
+            revisit: Revisit::default(),
+        })
+    }
+
+    /// Which videos it works on again (default: [`Revisit::MissingAndFailed`]).
+    pub fn with_revisit(mut self, revisit: Revisit) -> Self {
+        self.revisit = revisit;
+        self
+    }
+
+    /// Wall time summed per stage kind so far.
+    pub fn stage_times(&self) -> BTreeMap<String, Duration> {
+        self.shared
+            .times
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .map(|(k, v)| (k.clone(), Duration::from_micros(*v)))
+            .collect()
+    }
+
+    /// Runs the stages of `video` that today's keys do not find done, and returns their
+    /// outcomes instead of writing them.
+    pub async fn job(&self, video: &VideoRow) -> Result<VideoJob, StoreError> {
+        let shared = &self.shared;
+        let keys = shared.keys(video);
+        let mut recorded: HashMap<String, (String, String)> = HashMap::new();
+        for (_, stage, status, key) in shared
+            .store
+            .work_item_states(shared.run_id, &[video.id])
+            .await?
+        {
+            recorded.insert(stage, (status, key));
+        }
+        let (failed, todo) = keys.states(&recorded);
+        let skip = match self.revisit {
+            Revisit::MissingAndFailed => !failed && !todo,
+            Revisit::Missing => !todo,
+            Revisit::FailedOnly => !failed,
+        };
+        if skip {
+            return Ok(VideoJob {
+                skipped: true,
+                ..VideoJob::default()
+            });
+        }
+        let writes = std::sync::Mutex::new(Vec::new());
+        let outcome = process(shared, video, &keys, &writes)
+            .instrument(info_span!("video", video = %video.key))
+            .await;
+        Ok(VideoJob {
+            skipped: false,
+            writes: writes.into_inner().unwrap_or_else(|e| e.into_inner()),
+            failed_stages: outcome.failed,
+            first_error: outcome.first_error,
+            stopped: outcome.stopped,
+        })
+    }
+
+    /// Model requests made so far (not cache hits).
+    pub fn model_calls(&self) -> u64 {
+        self.shared.calls.load(Ordering::Relaxed)
+    }
+}
+
+fn placeholder_video() -> VideoRow {
+    VideoRow {
+        id: 0,
+        key: String::new(),
+        path: String::new(),
+        status: VideoStatus::Ok,
+        error_kind: None,
+        error_message: None,
+        sha256: None,
+        size_bytes: None,
+        mtime_ns: None,
+        duration_s: None,
+        fps: None,
+        width: None,
+        height: None,
+        rotation: None,
+        codec: None,
+        frame_count: None,
+        keyframe_count: None,
+        has_audio: None,
+        reference: None,
+        tags: Vec::new(),
+    }
+}
+
+/// Enough videos at once to keep the busiest model full: twice the largest model
+/// concurrency, and at least twice the cores.
+pub(crate) fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
+    use crate::models::ModelConfig;
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let widest = wolf
+        .image_models
+        .iter()
+        .chain(&wolf.video_models)
+        .chain(std::iter::once(&wolf.llm))
+        .filter_map(|name| plan.models.get(name))
+        .map(|entry| match entry {
+            ModelConfig::Openai(c) => c.max_concurrency,
+            ModelConfig::Onnx(c) => c.batch,
+            ModelConfig::Gguf(_) => 1,
+        })
+        .max()
+        .unwrap_or(1);
+    (2 * widest).max(2 * cores)
+}
+
+/// `boxes.json` of the synthetic world: video key → that clip's entry.
+fn read_boxes(path: &std::path::Path) -> Result<HashMap<String, serde_json::Value>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read `wolf.boxes_file` `{}`: {e}", path.display()))?;
+    let value: serde_json::Value = serde_json::from_str(&text)
+        .map_err(|e| format!("`{}` is not valid JSON: {e}", path.display()))?;
+    match value {
+        serde_json::Value::Object(map) => Ok(map.into_iter().collect()),
+        _ => Err(format!(
+            "`{}` is not an object of clips by video key",
+            path.display()
+        )),
+    }
+}
+
+/// What happened to one video.
+#[derive(Debug, Default)]
+struct VideoOutcome {
+    failed: usize,
+    stopped: bool,
+    /// The first failed stage's (kind, message), preferring a cause to a dependency.
+    first_error: Option<(String, String)>,
+}
+
+impl VideoOutcome {
+    fn count(&mut self, error: &StageError) {
+        self.failed += 1;
+        self.stopped |= error.kind == "cancelled";
+        let cause = error.kind != "dependency";
+        let have_cause = self
+            .first_error
+            .as_ref()
+            .is_some_and(|(kind, _)| kind != "dependency");
+        if self.first_error.is_none() || (cause && !have_cause) {
+            self.first_error = Some((error.kind.clone(), error.message.clone()));
+        }
+    }
+}
+
+/// Runs the stages of one video; each stage's outcome is pushed to `buffer`, which the
+/// worker commits with its queue item.
+async fn process(
+    shared: &Arc<Shared>,
+    video: &VideoRow,
+    keys: &Keys,
+    buffer: &std::sync::Mutex<Vec<StageWrite>>,
+) -> VideoOutcome {
+    let mut outcome = VideoOutcome::default();
+    let w = &shared.wolf;
+
+    // Frames, only when a stage that reads them is not cached.
+    let mut need_frames = false;
+    for k in keys
+        .cascade
+        .values()
+        .chain(keys.middle.values())
+        .chain(keys.video.values())
+    {
+        match shared.store.result(k).await {
+            Ok(Some(_)) => {}
+            _ => need_frames = true,
+        }
+    }
+    let frames: Result<Option<Arc<media::Sampled>>, StageError> = if need_frames {
+        stages::decode(shared, video).await.map(Some)
+    } else {
+        Ok(None)
+    };
+
+    // Image models (cascade, middle, summary) and video models, all at once.
+    let image_tasks = w.image_models.iter().map(|m| {
+        let frames = frames.clone();
+        async move {
+            let span = info_span!("stage", stage = "cascade", model = %m);
+            let run_cascade = async {
+                match &frames {
+                    Ok(f) => cascade::cascade(shared, video, m, keys, f.as_deref()).await,
+                    Err(e) => Err(e.clone()),
+                }
+            };
+            // With the cascade on, the middle frame alone needs no history: it is asked
+            // beside the cascade, not after it.
+            let (cascade, early_middle) = if w.cascade {
+                let alone = async {
+                    match &frames {
+                        Ok(f) => cascade::middle(shared, m, keys, f.as_deref(), None).await,
+                        Err(e) => Err(e.clone()),
+                    }
+                };
+                let (c, alone) = async { tokio::join!(run_cascade, alone) }
+                    .instrument(span)
+                    .await;
+                (c, Some(alone))
+            } else {
+                (run_cascade.instrument(span).await, None)
+            };
+            record(
+                shared,
+                buffer,
+                &format!("cascade:{m}"),
+                &keys.cascade[m],
+                None,
+                &cascade.as_ref().map(|_| None).map_err(Clone::clone),
+            )
+            .await;
+            let middle = match (early_middle, &frames) {
+                (Some(alone), _) => alone,
+                (None, Ok(f)) => {
+                    cascade::middle(shared, m, keys, f.as_deref(), cascade.as_ref().ok())
+                        .instrument(info_span!("stage", stage = "middle", model = %m))
+                        .await
+                }
+                (None, Err(e)) => Err(e.clone()),
+            };
+            record(
+                shared,
+                buffer,
+                &format!("middle:{m}"),
+                &keys.middle[m],
+                Some(&format!("{m}:middle")),
+                &middle,
+            )
+            .await;
+            let summary = match &cascade {
+                Ok(c) => {
+                    summary::summary(shared, m, keys, c)
+                        .instrument(info_span!("stage", stage = "summary", model = %m))
+                        .await
+                }
+                Err(_) => Err(StageError::dependency(&format!("cascade:{m}"))),
+            };
+            record(
+                shared,
+                buffer,
+                &format!("summary:{m}"),
+                &keys.summary[m],
+                Some(&format!("{m}:summary")),
+                &summary,
+            )
+            .await;
+            ImageOutcome {
+                model: m.clone(),
+                cascade,
+                middle,
+                summary,
+            }
+        }
+    });
+    let video_tasks = w.video_models.iter().map(|v| {
+        let frames = frames.clone();
+        async move {
+            let result = match &frames {
+                Ok(f) => {
+                    video::video_caption(shared, video, v, keys, f.as_deref())
+                        .instrument(info_span!("stage", stage = "video", model = %v))
+                        .await
+                }
+                Err(e) => Err(e.clone()),
+            };
+            record(
+                shared,
+                buffer,
+                &format!("video:{v}"),
+                &keys.video[v],
+                Some(v),
+                &result,
+            )
+            .await;
+            (v.clone(), result)
+        }
+    });
+    let (image_results, video_results) = tokio::join!(
+        futures_join_all(image_tasks.collect()),
+        futures_join_all(video_tasks.collect())
+    );
+    // Nothing after this reads a frame: free them before waiting for the LLM.
+    drop(frames);
+
+    let motion_result = match &keys.motion {
+        None => None,
+        Some(k) => {
+            let result = stages::motion::motion(shared, video, k, &image_results)
+                .instrument(info_span!("stage", stage = "motion"))
+                .await;
+            record(
+                shared,
+                buffer,
+                "motion",
+                k,
+                Some(super::MOTION_SOURCE),
+                &result,
+            )
+            .await;
+            Some(result)
+        }
+    };
+
+    let fusion = fusion::fusion(
+        shared,
+        video,
+        keys,
+        &image_results,
+        motion_result.as_ref(),
+        &video_results,
+    )
+    .instrument(info_span!("stage", stage = "fusion"))
+    .await;
+    record(
+        shared,
+        buffer,
+        "fusion",
+        &keys.fusion,
+        Some(super::WOLF_SOURCE),
+        &fusion,
+    )
+    .await;
+
+    // Tally.
+    for image in &image_results {
+        if let Err(e) = &image.cascade {
+            outcome.count(e);
+        }
+    }
+    let results = image_results
+        .iter()
+        .flat_map(|image| [&image.middle, &image.summary])
+        .chain(video_results.iter().map(|(_, r)| r))
+        .chain(motion_result.as_ref())
+        .chain(std::iter::once(&fusion));
+    for r in results {
+        if let Err(e) = r {
+            outcome.count(e);
+        }
+    }
+    debug!(failed = outcome.failed, "Processed a video.");
+    outcome
+}
+
+/// Runs futures concurrently and collects their outputs in order.
+async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Output> {
+    let mut pinned: Vec<_> = futures.into_iter().map(Box::pin).collect();
+    let mut out: Vec<Option<F::Output>> = (0..pinned.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut pending = false;
+        for (i, f) in pinned.iter_mut().enumerate() {
+            if out[i].is_none() {
+                match f.as_mut().poll(cx) {
+                    std::task::Poll::Ready(v) => out[i] = Some(v),
+                    std::task::Poll::Pending => pending = true,
+                }
+            }
+        }
+        if pending {
+            std::task::Poll::Pending
+        } else {
+            std::task::Poll::Ready(())
+        }
+    })
+    .await;
+    out.into_iter()
+        .map(|o| o.expect("every future finished"))
+        .collect()
+}
+
+/// Pushes a stage's outcome to `buffer`: its caption (with the item done), the item
+/// done without a caption, or the item failed with its reason. A stopped stage leaves
+/// nothing: it runs again.
+async fn record(
+    shared: &Shared,
+    buffer: &std::sync::Mutex<Vec<StageWrite>>,
+    stage: &str,
+    key: &str,
+    source: Option<&str>,
+    result: &StageResult,
+) {
+    let write = match (result, source) {
+        (Ok(Some(text)), Some(source)) => {
+            let stored = match shared.store.result(key).await {
+                Ok(Some(stored)) => stored,
+                _ => StoredResult::bare(json!({ "caption": text }).to_string()),
+            };
+            StageWrite::Caption {
+                stage: stage.to_owned(),
+                source: source.to_owned(),
+                caption: text.clone(),
+                result_key: key.to_owned(),
+                result: stored,
+            }
+        }
+        (Err(e), _) if e.kind == "cancelled" => return,
+        (result, source) => StageWrite::Item {
+            stage: stage.to_owned(),
+            result_key: key.to_owned(),
+            source: source.map(str::to_owned),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| (e.kind.clone(), e.message.clone())),
+        },
+    };
+    buffer.lock().unwrap_or_else(|e| e.into_inner()).push(write);
+}

@@ -1,0 +1,47 @@
+//! The video models' captions of the whole clip (METHOD.md 1.5).
+
+use serde_json::json;
+
+use super::{StageResult, cached, caption_of, frames_of, model_request, stored_from};
+use crate::media;
+use crate::models::{Sampling, VideoRequest};
+use crate::store::VideoRow;
+use crate::wolf::keys::Keys;
+use crate::wolf::prompts;
+use crate::wolf::runner::Shared;
+
+/// Video model `v`'s caption of the clip from its sampled frames.
+pub(crate) async fn video_caption(
+    shared: &Shared,
+    video: &VideoRow,
+    v: &str,
+    keys: &Keys,
+    frames: Option<&media::Sampled>,
+) -> StageResult {
+    let value = cached(shared, &keys.video[v], "video", || async {
+        let frames = frames_of(frames)?;
+        let captioner = shared.models.video_captioner(v)?;
+        let request = VideoRequest {
+            frames: frames.frames.iter().map(|f| f.image.clone()).collect(),
+            times: frames.frames.iter().map(|f| f.time_s).collect(),
+            video_path: Some(std::path::PathBuf::from(&video.path)),
+            prompt: prompts::VIDEO.text.to_owned(),
+            system: None,
+            sampling: Sampling {
+                max_tokens: shared.wolf.caption_max_tokens,
+                ..Sampling::default()
+            },
+        };
+        let reply = model_request(
+            shared,
+            "video captions",
+            &shared.progress.video_captions,
+            captioner.caption_video(&request),
+        )
+        .await?;
+        let stored = stored_from(&reply, v, prompts::VIDEO);
+        Ok((json!({ "caption": reply.text }), stored))
+    })
+    .await?;
+    Ok(caption_of(&value))
+}
