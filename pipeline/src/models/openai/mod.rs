@@ -16,32 +16,37 @@
 //!
 //! The key never reaches a log: it lives in a header value marked sensitive, and the
 //! model's `Debug` prints `<redacted>`.
+//!
+//! Files: this one (the client), `wire` (the request and reply types and their
+//! parsers), `failure` (which failures are retried, and the messages that quote a
+//! server).
 
 use std::borrow::Cow;
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{self, HeaderMap, HeaderValue};
-use serde::{Deserialize, Serialize};
 use tokio::sync::Semaphore;
 
 use super::{
     BoxFuture, ChatModel, ChatRequest, Embedder, ErrorKind, ImageCaptioner, ImageRequest,
-    ModelError, OpenAiConfig, Reply, Sampling, Speaker, Usage, VideoCaptioner, VideoInput,
-    VideoRequest, non_empty,
+    ModelError, OpenAiConfig, Reply, Sampling, Speaker, VideoCaptioner, VideoInput, VideoRequest,
 };
 use crate::media::{self, ImageFormat, RgbImage};
+
+mod failure;
+mod wire;
+
+use failure::*;
+use wire::*;
 
 /// The first retry waits up to this long; each later one up to twice the one before
 /// (full jitter), never more than `max_backoff_s`.
 const BASE_BACKOFF: Duration = Duration::from_millis(500);
-
-/// How much of an error body goes into an error message.
-const BODY_EXCERPT: usize = 300;
 
 /// A model served by an OpenAI-compatible server.
 pub struct OpenAiModel {
@@ -547,21 +552,6 @@ impl Embedder for OpenAiModel {
     }
 }
 
-/// What a request carries, for telling a server's "cannot" from a passing failure.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Carries {
-    Text,
-    Images,
-    Video,
-    Embeddings,
-}
-
-/// A failed attempt and how long the server asked us to wait.
-struct Failure {
-    error: ModelError,
-    retry_after: Option<Duration>,
-}
-
 fn with_attempts(mut error: ModelError, attempts: u32) -> ModelError {
     if attempts > 1 {
         error.message = format!("{} (after {attempts} attempts)", error.message);
@@ -624,317 +614,6 @@ fn seconds(s: f64) -> Duration {
     Duration::try_from_secs_f64(s).unwrap_or(Duration::MAX)
 }
 
-/// An error and its causes, joined by `: `.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
-/// The server's own message from an error body (`{"error": {"message": …}}` or
-/// `{"error": "…"}`), or the start of the body.
-fn error_detail(body: &[u8]) -> String {
-    #[derive(Deserialize)]
-    struct Wrapper {
-        error: ErrorBody,
-    }
-    #[derive(Deserialize)]
-    #[serde(untagged)]
-    enum ErrorBody {
-        Object { message: String },
-        Text(String),
-    }
-    if let Ok(w) = serde_json::from_slice::<Wrapper>(body) {
-        return match w.error {
-            ErrorBody::Object { message } | ErrorBody::Text(message) => excerpt(&message),
-        };
-    }
-    let text = String::from_utf8_lossy(body);
-    if text.trim().is_empty() {
-        "(no body)".to_owned()
-    } else {
-        excerpt(text.trim())
-    }
-}
-
-fn excerpt(text: &str) -> String {
-    match text.char_indices().nth(BODY_EXCERPT) {
-        Some((at, _)) => format!("{}…", &text[..at]),
-        None => text.to_owned(),
-    }
-}
-
-/// Whether a 4xx body says the prompt does not fit the model's context (OpenAI, vLLM,
-/// llama.cpp, SGLang and Ollama phrase it differently).
-fn is_context_overflow(body: &[u8]) -> bool {
-    const MARKERS: &[&str] = &[
-        "context_length_exceeded",
-        "maximum context length",
-        "context length",
-        "context window",
-        "exceed_context_size",
-        "exceeds the available context",
-        "prompt is too long",
-        "too many tokens",
-        "input is too long",
-        "maximum input length",
-    ];
-    let text = String::from_utf8_lossy(body).to_lowercase();
-    MARKERS.iter().any(|m| text.contains(m))
-}
-
-/// Whether an error body says the server cannot do this kind of request at all.
-fn is_unsupported(body: &[u8], carries: Carries) -> bool {
-    const MARKERS: &[&str] = &[
-        // llama-cpp-python, a text-only chat template given content parts.
-        "can only concatenate str",
-        // llama-cpp-python without `--embedding`; llama.cpp's server without `--embeddings`.
-        "embedding=true",
-        "--embedding",
-        // llama.cpp's server without a multimodal projector; vLLM with a text-only model.
-        "image input is not supported",
-        "not a multimodal model",
-        "does not support",
-        "not supported",
-    ];
-    let text = String::from_utf8_lossy(body).to_lowercase();
-    if MARKERS.iter().any(|m| text.contains(m)) {
-        return true;
-    }
-    // A request validator that names the part type we sent (llama-cpp-python's 422 for
-    // `video_url`).
-    match carries {
-        Carries::Video => text.contains("video_url"),
-        Carries::Images => text.contains("image_url") && !text.contains("context"),
-        Carries::Text | Carries::Embeddings => false,
-    }
-}
-
-/// `Retry-After` as seconds or an HTTP date; `None` when it is neither.
-fn retry_after(value: &HeaderValue) -> Option<Duration> {
-    let text = value.to_str().ok()?.trim();
-    if let Ok(secs) = text.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
-    }
-    let at = parse_http_date(text)?;
-    Some(
-        at.duration_since(SystemTime::now())
-            .unwrap_or(Duration::ZERO),
-    )
-}
-
-/// Parses an IMF-fixdate (`Sun, 06 Nov 1994 08:49:37 GMT`), the form HTTP requires
-/// senders to use.
-fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let (_, rest) = text.split_once(", ")?;
-    let mut fields = rest.split(' ');
-    let day: u32 = fields.next()?.parse().ok()?;
-    let month = match fields.next()? {
-        "Jan" => 1,
-        "Feb" => 2,
-        "Mar" => 3,
-        "Apr" => 4,
-        "May" => 5,
-        "Jun" => 6,
-        "Jul" => 7,
-        "Aug" => 8,
-        "Sep" => 9,
-        "Oct" => 10,
-        "Nov" => 11,
-        "Dec" => 12,
-        _ => return None,
-    };
-    let year: i64 = fields.next()?.parse().ok()?;
-    let mut clock = fields.next()?.split(':').map(|f| f.parse::<u64>().ok());
-    let (h, m, s) = (clock.next()??, clock.next()??, clock.next()??);
-    if fields.next()? != "GMT"
-        || fields.next().is_some()
-        || !(1..=31).contains(&day)
-        || h > 23
-        || m > 59
-        || s > 60
-    {
-        return None;
-    }
-    // Days from 1970-01-01 to the date (Howard Hinnant's days_from_civil).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(month) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(day) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = u64::try_from(days).ok()? * 86_400 + h * 3600 + m * 60 + s;
-    Some(UNIX_EPOCH + Duration::from_secs(secs))
-}
-
-// Wire types: requests borrow from the caller, replies read only what is used.
-
-#[derive(Serialize)]
-struct ChatBody<'a> {
-    model: &'a str,
-    messages: Vec<WireMessage<'a>>,
-    temperature: f32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    top_p: Option<f32>,
-    max_tokens: u32,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    seed: Option<u64>,
-    #[serde(skip_serializing_if = "<[String]>::is_empty")]
-    stop: &'a [String],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    frequency_penalty: Option<f32>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    presence_penalty: Option<f32>,
-    /// `repeat_penalty` under the name vLLM and llama.cpp's server read (OpenAI's own
-    /// API has no such field: use the frequency penalty there).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    repetition_penalty: Option<f32>,
-    /// The entry's `extra_body`, merged as it is.
-    #[serde(flatten, skip_serializing_if = "Option::is_none")]
-    extra: Option<&'a toml::Table>,
-}
-
-#[derive(Serialize)]
-struct WireMessage<'a> {
-    role: Speaker,
-    content: Content<'a>,
-}
-
-#[derive(Serialize)]
-#[serde(untagged)]
-enum Content<'a> {
-    Text(&'a str),
-    Parts(Vec<Part<'a>>),
-}
-
-#[derive(Serialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
-enum Part<'a> {
-    Text { text: Cow<'a, str> },
-    ImageUrl { image_url: Url },
-    VideoUrl { video_url: Url },
-}
-
-#[derive(Serialize)]
-struct Url {
-    url: String,
-}
-
-#[derive(Serialize)]
-struct EmbeddingsBody<'a> {
-    model: &'a str,
-    input: &'a [String],
-}
-
-#[derive(Deserialize)]
-struct ChatResponse {
-    choices: Option<Vec<ChoiceResponse>>,
-    usage: Option<UsageResponse>,
-}
-
-#[derive(Deserialize)]
-struct ChoiceResponse {
-    message: Option<MessageResponse>,
-}
-
-#[derive(Deserialize)]
-struct MessageResponse {
-    content: Option<String>,
-}
-
-#[derive(Deserialize)]
-struct UsageResponse {
-    #[serde(default)]
-    prompt_tokens: u32,
-    #[serde(default)]
-    completion_tokens: u32,
-}
-
-fn parse_chat(body: &[u8], model: &str) -> Result<(String, Option<Usage>), ModelError> {
-    let bad = |message: String| ModelError::new(ErrorKind::BadResponse, model, message);
-    let response: ChatResponse = serde_json::from_slice(body).map_err(|e| {
-        bad(format!(
-            "the reply is not a chat completion ({e}): {}",
-            error_detail(body)
-        ))
-    })?;
-    let choice = response
-        .choices
-        .and_then(|c| c.into_iter().next())
-        .ok_or_else(|| bad(format!("the reply has no choices: {}", error_detail(body))))?;
-    let content = choice
-        .message
-        .and_then(|m| m.content)
-        .ok_or_else(|| bad("the reply's message has no content".to_owned()))?;
-    let text = non_empty(content, model)?;
-    let text = match text.trim() {
-        trimmed if trimmed.len() == text.len() => text,
-        trimmed => trimmed.to_owned(),
-    };
-    let usage = response.usage.map(|u| Usage {
-        prompt_tokens: u.prompt_tokens,
-        completion_tokens: u.completion_tokens,
-    });
-    Ok((text, usage))
-}
-
-#[derive(Deserialize)]
-struct EmbeddingsResponse {
-    data: Vec<EmbeddingItem>,
-}
-
-#[derive(Deserialize)]
-struct EmbeddingItem {
-    #[serde(default)]
-    index: Option<usize>,
-    embedding: Vec<f32>,
-}
-
-fn parse_embeddings(
-    body: &[u8],
-    expected: usize,
-    model: &str,
-) -> Result<Vec<Vec<f32>>, ModelError> {
-    let bad = |message: String| ModelError::new(ErrorKind::BadResponse, model, message);
-    let response: EmbeddingsResponse = serde_json::from_slice(body).map_err(|e| {
-        bad(format!(
-            "the reply is not an embeddings list ({e}): {}",
-            error_detail(body)
-        ))
-    })?;
-    if response.data.len() != expected {
-        return Err(bad(format!(
-            "{expected} texts got {} vectors",
-            response.data.len()
-        )));
-    }
-    let mut out: Vec<Option<Vec<f32>>> = vec![None; expected];
-    for (i, item) in response.data.into_iter().enumerate() {
-        let at = item.index.unwrap_or(i);
-        match out.get_mut(at) {
-            Some(slot @ None) => *slot = Some(item.embedding),
-            _ => {
-                return Err(bad(format!(
-                    "the reply's vector indices are not 0..{expected}"
-                )));
-            }
-        }
-    }
-    Ok(out
-        .into_iter()
-        .map(|v| v.expect("every slot was filled above; this is a bug"))
-        .collect())
-}
-
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
@@ -942,8 +621,8 @@ mod tests {
     use serde_json::Value;
 
     use super::*;
-    use crate::models::Message;
     use crate::models::scripted::{Behaviour, Script, ScriptedServer, embed_text};
+    use crate::models::{Message, Usage};
 
     fn config(server: &ScriptedServer) -> OpenAiConfig {
         OpenAiConfig {
@@ -1084,56 +763,6 @@ mod tests {
             start.elapsed()
         );
         assert_eq!(reply.attempts, 2);
-    }
-
-    #[test]
-    fn retry_after_reads_seconds_and_http_dates() {
-        assert_eq!(
-            retry_after(&HeaderValue::from_static("3")),
-            Some(Duration::from_secs(3))
-        );
-        assert_eq!(retry_after(&HeaderValue::from_static("soon")), None);
-        assert_eq!(
-            parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT"),
-            Some(UNIX_EPOCH + Duration::from_secs(784_111_777))
-        );
-        assert_eq!(
-            parse_http_date("Thu, 29 Feb 2024 00:00:00 GMT"),
-            Some(UNIX_EPOCH + Duration::from_secs(1_709_164_800))
-        );
-        assert_eq!(parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT"), None);
-        assert_eq!(
-            retry_after(&HeaderValue::from_static("Sun, 06 Nov 1994 08:49:37 GMT")),
-            Some(Duration::ZERO)
-        );
-        let later = SystemTime::now() + Duration::from_secs(120);
-        let secs = later.duration_since(UNIX_EPOCH).unwrap().as_secs();
-        let (days, rest) = (secs / 86_400, secs % 86_400);
-        // Back from days to a civil date, to write the header a server would send.
-        let z = days as i64 + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        let year = yoe + era * 400 + i64::from(month <= 2);
-        let names = [
-            "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
-        ];
-        let header = format!(
-            "Mon, {day:02} {} {year} {:02}:{:02}:{:02} GMT",
-            names[month as usize - 1],
-            rest / 3600,
-            rest / 60 % 60,
-            rest % 60
-        );
-        let wait = retry_after(&HeaderValue::try_from(header.as_str()).unwrap()).expect(&header);
-        assert!(
-            wait > Duration::from_secs(110) && wait <= Duration::from_secs(120),
-            "{header}: {wait:?}"
-        );
     }
 
     #[tokio::test]
