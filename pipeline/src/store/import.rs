@@ -7,6 +7,7 @@
 
 use sqlx::Row;
 
+use super::runs::upsert_run;
 use super::{Store, StoreError};
 
 /// An existing run as an import sees it: which dataset it belongs to and how it was made.
@@ -62,50 +63,26 @@ impl Store {
     /// and inserts every caption with the source `entry.name`. Returns the run's id.
     pub async fn import_entry(&self, entry: &NewEntry<'_>) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
-        let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
-            .bind(entry.name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let run_id: i64 = match existing {
-            Some(row) => {
-                let id: i64 = row.get("id");
-                let dataset_id: i64 = row.get("dataset_id");
-                if dataset_id != entry.dataset_id {
-                    return Err(StoreError::RunDataset(entry.name.to_owned()));
-                }
-                sqlx::query(
-                    "UPDATE runs SET config = $1, config_hash = $2, status = 'done', \
-                     updated_at = CURRENT_TIMESTAMP WHERE id = $3",
-                )
-                .bind(entry.config)
-                .bind(entry.config_hash)
-                .bind(id)
+        let (run_id, existed) = upsert_run(
+            &mut tx,
+            entry.name,
+            entry.dataset_id,
+            entry.config,
+            entry.config_hash,
+            "done",
+        )
+        .await?;
+        if existed {
+            // Their scores go with them (ON DELETE CASCADE): they judged other text.
+            sqlx::query("DELETE FROM captions WHERE run_id = $1")
+                .bind(run_id)
                 .execute(&mut *tx)
                 .await?;
-                // Their scores go with them (ON DELETE CASCADE): they judged other text.
-                sqlx::query("DELETE FROM captions WHERE run_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("DELETE FROM work_items WHERE run_id = $1")
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                id
-            }
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO runs (name, dataset_id, config, config_hash, status) \
-                     VALUES ($1, $2, $3, $4, 'done') RETURNING id",
-                )
-                .bind(entry.name)
-                .bind(entry.dataset_id)
-                .bind(entry.config)
-                .bind(entry.config_hash)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+            sqlx::query("DELETE FROM work_items WHERE run_id = $1")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
         for caption in entry.captions {
             sqlx::query(
                 "INSERT INTO captions (run_id, video_id, source, caption, result_key) \

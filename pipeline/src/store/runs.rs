@@ -109,41 +109,7 @@ impl Store {
         config_hash: &str,
     ) -> Result<RunRow, StoreError> {
         let mut tx = self.begin_write().await?;
-        let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *tx)
-            .await?;
-        let id = match existing {
-            Some(row) => {
-                let id: i64 = row.get("id");
-                let other: i64 = row.get("dataset_id");
-                if other != dataset_id {
-                    return Err(StoreError::RunDataset(name.to_owned()));
-                }
-                sqlx::query(
-                    "UPDATE runs SET config = $1, config_hash = $2, status = 'running', \
-                     updated_at = CURRENT_TIMESTAMP WHERE id = $3",
-                )
-                .bind(config)
-                .bind(config_hash)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-                id
-            }
-            None => {
-                sqlx::query_scalar(
-                    "INSERT INTO runs (name, dataset_id, config, config_hash, status) \
-                 VALUES ($1, $2, $3, $4, 'running') RETURNING id",
-                )
-                .bind(name)
-                .bind(dataset_id)
-                .bind(config)
-                .bind(config_hash)
-                .fetch_one(&mut *tx)
-                .await?
-            }
-        };
+        let (id, _) = upsert_run(&mut tx, name, dataset_id, config, config_hash, "running").await?;
         tx.commit().await?;
         Ok(RunRow {
             id,
@@ -338,6 +304,57 @@ impl Store {
 }
 
 /// Writes one stage's outcome inside `tx`.
+/// Creates run `name` for `dataset_id` with `status`, or takes over the run of that
+/// name (a different dataset is an error) with the given config and status. Returns
+/// its id and whether it existed.
+pub(super) async fn upsert_run(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    dataset_id: i64,
+    config: &str,
+    config_hash: &str,
+    status: &str,
+) -> Result<(i64, bool), StoreError> {
+    let existing = sqlx::query("SELECT id, dataset_id FROM runs WHERE name = $1")
+        .bind(name)
+        .fetch_optional(&mut **tx)
+        .await?;
+    match existing {
+        Some(row) => {
+            let id: i64 = row.get("id");
+            let other: i64 = row.get("dataset_id");
+            if other != dataset_id {
+                return Err(StoreError::RunDataset(name.to_owned()));
+            }
+            sqlx::query(
+                "UPDATE runs SET config = $1, config_hash = $2, status = $3, \
+                 updated_at = CURRENT_TIMESTAMP WHERE id = $4",
+            )
+            .bind(config)
+            .bind(config_hash)
+            .bind(status)
+            .bind(id)
+            .execute(&mut **tx)
+            .await?;
+            Ok((id, true))
+        }
+        None => {
+            let id = sqlx::query_scalar(
+                "INSERT INTO runs (name, dataset_id, config, config_hash, status) \
+                 VALUES ($1, $2, $3, $4, $5) RETURNING id",
+            )
+            .bind(name)
+            .bind(dataset_id)
+            .bind(config)
+            .bind(config_hash)
+            .bind(status)
+            .fetch_one(&mut **tx)
+            .await?;
+            Ok((id, false))
+        }
+    }
+}
+
 pub(super) async fn write_stage(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     run_id: i64,

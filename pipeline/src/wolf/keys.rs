@@ -283,7 +283,7 @@ pub fn model_identity(entry: &ModelConfig) -> String {
 mod tests {
     use super::*;
     use crate::config::Config;
-    use crate::store::VideoStatus;
+    use crate::wolf::runner::placeholder_video;
 
     const MODELS: &str = r#"
 [models.cap]
@@ -321,26 +321,10 @@ backend = "onnx"
 
     fn video(sha: &str) -> VideoRow {
         VideoRow {
-            id: 1,
             key: "a.mp4".into(),
-            path: "/videos/a.mp4".into(),
-            status: VideoStatus::Ok,
-            error_kind: None,
-            error_message: None,
             sha256: Some(sha.into()),
-            size_bytes: None,
-            mtime_ns: None,
-            duration_s: None,
-            fps: None,
-            width: None,
-            height: None,
-            rotation: None,
-            codec: None,
-            frame_count: None,
-            keyframe_count: None,
-            has_audio: None,
             reference: Some("a red circle".into()),
-            tags: Vec::new(),
+            ..placeholder_video()
         }
     }
 

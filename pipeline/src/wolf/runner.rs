@@ -281,7 +281,8 @@ impl Runner {
     }
 }
 
-fn placeholder_video() -> VideoRow {
+/// A video with nothing known about it (the stage names of a plan's keys).
+pub(crate) fn placeholder_video() -> VideoRow {
     VideoRow {
         id: 0,
         key: String::new(),

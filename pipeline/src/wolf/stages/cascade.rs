@@ -5,10 +5,11 @@
 use serde_json::json;
 
 use super::{
-    StageError, StageResult, cached, caption_of, computed, frames_of, model_request, stored_from,
+    StageError, StageResult, cached, caption_of, caption_request, caption_sampling, computed,
+    frames_of,
 };
 use crate::media::{self, RgbImage};
-use crate::models::{ImageRequest, Sampling};
+use crate::models::ImageRequest;
 use crate::store::{StoredResult, VideoRow};
 use crate::wolf::keys::Keys;
 use crate::wolf::prompts;
@@ -50,20 +51,17 @@ pub(crate) async fn caption_frame(
         images: vec![image.clone()],
         prompt,
         system: None,
-        sampling: Sampling {
-            max_tokens: shared.wolf.caption_max_tokens,
-            ..Sampling::default()
-        },
+        sampling: caption_sampling(shared),
     };
-    let reply = model_request(
+    caption_request(
         shared,
         "frame captions",
         &shared.progress.frame_captions,
+        m,
+        prompts::FRAME,
         captioner.caption_images(&request),
     )
-    .await?;
-    let stored = stored_from(&reply, m, prompts::FRAME);
-    Ok((json!({ "caption": reply.text }), stored))
+    .await
 }
 
 /// Image model `m`'s captions of the sampled frames, in order, each frame (after the

@@ -167,6 +167,29 @@ pub(crate) async fn model_request(
     reply
 }
 
+/// How a captioner generates: greedy, up to `caption_max_tokens`.
+pub(crate) fn caption_sampling(shared: &Shared) -> Sampling {
+    Sampling {
+        max_tokens: shared.wolf.caption_max_tokens,
+        ..Sampling::default()
+    }
+}
+
+/// A captioner's request (counted and timed as `stage`) and its reply as a caption of
+/// `model` with `prompt`.
+pub(crate) async fn caption_request(
+    shared: &Shared,
+    stage: &str,
+    progress: &Progress,
+    model: &str,
+    prompt: Prompt,
+    request: impl std::future::Future<Output = Result<Reply, ModelError>>,
+) -> Result<(serde_json::Value, StoredResult), StageError> {
+    let reply = model_request(shared, stage, progress, request).await?;
+    let stored = stored_from(&reply, model, prompt);
+    Ok((json!({ "caption": reply.text }), stored))
+}
+
 /// The frames a stage needs, which the runner decodes when a stage is not cached.
 pub(crate) fn frames_of(frames: Option<&media::Sampled>) -> Result<&media::Sampled, StageError> {
     frames.ok_or_else(|| StageError::new("bug", "frames were not decoded; this is a bug"))

@@ -1,10 +1,8 @@
 //! The video models' captions of the whole clip (METHOD.md 1.5).
 
-use serde_json::json;
-
-use super::{StageResult, cached, caption_of, frames_of, model_request, stored_from};
+use super::{StageResult, cached, caption_of, caption_request, caption_sampling, frames_of};
 use crate::media;
-use crate::models::{Sampling, VideoRequest};
+use crate::models::VideoRequest;
 use crate::store::VideoRow;
 use crate::wolf::keys::Keys;
 use crate::wolf::prompts;
@@ -27,20 +25,17 @@ pub(crate) async fn video_caption(
             video_path: Some(std::path::PathBuf::from(&video.path)),
             prompt: prompts::VIDEO.text.to_owned(),
             system: None,
-            sampling: Sampling {
-                max_tokens: shared.wolf.caption_max_tokens,
-                ..Sampling::default()
-            },
+            sampling: caption_sampling(shared),
         };
-        let reply = model_request(
+        caption_request(
             shared,
             "video captions",
             &shared.progress.video_captions,
+            v,
+            prompts::VIDEO,
             captioner.caption_video(&request),
         )
-        .await?;
-        let stored = stored_from(&reply, v, prompts::VIDEO);
-        Ok((json!({ "caption": reply.text }), stored))
+        .await
     })
     .await?;
     Ok(caption_of(&value))
