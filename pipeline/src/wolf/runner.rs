@@ -85,8 +85,15 @@ pub struct RunReport {
 pub enum RunError {
     #[error(transparent)]
     Store(#[from] StoreError),
-    #[error("{0}")]
-    Setup(String),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("cannot use `wolf.boxes_file` `{path}`: {message}")]
+    Boxes {
+        path: std::path::PathBuf,
+        message: String,
+        #[source]
+        source: Option<Box<dyn std::error::Error + Send + Sync>>,
+    },
 }
 
 /// Everything a video task needs, shared.
@@ -194,10 +201,9 @@ impl Runner {
         stop: Arc<AtomicBool>,
         progress: Arc<RunProgress>,
     ) -> Result<Self, RunError> {
-        wolf.validate(plan)
-            .map_err(|e| RunError::Setup(e.to_string()))?;
+        wolf.validate(plan)?;
         let boxes = match (&wolf.motion, &wolf.boxes_file) {
-            (MotionSource::Dataset, Some(path)) => read_boxes(path).map_err(RunError::Setup)?,
+            (MotionSource::Dataset, Some(path)) => read_boxes(path)?,
             _ => HashMap::new(),
         };
         let shared = Arc::new(Shared {
@@ -329,17 +335,20 @@ pub(crate) fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
 }
 
 /// `boxes.json` of the synthetic world: video key → that clip's entry.
-fn read_boxes(path: &std::path::Path) -> Result<HashMap<String, serde_json::Value>, String> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| format!("cannot read `wolf.boxes_file` `{}`: {e}", path.display()))?;
+fn read_boxes(path: &std::path::Path) -> Result<HashMap<String, serde_json::Value>, RunError> {
+    let error =
+        |message: &str, source: Option<Box<dyn std::error::Error + Send + Sync>>| RunError::Boxes {
+            path: path.to_owned(),
+            message: message.to_owned(),
+            source,
+        };
+    let text =
+        std::fs::read_to_string(path).map_err(|e| error("cannot read it", Some(Box::new(e))))?;
     let value: serde_json::Value = serde_json::from_str(&text)
-        .map_err(|e| format!("`{}` is not valid JSON: {e}", path.display()))?;
+        .map_err(|e| error("it is not valid JSON", Some(Box::new(e))))?;
     match value {
         serde_json::Value::Object(map) => Ok(map.into_iter().collect()),
-        _ => Err(format!(
-            "`{}` is not an object of clips by video key",
-            path.display()
-        )),
+        _ => Err(error("it is not an object of clips by video key", None)),
     }
 }
 
