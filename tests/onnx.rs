@@ -364,14 +364,14 @@ fn folders_that_do_not_match_name_what_is_missing() {
     let dir = Dir::new();
     let folder = dir.join("half");
     std::fs::create_dir(&folder).unwrap();
-    let err = Layout::detect(&folder).unwrap_err();
+    let err = Layout::detect(&folder).unwrap_err().to_string();
     assert!(err.contains("encoder_model.onnx"), "{err}");
     std::fs::copy(
         model_folder("frame-captioner").join("encoder_model.onnx"),
         folder.join("encoder_model.onnx"),
     )
     .unwrap();
-    let err = Layout::detect(&folder).unwrap_err();
+    let err = Layout::detect(&folder).unwrap_err().to_string();
     assert!(err.contains("decoder_model.onnx"), "{err}");
 
     // A decoder file that is not a decoder: the embedder graph has no `logits`.
@@ -386,7 +386,8 @@ fn folders_that_do_not_match_name_what_is_missing() {
         Layout::VisionEncoderDecoder
     );
     let err = VisionCaptioner::load(&folder, options(), DecoderForm::Auto, Search::default())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("`logits`"), "{err}");
     assert!(
         err.contains("no preprocessor") || err.contains("decoder_model.onnx"),
@@ -395,7 +396,8 @@ fn folders_that_do_not_match_name_what_is_missing() {
 
     // A merged decoder asked for where there is none.
     let err = VisionCaptioner::load(&folder, options(), DecoderForm::Merged, Search::default())
-        .unwrap_err();
+        .unwrap_err()
+        .to_string();
     assert!(err.contains("decoder_model_merged.onnx"), "{err}");
 }
 

@@ -110,8 +110,7 @@ mod real {
         let mut rows = Vec::new();
         for batch in [1usize, 8] {
             let mut captioner =
-                VisionCaptioner::load(&folder, options, DecoderForm::Merged, Search::default())
-                    .map_err(anyhow::Error::msg)?;
+                VisionCaptioner::load(&folder, options, DecoderForm::Merged, Search::default())?;
             // The list both sides caption in batches of `batch`: the four inputs, cycled
             // to fill one batch.
             let count = batch.max(files.len());
@@ -146,17 +145,13 @@ mod real {
                     let start = (k * batch) % list.len();
                     k += 1;
                     let chunk = &list[start..(start + batch).min(list.len())];
-                    let captions = captioner
-                        .caption(chunk, &|| false)
-                        .map_err(anyhow::Error::msg)?;
+                    let captions = captioner.caption(chunk, &|| false)?;
                     Ok(captions.len())
                 })?);
             }
             let mut our_texts = Vec::new();
             for chunk in list.chunks(batch) {
-                let captions = captioner
-                    .caption(chunk, &|| false)
-                    .map_err(anyhow::Error::msg)?;
+                let captions = captioner.caption(chunk, &|| false)?;
                 our_texts.extend(captions.into_iter().map(|c| c.text));
             }
             let (ours, theirs) = (median(ours), median(theirs));
@@ -179,14 +174,11 @@ mod real {
 
         // KV cache: merged against plain, both in wolf.
         let mut merged =
-            VisionCaptioner::load(&folder, options, DecoderForm::Merged, Search::default())
-                .map_err(anyhow::Error::msg)?;
+            VisionCaptioner::load(&folder, options, DecoderForm::Merged, Search::default())?;
         let mut plain =
-            VisionCaptioner::load(&folder, options, DecoderForm::Plain, Search::default())
-                .map_err(anyhow::Error::msg)?;
+            VisionCaptioner::load(&folder, options, DecoderForm::Plain, Search::default())?;
         let tokens: Vec<u32> = merged
-            .caption(&images, &|| false)
-            .map_err(anyhow::Error::msg)?
+            .caption(&images, &|| false)?
             .iter()
             .map(|c| c.tokens)
             .collect();
@@ -197,9 +189,7 @@ mod real {
                 let mut k = 0;
                 out.push(timed(|| {
                     k = (k + 1) % images.len();
-                    decoder
-                        .caption(std::slice::from_ref(&images[k]), &|| false)
-                        .map_err(anyhow::Error::msg)?;
+                    decoder.caption(std::slice::from_ref(&images[k]), &|| false)?;
                     Ok(1)
                 })?);
             }
@@ -220,8 +210,7 @@ mod real {
         let sentences = embedder_sentences();
         let list = work.join("embedder_sentences.txt");
         std::fs::write(&list, sentences.join("\n"))?;
-        let mut embedder =
-            SentenceEmbedder::load(&embedder_folder, options).map_err(anyhow::Error::msg)?;
+        let mut embedder = SentenceEmbedder::load(&embedder_folder, options)?;
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         for _ in 0..ROUNDS {
             let anchor = python_rate(&[
@@ -245,7 +234,7 @@ mod real {
                 let chunk: Vec<String> = (0..EMBED_BATCH)
                     .map(|i| sentences[(start + i) % sentences.len()].clone())
                     .collect();
-                Ok(embedder.embed(&chunk).map_err(anyhow::Error::msg)?.len())
+                Ok(embedder.embed(&chunk)?.len())
             })?);
         }
         let (ours, theirs) = (median(ours), median(theirs));

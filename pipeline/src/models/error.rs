@@ -82,8 +82,30 @@ impl ModelError {
         }
     }
 
+    /// A failed call whose message is `error` and its causes, joined by `: `, for
+    /// backends whose own errors keep their cause as a source.
+    pub fn from_error(kind: ErrorKind, model: &str, error: &dyn std::error::Error) -> Self {
+        Self::new(kind, model, chain(error))
+    }
+
     /// The stable label stored with failed items.
     pub fn kind(&self) -> &'static str {
         self.kind.as_str()
     }
+}
+
+/// An error and its causes, joined by `: `; a cause whose text the message already
+/// holds is left out.
+pub(crate) fn chain(error: &dyn std::error::Error) -> String {
+    let mut message = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        let text = cause.to_string();
+        if !message.contains(&text) {
+            message.push_str(": ");
+            message.push_str(&text);
+        }
+        source = cause.source();
+    }
+    message
 }

@@ -17,9 +17,10 @@
 
 use std::num::NonZeroU32;
 use std::path::PathBuf;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
+use llama_cpp_2::LlamaCppError;
 use llama_cpp_2::context::LlamaContext;
 use llama_cpp_2::context::params::LlamaContextParams;
 use llama_cpp_2::llama_backend::LlamaBackend;
@@ -164,20 +165,26 @@ impl ChatModel for GgufModel {
     }
 }
 
+/// llama.cpp's backend could not be initialised (the first failure of the process,
+/// shared by every later load).
+#[derive(Debug, thiserror::Error)]
+#[error("cannot initialise llama.cpp")]
+struct BackendError(#[source] Arc<LlamaCppError>);
+
 /// llama.cpp's backend, initialised once per process (`LlamaBackend::init` fails on a
 /// second call) and never dropped, with llama.cpp's logging silenced first.
-fn backend() -> Result<&'static LlamaBackend, String> {
-    static BACKEND: OnceLock<Result<LlamaBackend, String>> = OnceLock::new();
+fn backend() -> Result<&'static LlamaBackend, BackendError> {
+    static BACKEND: OnceLock<Result<LlamaBackend, Arc<LlamaCppError>>> = OnceLock::new();
     BACKEND
         .get_or_init(|| {
             // `void_logs` misses the multimodal logger; this silences every logger.
             llama_cpp_2::send_logs_to_tracing(
                 llama_cpp_2::LogOptions::default().with_logs_enabled(false),
             );
-            LlamaBackend::init().map_err(|e| format!("cannot initialise llama.cpp: {e}"))
+            LlamaBackend::init().map_err(Arc::new)
         })
         .as_ref()
-        .map_err(Clone::clone)
+        .map_err(|e| BackendError(Arc::clone(e)))
 }
 
 /// The inference thread: loads, reports readiness, then serves jobs until every
@@ -193,7 +200,7 @@ fn serve(
     };
     let backend = match backend() {
         Ok(backend) => backend,
-        Err(message) => return fail(ModelError::new(ErrorKind::Load, &name, message)),
+        Err(error) => return fail(ModelError::from_error(ErrorKind::Load, &name, &error)),
     };
     let model = match load_model(backend, &settings) {
         Ok(model) => model,

@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ort::value::TensorRef;
 use tokenizers::Tokenizer;
 
+use super::OnnxError;
 use super::folder::{self, GenerationIds, Preprocessor, PromptPrefix};
 use super::generate::{self, Context, Decoder, DecoderForm, EncoderStates, Limits, Search};
 use super::runtime::{Graph, SessionOptions};
@@ -60,7 +61,7 @@ impl VisionCaptioner {
         options: SessionOptions,
         form: DecoderForm,
         search: Search,
-    ) -> Result<Self, String> {
+    ) -> Result<Self, OnnxError> {
         let merged = folder.join("decoder_model_merged.onnx");
         let plain = folder.join("decoder_model.onnx");
         let decoder_file = match form {
@@ -70,14 +71,14 @@ impl VisionCaptioner {
             DecoderForm::Auto => plain,
         };
         if !decoder_file.is_file() {
-            return Err(format!(
-                "`{}` has no `{}`",
-                folder.display(),
-                decoder_file
+            return Err(OnnxError::NoFile {
+                folder: folder.to_owned(),
+                file: decoder_file
                     .file_name()
                     .unwrap_or_default()
                     .to_string_lossy()
-            ));
+                    .into_owned(),
+            });
         }
         let encoder = Graph::load(&folder.join("encoder_model.onnx"), options)?;
         encoder.require(&["pixel_values"], &["last_hidden_state"])?;
@@ -86,18 +87,16 @@ impl VisionCaptioner {
         }
         let decoder = Decoder::new(Graph::load(&decoder_file, options)?, true)?;
         if form == DecoderForm::Merged && !decoder.is_merged() {
-            return Err(format!(
-                "`{}` has no `past_key_values.*` inputs: it is not a merged decoder",
-                decoder_file.display()
-            ));
+            return Err(OnnxError::NotMerged(decoder_file));
         }
         let ids = folder::generation_ids(folder)?;
         if ids.decoder_start.is_none() {
-            return Err(format!(
-                "`{}`: neither `generation_config.json` nor `config.json` gives \
-                 `decoder_start_token_id` or `bos_token_id`",
-                folder.display()
-            ));
+            return Err(OnnxError::Setting {
+                path: folder.to_owned(),
+                message: "neither `generation_config.json` nor `config.json` gives \
+                          `decoder_start_token_id` or `bos_token_id`"
+                    .into(),
+            });
         }
         let limits = Limits {
             max_length: search
@@ -132,17 +131,20 @@ impl VisionCaptioner {
     /// folder that ignores prompts or an empty prompt; otherwise the tokenizer's ids
     /// without special tokens, the last `max_tokens` kept, and fewer still when the
     /// sequence limit would leave no room to generate.
-    pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<i64>, String> {
+    pub fn prompt_ids(&self, prompt: &str) -> Result<Vec<i64>, OnnxError> {
         let Some(prefix) = self.prompt_prefix else {
             return Ok(Vec::new());
         };
         if prompt.is_empty() {
             return Ok(Vec::new());
         }
-        let encoding = self
-            .tokenizer
-            .encode(prompt, false)
-            .map_err(|e| format!("cannot tokenize the prompt: {e}"))?;
+        let encoding =
+            self.tokenizer
+                .encode(prompt, false)
+                .map_err(|source| OnnxError::Tokenize {
+                    what: "the prompt",
+                    source,
+                })?;
         let ids = encoding.get_ids();
         // Room for the start token and at least one generated token.
         let room = self.limits.max_length.saturating_sub(2);
@@ -154,40 +156,47 @@ impl VisionCaptioner {
     }
 
     /// The encoder's output for a batch of images.
-    pub fn encode(&mut self, images: &[RgbImage]) -> Result<EncoderStates, String> {
+    pub fn encode(&mut self, images: &[RgbImage]) -> Result<EncoderStates, OnnxError> {
         let mut pixels = Vec::new();
         let mut size = None;
         for image in images {
             let this = self.preprocessor.apply(image, &mut pixels);
             if size.is_some_and(|s| s != this) {
-                return Err(format!(
-                    "`{}`: images of one batch differ in size after preprocessing; set \
-                     `size` in `preprocessor_config.json`",
-                    self.folder.display()
-                ));
+                return Err(OnnxError::MixedSizes(self.folder.clone()));
             }
             size = Some(this);
         }
-        let (w, h) = size.ok_or("no images")?;
+        let (w, h) = size.ok_or(OnnxError::NoImages)?;
         let input = TensorRef::from_array_view((
             vec![images.len(), 3, h as usize, w as usize],
             pixels.as_slice(),
         ))
-        .map_err(|e| format!("cannot make a tensor: {e}"))?;
+        .map_err(|source| OnnxError::Tensor {
+            what: "the input `pixel_values`".into(),
+            source,
+        })?;
         let outputs = self.encoder.run(
             vec![("pixel_values".into(), input.into_dyn().into())],
             &["last_hidden_state"],
         )?;
-        let (shape, data) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| format!("`last_hidden_state` is not a float tensor: {e}"))?;
+        let (shape, data) =
+            outputs[0]
+                .try_extract_tensor::<f32>()
+                .map_err(|source| OnnxError::NotFloat {
+                    what: "`last_hidden_state`".into(),
+                    source,
+                })?;
         match **shape {
             [b, positions, hidden] if b as usize == images.len() => Ok(EncoderStates {
                 data: data.to_vec(),
                 positions: positions as usize,
                 hidden: hidden as usize,
             }),
-            _ => Err(format!("`last_hidden_state` has shape {shape:?}")),
+            _ => Err(OnnxError::Shape {
+                name: "last_hidden_state".into(),
+                shape: shape.to_vec(),
+                expected: format!("[{}, positions, hidden]", images.len()),
+            }),
         }
     }
 
@@ -198,7 +207,7 @@ impl VisionCaptioner {
         &mut self,
         images: &[RgbImage],
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<Vec<i64>>, String> {
+    ) -> Result<Vec<Vec<i64>>, OnnxError> {
         self.generate_ids_prompted(images, "", cancelled)
     }
 
@@ -211,7 +220,7 @@ impl VisionCaptioner {
         images: &[RgbImage],
         prompt: &str,
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<Vec<i64>>, String> {
+    ) -> Result<Vec<Vec<i64>>, OnnxError> {
         if images.is_empty() {
             return Ok(Vec::new());
         }
@@ -246,11 +255,9 @@ impl VisionCaptioner {
     }
 
     /// The text of a sequence of ids, special tokens left out.
-    pub fn decode(&self, ids: &[i64]) -> Result<String, String> {
+    pub fn decode(&self, ids: &[i64]) -> Result<String, OnnxError> {
         let ids: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
-        self.tokenizer
-            .decode(&ids, true)
-            .map_err(|e| format!("cannot decode tokens: {e}"))
+        self.tokenizer.decode(&ids, true).map_err(OnnxError::Decode)
     }
 
     /// Captions a batch of images without a prompt.
@@ -258,7 +265,7 @@ impl VisionCaptioner {
         &mut self,
         images: &[RgbImage],
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<Caption>, String> {
+    ) -> Result<Vec<Caption>, OnnxError> {
         self.caption_prompted(images, "", cancelled)
     }
 
@@ -269,7 +276,7 @@ impl VisionCaptioner {
         images: &[RgbImage],
         prompt: &str,
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Vec<Caption>, String> {
+    ) -> Result<Vec<Caption>, OnnxError> {
         let prompt_tokens = self.prompt_ids(prompt)?.len();
         let sequences = self.generate_ids_prompted(images, prompt, cancelled)?;
         sequences

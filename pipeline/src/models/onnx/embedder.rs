@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use ort::value::Tensor;
 use tokenizers::{Tokenizer, TruncationParams};
 
+use super::OnnxError;
 use super::folder;
 use super::runtime::{Graph, SessionOptions};
 
@@ -45,14 +46,11 @@ impl std::fmt::Debug for SentenceEmbedder {
 }
 
 impl SentenceEmbedder {
-    pub fn load(folder: &Path, options: SessionOptions) -> Result<Self, String> {
+    pub fn load(folder: &Path, options: SessionOptions) -> Result<Self, OnnxError> {
         let graph = Graph::load(&folder.join("model.onnx"), options)?;
         graph.require(&["input_ids", "attention_mask"], &[])?;
         if !graph.has_output("last_hidden_state") && !graph.has_output("token_embeddings") {
-            return Err(format!(
-                "`{}` has neither `last_hidden_state` nor `token_embeddings` as output",
-                graph.file.display()
-            ));
+            return Err(OnnxError::NoEmbeddings(graph.file.clone()));
         }
         for name in graph.input_names() {
             if !matches!(name, "input_ids" | "attention_mask" | "token_type_ids") {
@@ -95,7 +93,7 @@ impl SentenceEmbedder {
                 max_length: max_tokens,
                 ..TruncationParams::default()
             }))
-            .map_err(|e| format!("cannot set truncation: {e}"))?;
+            .map_err(OnnxError::Truncation)?;
         Ok(Self {
             folder: folder.to_owned(),
             graph,
@@ -111,14 +109,17 @@ impl SentenceEmbedder {
     }
 
     /// Embeds a batch of texts in one run.
-    pub fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, String> {
+    pub fn embed(&mut self, texts: &[String]) -> Result<Vec<Vec<f32>>, OnnxError> {
         if texts.is_empty() {
             return Ok(Vec::new());
         }
         let encodings = self
             .tokenizer
             .encode_batch(texts.to_vec(), true)
-            .map_err(|e| format!("cannot tokenise: {e}"))?;
+            .map_err(|source| OnnxError::Tokenize {
+                what: "the texts",
+                source,
+            })?;
         let rows = texts.len();
         let length = encodings.iter().map(|e| e.len()).max().unwrap_or(0).max(1);
         let mut ids = vec![0i64; rows * length];
@@ -129,17 +130,20 @@ impl SentenceEmbedder {
                 mask[row * length + i] = 1;
             }
         }
-        let tensor = |data: Vec<i64>| {
+        let input = |name: &str, data: Vec<i64>| {
             Tensor::from_array((vec![rows, length], data))
-                .map(|t| t.into_dyn().into())
-                .map_err(|e| format!("cannot make a tensor: {e}"))
+                .map(|t| (name.to_owned(), t.into_dyn().into()))
+                .map_err(|source| OnnxError::Tensor {
+                    what: format!("the input `{name}`"),
+                    source,
+                })
         };
         let mut inputs = vec![
-            ("input_ids".to_owned(), tensor(ids)?),
-            ("attention_mask".to_owned(), tensor(mask.clone())?),
+            input("input_ids", ids)?,
+            input("attention_mask", mask.clone())?,
         ];
         if self.graph.has_input("token_type_ids") {
-            inputs.push(("token_type_ids".to_owned(), tensor(vec![0; rows * length])?));
+            inputs.push(input("token_type_ids", vec![0; rows * length])?);
         }
         let output = if self.graph.has_output("token_embeddings") {
             "token_embeddings"
@@ -147,12 +151,22 @@ impl SentenceEmbedder {
             "last_hidden_state"
         };
         let outputs = self.graph.run(inputs, &[output])?;
-        let (shape, states) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| format!("`{output}` is not a float tensor: {e}"))?;
+        let (shape, states) =
+            outputs[0]
+                .try_extract_tensor::<f32>()
+                .map_err(|source| OnnxError::NotFloat {
+                    what: format!("`{output}`"),
+                    source,
+                })?;
         let hidden = match **shape {
             [r, l, h] if r as usize == rows && l as usize == length => h as usize,
-            _ => return Err(format!("`{output}` has shape {shape:?}")),
+            _ => {
+                return Err(OnnxError::Shape {
+                    name: output.into(),
+                    shape: shape.to_vec(),
+                    expected: format!("[{rows}, {length}, hidden]"),
+                });
+            }
         };
         let mut vectors = Vec::with_capacity(rows);
         for row in 0..rows {

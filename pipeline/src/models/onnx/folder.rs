@@ -8,25 +8,34 @@ use image::imageops::{self, FilterType};
 use serde_json::Value;
 use tokenizers::Tokenizer;
 
+use super::OnnxError;
 use crate::media::RgbImage;
 
 /// A JSON file as a value; a missing file is `Ok(Null)`, a malformed one an error.
-pub fn read_json(path: &Path) -> Result<Value, String> {
+pub fn read_json(path: &Path) -> Result<Value, OnnxError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => serde_json::from_str(&text)
-            .map_err(|e| format!("`{}` is not valid JSON: {e}", path.display())),
+        Ok(text) => serde_json::from_str(&text).map_err(|source| OnnxError::Json {
+            path: path.to_owned(),
+            source,
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Value::Null),
-        Err(e) => Err(format!("cannot read `{}`: {e}", path.display())),
+        Err(source) => Err(OnnxError::Read {
+            path: path.to_owned(),
+            source,
+        }),
     }
 }
 
 /// The folder's `tokenizer.json`, as written (padding and truncation included).
-pub fn tokenizer(folder: &Path) -> Result<Tokenizer, String> {
+pub fn tokenizer(folder: &Path) -> Result<Tokenizer, OnnxError> {
     let path = folder.join("tokenizer.json");
     if !path.is_file() {
-        return Err(format!("`{}` has no `tokenizer.json`", folder.display()));
+        return Err(OnnxError::NoFile {
+            folder: folder.to_owned(),
+            file: "tokenizer.json".into(),
+        });
     }
-    Tokenizer::from_file(&path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))
+    Tokenizer::from_file(&path).map_err(|source| OnnxError::Tokenizer { path, source })
 }
 
 /// Token ids that steer generation.
@@ -48,7 +57,7 @@ pub struct GenerationIds {
 
 /// Reads the generation settings: `generation_config.json` first, then `config.json`
 /// and, for encoder-decoders, its `decoder` section.
-pub fn generation_ids(folder: &Path) -> Result<GenerationIds, String> {
+pub fn generation_ids(folder: &Path) -> Result<GenerationIds, OnnxError> {
     let generation = read_json(&folder.join("generation_config.json"))?;
     let config = read_json(&folder.join("config.json"))?;
     let sources = [&generation, &config, &config["decoder"]];
@@ -94,12 +103,14 @@ pub struct PromptPrefix {
 
 /// The folder's `prompt_prefix` (`config.json`): absent, `null` or `false` for a
 /// captioner that ignores prompts, `true`, or `{"max_tokens": N}`.
-pub fn prompt_prefix(folder: &Path) -> Result<Option<PromptPrefix>, String> {
+pub fn prompt_prefix(folder: &Path) -> Result<Option<PromptPrefix>, OnnxError> {
     let path = folder.join("config.json");
     parse_prompt_prefix(&read_json(&path)?["prompt_prefix"])
-        .map_err(|e| format!("`{}`: {e}", path.display()))
+        .map_err(|message| OnnxError::Setting { path, message })
 }
 
+/// `prompt_prefix`'s value; the error says what is wrong with it (the caller adds the
+/// file).
 fn parse_prompt_prefix(value: &Value) -> Result<Option<PromptPrefix>, String> {
     match value {
         Value::Null | Value::Bool(false) => Ok(None),
@@ -142,15 +153,19 @@ enum Resize {
 }
 
 impl Preprocessor {
-    pub fn read(folder: &Path) -> Result<Self, String> {
+    pub fn read(folder: &Path) -> Result<Self, OnnxError> {
         let path = folder.join("preprocessor_config.json");
         if !path.is_file() {
-            return Err(format!(
-                "`{}` has no `preprocessor_config.json`",
-                folder.display()
-            ));
+            return Err(OnnxError::NoFile {
+                folder: folder.to_owned(),
+                file: "preprocessor_config.json".into(),
+            });
         }
         let c = read_json(&path)?;
+        let setting = |message: String| OnnxError::Setting {
+            path: path.clone(),
+            message,
+        };
         let flag = |key: &str| c[key].as_bool().unwrap_or(true);
         let size = |v: &Value| -> Option<Resize> {
             match v {
@@ -168,26 +183,23 @@ impl Preprocessor {
             }
         };
         let resize = if flag("do_resize") {
-            Some(size(&c["size"]).ok_or_else(|| {
-                format!("`{}`: `size` is missing or not understood", path.display())
-            })?)
+            Some(
+                size(&c["size"])
+                    .ok_or_else(|| setting("`size` is missing or not understood".into()))?,
+            )
         } else {
             None
         };
         let crop = if c["do_center_crop"].as_bool().unwrap_or(false) {
             match size(&c["crop_size"]) {
                 Some(Resize::Exact(w, h)) => Some((w, h)),
-                _ => {
-                    return Err(format!(
-                        "`{}`: `crop_size` is not understood",
-                        path.display()
-                    ));
-                }
+                _ => return Err(setting("`crop_size` is not understood".into())),
             }
         } else {
             None
         };
-        let triple = |key: &str, default: f32| -> Result<[f32; 3], String> {
+        let triple = |key: &str, default: f32| -> Result<[f32; 3], OnnxError> {
+            let not_three = || setting(format!("`{key}` is not three numbers"));
             match &c[key] {
                 Value::Null => Ok([default; 3]),
                 Value::Number(n) => Ok([n.as_f64().unwrap_or(default as f64) as f32; 3]),
@@ -197,13 +209,9 @@ impl Preprocessor {
                         .filter_map(Value::as_f64)
                         .map(|x| x as f32)
                         .collect();
-                    v.try_into()
-                        .map_err(|_| format!("`{}`: `{key}` is not three numbers", path.display()))
+                    v.try_into().map_err(|_| not_three())
                 }
-                _ => Err(format!(
-                    "`{}`: `{key}` is not three numbers",
-                    path.display()
-                )),
+                _ => Err(not_three()),
             }
         };
         let normalise = flag("do_normalize");

@@ -18,6 +18,7 @@ use ort::session::SessionInputValue;
 use ort::value::{DynValue, Tensor, TensorRef};
 use serde::{Deserialize, Serialize};
 
+use super::OnnxError;
 use super::folder::GenerationIds;
 use super::runtime::Graph;
 
@@ -96,17 +97,18 @@ impl Decoder {
     /// Wraps a decoder graph, checking its inputs: `input_ids` and `logits` always;
     /// `use_cache_branch` with `past_key_values.*` for a merged decoder; any other input
     /// must be one this code fills.
-    pub fn new(graph: Graph, encoder_decoder: bool) -> Result<Self, String> {
+    pub fn new(graph: Graph, encoder_decoder: bool) -> Result<Self, OnnxError> {
         graph.require(&["input_ids"], &["logits"])?;
         let mut cache = Vec::new();
         for name in graph.input_names() {
             if let Some(rest) = name.strip_prefix("past_key_values") {
                 let present = format!("present{rest}");
                 if !graph.has_output(&present) {
-                    return Err(format!(
-                        "`{}` has the cache input `{name}` but no output `{present}`",
-                        graph.file.display()
-                    ));
+                    return Err(OnnxError::NoPresent {
+                        file: graph.file.clone(),
+                        name: name.to_owned(),
+                        present,
+                    });
                 }
                 cache.push((name.to_owned(), present));
                 continue;
@@ -143,7 +145,7 @@ impl Decoder {
         tokens: &[Vec<i64>],
         cache: &mut Option<Cache>,
         context: &Context,
-    ) -> Result<(Vec<f32>, usize), String> {
+    ) -> Result<(Vec<f32>, usize), OnnxError> {
         let rows = tokens.len();
         let length = tokens[0].len();
         let past = if self.merged {
@@ -157,11 +159,14 @@ impl Decoder {
             .collect();
         let step_length = length - past;
         let mut inputs: Vec<(String, SessionInputValue<'_>)> = Vec::new();
-        let tensor_error = |e: ort::Error| format!("cannot make a tensor: {e}");
+        let tensor_error = |name: &str| {
+            let what = format!("the input `{name}`");
+            move |source| OnnxError::Tensor { what, source }
+        };
         inputs.push((
             "input_ids".into(),
             Tensor::from_array((vec![rows, step_length], fed))
-                .map_err(tensor_error)?
+                .map_err(tensor_error("input_ids"))?
                 .into_dyn()
                 .into(),
         ));
@@ -172,7 +177,7 @@ impl Decoder {
                     vec![rows, encoder.positions, encoder.hidden],
                     encoder.data.as_slice(),
                 ))
-                .map_err(tensor_error)?
+                .map_err(tensor_error("encoder_hidden_states"))?
                 .into_dyn()
                 .into(),
             ));
@@ -183,7 +188,7 @@ impl Decoder {
                         vec![rows, encoder.positions],
                         vec![1i64; rows * encoder.positions],
                     ))
-                    .map_err(tensor_error)?
+                    .map_err(tensor_error("encoder_attention_mask"))?
                     .into_dyn()
                     .into(),
                 ));
@@ -193,7 +198,7 @@ impl Decoder {
             inputs.push((
                 "attention_mask".into(),
                 Tensor::from_array((vec![rows, length], vec![1i64; rows * length]))
-                    .map_err(tensor_error)?
+                    .map_err(tensor_error("attention_mask"))?
                     .into_dyn()
                     .into(),
             ));
@@ -205,7 +210,7 @@ impl Decoder {
             inputs.push((
                 "position_ids".into(),
                 Tensor::from_array((vec![rows, step_length], positions))
-                    .map_err(tensor_error)?
+                    .map_err(tensor_error("position_ids"))?
                     .into_dyn()
                     .into(),
             ));
@@ -216,7 +221,7 @@ impl Decoder {
                 inputs.push((
                     "use_cache_branch".into(),
                     Tensor::from_array((vec![1usize], vec![use_cache]))
-                        .map_err(tensor_error)?
+                        .map_err(tensor_error("use_cache_branch"))?
                         .into_dyn()
                         .into(),
                 ));
@@ -241,21 +246,29 @@ impl Decoder {
         if self.merged {
             *cache = Some(Cache { values: presents });
         }
-        let (shape, logits) = outputs[0]
-            .try_extract_tensor::<f32>()
-            .map_err(|e| format!("`logits` is not a float tensor: {e}"))?;
+        let (shape, logits) =
+            outputs[0]
+                .try_extract_tensor::<f32>()
+                .map_err(|source| OnnxError::NotFloat {
+                    what: "`logits`".into(),
+                    source,
+                })?;
         let (out_rows, out_length, vocabulary) = match **shape {
             [r, l, v] => (r as usize, l as usize, v as usize),
             _ => {
-                return Err(format!(
-                    "`logits` has shape {shape:?}, expected 3 dimensions"
-                ));
+                return Err(OnnxError::Shape {
+                    name: "logits".into(),
+                    shape: shape.to_vec(),
+                    expected: "3 dimensions".into(),
+                });
             }
         };
         if out_rows != rows || out_length != step_length {
-            return Err(format!(
-                "`logits` has shape {shape:?} for {rows} rows of {step_length} tokens"
-            ));
+            return Err(OnnxError::Shape {
+                name: "logits".into(),
+                shape: shape.to_vec(),
+                expected: format!("[{rows}, {step_length}, vocabulary]"),
+            });
         }
         let mut last = Vec::with_capacity(rows * vocabulary);
         for row in 0..rows {
@@ -267,35 +280,44 @@ impl Decoder {
 
     /// A zero-length past for input `name`: its declared shape with the batch as
     /// `rows` and the sequence dimension as 0.
-    fn empty_past(&self, name: &str, rows: usize) -> Result<DynValue, String> {
+    fn empty_past(&self, name: &str, rows: usize) -> Result<DynValue, OnnxError> {
         let shape = self
             .graph
             .input_shape(name)
-            .ok_or_else(|| format!("`{name}` has no tensor shape"))?;
+            .ok_or_else(|| OnnxError::NoShape(name.to_owned()))?;
         if shape.len() != 4 {
-            return Err(format!(
-                "`{name}` has shape {shape:?}, expected 4 dimensions"
-            ));
+            return Err(OnnxError::Shape {
+                name: name.to_owned(),
+                shape,
+                expected: "4 dimensions".into(),
+            });
         }
         // [batch, heads, sequence, head size]
         let dims = vec![rows, dim(shape[1], name)?, 0, dim(shape[3], name)?];
         Tensor::from_array((dims, Vec::<f32>::new()))
             .map(|t| t.into_dyn())
-            .map_err(|e| format!("cannot make an empty `{name}`: {e}"))
+            .map_err(|source| OnnxError::Tensor {
+                what: format!("an empty `{name}`"),
+                source,
+            })
     }
 }
 
-fn dim(d: i64, name: &str) -> Result<usize, String> {
-    usize::try_from(d).map_err(|_| format!("`{name}` has a symbolic head dimension"))
+fn dim(d: i64, name: &str) -> Result<usize, OnnxError> {
+    usize::try_from(d).map_err(|_| OnnxError::SymbolicDimension(name.to_owned()))
 }
 
 /// Keeps the cache rows `order` says, in that order (beam search's reordering).
-fn reorder(cache: &mut Option<Cache>, order: &[usize]) -> Result<(), String> {
+fn reorder(cache: &mut Option<Cache>, order: &[usize]) -> Result<(), OnnxError> {
     let Some(cache) = cache else { return Ok(()) };
     for value in &mut cache.values {
-        let (shape, data) = value
-            .try_extract_tensor::<f32>()
-            .map_err(|e| format!("a cache tensor is not float: {e}"))?;
+        let (shape, data) =
+            value
+                .try_extract_tensor::<f32>()
+                .map_err(|source| OnnxError::NotFloat {
+                    what: "a cache tensor".into(),
+                    source,
+                })?;
         let rows = shape[0] as usize;
         let row = data.len() / rows.max(1);
         let mut out = Vec::with_capacity(order.len() * row);
@@ -305,7 +327,10 @@ fn reorder(cache: &mut Option<Cache>, order: &[usize]) -> Result<(), String> {
         let mut dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
         dims[0] = order.len();
         *value = Tensor::from_array((dims, out))
-            .map_err(|e| format!("cannot make a tensor: {e}"))?
+            .map_err(|source| OnnxError::Tensor {
+                what: "a reordered cache tensor".into(),
+                source,
+            })?
             .into_dyn();
     }
     Ok(())
@@ -341,14 +366,14 @@ pub fn greedy(
     context: &Context,
     limits: &Limits,
     cancelled: &dyn Fn() -> bool,
-) -> Result<Vec<Vec<i64>>, String> {
+) -> Result<Vec<Vec<i64>>, OnnxError> {
     let mut tokens = prefixes;
     let rows = tokens.len();
     let mut ended = vec![false; rows];
     let mut cache = None;
     while tokens[0].len() < limits.max_length {
         if cancelled() {
-            return Err("cancelled".into());
+            return Err(OnnxError::Cancelled);
         }
         let (logits, vocabulary) = decoder.step(&tokens, &mut cache, context)?;
         for row in 0..rows {
@@ -385,7 +410,7 @@ pub fn beam_search(
     context: &Context,
     limits: &Limits,
     cancelled: &dyn Fn() -> bool,
-) -> Result<Vec<Vec<i64>>, String> {
+) -> Result<Vec<Vec<i64>>, OnnxError> {
     let beams = limits.num_beams;
     let items = prefixes.len();
     let context = Context {
@@ -406,7 +431,7 @@ pub fn beam_search(
     let mut cache = None;
     while tokens[0].len() < limits.max_length && !done.iter().all(|&d| d) {
         if cancelled() {
-            return Err("cancelled".into());
+            return Err(OnnxError::Cancelled);
         }
         let length = tokens[0].len();
         let (logits, vocabulary) = decoder.step(&tokens, &mut cache, &context)?;

@@ -7,6 +7,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{Environment, Error as JinjaError, ErrorKind as JinjaErrorKind, context};
 use tokenizers::Tokenizer;
 
+use super::OnnxError;
 use super::folder::{self, GenerationIds};
 use super::generate::{Context, Decoder};
 use super::runtime::{Graph, SessionOptions};
@@ -41,7 +42,7 @@ impl std::fmt::Debug for CausalLm {
 }
 
 impl CausalLm {
-    pub fn load(folder: &Path, options: SessionOptions) -> Result<Self, String> {
+    pub fn load(folder: &Path, options: SessionOptions) -> Result<Self, OnnxError> {
         let merged = folder.join("decoder_model_merged.onnx");
         let file = if merged.is_file() {
             merged
@@ -57,13 +58,11 @@ impl CausalLm {
                 .find(|t| t["name"] == "default")
                 .and_then(|t| t["template"].as_str())
                 .map(str::to_owned)
-                .ok_or_else(|| format!("`{}`: no `default` chat template", folder.display()))?,
-            _ => {
-                return Err(format!(
-                    "`{}` has no `chat_template` in `tokenizer_config.json`",
-                    folder.display()
-                ));
-            }
+                .ok_or_else(|| OnnxError::Setting {
+                    path: folder.to_owned(),
+                    message: "no `default` chat template".into(),
+                })?,
+            _ => return Err(OnnxError::NoChatTemplate(folder.to_owned())),
         };
         let token_text = |key: &str| match &tokenizer_config[key] {
             serde_json::Value::String(s) => s.clone(),
@@ -83,12 +82,15 @@ impl CausalLm {
                 .map(|n| n as usize),
         };
         lm.prompt(&[Message::user("hello")])
-            .map_err(|e| format!("`{}`: the chat template fails: {e}", folder.display()))?;
+            .map_err(|e| OnnxError::TemplateCheck {
+                folder: folder.to_owned(),
+                source: Box::new(e),
+            })?;
         Ok(lm)
     }
 
     /// The chat rendered by the model's template, ending with the assistant's turn.
-    pub fn prompt(&self, messages: &[Message]) -> Result<String, String> {
+    pub fn prompt(&self, messages: &[Message]) -> Result<String, OnnxError> {
         let mut env = Environment::new();
         env.add_function(
             "raise_exception",
@@ -97,7 +99,7 @@ impl CausalLm {
             },
         );
         env.add_template("chat", &self.template)
-            .map_err(|e| format!("the chat template does not parse: {e}"))?;
+            .map_err(OnnxError::TemplateParse)?;
         let messages: Vec<_> = messages
             .iter()
             .map(|m| {
@@ -118,7 +120,7 @@ impl CausalLm {
                     eos_token => self.eos,
                 })
             })
-            .map_err(|e| format!("cannot render the chat template: {e}"))
+            .map_err(OnnxError::TemplateRender)
     }
 
     /// Answers one request. `cancelled` is polled once per token.
@@ -126,24 +128,27 @@ impl CausalLm {
         &mut self,
         request: &ChatRequest,
         cancelled: &dyn Fn() -> bool,
-    ) -> Result<Generation, String> {
+    ) -> Result<Generation, OnnxError> {
         let prompt = self.prompt(&request.messages)?;
-        let encoding = self
-            .tokenizer
-            .encode(prompt, false)
-            .map_err(|e| format!("cannot tokenise: {e}"))?;
+        let encoding =
+            self.tokenizer
+                .encode(prompt, false)
+                .map_err(|source| OnnxError::Tokenize {
+                    what: "the prompt",
+                    source,
+                })?;
         let prompt_ids: Vec<i64> = encoding.get_ids().iter().map(|&i| i as i64).collect();
         if prompt_ids.is_empty() {
-            return Err("the prompt has no tokens".into());
+            return Err(OnnxError::EmptyPrompt);
         }
         let sampling = &request.sampling;
         let mut max_new = sampling.max_tokens as usize;
         if let Some(context) = self.context {
             if prompt_ids.len() >= context {
-                return Err(format!(
-                    "context overflow: the prompt has {} tokens; the model takes {context}",
-                    prompt_ids.len()
-                ));
+                return Err(OnnxError::ContextOverflow {
+                    tokens: prompt_ids.len(),
+                    context,
+                });
             }
             max_new = max_new.min(context - prompt_ids.len());
         }
@@ -155,7 +160,7 @@ impl CausalLm {
         let context = Context { encoder: None };
         while generated.len() < max_new {
             if cancelled() {
-                return Err("cancelled".into());
+                return Err(OnnxError::Cancelled);
             }
             let (logits, _) = self.decoder.step(&tokens, &mut cache, &context)?;
             let next = sampler.choose(&logits, &generated);
@@ -167,7 +172,7 @@ impl CausalLm {
             text = self
                 .tokenizer
                 .decode(&generated, true)
-                .map_err(|e| format!("cannot decode tokens: {e}"))?;
+                .map_err(OnnxError::Decode)?;
             if let Some(cut) = sampling
                 .stop
                 .iter()

@@ -25,6 +25,7 @@
 
 mod captioner;
 mod embedder;
+mod error;
 mod folder;
 mod generate;
 mod llm;
@@ -36,6 +37,7 @@ use std::time::Instant;
 
 pub use captioner::VisionCaptioner;
 pub use embedder::SentenceEmbedder;
+pub use error::OnnxError;
 pub use generate::{DecoderForm, Search};
 pub use llm::CausalLm;
 pub use runtime::{Device, SessionOptions};
@@ -63,23 +65,16 @@ pub enum Layout {
 impl Layout {
     /// Reads the folder's file names (and, for `model.onnx`, its input names) to tell
     /// what it holds. The error names what is missing.
-    pub fn detect(folder: &Path) -> Result<Self, String> {
+    pub fn detect(folder: &Path) -> Result<Self, OnnxError> {
         if !folder.is_dir() {
-            return Err(format!(
-                "model folder `{}` does not exist",
-                folder.display()
-            ));
+            return Err(OnnxError::NoFolder(folder.to_owned()));
         }
         let has = |file: &str| folder.join(file).is_file();
         if has("encoder_model.onnx") {
             if has("decoder_model.onnx") || has("decoder_model_merged.onnx") {
                 return Ok(Self::VisionEncoderDecoder);
             }
-            return Err(format!(
-                "`{}` has `encoder_model.onnx` but no `decoder_model.onnx` or \
-                 `decoder_model_merged.onnx`",
-                folder.display()
-            ));
+            return Err(OnnxError::NoDecoder(folder.to_owned()));
         }
         if has("decoder_model_merged.onnx") {
             return Ok(Self::CausalLm);
@@ -99,12 +94,7 @@ impl Layout {
                 Self::Embedder
             });
         }
-        Err(format!(
-            "`{}` holds no ONNX model this backend reads: expected `encoder_model.onnx` \
-             with `decoder_model.onnx` or `decoder_model_merged.onnx` (a captioner), \
-             `decoder_model_merged.onnx` or `model.onnx` (an LLM or an embedder)",
-            folder.display()
-        ))
+        Err(OnnxError::NoModel(folder.to_owned()))
     }
 
     pub fn roles(self) -> &'static [Role] {
@@ -145,15 +135,16 @@ impl OnnxModel {
     /// `load`) when the folder does not match a layout, ONNX Runtime cannot be loaded
     /// or a graph does not have the inputs and outputs the layout needs.
     pub fn load(name: &str, config: &OnnxConfig) -> Result<Self, ModelError> {
-        let load_error = |message: String| ModelError::new(ErrorKind::Load, name, message);
         let folder = config.resolved_path().ok_or_else(|| {
-            load_error(
+            ModelError::new(
+                ErrorKind::Load,
+                name,
                 "no model folder: `path` is not set and no `.wolf/` folder was found; run \
-                 `make setup`"
-                    .into(),
+                 `make setup`",
             )
         })?;
-        let layout = Layout::detect(&folder).map_err(load_error)?;
+        let layout =
+            Layout::detect(&folder).map_err(|e| e.to_model_error(ErrorKind::Load, name))?;
         let settings = WorkerSettings {
             name: name.to_owned(),
             folder,

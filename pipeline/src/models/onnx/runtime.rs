@@ -3,7 +3,7 @@
 //! output names.
 
 use std::path::{Path, PathBuf};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
 use ort::environment::Environment;
 use ort::ep::{self, ExecutionProvider as _};
@@ -14,6 +14,7 @@ use ort::value::{DynValue, ValueType};
 use serde::{Deserialize, Serialize};
 use tracing::{info, warn};
 
+use super::OnnxError;
 use crate::home::Home;
 
 /// Where a model runs.
@@ -52,29 +53,25 @@ pub fn library_path() -> Option<PathBuf> {
 }
 
 /// The process's ONNX Runtime environment, loading the library on first use.
-pub fn environment() -> Result<&'static Environment, String> {
-    static ENVIRONMENT: OnceLock<Result<Environment, String>> = OnceLock::new();
+pub fn environment() -> Result<&'static Environment, OnnxError> {
+    static ENVIRONMENT: OnceLock<Result<Environment, Arc<OnnxError>>> = OnceLock::new();
     ENVIRONMENT
         .get_or_init(|| {
-            let path = library_path().ok_or_else(|| {
-                "ONNX Runtime's library was not found: no `ORT_DYLIB_PATH` and no `.wolf/` \
-                 folder; run `make setup`"
-                    .to_owned()
-            })?;
+            let path = library_path().ok_or(OnnxError::NoLibrary)?;
             if !path.is_file() {
-                return Err(format!(
-                    "ONNX Runtime's library `{}` does not exist; run `make setup`",
-                    path.display()
-                ));
+                return Err(OnnxError::MissingLibrary(path).into());
             }
             ort::init_from(&path)
-                .map_err(|e| format!("cannot load ONNX Runtime from `{}`: {e}", path.display()))?
+                .map_err(|source| OnnxError::LoadLibrary {
+                    path: path.clone(),
+                    source,
+                })?
                 .with_name("wolf")
                 .build()
-                .map_err(|e| format!("cannot start ONNX Runtime: {e}"))
+                .map_err(|e| OnnxError::StartRuntime(e).into())
         })
         .as_ref()
-        .map_err(Clone::clone)
+        .map_err(|e| OnnxError::Runtime(Arc::clone(e)))
 }
 
 /// A session with its input and output names.
@@ -93,25 +90,30 @@ impl std::fmt::Debug for Graph {
 
 impl Graph {
     /// Loads `file` with `options`. CUDA falls back to the CPU with a warning.
-    pub fn load(file: &Path, options: SessionOptions) -> Result<Self, String> {
+    pub fn load(file: &Path, options: SessionOptions) -> Result<Self, OnnxError> {
         let env = environment()?;
         if !file.is_file() {
-            return Err(format!("`{}` does not exist", file.display()));
+            return Err(OnnxError::NoGraph(file.to_owned()));
         }
         let threads = match options.threads {
             0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
             n => n,
         };
-        let fail = |e: &dyn std::fmt::Display| format!("cannot load `{}`: {e}", file.display());
-        let builder = || -> Result<_, String> {
+        let fail = |e: ort::Error| OnnxError::LoadGraph {
+            file: file.to_owned(),
+            source: e,
+        };
+        // A builder's errors carry the builder; as a cause they need not.
+        let fail_builder = |e: ort::Error<SessionBuilder>| fail(e.into());
+        let builder = || -> Result<_, OnnxError> {
             Session::builder(env)
-                .map_err(|e| fail(&e))?
+                .map_err(fail)?
                 .with_optimization_level(GraphOptimizationLevel::All)
-                .map_err(|e| fail(&e))?
+                .map_err(fail_builder)?
                 .with_intra_threads(threads)
-                .map_err(|e| fail(&e))?
+                .map_err(fail_builder)?
                 .with_inter_threads(1)
-                .map_err(|e| fail(&e))
+                .map_err(fail_builder)
         };
         let mut builder = builder()?;
         if options.device == Device::Cuda {
@@ -119,14 +121,14 @@ impl Graph {
             builder = with;
             match registered {
                 Ok(()) => info!(file = %file.display(), "Registered the CUDA execution provider."),
-                Err(reason) => warn!(
+                Err(e) => warn!(
                     file = %file.display(),
-                    %reason,
+                    reason = %crate::models::error::chain(&e),
                     "CUDA is not available; running on the CPU."
                 ),
             }
         }
-        let session = builder.commit_from_file(file).map_err(|e| fail(&e))?;
+        let session = builder.commit_from_file(file).map_err(fail)?;
         let inputs = session
             .inputs()
             .iter()
@@ -166,34 +168,35 @@ impl Graph {
             .map(|s| s.to_vec())
     }
 
+    /// The input names, for messages.
+    fn input_list(&self) -> String {
+        self.input_names().collect::<Vec<_>>().join(", ")
+    }
+
     /// An error naming an input this code does not know how to fill.
-    pub fn unexpected_input(&self, name: &str) -> String {
-        format!(
-            "`{}` has an input this backend does not know: `{name}` (inputs: {})",
-            self.file.display(),
-            self.input_names().collect::<Vec<_>>().join(", ")
-        )
+    pub fn unexpected_input(&self, name: &str) -> OnnxError {
+        OnnxError::UnexpectedInput {
+            file: self.file.clone(),
+            name: name.to_owned(),
+            inputs: self.input_list(),
+        }
     }
 
     /// An error naming an input or output the layout needs and the graph lacks.
-    pub fn require(&self, inputs: &[&str], outputs: &[&str]) -> Result<(), String> {
-        for input in inputs {
-            if !self.has_input(input) {
-                return Err(format!(
-                    "`{}` has no input `{input}` (inputs: {})",
-                    self.file.display(),
-                    self.input_names().collect::<Vec<_>>().join(", ")
-                ));
-            }
+    pub fn require(&self, inputs: &[&str], outputs: &[&str]) -> Result<(), OnnxError> {
+        if let Some(input) = inputs.iter().find(|i| !self.has_input(i)) {
+            return Err(OnnxError::NoInput {
+                file: self.file.clone(),
+                name: (*input).to_owned(),
+                inputs: self.input_list(),
+            });
         }
-        for output in outputs {
-            if !self.has_output(output) {
-                return Err(format!(
-                    "`{}` has no output `{output}` (outputs: {})",
-                    self.file.display(),
-                    self.outputs.join(", ")
-                ));
-            }
+        if let Some(output) = outputs.iter().find(|o| !self.has_output(o)) {
+            return Err(OnnxError::NoOutput {
+                file: self.file.clone(),
+                name: (*output).to_owned(),
+                outputs: self.outputs.join(", "),
+            });
         }
         Ok(())
     }
@@ -203,18 +206,18 @@ impl Graph {
         &mut self,
         inputs: Vec<(String, SessionInputValue<'_>)>,
         wanted: &[&str],
-    ) -> Result<Vec<DynValue>, String> {
-        let file = self.file.display().to_string();
-        let mut outputs = self
-            .session
-            .run(inputs)
-            .map_err(|e| format!("`{file}` failed: {e}"))?;
+    ) -> Result<Vec<DynValue>, OnnxError> {
+        let mut outputs = self.session.run(inputs).map_err(|source| OnnxError::Run {
+            file: self.file.clone(),
+            source,
+        })?;
         wanted
             .iter()
             .map(|name| {
-                outputs
-                    .remove(name)
-                    .ok_or_else(|| format!("`{file}` gave no output `{name}`"))
+                outputs.remove(name).ok_or_else(|| OnnxError::NoRunOutput {
+                    file: self.file.clone(),
+                    name: (*name).to_owned(),
+                })
             })
             .collect()
     }
@@ -222,20 +225,18 @@ impl Graph {
 
 /// Registers CUDA on the builder, or says why it cannot be and gives the builder
 /// back as it was (a CPU builder).
-fn with_cuda(builder: SessionBuilder) -> (SessionBuilder, Result<(), String>) {
+fn with_cuda(builder: SessionBuilder) -> (SessionBuilder, Result<(), OnnxError>) {
     match ep::CUDA::is_available() {
         Ok(true) => {}
-        Ok(false) => {
-            let reason = "the loaded ONNX Runtime library has no CUDA provider";
-            return (builder, Err(reason.into()));
-        }
-        Err(e) => return (builder, Err(e.to_string())),
+        Ok(false) => return (builder, Err(OnnxError::NoCuda)),
+        Err(e) => return (builder, Err(OnnxError::Cuda(e))),
     }
     match builder.with_execution_providers([ep::CUDA::default().build().error_on_failure()]) {
         Ok(builder) => (builder, Ok(())),
         Err(e) => {
-            let reason = e.to_string();
-            (e.recover(), Err(reason))
+            // The cause without the builder it carries, which goes back to the caller.
+            let reason = ort::Error::new_with_code(e.code(), e.message());
+            (e.recover(), Err(OnnxError::Cuda(reason)))
         }
     }
 }

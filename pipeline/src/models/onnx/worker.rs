@@ -17,7 +17,7 @@ use super::embedder::SentenceEmbedder;
 use super::generate::{DecoderForm, Search};
 use super::llm::{CausalLm, Generation};
 use super::runtime::SessionOptions;
-use super::{Layout, QUEUE};
+use super::{Layout, OnnxError, QUEUE};
 use crate::media::RgbImage;
 use crate::models::{ChatRequest, ErrorKind, ModelError};
 
@@ -148,7 +148,7 @@ impl Worker {
     }
 }
 
-fn load(settings: &WorkerSettings) -> Result<Engine, String> {
+fn load(settings: &WorkerSettings) -> Result<Engine, OnnxError> {
     let folder = &settings.folder;
     Ok(match settings.layout {
         Layout::VisionEncoderDecoder => Engine::Captioner(Box::new(VisionCaptioner::load(
@@ -175,8 +175,8 @@ fn serve(
     let started = Instant::now();
     let mut engine = match load(&settings) {
         Ok(engine) => engine,
-        Err(message) => {
-            let _ = ready.send(Err(ModelError::new(ErrorKind::Load, &name, message)));
+        Err(error) => {
+            let _ = ready.send(Err(error.to_model_error(ErrorKind::Load, &name)));
             return;
         }
     };
@@ -240,14 +240,16 @@ fn serve(
     }
 }
 
+/// Runs `f`; a panic in it is an error.
+fn guarded<T>(f: impl FnOnce() -> Result<T, OnnxError>) -> Result<T, OnnxError> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
+        .unwrap_or_else(|_| Err(OnnxError::Panicked))
+}
+
 /// Runs one batch and answers every job in it. A panic fails the batch, not the
 /// thread.
 fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
-    let fail = |message: String| ModelError::new(ErrorKind::ServerError, name, message);
-    let guarded = |f: &mut dyn FnMut() -> Result<(), String>| {
-        std::panic::catch_unwind(std::panic::AssertUnwindSafe(f))
-            .unwrap_or_else(|_| Err("inference panicked".to_owned()))
-    };
+    let fail = |error: OnnxError| error.to_model_error(ErrorKind::ServerError, name);
     match engine {
         Engine::Captioner(captioner) => {
             // One run per distinct prompt (in order of first arrival); a folder that
@@ -268,20 +270,16 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
             }
             for (prompt, images, answers) in groups {
                 let closed = || answers.iter().all(|a| a.is_closed());
-                let mut result = Err(String::new());
-                let outcome = guarded(&mut || {
-                    result = captioner.caption_prompted(&images, &prompt, &closed);
-                    Ok(())
-                });
-                match outcome.and(result) {
+                match guarded(|| captioner.caption_prompted(&images, &prompt, &closed)) {
                     Ok(captions) => {
                         for (answer, caption) in answers.into_iter().zip(captions) {
                             let _ = answer.send(Ok(caption));
                         }
                     }
-                    Err(message) => {
+                    Err(error) => {
+                        let error = fail(error);
                         for answer in answers {
-                            let _ = answer.send(Err(fail(message.clone())));
+                            let _ = answer.send(Err(error.clone()));
                         }
                     }
                 }
@@ -296,23 +294,24 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
                     texts.extend(t);
                 }
             }
-            let mut vectors = Vec::with_capacity(texts.len());
-            let outcome = guarded(&mut || {
+            let outcome = guarded(|| {
+                let mut vectors = Vec::with_capacity(texts.len());
                 for chunk in texts.chunks(limit) {
                     vectors.extend(embedder.embed(chunk)?);
                 }
-                Ok(())
+                Ok(vectors)
             });
             match outcome {
-                Ok(()) => {
+                Ok(vectors) => {
                     let mut vectors = vectors.into_iter();
                     for (answer, n) in answers {
                         let _ = answer.send(Ok(vectors.by_ref().take(n).collect()));
                     }
                 }
-                Err(message) => {
+                Err(error) => {
+                    let error = fail(error);
                     for (answer, _) in answers {
-                        let _ = answer.send(Err(fail(message.clone())));
+                        let _ = answer.send(Err(error.clone()));
                     }
                 }
             }
@@ -321,21 +320,10 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
             for job in batch {
                 if let Job::Chat(request, answer, span) = job {
                     let closed = || answer.is_closed();
-                    let mut result = Err(String::new());
-                    let outcome = span.in_scope(|| {
-                        guarded(&mut || {
-                            result = lm.generate(&request, &closed);
-                            Ok(())
-                        })
-                    });
-                    let result = outcome.and(result).map_err(|message| {
-                        let kind = if message.starts_with("context overflow") {
-                            ErrorKind::ContextOverflow
-                        } else {
-                            ErrorKind::ServerError
-                        };
-                        ModelError::new(kind, name, message)
-                    });
+                    // A context overflow keeps its own kind (`to_model_error`).
+                    let result = span
+                        .in_scope(|| guarded(|| lm.generate(&request, &closed)))
+                        .map_err(fail);
                     let _ = answer.send(result);
                 }
             }
