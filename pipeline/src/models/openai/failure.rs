@@ -27,21 +27,6 @@ pub(super) struct Failure {
     pub retry_after: Option<Duration>,
 }
 
-/// An error and its causes, joined by `: `.
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut message = e.to_string();
-    let mut source = e.source();
-    while let Some(cause) = source {
-        let text = cause.to_string();
-        if !message.contains(&text) {
-            message.push_str(": ");
-            message.push_str(&text);
-        }
-        source = cause.source();
-    }
-    message
-}
-
 /// The server's own message from an error body (`{"error": {"message": …}}` or
 /// `{"error": "…"}`), or the start of the body.
 pub(super) fn error_detail(body: &[u8]) -> String {

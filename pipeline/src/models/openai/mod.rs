@@ -41,6 +41,7 @@ use crate::media::{self, ImageFormat, RgbImage};
 mod failure;
 mod wire;
 
+use super::error::chain;
 use failure::*;
 use wire::*;
 
