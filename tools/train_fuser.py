@@ -161,6 +161,107 @@ def objects_only(reference: str) -> str:
     return text
 
 
+# `--target-order sorted`: the reference's object clauses in the order of their labels
+# (colour, then shape), the order in which the motion stage lists its tracks. The world
+# writes the clauses of a clip in a random order that no input carries, so a model that
+# must guess it learns a blurred binding of colour, shape and motion; sorted, the target
+# follows its inputs. The facts, words and connectives stay the reference's.
+def sorted_clauses(reference: str) -> str:
+    m = SCENE_RE.match(reference.strip())
+    if not m:
+        raise ValueError(f"no background clause: {reference!r}")
+    text = m["objects"]
+    found = list(OBJECT_RE.finditer(text))
+    if not found or found[0].start() != 0:
+        raise ValueError(f"no leading object in {reference!r}")
+    clauses, two = [], "and"
+    for o, nxt in zip(found, found[1:] + [None]):
+        gap = text[o.end():nxt.start() if nxt else len(text)]
+        parts = re.fullmatch(f"({MOTION_RE.pattern})({SEPARATOR_RE.pattern})?", gap)
+        if not parts or bool(parts[2]) != bool(nxt):
+            raise ValueError(f"unparsed {gap!r} in {reference!r}")
+        if len(found) == 2 and nxt:
+            two = parts[2].strip(" ,")
+        label = (o[2].lower(), o[3].lower())
+        clauses.append((label, f"{o[1].lower()} {o[2].lower()} {o[3]}{parts[1]}"))
+    ordered = [c for _, c in sorted(clauses, key=lambda c: c[0])]
+    body = join_clauses(ordered, two)
+    out = body[0].upper() + body[1:] + " " + m["background"] + m["rest"]
+    if sorted(words(out)) != sorted(words(reference)):
+        raise ValueError(f"bad reorder {out!r} of {reference!r}")
+    return out
+
+
+def apply_target_order(examples: list[dict], order: str, tasks) -> None:
+    if order == "reference":
+        return
+    for e in examples:
+        if e["task"] not in tasks:
+            continue
+        e.setdefault("reference", e["target"])
+        e["target"] = sorted_clauses(e["target"])
+
+
+# `--relabel-copies K`: K copies of each training example with the world's closed
+# vocabulary renamed consistently in the prompt and the target: a random bijection of the
+# colours, of the shapes, of the backgrounds and of the sign words, and a mirror image
+# (left <-> right, top <-> bottom) with probability 1/2 each. A renamed example is as true
+# of its renamed world as the original is of its own, but its words cannot be guessed
+# from how often they come: the model has to copy each fact from its inputs, which a
+# small model trained on the originals alone learns poorly (it falls back to the most
+# common background, sign or motion).
+RELABEL = {
+    "colour": ["red", "green", "blue", "yellow", "purple", "orange"],
+    "shape": ["circle", "square", "triangle"],
+    "background": ["white", "gray", "black"],
+    "sign": ["stop", "open", "exit", "sale", "wolf", "bus", "park", "taxi", "cafe", "bank"],
+}
+MIRRORS = [("left", "right"), ("top", "bottom")]
+ARTICLE_RE = re.compile(r"\b([Aa])n? (?=(red|green|blue|yellow|purple|orange) )")
+
+
+def relabel_map(rng: random.Random) -> dict[str, str]:
+    mapping = {}
+    for words in RELABEL.values():
+        renamed = words[:]
+        rng.shuffle(renamed)
+        mapping.update(zip(words, renamed))
+    for a, b in MIRRORS:
+        if rng.random() < 0.5:
+            mapping[a], mapping[b] = b, a
+    return mapping
+
+
+def relabel_text(text: str, mapping: dict[str, str]) -> str:
+    def word(m: re.Match) -> str:
+        w = m.group(0)
+        new = mapping.get(w.lower())
+        if new is None:
+            return w
+        if len(w) > 1 and w.isupper():
+            return new.upper()
+        return new.capitalize() if w[0].isupper() else new
+
+    text = re.sub(r"[A-Za-z]+", word, text)
+    return ARTICLE_RE.sub(lambda m: m[1] + ("n " if m[2][0] in "aeiou" else " "), text)
+
+
+def relabelled(examples: list[dict], copies: int, seed: int) -> list[dict]:
+    rng = random.Random(seed)
+    out = []
+    for e in examples:
+        for _ in range(copies):
+            mapping = relabel_map(rng)
+            c = json.loads(json.dumps(e))
+            for m in c["messages"]:
+                if m["role"] == "user":
+                    m["content"] = relabel_text(m["content"], mapping)
+            c["target"] = relabel_text(c["target"], mapping)
+            c["relabelled"] = True
+            out.append(c)
+    return out
+
+
 def apply_summary_target(examples: list[dict], kind: str) -> None:
     if kind == "reference":
         return
@@ -498,6 +599,13 @@ def main() -> None:
                    help="summary examples' target: the reference caption (the committed model's "
                         "recipe) or `objects`: the reference without motion/position phrases "
                         "(objects, background, sign: what frame captions can say)")
+    p.add_argument("--target-order", choices=("reference", "sorted"), default="reference",
+                   help="targets' object clauses as the reference has them, or sorted by label "
+                        "(the motion stage's order)")
+    p.add_argument("--sorted-tasks", nargs="+", default=list(TASKS), choices=TASKS,
+                   help="the tasks whose targets --target-order sorted sorts")
+    p.add_argument("--relabel-copies", type=int, default=0,
+                   help="add this many consistently renamed copies of each training example")
     a = p.parse_args()
     torch.set_num_threads(a.threads)
     a.work.mkdir(parents=True, exist_ok=True)
@@ -520,6 +628,9 @@ def main() -> None:
     if bad:
         sys.exit(f"seeds {bad} are the demo's and measurement worlds' range (1-100): not for training")
     train_ex, held = split(examples, a.heldout_seeds, a.heldout_frac, a.seed)
+    if a.relabel_copies:
+        train_ex = train_ex + relabelled(train_ex, a.relabel_copies, a.seed)
+    apply_target_order(train_ex + held, a.target_order, a.sorted_tasks)
     log(f"{len(examples)} examples from seeds {seeds}: train {len(train_ex)} "
         f"({Counter(e['task'] for e in train_ex)}), held-out {len(held)} ({Counter(e['task'] for e in held)})")
 
@@ -593,7 +704,9 @@ def main() -> None:
                          "optimizer": "AdamW betas 0.9/0.98, weight decay 0.01 on matrices, warm-up then cosine, clip 1.0",
                          "loss": "assistant tokens only (target and <|im_end|>)", "seed": a.seed,
                          "threads": a.threads, "init_from": str(a.init_from) if a.init_from else None,
-                         "tasks": a.tasks, "summary_target": a.summary_target},
+                         "tasks": a.tasks, "summary_target": a.summary_target,
+                         "target_order": a.target_order, "sorted_tasks": a.sorted_tasks,
+                         "relabel_copies": a.relabel_copies},
             "heldout_metrics": metrics, "heldout_samples": samples,
             "eval": {"greedy": True, "max_new_tokens": a.max_new, "limit_per_task": a.eval_limit,
                      "word_f1": "bag of lower-case [a-z0-9]+ words, with counts",
