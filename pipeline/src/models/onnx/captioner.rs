@@ -138,14 +138,7 @@ impl VisionCaptioner {
         if prompt.is_empty() {
             return Ok(Vec::new());
         }
-        let encoding =
-            self.tokenizer
-                .encode(prompt, false)
-                .map_err(|source| OnnxError::Tokenize {
-                    what: "the prompt",
-                    source,
-                })?;
-        let ids = encoding.get_ids();
+        let ids = folder::prompt_ids(&self.tokenizer, prompt)?;
         // Room for the start token and at least one generated token.
         let room = self.limits.max_length.saturating_sub(2);
         let keep = prefix.max_tokens.unwrap_or(usize::MAX).min(room);

@@ -26,6 +26,17 @@ pub fn read_json(path: &Path) -> Result<Value, OnnxError> {
     }
 }
 
+/// A prompt's token ids, without special tokens (the caller adds what its model needs).
+pub fn prompt_ids(tokenizer: &Tokenizer, prompt: &str) -> Result<Vec<u32>, OnnxError> {
+    tokenizer
+        .encode(prompt, false)
+        .map(|encoding| encoding.get_ids().to_vec())
+        .map_err(|source| OnnxError::Tokenize {
+            what: "the prompt",
+            source,
+        })
+}
+
 /// The folder's `tokenizer.json`, as written (padding and truncation included).
 pub fn tokenizer(folder: &Path) -> Result<Tokenizer, OnnxError> {
     let path = folder.join("tokenizer.json");

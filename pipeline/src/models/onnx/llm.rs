@@ -130,14 +130,10 @@ impl CausalLm {
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Generation, OnnxError> {
         let prompt = self.prompt(&request.messages)?;
-        let encoding =
-            self.tokenizer
-                .encode(prompt, false)
-                .map_err(|source| OnnxError::Tokenize {
-                    what: "the prompt",
-                    source,
-                })?;
-        let prompt_ids: Vec<i64> = encoding.get_ids().iter().map(|&i| i as i64).collect();
+        let prompt_ids: Vec<i64> = folder::prompt_ids(&self.tokenizer, &prompt)?
+            .into_iter()
+            .map(i64::from)
+            .collect();
         if prompt_ids.is_empty() {
             return Err(OnnxError::EmptyPrompt);
         }
