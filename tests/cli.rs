@@ -59,3 +59,40 @@ fn an_unsupported_database_url_is_refused() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("is not supported"));
     drop(dir);
 }
+
+#[test]
+fn config_check_says_where_each_model_entry_comes_from() {
+    let dir = Dir::new();
+    let judge = "[models.judge]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"j\"\n\n[models.minilm]\nbackend = \"onnx\"\nthreads = 2\n";
+    std::fs::write(dir.join("judge.toml"), judge).unwrap();
+    let out = dir
+        .wolf(&["config", "check", "judge.toml"])
+        .expect_code(0)
+        .stdout();
+    let line = |name: &str| {
+        out.lines()
+            .find(|l| l.split_whitespace().next() == Some(name))
+            .unwrap_or_else(|| panic!("no line for {name}: {out}"))
+            .to_owned()
+    };
+    assert!(line("judge").ends_with("config file"), "{out}");
+    assert!(
+        line("minilm").ends_with("config file (replaces the default)"),
+        "{out}"
+    );
+    assert!(line("frame-captioner").ends_with("default"), "{out}");
+    std::fs::write(
+        dir.join("closed.toml"),
+        format!("[models]\ndefaults = false\n\n{judge}"),
+    )
+    .unwrap();
+    let out = dir
+        .wolf(&["config", "check", "closed.toml"])
+        .expect_code(0)
+        .stdout();
+    assert!(
+        !out.lines()
+            .any(|l| l.split_whitespace().next() == Some("frame-captioner")),
+        "{out}"
+    );
+}

@@ -20,11 +20,12 @@ pub struct Config {
     /// How frames are sampled from each clip (METHOD.md 1.1).
     #[serde(default)]
     pub sampling: SamplingConfig,
-    /// The models, by name (`[models.NAME]`); stages refer to them by name. Absent:
-    /// [`default_models`]: the pack's `smollm2` (GGUF LLM) and `minilm` (ONNX
-    /// embedder), and the checkout's fixture captioners (ONNX).
+    /// The models, by name (`[models.NAME]`); stages refer to them by name. They add
+    /// to [`default_models`] (the pack's `smollm2` (GGUF LLM) and `minilm` (ONNX
+    /// embedder), and the checkout's fixture captioners (ONNX)) and replace a default
+    /// of the same name; `[models] defaults = false` keeps the file's alone.
     #[serde(default)]
-    pub models: BTreeMap<String, ModelConfig>,
+    pub models: ModelsTable,
     /// The Wolf method's parts: which models caption frames and clips, which LLM
     /// summarises and fuses (METHOD.md section 1). Absent: the embedded default.
     #[serde(default)]
@@ -35,6 +36,77 @@ pub struct Config {
     /// The VILA² recaption loop (`wolf recaption`, METHOD.md section 3).
     #[serde(default)]
     pub recaption: RecaptionConfig,
+}
+
+/// `[models]`: the file's entries by name, and whether the defaults stay beneath them.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ModelsTable {
+    /// `defaults = false`: the file's entries are the whole list.
+    pub defaults: Option<bool>,
+    pub entries: BTreeMap<String, ModelConfig>,
+}
+
+/// Where a plan's model entry comes from (`wolf config check` prints it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ModelOrigin {
+    /// The embedded defaults.
+    Default,
+    /// The config file.
+    File,
+    /// The config file, in place of the default of that name.
+    FileOverDefault,
+}
+
+impl ModelOrigin {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Default => "default",
+            Self::File => "config file",
+            Self::FileOverDefault => "config file (replaces the default)",
+        }
+    }
+}
+
+impl Serialize for ModelsTable {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let mut map = serializer.serialize_map(None)?;
+        if let Some(defaults) = self.defaults {
+            map.serialize_entry("defaults", &defaults)?;
+        }
+        for (name, entry) in &self.entries {
+            map.serialize_entry(name, entry)?;
+        }
+        map.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for ModelsTable {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor;
+        impl<'de> serde::de::Visitor<'de> for Visitor {
+            type Value = ModelsTable;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("`defaults = true|false` and tables of model entries")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut table = ModelsTable::default();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "defaults" {
+                        table.defaults = Some(map.next_value()?);
+                    } else {
+                        let entry = map.next_value()?;
+                        table.entries.insert(key, entry);
+                    }
+                }
+                Ok(table)
+            }
+        }
+        deserializer.deserialize_map(Visitor)
+    }
 }
 
 /// `[recaption]`: what `wolf recaption` does. The template and specialists are checked
@@ -201,7 +273,7 @@ impl ConfigError {
 pub struct Plan {
     pub sampling: SampleSettings,
     pub frame_format: ImageFormat,
-    /// Every model entry, validated (the defaults when the config has none).
+    /// Every model entry, validated: the defaults and the file's ([`Config::plan`]).
     pub models: BTreeMap<String, ModelConfig>,
     /// The method's parts, checked against the models by `wolf caption` when it
     /// starts ([`crate::wolf::WolfConfig::validate`]).
@@ -252,13 +324,16 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
     }
 
-    /// Validates the config into a plan.
+    /// Validates the config into a plan: its model entries are the defaults, then the
+    /// file's (which replace a default of the same name), or the file's alone with
+    /// `[models] defaults = false`.
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        let models = if self.models.is_empty() {
-            default_models()
+        let mut models = if self.models.defaults == Some(false) {
+            BTreeMap::new()
         } else {
-            self.models.clone()
+            default_models()
         };
+        models.extend(self.models.entries.clone());
         for (name, entry) in &models {
             entry.validate(name).map_err(ConfigError::Model)?;
         }
@@ -270,6 +345,35 @@ impl Config {
             score: self.score.clone(),
             recaption: self.recaption.clone(),
         })
+    }
+}
+
+impl Config {
+    /// Where each entry of the plan's models comes from.
+    pub fn model_origins(&self) -> BTreeMap<String, ModelOrigin> {
+        let mut origins = BTreeMap::new();
+        if self.models.defaults != Some(false) {
+            for name in default_models().into_keys() {
+                origins.insert(name, ModelOrigin::Default);
+            }
+        }
+        for name in self.models.entries.keys() {
+            let origin = match origins.get(name) {
+                Some(ModelOrigin::Default) => ModelOrigin::FileOverDefault,
+                _ => ModelOrigin::File,
+            };
+            origins.insert(name.clone(), origin);
+        }
+        origins
+    }
+
+    /// The file's own model entries, validated (what `wolf worker --config` puts in
+    /// place of a run's entries of the same names).
+    pub fn file_models(&self) -> Result<BTreeMap<String, ModelConfig>, ConfigError> {
+        for (name, entry) in &self.models.entries {
+            entry.validate(name).map_err(ConfigError::Model)?;
+        }
+        Ok(self.models.entries.clone())
     }
 }
 
@@ -361,6 +465,48 @@ pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const JUDGE: &str = "[models.judge]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"j\"\n";
+
+    #[test]
+    fn a_file_s_entries_add_to_the_defaults_and_replace_one_of_the_same_name() {
+        let config = Config::parse(JUDGE).unwrap();
+        let plan = config.plan().unwrap();
+        let defaults = default_models();
+        for name in defaults.keys() {
+            assert_eq!(plan.models.get(name), defaults.get(name), "{name}");
+        }
+        assert!(plan.models.contains_key("judge"));
+        assert_eq!(plan.models.len(), defaults.len() + 1);
+        let origins = config.model_origins();
+        assert_eq!(origins["judge"], ModelOrigin::File);
+        assert_eq!(origins["minilm"], ModelOrigin::Default);
+
+        let text = format!("{JUDGE}[models.minilm]\nbackend = \"onnx\"\nthreads = 3\n");
+        let config = Config::parse(&text).unwrap();
+        let plan = config.plan().unwrap();
+        assert_ne!(plan.models.get("minilm"), defaults.get("minilm"));
+        assert_eq!(
+            config.model_origins()["minilm"],
+            ModelOrigin::FileOverDefault
+        );
+        // A worker's file replaces the run's entries by name: its own entries only.
+        let own = config.file_models().unwrap();
+        assert_eq!(own.keys().collect::<Vec<_>>(), ["judge", "minilm"]);
+    }
+
+    #[test]
+    fn defaults_false_keeps_the_file_s_entries_alone() {
+        let text = format!("[models]\ndefaults = false\n\n{JUDGE}");
+        let config = Config::parse(&text).unwrap();
+        let plan = config.plan().unwrap();
+        assert_eq!(plan.models.keys().collect::<Vec<_>>(), ["judge"]);
+        assert_eq!(config.model_origins().len(), 1);
+        // The key is a boolean, and a bad entry still names its key.
+        assert!(Config::parse("[models]\ndefaults = \"no\"\n").is_err());
+        let err = Config::parse("[models.x]\nbackend = \"onnx\"\nthredas = 2\n").unwrap_err();
+        assert!(err.contains("thredas"), "{err}");
+    }
 
     #[test]
     fn an_unknown_key_is_named() {

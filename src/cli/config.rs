@@ -26,6 +26,10 @@ pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<Outcome> {
         plan.wolf.validate(&plan)?;
     }
     println!("{} is valid.", file.display());
+    println!("Models (where each entry comes from):");
+    for (name, origin) in config.model_origins() {
+        println!("  {name:<24} {}", origin.as_str());
+    }
     println!("{plan:#?}");
     Ok(Outcome::Done)
 }

@@ -72,7 +72,7 @@ pub(crate) struct RunStatusArgs {
 pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
     let models = match &args.config {
-        Some(path) => Some(Config::load(path)?.plan()?.models),
+        Some(path) => Some(Config::load(path)?.file_models()?),
         None => None,
     };
     let options = WorkerOptions {
