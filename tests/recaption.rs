@@ -441,3 +441,48 @@ fn bad_input_is_skipped_with_its_reason_counted_and_the_round_completes() {
     }
     assert_eq!(captioned, done);
 }
+
+/// `--captioner` replaces `[recaption] captioner` before the config is checked: a file
+/// whose only entry is `cap` (no defaults beneath, no `[recaption]`) runs a round.
+#[test]
+fn the_captioner_flag_is_applied_before_the_config_is_checked() {
+    let dir = Dir::new();
+    let samples: Vec<Sample> = world_samples(&dir, 1).into_iter().map(|(s, _)| s).collect();
+    let count = samples.len();
+    write_shard(&dir.join("shards/part-000.tar"), &samples);
+    let folder = concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/fixtures/models/frame-captioner"
+    );
+    std::fs::write(
+        dir.join("c.toml"),
+        format!(
+            "[models]\ndefaults = false\n\n[models.cap]\nbackend = \"onnx\"\npath = \"{folder}\"\n"
+        ),
+    )
+    .unwrap();
+    let round = |extra: &[&str]| {
+        let mut args = vec![
+            "recaption",
+            "round",
+            "--input",
+            "shards",
+            "--out",
+            "rc",
+            "--config",
+            "c.toml",
+        ];
+        args.extend_from_slice(extra);
+        dir.wolf(&args)
+    };
+    // Without the flag, the default captioner is named and the file lacks it.
+    let refused = round(&[]).expect_code(2);
+    assert!(
+        refused.stderr().contains("frame-captioner"),
+        "{}",
+        refused.stderr()
+    );
+    round(&["--captioner", "cap"]).expect_code(0);
+    let stats = read_json(&dir.join("rc/round-1/stats.json"));
+    assert_eq!(stats["captions"], count, "{stats:#}");
+}

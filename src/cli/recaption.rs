@@ -79,11 +79,8 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
     match command {
         RecaptionCommand::Round(args) => {
             let paths = args.input.paths();
-            let setup = Setup::load(&paths)?;
-            let captioner = args
-                .captioner
-                .clone()
-                .unwrap_or_else(|| setup.config.captioner.clone());
+            let setup = Setup::load(&paths, args.captioner.as_deref())?;
+            let captioner = setup.config.captioner.clone();
             let (stop, watcher) = stop_on_ctrl_c();
             let report = setup.round(&paths, args.round, &captioner, stop).await;
             watcher.abort();
@@ -94,7 +91,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
         }
         RecaptionCommand::Loop(args) => {
             let paths = args.input.paths();
-            let setup = Setup::load(&paths)?;
+            let setup = Setup::load(&paths, None)?;
             let store = match &setup.config.heldout {
                 Some(_) => Some(context.store().await?),
                 None => None,

@@ -112,13 +112,17 @@ pub struct Setup {
 }
 
 impl Setup {
-    /// Reads and checks `paths.config`.
-    pub fn load(paths: &LoopPaths) -> Result<Self, DriverError> {
+    /// Reads `paths.config`, puts `captioner` (a command-line choice) in place of its
+    /// `[recaption] captioner`, then checks it.
+    pub fn load(paths: &LoopPaths, captioner: Option<&str>) -> Result<Self, DriverError> {
         let config = match &paths.config {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        let plan = config.plan()?;
+        let mut plan = config.plan()?;
+        if let Some(captioner) = captioner {
+            plan.recaption.captioner = captioner.to_owned();
+        }
         let recaption = plan.recaption.clone();
         let template: Template = serde_json::from_value(serde_json::Value::String(
             recaption.template.clone(),
