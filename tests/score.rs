@@ -197,6 +197,35 @@ fn rescoring_hits_the_cache_and_makes_no_judge_call() {
     assert_eq!(wolf["count"].as_u64(), Some(2));
 }
 
+/// A config that names only its judge keeps the default entries beneath it: `embed_sim`
+/// finds the default embedder `minilm` (issue 24's layers).
+#[test]
+fn a_judge_only_config_still_finds_the_default_embedder() {
+    let dir = Dir::new();
+    captioned_run(&dir, 2);
+    let server = ScriptedServer::start(Script::always(Behaviour::text("0.40;0.50"))).unwrap();
+    let config = judge_config(&dir, &server);
+    dir.wolf(&[
+        "score",
+        "--run",
+        "r",
+        "--config",
+        &config,
+        "--judge",
+        "judge",
+        "--metrics",
+        "capscore,embed_sim",
+    ])
+    .expect_code(0);
+    let lines = report(&dir);
+    let similarity = line(&lines, "wolf", "embed_sim");
+    assert_eq!(similarity["count"].as_u64(), Some(2), "{similarity}");
+    assert_eq!(
+        line(&lines, "wolf", "capscore_quality")["mean"].as_f64(),
+        Some(0.5)
+    );
+}
+
 /// The judge's score for a caption text: a function of the text alone.
 fn score_of(text: &str) -> f64 {
     (fnv1a(text.trim().as_bytes()) % 90 + 10) as f64 / 100.0
