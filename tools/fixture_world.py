@@ -209,7 +209,7 @@ def pipeline_prompt(name: str) -> tuple[str, str]:
 
 def frame_prompt(previous: str | None) -> str:
     """The prompt of one cascade frame, built as the pipeline's `caption_frame` builds it
-    (pipeline/src/wolf/run.rs): FRAME alone, or CASCADE with `{previous}` filled, a
+    (pipeline/src/wolf/stages/cascade.rs): FRAME alone, or CASCADE with `{previous}` filled, a
     newline, then FRAME. The `onnx` captioner passes it as the decoder's prefix when
     the folder's config.json has `prompt_prefix`."""
     frame = pipeline_prompt("FRAME")[1]
