@@ -55,6 +55,23 @@ fn judge_config(dir: &Dir, server: &ScriptedServer) -> String {
     dir.join("judge.toml").display().to_string()
 }
 
+/// `wolf score` of run `r` with `config`'s judge and `metrics`, then `extra`.
+fn judged<'a>(config: &'a str, metrics: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut args = vec![
+        "score",
+        "--run",
+        "r",
+        "--config",
+        config,
+        "--judge",
+        "judge",
+        "--metrics",
+        metrics,
+    ];
+    args.extend_from_slice(extra);
+    args
+}
+
 fn report(dir: &Dir) -> Vec<Value> {
     let run = dir.wolf(&["report", "--format", "json"]).expect_code(0);
     run.json().as_array().unwrap().clone()
@@ -91,21 +108,11 @@ fn judge_faults_are_stored_as_failures_never_as_numbers() {
     .unwrap();
     let config = judge_config(&dir, &server);
     let run = dir
-        .wolf(&[
-            "score",
-            "--run",
-            "r",
-            "--config",
+        .wolf(&judged(
             &config,
-            "--judge",
-            "judge",
-            "--metrics",
             "capscore",
-            "--concurrency",
-            "1",
-            "--parse-retries",
-            "0",
-        ])
+            &["--concurrency", "1", "--parse-retries", "0"],
+        ))
         .expect_code(1);
     // 4 unparsable (4 numbers, out of range, prose, 3 numbers) + the empty reply; 2
     // failed calls (server error, timeout); the rest parsed.
@@ -131,19 +138,7 @@ fn judge_faults_are_stored_as_failures_never_as_numbers() {
 
     // Rescoring asks again only for the failed calls; parse failures are final.
     let again = dir
-        .wolf(&[
-            "score",
-            "--run",
-            "r",
-            "--config",
-            &config,
-            "--judge",
-            "judge",
-            "--metrics",
-            "capscore",
-            "--concurrency",
-            "1",
-        ])
+        .wolf(&judged(&config, "capscore", &["--concurrency", "1"]))
         .expect_code(0);
     assert!(
         again
@@ -160,19 +155,7 @@ fn rescoring_hits_the_cache_and_makes_no_judge_call() {
     captioned_run(&dir, 2);
     let server = ScriptedServer::start(Script::always(Behaviour::text("0.40;0.50"))).unwrap();
     let config = judge_config(&dir, &server);
-    let args = [
-        "score",
-        "--run",
-        "r",
-        "--config",
-        &config,
-        "--judge",
-        "judge",
-        "--metrics",
-        "capscore",
-        "--samples",
-        "2",
-    ];
+    let args = judged(&config, "capscore", &["--samples", "2"]);
     let first = dir.wolf(&args).expect_code(0);
     assert!(
         first
@@ -205,18 +188,8 @@ fn a_judge_only_config_still_finds_the_default_embedder() {
     captioned_run(&dir, 2);
     let server = ScriptedServer::start(Script::always(Behaviour::text("0.40;0.50"))).unwrap();
     let config = judge_config(&dir, &server);
-    dir.wolf(&[
-        "score",
-        "--run",
-        "r",
-        "--config",
-        &config,
-        "--judge",
-        "judge",
-        "--metrics",
-        "capscore,embed_sim",
-    ])
-    .expect_code(0);
+    dir.wolf(&judged(&config, "capscore,embed_sim", &[]))
+        .expect_code(0);
     let lines = report(&dir);
     let similarity = line(&lines, "wolf", "embed_sim");
     assert_eq!(similarity["count"].as_u64(), Some(2), "{similarity}");
@@ -251,21 +224,11 @@ fn listwise_scores_map_back_to_their_captions_whatever_the_shown_order() {
     })))
     .unwrap();
     let config = judge_config(&dir, &server);
-    dir.wolf(&[
-        "score",
-        "--run",
-        "r",
-        "--config",
+    dir.wolf(&judged(
         &config,
-        "--judge",
-        "judge",
-        "--metrics",
         "capscore",
-        "--mode",
-        "listwise",
-        "--samples",
-        "3",
-    ])
+        &["--mode", "listwise", "--samples", "3"],
+    ))
     .expect_code(0);
     // Five sources a video: one call a video and sample.
     assert_eq!(server.requests(), 3 * 3);
