@@ -520,7 +520,15 @@ async fn a_video_request_is_captioned_on_a_storyboard_of_its_frames() {
 #[test]
 fn model_check_prints_a_grounded_caption_for_a_synthetic_frame() {
     let dir = Dir::new();
-    let frame = &references("frame-captioner")["transformers"]["batch_1"][1];
+    // Without --prompt, the pipeline's frame prompt, which this captioner reads.
+    let reference = references("frame-captioner");
+    assert_eq!(reference["prompted"]["declared_by_folder"], true);
+    let frame = reference["prompted"]["batch_1"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "frame" && c["input"] == "frame_1.png")
+        .unwrap();
     let image = root()
         .join("fixtures/inputs")
         .join(frame["input"].as_str().unwrap());

@@ -228,8 +228,9 @@ def record(name: str, files: list[str], checkpoint: Path, prompt_check: int = 0)
     return out
 
 
-# `wolf model check NAME --image F` asks a captioner with this prompt (src/cli/model.rs).
-MODEL_CHECK_PROMPT = "Describe the image in details."
+# A prompt the model was not trained on (a user's own `wolf model check --prompt`): the
+# backend must still match transformers token for token.
+OTHER_PROMPT = "Describe the image in details."
 
 
 def record_prompted(folder: Path, model, tok, files, pixels, prefix: dict, max_length: int, cfg: dict,
@@ -239,7 +240,7 @@ def record_prompted(folder: Path, model, tok, files, pixels, prefix: dict, max_l
     follow the start token as `decoder_input_ids`; the text is what follows them.
     Prompts: the pipeline's FRAME prompt (cascade off, or a cascade's first frame),
     its cascade prompt on the input's own caption without a prompt (the model's real
-    output, as the previous frame's caption), and `wolf model check`'s prompt. Each
+    output, as the previous frame's caption), and a prompt it was not trained on. Each
     input alone, and all four as one batch with the FRAME prompt."""
     max_tokens = prefix.get("max_tokens") if isinstance(prefix, dict) else None
 
@@ -256,7 +257,7 @@ def record_prompted(folder: Path, model, tok, files, pixels, prefix: dict, max_l
     cases = []
     for i, f in enumerate(files):
         for how, prompt in [("frame", fw.frame_prompt(None)), ("cascade", fw.frame_prompt(alone[i])),
-                            ("model_check", MODEL_CHECK_PROMPT)]:
+                            ("other", OTHER_PROMPT)]:
             cases.append({"input": f, "kind": how, "prompt": prompt, "prompt_ids": ids_of(prompt)})
     for case in cases:
         i = files.index(case["input"])

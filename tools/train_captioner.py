@@ -49,9 +49,9 @@ SETTINGS = {
     # ONNX files, tools/recover_weights.py) grown by two encoder layers and 128
     # decoder positions, then trained on with prompt prefixes (see PromptPrefixes).
     "frame": dict(patch=20, enc_hidden=128, enc_layers=6, enc_heads=4, enc_inter=256,
-                  dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=1e-3, steps=700, warmup=60,
+                  dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=1e-3, steps=2500, warmup=60,
                   number_sigma=2.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
-                  object_weight=4.0, label_weight=3.0, frozen_layers=4, max_length=192, prompt_prefix=True, prefix_max_tokens=112,
+                  object_weight=4.0, label_weight=3.0, frozen_layers=0, max_length=192, prompt_prefix=True, prefix_max_tokens=112,
                   grow_from="recovered frame-captioner v1"),
     "storyboard": dict(patch=20, enc_hidden=128, enc_layers=3, enc_heads=4, enc_inter=256,
                        dec_hidden=128, dec_layers=2, dec_heads=4, batch=32, lr=2e-3, steps=2000,
@@ -539,10 +539,12 @@ def predict_cascade(model, tok, images: np.ndarray, meta: list[dict], max_tokens
 # ---------------------------------------------------------------- training
 
 def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 50, eval_every: int = 250,
-          grow: Path | None = None, save_every: int = 100):
+          grow: Path | None = None, save_every: int = 100, frozen_layers: int | None = None):
     s = dict(SETTINGS[kind])
     if steps:
         s["steps"] = steps
+    if frozen_layers is not None:
+        s["frozen_layers"] = frozen_layers
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
     tok = build_tokenizer()
@@ -782,6 +784,8 @@ def main() -> None:
     p.add_argument("--work", type=Path, default=Path("/tmp/wolf-fixtures"))
     p.add_argument("--steps", type=int, default=None, help="override the kind's step count")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--frozen-layers", type=int, default=None,
+                   help="override the kind's frozen encoder layers (with --grow-from; 0: train all)")
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--optimum-python", default="/tmp/optenv/bin/python")
     p.add_argument("--no-export", action="store_true", help="train and measure only")
@@ -800,7 +804,8 @@ def main() -> None:
         model, tok, s, seconds = (VisionEncoderDecoderModel.from_pretrained(a.export_only), build_tokenizer(),
                                   dict(SETTINGS[a.kind]), 0.0)
     else:
-        model, tok, s, seconds = train(a.kind, a.work, a.steps, a.seed, grow=a.grow_from)
+        model, tok, s, seconds = train(a.kind, a.work, a.steps, a.seed, grow=a.grow_from,
+                                                  frozen_layers=a.frozen_layers)
     if a.no_eval:
         metrics, preds = {"note": "not measured here (--no-eval)"}, []
     else:

@@ -6,6 +6,7 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Subcommand;
 use wolf_pipeline::config::{Config, Plan};
+use wolf_pipeline::wolf::prompts;
 use wolf_pipeline::models::{
     ChatRequest, ImageRequest, Message, ModelConfig, ModelSet, Role, Sampling,
 };
@@ -33,7 +34,8 @@ pub(crate) enum ModelCommand {
         /// flag for several; their cosine similarities are printed).
         #[arg(long)]
         text: Vec<String>,
-        /// The prompt (default: a short greeting, or "Describe the image in details.").
+        /// The prompt (default: a short greeting, or with --image the pipeline's own
+        /// per-frame prompt, which a captioner that reads its prompt was trained on).
         #[arg(long)]
         prompt: Option<String>,
         /// The most tokens to generate.
@@ -134,7 +136,7 @@ async fn check(
             let captioner = models.image_captioner(name)?;
             let request = ImageRequest {
                 images: vec![image],
-                prompt: prompt.unwrap_or_else(|| "Describe the image in details.".into()),
+                prompt: prompt.unwrap_or_else(|| prompts::FRAME.text.to_owned()),
                 system: None,
                 sampling,
             };
