@@ -6,10 +6,10 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Subcommand;
 use wolf_pipeline::config::{Config, Plan};
-use wolf_pipeline::wolf::prompts;
 use wolf_pipeline::models::{
     ChatRequest, ImageRequest, Message, ModelConfig, ModelSet, Role, Sampling,
 };
+use wolf_pipeline::wolf::prompts;
 
 use super::Outcome;
 
