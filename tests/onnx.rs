@@ -577,11 +577,17 @@ fn decoder_only_lm_matches_transformers_greedy_generate() {
     causal_lm_matches_its_references("tiny-lm");
 }
 
-/// The demo's fuser (trained by `tools/train_fuser.py`) on the summary and fusion
-/// prompts its references hold, token for token as transformers' greedy `generate`.
+/// The demo's fuser (trained by `tools/train_fuser.py`) on the fusion prompts its
+/// references hold, token for token as transformers' greedy `generate`.
 #[test]
 fn the_fixture_fuser_matches_transformers_greedy_generate() {
     causal_lm_matches_its_references("fuser");
+}
+
+/// The demo's summarizer (the same script, the summary stage alone) likewise.
+#[test]
+fn the_fixture_summarizer_matches_transformers_greedy_generate() {
+    causal_lm_matches_its_references("summarizer");
 }
 
 fn causal_lm_matches_its_references(name: &str) {

@@ -628,9 +628,12 @@ def main() -> None:
     if bad:
         sys.exit(f"seeds {bad} are the demo's and measurement worlds' range (1-100): not for training")
     train_ex, held = split(examples, a.heldout_seeds, a.heldout_frac, a.seed)
+    # Sorted before the copies are renamed: a renamed copy keeps the order of its prompt's
+    # motion caption (sorting after renaming would sort by the new names, which the
+    # prompt's order does not follow).
+    apply_target_order(train_ex + held, a.target_order, a.sorted_tasks)
     if a.relabel_copies:
         train_ex = train_ex + relabelled(train_ex, a.relabel_copies, a.seed)
-    apply_target_order(train_ex + held, a.target_order, a.sorted_tasks)
     log(f"{len(examples)} examples from seeds {seeds}: train {len(train_ex)} "
         f"({Counter(e['task'] for e in train_ex)}), held-out {len(held)} ({Counter(e['task'] for e in held)})")
 
