@@ -184,13 +184,6 @@ async fn frame_quality(db: &Path, truth: &WorldTruth) -> anyhow::Result<FrameQua
 /// The frame captions' truth precision and object-name consistency on the fresh world,
 /// the cascade off (each frame alone) and on (each frame given the previous caption).
 fn cascade_rows(on: &FrameQuality, off: &FrameQuality) -> Vec<Row> {
-    let ratio = |a: f64, b: f64| {
-        if b > 0.0 {
-            format!("{:.2}", a / b)
-        } else {
-            "-".into()
-        }
-    };
     let note = |q: &FrameQuality| {
         format!(
             "{} frame captions, {} of {} stated facts true; {} of {} true shapes and signs named alike in every frame",
@@ -219,6 +212,15 @@ fn cascade_rows(on: &FrameQuality, off: &FrameQuality) -> Vec<Row> {
             note: "of each clip's true shapes and signs, the share named with the same words in all of its sampled frames".into(),
         },
     ]
+}
+
+/// `a / b` to two places, or `-` when `b` is not positive.
+fn ratio(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".into()
+    }
 }
 
 /// The mean of `metric` for `source` in the report's lines.
@@ -259,7 +261,7 @@ fn source_rows(lines: &[Value], seed: u64) -> Vec<Row> {
                     None => "-".into(),
                 },
                 ratio: match (fused, best) {
-                    (Some(a), Some((_, b))) if b > 0.0 => format!("{:.2}", a / b),
+                    (Some(a), Some((_, b))) => ratio(a, b),
                     _ => "-".into(),
                 },
                 goal: "above 1 (the fusion beats every source)".into(),
