@@ -1,5 +1,10 @@
 //! `wolf config check`, `wolf db migrate` and the exit statuses.
 
+use std::process::Stdio;
+
+use wolf_pipeline::models::scripted::{Script, ScriptedServer};
+
+use crate::caption::{ModelsToml, answering, caption, world};
 use crate::util::Dir;
 
 #[test]
@@ -95,4 +100,42 @@ fn config_check_says_where_each_model_entry_comes_from() {
             .any(|l| l.split_whitespace().next() == Some("frame-captioner")),
         "{out}"
     );
+}
+
+/// `wolf … | head -0`: every command that prints ends quietly with status 0 when the
+/// reader has closed stdout, instead of panicking (`println!`) or printing an error.
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let dir = Dir::new();
+    world(&dir, 2);
+    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
+    caption(&dir, &config, "r", &[]).expect_code(0);
+    let commands: &[&[&str]] = &[
+        &["dataset", "list"],
+        &["dataset", "show", "world", "--videos"],
+        &["run", "status", "r"],
+        &["run", "status", "r", "--format", "json"],
+        &["export", "--run", "r"],
+        &["export", "--run", "r", "--format", "wolf-json"],
+        &["model", "list", "--config", &config],
+        &["config", "check", &config],
+        &["db", "migrate"],
+    ];
+    for args in commands {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = dir
+            .command(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("error"),
+            "{args:?}: {stderr}"
+        );
+    }
 }

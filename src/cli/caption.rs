@@ -1,7 +1,6 @@
 //! `wolf caption` (run the Wolf method over a dataset) and `wolf export` (a run's
 //! captions as JSONL or Wolf JSON).
 
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -62,7 +61,7 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
         )
         .await?;
         let queued = store.enqueue(run.id, dataset.id).await?;
-        println!(
+        outln!(
             "run `{name}`: {queued} videos queued; start workers with `wolf worker`, follow them with `wolf run status {name}`"
         );
         return Ok(Outcome::Done);
@@ -113,7 +112,7 @@ fn draw(counters: &RunProgress, show: bool) -> Vec<progress::Bar> {
 }
 
 pub(crate) fn print_report(name: &str, report: &RunReport) {
-    println!(
+    outln!(
         "run `{name}`: {} videos, {} done now, {} skipped (already done{}), {} failed stages, {} model requests, {:.1} s",
         report.videos,
         report.completed,
@@ -128,7 +127,7 @@ pub(crate) fn print_report(name: &str, report: &RunReport) {
         report.wall.as_secs_f64()
     );
     for (stage, time) in &report.stage_time {
-        println!(
+        outln!(
             "  {stage:<16} {:>8.1} s (summed over videos in flight)",
             time.as_secs_f64()
         );
@@ -139,15 +138,13 @@ pub(crate) fn print_report(name: &str, report: &RunReport) {
             .iter()
             .map(|(path, n)| format!("{path} {n}"))
             .collect();
-        println!("fused captions by guard path: {}", paths.join(", "));
+        outln!("fused captions by guard path: {}", paths.join(", "));
     }
     if report.interrupted {
-        println!("interrupted: run the same command again to finish");
+        outln!("interrupted: run the same command again to finish");
     }
     if report.failed_stages > 0 {
-        println!(
-            "failed stages are stored with their reasons: `wolf export --run {name} --failed`"
-        );
+        outln!("failed stages are stored with their reasons: `wolf export --run {name} --failed`");
     }
 }
 
@@ -192,7 +189,7 @@ pub(crate) async fn export(args: ExportArgs, context: &Context) -> anyhow::Resul
             std::fs::rename(&tmp, path)
                 .with_context(|| format!("cannot write `{}`", path.display()))?;
         }
-        None => std::io::stdout().write_all(text.as_bytes())?,
+        None => out!("{text}"),
     }
     Ok(Outcome::Done)
 }

@@ -25,11 +25,11 @@ pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<Outcome> {
     if config.wolf.is_some() {
         plan.wolf.validate(&plan)?;
     }
-    println!("{} is valid.", file.display());
-    println!("Models (where each entry comes from):");
+    outln!("{} is valid.", file.display());
+    outln!("Models (where each entry comes from):");
     for (name, origin) in config.model_origins() {
-        println!("  {name:<24} {}", origin.as_str());
+        outln!("  {name:<24} {}", origin.as_str());
     }
-    println!("{plan:#?}");
+    outln!("{plan:#?}");
     Ok(Outcome::Done)
 }

@@ -101,12 +101,15 @@ pub(crate) async fn add(
     let report = intake::ingest(store, name, &label, read, settings, counts).await;
     drop(bar);
     let report = report?;
-    println!(
+    outln!(
         "Dataset `{name}`: {} videos ok ({} unchanged since the last intake), {} failed, {} source problems.",
-        report.ok, report.unchanged, report.failed, report.problems
+        report.ok,
+        report.unchanged,
+        report.failed,
+        report.problems
     );
     if report.failed > 0 || report.problems > 0 {
-        println!("`wolf dataset show {name}` lists each with its reason.");
+        outln!("`wolf dataset show {name}` lists each with its reason.");
         return Ok(Outcome::SomeFailed);
     }
     Ok(Outcome::Done)
@@ -115,19 +118,23 @@ pub(crate) async fn add(
 async fn list(store: &Store, format: Format) -> anyhow::Result<Outcome> {
     let datasets = store.datasets().await?;
     if format == Format::Json {
-        println!("{}", serde_json::to_string_pretty(&datasets)?);
+        outln!("{}", serde_json::to_string_pretty(&datasets)?);
         return Ok(Outcome::Done);
     }
     if datasets.is_empty() {
-        println!("No datasets yet: `wolf dataset add NAME SOURCE` registers one.");
+        outln!("No datasets yet: `wolf dataset add NAME SOURCE` registers one.");
         return Ok(Outcome::Done);
     }
-    println!(
+    outln!(
         "{:<24} {:>8} {:>8} {:>9} {:>10}  source",
-        "name", "videos", "failed", "problems", "hours"
+        "name",
+        "videos",
+        "failed",
+        "problems",
+        "hours"
     );
     for d in &datasets {
-        println!(
+        outln!(
             "{:<24} {:>8} {:>8} {:>9} {:>10.2}  {}",
             d.name,
             d.videos - d.failed,
@@ -164,18 +171,20 @@ async fn show(
         if list_videos {
             value["videos"] = serde_json::to_value(&videos)?;
         }
-        println!("{}", serde_json::to_string_pretty(&value)?);
+        outln!("{}", serde_json::to_string_pretty(&value)?);
         return Ok(Outcome::Done);
     }
     let ok: Vec<_> = videos
         .iter()
         .filter(|v| v.status == VideoStatus::Ok)
         .collect();
-    println!(
+    outln!(
         "Dataset `{}` ({} source `{}`)",
-        summary.name, summary.source_kind, summary.source
+        summary.name,
+        summary.source_kind,
+        summary.source
     );
-    println!(
+    outln!(
         "  {} videos ok, {} failed, {} source problems; {} with a reference caption",
         ok.len(),
         failed.len(),
@@ -186,7 +195,7 @@ async fn show(
         let mean = |f: &dyn Fn(&&wolf_pipeline::store::VideoRow) -> f64| {
             ok.iter().map(f).sum::<f64>() / ok.len() as f64
         };
-        println!(
+        outln!(
             "  duration {:.1} s in all, {:.2} s on average; {:.1} fps and {:.0} frames on average",
             summary.total_duration_s,
             mean(&|v| v.duration_s.unwrap_or(0.0)),
@@ -195,9 +204,9 @@ async fn show(
         );
     }
     if !failed.is_empty() {
-        println!("Failed files:");
+        outln!("Failed files:");
         for v in &failed {
-            println!(
+            outln!(
                 "  {}  [{}] {}",
                 v.key,
                 v.error_kind.as_deref().unwrap_or("?"),
@@ -206,15 +215,15 @@ async fn show(
         }
     }
     if !problems.is_empty() {
-        println!("Source problems:");
+        outln!("Source problems:");
         for p in &problems {
-            println!("  {}  [{}] {}", p.location, p.kind, p.message);
+            outln!("  {}  [{}] {}", p.location, p.kind, p.message);
         }
     }
     if list_videos {
-        println!("Videos:");
+        outln!("Videos:");
         for v in &videos {
-            println!(
+            outln!(
                 "  {}  {}  {:.2} s  {}x{}  {:.2} fps  {}",
                 v.key,
                 v.codec.as_deref().unwrap_or("-"),

@@ -16,7 +16,7 @@ pub(crate) async fn run(command: DbCommand, context: &Context) -> anyhow::Result
     let target = context.db_target();
     let store = Store::connect(&target).await?;
     let applied = store.migrate().await?;
-    println!(
+    outln!(
         "{}: applied {applied} migration(s); {} known to this binary.",
         wolf_pipeline::store::redact(&target),
         Store::known_migrations()

@@ -63,7 +63,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
 
     let step = Instant::now();
     let rendered = synth::render(&world, args.count, args.seed, None, context).await?;
-    println!(
+    outln!(
         "1/5 Synthetic world: {} clips, {} frames, in {:.1} s -> {}",
         rendered.clips,
         rendered.frames,
@@ -75,7 +75,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let store = context.store().await?;
     let annotations = world.join("annotations.json");
     let intake = dataset::add(&store, context, DATASET, &world, Some(&annotations), None).await?;
-    println!(
+    outln!(
         "2/5 Intake into `{}` in {:.1} s",
         context.db_target(),
         step.elapsed().as_secs_f64()
@@ -108,7 +108,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         )
         .await?
     };
-    println!(
+    outln!(
         "3/5 Wolf captions in {:.1} s (run `{RUN}`):",
         step.elapsed().as_secs_f64()
     );
@@ -138,7 +138,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         .into_iter()
         .map(|(source, (w, n))| (source, w as f64 / n.max(1) as f64))
         .collect();
-    println!(
+    outln!(
         "4/5 Scores against the world's truth and reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them all):",
         match &plan.score.judge {
             Some(judge) => format!(", CapScore judged by `{judge}`"),
@@ -146,23 +146,23 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         },
         step.elapsed().as_secs_f64()
     );
-    print!("{}", source_table(&lines, &words, WOLF_SOURCE));
+    out!("{}", source_table(&lines, &words, WOLF_SOURCE));
     for line in beats_lines(&lines, WOLF_SOURCE, &["truth_f1", "embed_sim"]) {
-        println!("  {line}");
+        outln!("  {line}");
     }
 
     let step = Instant::now();
     let index = leaderboard::build_site(&store, &out.join("site"), true).await?;
-    println!(
+    outln!(
         "5/5 Leaderboard built in {:.1} s (`wolf leaderboard serve` serves it live, with submissions)",
         step.elapsed().as_secs_f64()
     );
-    println!(
+    outln!(
         "Done in {:.1} s. `wolf export --run {RUN}` prints every caption; the references are in {}.",
         started.elapsed().as_secs_f64(),
         annotations.display()
     );
-    println!("Leaderboard page: {}", index.display());
+    outln!("Leaderboard page: {}", index.display());
     Ok(
         if intake == Outcome::SomeFailed || report.failed_stages > 0 || report.interrupted {
             Outcome::SomeFailed

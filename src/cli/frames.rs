@@ -120,7 +120,7 @@ pub(crate) async fn run(args: FramesArgs) -> anyhow::Result<Outcome> {
     let plan = args.plan()?;
     let (video, out) = (args.video.clone(), args.out.clone());
     let index = tokio::task::spawn_blocking(move || write_frames(&video, &out, &plan, 0)).await??;
-    println!(
+    outln!(
         "Wrote {} frames of {}x{} to {}.",
         index.frames.len(),
         index.width,

@@ -45,9 +45,11 @@ pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<O
             "Videos of the dataset have no caption in the file."
         );
     }
-    println!(
+    outln!(
         "imported {} captions of dataset {} as entry {}",
-        imported.captions, args.dataset, args.name
+        imported.captions,
+        args.dataset,
+        args.name
     );
     Ok(Outcome::Done)
 }

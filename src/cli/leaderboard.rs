@@ -60,7 +60,7 @@ pub(crate) async fn run(command: LeaderboardCommand, context: &Context) -> anyho
         LeaderboardCommand::Build(args) => {
             let store = context.store().await?;
             let path = build_site(&store, &args.out, !args.no_thumbnails).await?;
-            println!("Leaderboard: {}", path.display());
+            outln!("Leaderboard: {}", path.display());
             Ok(Outcome::Done)
         }
         LeaderboardCommand::Serve(args) => serve(args, context).await,
@@ -111,7 +111,7 @@ async fn serve(args: ServeArgs, context: &Context) -> anyhow::Result<Outcome> {
         .with_context(|| format!("cannot listen on `{}`", args.addr))?;
     let addr = listener.local_addr()?;
     let submissions = Arc::new(Submissions::new(store.clone(), plan));
-    println!("Serving the leaderboard on http://{addr}/");
+    outln!("Serving the leaderboard on http://{addr}/");
     let options = ServeOptions {
         max_upload: args.max_upload.min(wolf_datasets::import::MAX_BYTES),
         admin_token: args.admin_token.filter(|t| !t.is_empty()),

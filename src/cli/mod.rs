@@ -1,7 +1,26 @@
 //! The command line: subcommands, global flags, logging and exit status.
 //!
 //! Exit status: 0 when everything succeeded, 1 when some items failed (each recorded
-//! with its reason), 2 when the command itself could not run.
+//! with its reason), 2 when the command itself could not run. A command whose reader
+//! closed stdout (`wolf … | head`) ends quietly with 0, as ripgrep does: the commands
+//! print through [`outln!`] and [`out!`], never `println!`, which panics there.
+
+/// `println!` for a command's output: see [`print`].
+macro_rules! outln {
+    () => {
+        $crate::cli::print(format_args!("\n"))
+    };
+    ($($arg:tt)*) => {
+        $crate::cli::print(format_args!("{}\n", format_args!($($arg)*)))
+    };
+}
+
+/// `print!` for a command's output: see [`print`].
+macro_rules! out {
+    ($($arg:tt)*) => {
+        $crate::cli::print(format_args!($($arg)*))
+    };
+}
 
 mod caption;
 mod config;
@@ -185,6 +204,23 @@ fn init_logging(format: LogFormat) {
     match format {
         LogFormat::Pretty => builder.with_target(false).init(),
         LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Writes a command's output to stdout. A reader that has gone away (`wolf … | head`)
+/// ends the process at once with status 0, as in ripgrep: the output has no reader left.
+/// Every write a command made before is committed (the store writes in transactions),
+/// so a command stopped between two lines of output (the demo, a recaption round)
+/// resumes when run again. Another write error ends it with status 2, as an error of
+/// the command would.
+pub(crate) fn print(text: std::fmt::Arguments<'_>) {
+    use std::io::Write as _;
+    if let Err(e) = std::io::stdout().write_fmt(text) {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            std::process::exit(0);
+        }
+        eprintln!("error: cannot write to stdout: {e}");
+        std::process::exit(2);
     }
 }
 

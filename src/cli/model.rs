@@ -74,7 +74,7 @@ fn plan(config: Option<&std::path::Path>) -> anyhow::Result<Plan> {
 }
 
 fn list(plan: &Plan) -> anyhow::Result<Outcome> {
-    println!("{:<20} {:<8} {:<52} where", "name", "backend", "roles");
+    outln!("{:<20} {:<8} {:<52} where", "name", "backend", "roles");
     for (name, entry) in &plan.models {
         let roles: Vec<&str> = served_roles(entry).iter().map(|r| r.as_str()).collect();
         let place = match entry {
@@ -88,7 +88,7 @@ fn list(plan: &Plan) -> anyhow::Result<Outcome> {
                 |p| p.display().to_string(),
             ),
         };
-        println!(
+        outln!(
             "{name:<20} {:<8} {:<52} {place}",
             entry.backend(),
             roles.join(", ")
@@ -155,7 +155,7 @@ async fn check(
         }
     };
     let reply = reply?;
-    println!("{}", reply.text.trim());
+    outln!("{}", reply.text.trim());
     let usage = reply.usage.map_or_else(
         || "not reported".into(),
         |u| {
@@ -165,7 +165,7 @@ async fn check(
             )
         },
     );
-    println!(
+    outln!(
         "-- `{name}`: {:.0} ms for the request ({:.0} ms with loading), {} attempt(s), tokens: {usage}",
         reply.latency.as_secs_f64() * 1000.0,
         started.elapsed().as_secs_f64() * 1000.0,
@@ -185,17 +185,17 @@ async fn check_embedder(plan: &Plan, name: &str, texts: &[String]) -> anyhow::Re
     let elapsed = started.elapsed();
     for (text, v) in texts.iter().zip(&vectors) {
         let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
-        println!("{} values, norm {norm:.4}: {text}", v.len());
+        outln!("{} values, norm {norm:.4}: {text}", v.len());
     }
     for i in 0..vectors.len() {
         for j in i + 1..vectors.len() {
             let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
             let (a, b) = (&vectors[i], &vectors[j]);
             let cosine = dot(a, b) / (dot(a, a) * dot(b, b)).sqrt().max(f32::MIN_POSITIVE);
-            println!("cosine {cosine:.4}: #{} and #{}", i + 1, j + 1);
+            outln!("cosine {cosine:.4}: #{} and #{}", i + 1, j + 1);
         }
     }
-    println!(
+    outln!(
         "-- `{name}`: {:.0} ms for {} text(s)",
         elapsed.as_secs_f64() * 1000.0,
         texts.len()

@@ -86,7 +86,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             watcher.abort();
             let report = report?;
             log_round(&report);
-            println!("{}", report.stats.table());
+            outln!("{}", report.stats.table());
             Ok(round_outcome(&report))
         }
         RecaptionCommand::Loop(args) => {
@@ -99,7 +99,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             let (stop, watcher) = stop_on_ctrl_c();
             let outcome = run_loop(&setup, &paths, args.rounds, store.as_ref(), stop, |round, report| {
                 log_round(report);
-                println!(
+                outln!(
                     "round {}: captioner `{}`, {} captions ({} failed), mean {:.1} words, held-out embed_sim {}{}",
                     round.round,
                     round.captioner,
@@ -114,7 +114,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             watcher.abort();
             let outcome = outcome?;
             if let Some(reason) = &outcome.already_stopped {
-                println!(
+                outln!(
                     "The loop in `{}` has stopped already: {reason}",
                     paths.out.display()
                 );
@@ -125,7 +125,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                 return Ok(Outcome::SomeFailed);
             }
             if let Some(reason) = &outcome.stopped {
-                println!("Stopped: {reason}");
+                outln!("Stopped: {reason}");
             }
             Ok(if outcome.some_failed {
                 Outcome::SomeFailed
@@ -138,10 +138,10 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             if rounds.is_empty() {
                 bail!("`{}` holds no finished round", args.out.display());
             }
-            print!("{}", rounds_table(&rounds));
+            out!("{}", rounds_table(&rounds));
             if let Ok(state) = LoopState::read(&args.out) {
                 for r in &state.rounds {
-                    println!(
+                    outln!(
                         "round {}: captioner `{}`, held-out score {}",
                         r.round,
                         r.captioner,
@@ -149,7 +149,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                     );
                 }
                 if let Some(reason) = &state.stopped {
-                    println!("stopped: {reason}");
+                    outln!("stopped: {reason}");
                 }
             }
             Ok(Outcome::Done)

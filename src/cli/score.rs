@@ -117,19 +117,19 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
 /// One line per metric family that was scored.
 pub(crate) fn print_summary(summary: &ScoreSummary, settings: &ScoreSettings) {
     if let Some(n) = summary.embed_sim {
-        println!("embed_sim: {n} captions with `{}`", settings.embedder);
+        outln!("embed_sim: {n} captions with `{}`", settings.embedder);
     }
     if let Some(n) = summary.classic {
-        println!("classic: {n} captions (bleu1-4, meteor, rouge_l, cider_d)");
+        outln!("classic: {n} captions (bleu1-4, meteor, rouge_l, cider_d)");
     }
     if let Some(points) = summary.efficiency {
-        println!(
+        outln!(
             "efficiency: {points} curve points with `{}` (`wolf report --efficiency`)",
             settings.embedder
         );
     }
     if let Some((ok, failed)) = summary.truth {
-        println!(
+        outln!(
             "truth: {ok} captions (truth_precision, truth_recall, truth_f1){}",
             if failed > 0 {
                 format!(", {failed} failed: their video is not in the truth")
@@ -139,7 +139,7 @@ pub(crate) fn print_summary(summary: &ScoreSummary, settings: &ScoreSettings) {
         );
     }
     if let Some((judge, report)) = &summary.capscore {
-        println!(
+        outln!(
             "capscore ({}, judge `{}`, {} sample(s)): {} ok, {} parse_failed, {} failed; {} judge requests, {} from the cache",
             judge.mode.as_str(),
             judge.judge,
@@ -176,14 +176,20 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
     if args.efficiency {
         let rows = store.efficiency(None).await?;
         match args.format {
-            ReportFormat::Json => println!("{}", serde_json::to_string_pretty(&rows)?),
+            ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
             ReportFormat::Table => {
-                println!(
+                outln!(
                     "{:<14} {:<30} {:<10} {:>9} {:>11} {:>10} {:>5}",
-                    "run", "source", "metric", "sentences", "mean words", "mean score", "n"
+                    "run",
+                    "source",
+                    "metric",
+                    "sentences",
+                    "mean words",
+                    "mean score",
+                    "n"
                 );
                 for r in rows {
-                    println!(
+                    outln!(
                         "{:<14} {:<30} {:<10} {:>9} {:>11.1} {:>10.3} {:>5}",
                         r.run,
                         r.source,
@@ -199,7 +205,7 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
         return Ok(Outcome::Done);
     }
     let text = report_text(&store, args.dataset.as_deref(), args.format).await?;
-    print!("{text}");
+    out!("{text}");
     Ok(Outcome::Done)
 }
 

@@ -27,7 +27,7 @@ pub(crate) struct SynthArgs {
 
 pub(crate) async fn run(args: SynthArgs, context: &Context) -> anyhow::Result<Outcome> {
     let summary = render(&args.out, args.count, args.seed, args.threads, context).await?;
-    println!(
+    outln!(
         "Rendered {} clips ({} frames) with their captions into {}.",
         summary.clips,
         summary.frames,

@@ -95,7 +95,7 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
     let watcher = tokio::spawn(watch_signals(stop.clone()));
     let tally = work(&store, &options, stop, Arc::default()).await;
     watcher.abort();
-    println!(
+    outln!(
         "worker `{}`: {} videos done ({} already done), {} failed attempts, {} quarantined, {} released, {} leases lost",
         options.owner,
         tally.done,
@@ -140,7 +140,7 @@ pub(crate) async fn run_command(command: RunCommand, context: &Context) -> anyho
         .await
         .with_context(|| format!("the queue of run `{}`", args.run))?;
     match args.format {
-        StatusFormat::Json => println!("{}", serde_json::to_string_pretty(&status)?),
+        StatusFormat::Json => outln!("{}", serde_json::to_string_pretty(&status)?),
         StatusFormat::Table => print_status(&status),
     }
     Ok(Outcome::Done)
@@ -149,7 +149,7 @@ pub(crate) async fn run_command(command: RunCommand, context: &Context) -> anyho
 fn print_status(status: &QueueStatus) {
     let c = &status.count;
     let total = c.pending + c.running + c.done + c.quarantined;
-    println!(
+    outln!(
         "run `{}`: {total} videos queued: {} done, {} running, {} pending ({} retrying), {} quarantined; {} failed stages",
         status.run,
         c.done,
@@ -160,7 +160,7 @@ fn print_status(status: &QueueStatus) {
         status.failed_stages
     );
     for owner in &status.owners {
-        println!(
+        outln!(
             "  in flight: {:<32} {:>6} videos, next lease expiry in {:.1} s",
             owner.owner,
             owner.items,
@@ -168,7 +168,7 @@ fn print_status(status: &QueueStatus) {
         );
     }
     for q in &status.quarantined {
-        println!(
+        outln!(
             "  quarantined: {} after {} attempts: {}: {}",
             q.video,
             q.attempts,
