@@ -1,6 +1,7 @@
 //! `wolf dataset add|list|show` on good and bad inputs (the Foundation issue's list).
 
 use std::collections::BTreeMap;
+use std::time::Duration;
 
 use crate::util::Dir;
 
@@ -127,7 +128,7 @@ fn each_bad_input_is_recorded_with_its_reason_and_the_rest_is_ingested() {
         ("v/trunc_index_front.mp4", "truncated"),
         ("v/audio_only.mp4", "no_video_stream"),
         ("v/unsupported_codec.mp4", "unsupported_codec"),
-        ("v/folder.mp4", "unreadable"),
+        ("v/folder.mp4", "not_a_file"),
         ("v/does_not_exist.mp4", "not_found"),
     ]
     .into_iter()
@@ -198,6 +199,50 @@ fn good_videos_are_measured() {
     assert_eq!(good["tags"], serde_json::json!(["pattern", "colour"]));
     assert_eq!(db["s"]["frame_count"], 1);
     assert_eq!(db["o"]["width"], 161);
+}
+
+/// A FIFO named like a video: opening it would wait for a writer forever, so it is
+/// refused by its metadata, found in a folder or named by a manifest, and by
+/// `wolf frames`.
+#[test]
+fn a_fifo_named_like_a_video_is_refused_without_waiting() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.join("v")).unwrap();
+    dir.clip("v/good.mp4", "64x48", 10, 1.0, &[]);
+    dir.fifo("v/x.mp4");
+    std::fs::write(
+        dir.join("m.jsonl"),
+        "{\"path\": \"v/good.mp4\"}\n{\"path\": \"v/x.mp4\"}\n",
+    )
+    .unwrap();
+    let limit = Duration::from_secs(60);
+    for (name, source, key) in [("folder", "v", "x.mp4"), ("manifest", "m.jsonl", "v/x.mp4")] {
+        let run = dir
+            .wolf_within(&["dataset", "add", name, source], limit)
+            .expect_code(1);
+        assert!(run.stdout().contains("1 videos ok"), "{}", run.stdout());
+        let shown = dir
+            .wolf(&["dataset", "show", name, "--format", "json"])
+            .expect_code(0)
+            .json();
+        assert_eq!(shown["failed"][0]["key"], key, "{shown:#}");
+        assert_eq!(shown["failed"][0]["kind"], "not_a_file", "{shown:#}");
+        assert!(
+            shown["failed"][0]["message"]
+                .as_str()
+                .unwrap()
+                .contains("a FIFO"),
+            "{shown:#}"
+        );
+    }
+    let run = dir
+        .wolf_within(&["frames", "v/x.mp4", "--out", "frames"], limit)
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("not a regular file"),
+        "{}",
+        run.stderr()
+    );
 }
 
 /// The videos of dataset `good` by key, from `wolf dataset show --videos`.

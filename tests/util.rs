@@ -3,7 +3,8 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
+use std::time::Duration;
 
 /// A test's folder and database.
 pub struct Dir {
@@ -63,6 +64,41 @@ impl Dir {
     pub fn wolf(&self, args: &[&str]) -> Run {
         let output = self.command(args).output().expect("wolf runs");
         Run { output }
+    }
+
+    /// Runs `wolf` like [`Dir::wolf`], for a command that must not hang: past `limit`
+    /// it is killed and the test fails.
+    pub fn wolf_within(&self, args: &[&str], limit: Duration) -> Run {
+        let child = self
+            .command(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wolf runs");
+        let pid = child.id() as i32;
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(child.wait_with_output()));
+        match rx.recv_timeout(limit) {
+            Ok(output) => Run {
+                output: output.expect("wolf's output is read"),
+            },
+            Err(_) => {
+                // SAFETY: a signal to the child this test started.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+                panic!("`wolf {}` still ran after {limit:?}", args.join(" "));
+            }
+        }
+    }
+
+    /// Makes a FIFO (a named pipe) at `name`.
+    pub fn fifo(&self, name: &str) -> PathBuf {
+        let path = self.join(name);
+        let made = Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .expect("mkfifo runs");
+        assert!(made.success(), "mkfifo {}", path.display());
+        path
     }
 
     /// Renders the synthetic world (`count` clips from `seed`) into `world/` and

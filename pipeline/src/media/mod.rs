@@ -14,12 +14,19 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::Once;
+use std::time::{Duration, Instant};
 
 pub use image::RgbImage;
 pub use image_ops::{ImageFormat, encode_image, pad_to, rotate, storyboard};
 pub use probe::{Probe, probe};
 pub use sample::{Frame, Rate, Resize, SampleSettings, Sampled, decode_all, sample_frames};
 pub use writer::{Mp4Writer, WriterSettings};
+
+/// How long probing one file may take. Its one demuxing pass reads the whole file, a
+/// few seconds for a long video on a local disk; a file slower to read than this (a
+/// stalled network mount, a device that trickles) is failed with kind `timeout` rather
+/// than holding up the intake of the rest.
+pub const PROBE_TIME_LIMIT: Duration = Duration::from_secs(300);
 
 /// What went wrong with one media file. Each variant has a stable [`MediaError::kind`]
 /// that is stored with the item.
@@ -31,6 +38,12 @@ pub enum MediaError {
     Unreadable { path: PathBuf, message: String },
     #[error("file `{0}` is empty")]
     Empty(PathBuf),
+    /// A directory, FIFO, socket or device: refused before it is opened, since opening
+    /// a FIFO waits for a writer that may never come.
+    #[error("`{path}` is not a regular file: it is {what}")]
+    NotAFile { path: PathBuf, what: &'static str },
+    #[error("`{path}` could not be read within {limit_s} s")]
+    TimedOut { path: PathBuf, limit_s: f64 },
     #[error("`{path}` is not a media file FFmpeg can read: {message}")]
     InvalidData { path: PathBuf, message: String },
     #[error("`{0}` has no video stream")]
@@ -54,6 +67,8 @@ impl MediaError {
             Self::NotFound(_) => "not_found",
             Self::Unreadable { .. } => "unreadable",
             Self::Empty(_) => "empty_file",
+            Self::NotAFile { .. } => "not_a_file",
+            Self::TimedOut { .. } => "timeout",
             Self::InvalidData { .. } => "invalid_data",
             Self::NoVideoStream(_) => "no_video_stream",
             Self::UnsupportedCodec { .. } => "unsupported_codec",
@@ -75,7 +90,8 @@ pub fn init() {
 }
 
 /// Checks what the file system can tell before FFmpeg opens a file, so that a missing,
-/// unreadable or empty file gets a precise error instead of FFmpeg's generic one.
+/// unreadable or empty file gets a precise error instead of FFmpeg's generic one, and
+/// what is not a regular file is refused by its metadata before anything opens it.
 pub(crate) fn check_readable(path: &Path) -> Result<u64, MediaError> {
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => MediaError::NotFound(path.to_owned()),
@@ -84,10 +100,10 @@ pub(crate) fn check_readable(path: &Path) -> Result<u64, MediaError> {
             message: e.to_string(),
         },
     })?;
-    if meta.is_dir() {
-        return Err(MediaError::Unreadable {
+    if !meta.is_file() {
+        return Err(MediaError::NotAFile {
             path: path.to_owned(),
-            message: "it is a directory".into(),
+            what: file_kind(&meta.file_type()),
         });
     }
     std::fs::File::open(path).map_err(|e| MediaError::Unreadable {
@@ -98,6 +114,28 @@ pub(crate) fn check_readable(path: &Path) -> Result<u64, MediaError> {
         return Err(MediaError::Empty(path.to_owned()));
     }
     Ok(meta.len())
+}
+
+/// What a file that is not a regular file is, in words.
+fn file_kind(file_type: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt as _;
+        if file_type.is_fifo() {
+            return "a FIFO";
+        }
+        if file_type.is_socket() {
+            return "a socket";
+        }
+        if file_type.is_char_device() || file_type.is_block_device() {
+            return "a device";
+        }
+    }
+    if file_type.is_dir() {
+        "a directory"
+    } else {
+        "neither a file nor a directory"
+    }
 }
 
 /// Reads the next packet into `packet`: `Ok(true)` with one, `Ok(false)` at the end.
@@ -116,12 +154,65 @@ pub(crate) fn next_packet(
     }
 }
 
-/// Opens a file with FFmpeg after [`check_readable`].
-pub(crate) fn open_input(path: &Path) -> Result<ffmpeg_next::format::context::Input, MediaError> {
+/// Opens a file with FFmpeg after [`check_readable`]. With a `limit`, FFmpeg's reads
+/// (opening, and every read of the returned input) stop once it has passed: they fail
+/// with `ffmpeg_next::Error::Exit`, which [`timed_out`] turns into the error.
+pub(crate) fn open_input(
+    path: &Path,
+    limit: Option<Duration>,
+) -> Result<ffmpeg_next::format::context::Input, MediaError> {
     init();
     check_readable(path)?;
-    ffmpeg_next::format::input(path).map_err(|e| MediaError::InvalidData {
-        path: path.to_owned(),
-        message: e.to_string(),
+    let opened = match limit {
+        None => ffmpeg_next::format::input(path),
+        Some(limit) => {
+            let deadline = Instant::now() + limit;
+            ffmpeg_next::format::input_with_interrupt(path, move || Instant::now() >= deadline)
+        }
+    };
+    opened.map_err(|e| match (e, limit) {
+        (ffmpeg_next::Error::Exit, Some(limit)) => timed_out(path, limit),
+        (e, _) => MediaError::InvalidData {
+            path: path.to_owned(),
+            message: e.to_string(),
+        },
     })
+}
+
+/// The error of a read stopped by [`open_input`]'s limit.
+pub(crate) fn timed_out(path: &Path, limit: Duration) -> MediaError {
+    MediaError::TimedOut {
+        path: path.to_owned(),
+        limit_s: limit.as_secs_f64(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Opening a FIFO for reading waits for a writer; a FIFO named like a video must be
+    /// refused before that, by its metadata (the probe runs on a thread, so that a
+    /// regression fails here instead of hanging the tests).
+    #[cfg(unix)]
+    #[test]
+    fn a_fifo_or_a_folder_is_refused_without_being_opened() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("x.mp4");
+        let made = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || tx.send(probe(&fifo)));
+        let error = rx
+            .recv_timeout(Duration::from_secs(20))
+            .expect("probing a FIFO returns at once")
+            .unwrap_err();
+        assert_eq!(error.kind(), "not_a_file", "{error}");
+        assert!(error.to_string().contains("a FIFO"), "{error}");
+        let error = probe(dir.path()).unwrap_err();
+        assert_eq!(error.kind(), "not_a_file", "{error}");
+    }
 }

@@ -9,11 +9,12 @@
 //! here and not in the middle of a run.
 
 use std::path::Path;
+use std::time::Duration;
 
 use ffmpeg_next::{codec, ffi, format, frame, media, packet};
 use serde::{Deserialize, Serialize};
 
-use super::{MediaError, next_packet, open_input};
+use super::{MediaError, PROBE_TIME_LIMIT, next_packet, open_input, timed_out};
 
 /// What a video is, as measured from its packets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,9 +39,14 @@ pub struct Probe {
     pub has_audio: bool,
 }
 
-/// Probes a video file. See the module documentation for what is checked.
+/// Probes a video file, within [`PROBE_TIME_LIMIT`]. See the module documentation for
+/// what is checked.
 pub fn probe(path: &Path) -> Result<Probe, MediaError> {
-    let mut input = open_input(path)?;
+    probe_within(path, PROBE_TIME_LIMIT)
+}
+
+fn probe_within(path: &Path, limit: Duration) -> Result<Probe, MediaError> {
+    let mut input = open_input(path, Some(limit))?;
     let has_audio = input.streams().best(media::Type::Audio).is_some();
     let stream = input
         .streams()
@@ -67,6 +73,7 @@ pub fn probe(path: &Path) -> Result<Probe, MediaError> {
         match next_packet(&mut input, &mut packet) {
             Ok(true) => {}
             Ok(false) => break None,
+            Err(ffmpeg_next::Error::Exit) => return Err(timed_out(path, limit)),
             Err(e) => break Some(e.to_string()),
         }
         if packet.stream() != index {
@@ -226,4 +233,24 @@ pub(super) fn rotation_of(stream: &format::stream::Stream) -> u32 {
         return ((clockwise / 90.0).round() as u32 % 4) * 90;
     }
     0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::media::{Mp4Writer, RgbImage, WriterSettings};
+
+    #[test]
+    fn probing_stops_at_its_time_limit() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clip.mp4");
+        let mut writer = Mp4Writer::create(&path, WriterSettings::new(64, 48, 10)).unwrap();
+        for _ in 0..10 {
+            writer.write(&RgbImage::new(64, 48)).unwrap();
+        }
+        writer.finish().unwrap();
+        assert_eq!(probe(&path).unwrap().frame_count, 10);
+        let error = probe_within(&path, Duration::ZERO).unwrap_err();
+        assert_eq!(error.kind(), "timeout", "{error}");
+    }
 }

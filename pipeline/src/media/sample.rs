@@ -172,7 +172,7 @@ impl Layout {
     /// Reads the container's header; only when it states no duration or frame count is
     /// the whole file probed.
     fn read(path: &Path) -> Result<Self, MediaError> {
-        let input = open_input(path)?;
+        let input = open_input(path, None)?;
         let stream = input
             .streams()
             .best(ffmpeg_next::media::Type::Video)
@@ -254,7 +254,7 @@ impl<'a> Walker<'a> {
         threads: usize,
         resize: Resize,
     ) -> Result<Self, MediaError> {
-        let input = open_input(path)?;
+        let input = open_input(path, None)?;
         let stream = input
             .stream(layout.index)
             .expect("the stream was found before; this is a bug");
@@ -377,7 +377,7 @@ impl<'a> Walker<'a> {
 /// Decodes every frame of a video and returns how many there were: the throughput
 /// anchor of `make bench` and the check that a whole file decodes.
 pub fn decode_all(path: &Path) -> Result<u64, MediaError> {
-    let mut input = open_input(path)?;
+    let mut input = open_input(path, None)?;
     let stream = input
         .streams()
         .best(ffmpeg_next::media::Type::Video)
