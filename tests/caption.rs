@@ -48,6 +48,8 @@ pub(crate) struct ModelsToml<'a> {
     timeout_s: f64,
     /// `[wolf] guard`; with `consensus`, the pack's MiniLM is added as the embedder.
     guard: &'a str,
+    /// Every entry's `api_key_env`.
+    api_key_env: Option<&'a str>,
 }
 
 impl<'a> ModelsToml<'a> {
@@ -59,6 +61,7 @@ impl<'a> ModelsToml<'a> {
             max_retries: 4,
             timeout_s: 2.0,
             guard: "off",
+            api_key_env: None,
         }
     }
 
@@ -67,8 +70,11 @@ impl<'a> ModelsToml<'a> {
         let entry = |entry: &str, url: &str, model: &str| {
             format!(
                 "[models.{entry}]\nbackend = \"openai\"\nbase_url = \"{url}\"\nmodel = \"{model}\"\n\
-                 max_retries = {}\nmax_backoff_s = 0.05\ntimeout_s = {:?}\nmax_concurrency = 8\n\n",
-                self.max_retries, self.timeout_s
+                 max_retries = {}\nmax_backoff_s = 0.05\ntimeout_s = {:?}\nmax_concurrency = 8\n{}\n",
+                self.max_retries,
+                self.timeout_s,
+                self.api_key_env
+                    .map_or_else(String::new, |var| format!("api_key_env = \"{var}\"\n")),
             )
         };
         let text = format!(
@@ -405,6 +411,40 @@ fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
         sources, kept,
         "the failed stages' old captions are still exported"
     );
+}
+
+/// A server that quotes the API key back in its error bodies does not get it stored
+/// with the failed stage (and so printed by `wolf export --failed`).
+#[test]
+fn a_key_the_server_echoes_is_not_stored() {
+    const KEY: &str = "sk-first-hour-0123456789";
+    let dir = Dir::new();
+    world(&dir, 1);
+    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let echo = ScriptedServer::start(Script::always(Behaviour::EchoAuthorization(500))).unwrap();
+    let config = ModelsToml {
+        vid_url: Some(echo.base_url()),
+        max_retries: 0,
+        api_key_env: Some("WOLF_TEST_KEY"),
+        ..ModelsToml::new(server.base_url())
+    }
+    .write(&dir, "k.toml");
+    let output = dir
+        .command(&caption_args(&config, "r", &[]))
+        .env("WOLF_TEST_KEY", KEY)
+        .output()
+        .unwrap();
+    Run { output }.expect_code(1);
+    assert_eq!(
+        echo.received()[0].authorization.as_deref(),
+        Some(format!("Bearer {KEY}").as_str())
+    );
+    let failed = dir
+        .wolf(&["export", "--run", "r", "--failed"])
+        .expect_code(0)
+        .stdout();
+    assert!(failed.contains("Bearer <redacted>"), "{failed}");
+    assert!(!failed.contains(KEY), "{failed}");
 }
 
 /// Spawns `wolf caption` on `dir`'s database with its output discarded, or its log

@@ -3,7 +3,7 @@
 
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
-use crate::util::Dir;
+use crate::util::{Dir, Run};
 
 fn openai_config(dir: &Dir, base_url: &str, extra: &str) -> String {
     let text = format!(
@@ -53,6 +53,30 @@ fn check_exits_non_zero_with_the_error_kind() {
         .expect_code(2);
     assert!(run.stderr().contains("server_error"), "{}", run.stderr());
     assert_eq!(server.requests(), 2, "one retry");
+}
+
+#[test]
+fn check_never_prints_a_key_the_server_echoes() {
+    const KEY: &str = "sk-first-hour-0123456789";
+    let dir = Dir::new();
+    let server = ScriptedServer::start(Script::always(Behaviour::EchoAuthorization(401))).unwrap();
+    let config = openai_config(&dir, server.base_url(), "api_key_env = \"WOLF_TEST_KEY\"");
+    let output = dir
+        .command(&["model", "check", "remote", "--config", &config])
+        .env("WOLF_TEST_KEY", KEY)
+        .output()
+        .unwrap();
+    let run = Run { output }.expect_code(2);
+    assert!(
+        run.stderr().contains("Bearer <redacted>"),
+        "{}",
+        run.stderr()
+    );
+    assert!(
+        !run.stderr().contains(KEY) && !run.stdout().contains(KEY),
+        "{}",
+        run.stderr()
+    );
 }
 
 #[test]

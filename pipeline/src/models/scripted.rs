@@ -59,6 +59,9 @@ pub enum Behaviour {
     ServerError,
     /// Any status with this body (JSON or not).
     Status(u16, String),
+    /// This status with an error message that quotes the request's `Authorization`
+    /// header, as a careless server does.
+    EchoAuthorization(u16),
     /// Never answer (until the server is dropped).
     Hang,
     /// HTTP 200 with a body that is not JSON.
@@ -110,6 +113,9 @@ impl std::fmt::Debug for Behaviour {
                 .finish(),
             Self::ServerError => f.write_str("ServerError"),
             Self::Status(code, body) => f.debug_tuple("Status").field(code).field(body).finish(),
+            Self::EchoAuthorization(code) => {
+                f.debug_tuple("EchoAuthorization").field(code).finish()
+            }
             Self::Hang => f.write_str("Hang"),
             Self::MalformedJson => f.write_str("MalformedJson"),
             Self::NoChoices => f.write_str("NoChoices"),
@@ -501,6 +507,18 @@ async fn respond(
         Behaviour::Status(code, text) => {
             let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
             return (code, [(header::CONTENT_TYPE, "application/json")], text).into_response();
+        }
+        Behaviour::EchoAuthorization(code) => {
+            let code = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let sent = headers
+                .get(header::AUTHORIZATION)
+                .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+                .unwrap_or_default();
+            return error_response(
+                code,
+                &format!("cannot serve a request with `Authorization: {sent}`"),
+                "server_error",
+            );
         }
         Behaviour::Hang => std::future::pending().await,
         Behaviour::MalformedJson => {

@@ -4,10 +4,25 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use reqwest::header::HeaderValue;
 use serde::Deserialize;
 
 use crate::models::ModelError;
+
+/// What stands for the API key wherever it would be shown.
+pub(super) const REDACTED: &str = "<redacted>";
+
+/// A reply body with every occurrence of the API key replaced by [`REDACTED`]. A body
+/// that is not UTF-8 is made so first (it is quoted lossily anyway, and JSON is UTF-8);
+/// the replacement keeps JSON valid, since it has no quote or backslash.
+pub(super) fn redact(body: Bytes, key: &str) -> Bytes {
+    let text = String::from_utf8_lossy(&body);
+    if key.is_empty() || !text.contains(key) {
+        return body;
+    }
+    Bytes::from(text.replace(key, REDACTED))
+}
 
 /// How much of an error body goes into an error message.
 const BODY_EXCERPT: usize = 300;

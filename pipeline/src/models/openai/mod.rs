@@ -15,7 +15,10 @@
 //! blocking thread.
 //!
 //! The key never reaches a log: it lives in a header value marked sensitive, and the
-//! model's `Debug` prints `<redacted>`.
+//! model's `Debug` prints `<redacted>`. Nor does a server's echo of it: its value is
+//! replaced by `<redacted>` in every reply body as it arrives, before anything parses,
+//! quotes, stores or prints it (a careless server quotes the request's headers in an
+//! error body).
 //!
 //! Files: this one (the client), `wire` (the request and reply types and their
 //! parsers), `failure` (which failures are retried, and the messages that quote a
@@ -55,9 +58,9 @@ pub struct OpenAiModel {
     config: OpenAiConfig,
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
-    /// Whether the key was found (the key itself is only in the client's default
-    /// headers, marked sensitive).
-    has_key: bool,
+    /// The key, for [`redact`]ing it from what the server says; it is sent only from
+    /// the client's default headers, marked sensitive.
+    key: Option<String>,
     client: reqwest::Client,
     permits: Semaphore,
     timeout: Duration,
@@ -73,7 +76,11 @@ impl std::fmt::Debug for OpenAiModel {
             .field("api_key_env", &self.config.api_key_env)
             .field(
                 "api_key",
-                &if self.has_key { "<redacted>" } else { "<none>" },
+                &if self.key.is_some() {
+                    REDACTED
+                } else {
+                    "<none>"
+                },
             )
             .field("max_concurrency", &self.config.max_concurrency)
             .field("timeout_s", &self.config.timeout_s)
@@ -114,16 +121,15 @@ impl OpenAiModel {
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/json"),
         );
-        let has_key = key.is_some();
-        if let Some(key) = key {
-            let mut value =
-                HeaderValue::try_from(format!("Bearer {}", key.trim())).map_err(|_| {
-                    ModelError::new(
-                        ErrorKind::Auth,
-                        name,
-                        "the API key is not a valid HTTP header value",
-                    )
-                })?;
+        let key = key.map(|k| k.trim().to_owned());
+        if let Some(key) = &key {
+            let mut value = HeaderValue::try_from(format!("Bearer {key}")).map_err(|_| {
+                ModelError::new(
+                    ErrorKind::Auth,
+                    name,
+                    "the API key is not a valid HTTP header value",
+                )
+            })?;
             value.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, value);
         }
@@ -156,7 +162,7 @@ impl OpenAiModel {
             name: name.to_owned(),
             chat_url: url("chat/completions")?,
             embeddings_url: url("embeddings")?,
-            has_key,
+            key,
             client,
             permits: Semaphore::new(config.max_concurrency.max(1)),
             timeout,
@@ -419,6 +425,10 @@ impl OpenAiModel {
                 .and_then(retry_after)
         };
         let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
+        let bytes = match &self.key {
+            Some(key) => redact(bytes, key),
+            None => bytes,
+        };
         if status.is_success() {
             return Ok(bytes);
         }
@@ -1054,6 +1064,44 @@ mod tests {
         let shown = format!("{model:?}");
         assert!(!shown.contains(key), "{shown}");
         assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    /// A server that quotes the key back (in an error, or in a 2xx reply's text) does
+    /// not get it into an error message or a reply: those are stored and printed.
+    #[tokio::test]
+    async fn a_key_the_server_echoes_is_redacted_from_what_it_says() {
+        let key = "sk-echoed-0123456789abcdef";
+        let server = serve(Script::sequence(
+            vec![
+                Behaviour::EchoAuthorization(500),
+                Behaviour::EchoAuthorization(401),
+            ],
+            Behaviour::text(format!("your key is {key}, isn't it?")),
+        ));
+        let with_key = |retries| {
+            let mut config = config(&server);
+            config.max_retries = retries;
+            OpenAiModel::with_key("test", &config, Some(format!(" {key}\n"))).unwrap()
+        };
+        let error = fails(&with_key(0), "hi").await;
+        assert_eq!(error.kind, ErrorKind::ServerError);
+        assert!(!error.to_string().contains(key), "{error}");
+        assert!(error.message.contains("Bearer <redacted>"), "{error}");
+        let error = fails(&with_key(0), "hi").await;
+        assert_eq!(error.kind, ErrorKind::Auth);
+        assert!(!error.to_string().contains(key), "{error}");
+        let reply = with_key(0).chat(&ask("hi")).await.unwrap();
+        assert_eq!(reply.text, "your key is <redacted>, isn't it?");
+    }
+
+    #[test]
+    fn redaction_keeps_bodies_without_the_key_and_json_valid() {
+        let body = Bytes::from_static(br#"{"error": {"message": "no key here"}}"#);
+        assert_eq!(redact(body.clone(), "sk-1"), body);
+        let body = Bytes::from_static(br#"{"error": "bad key sk-1, and sk-1 again"}"#);
+        let redacted = redact(body, "sk-1");
+        let value: Value = serde_json::from_slice(&redacted).unwrap();
+        assert_eq!(value["error"], "bad key <redacted>, and <redacted> again");
     }
 
     #[tokio::test]
