@@ -413,6 +413,47 @@ fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
     );
 }
 
+/// A rerun that does not retry the failed stages it finds (no `--retry-failed`) leaves
+/// the run incomplete: it exits 1 and says how many remain and what redoes them.
+#[test]
+fn a_rerun_that_leaves_failed_stages_exits_1() {
+    let dir = Dir::new();
+    world(&dir, 2);
+    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let broken = ScriptedServer::start(Script::always(Behaviour::ServerError)).unwrap();
+    let config = ModelsToml {
+        vid_url: Some(broken.base_url()),
+        max_retries: 0,
+        ..ModelsToml::new(server.base_url())
+    }
+    .write(&dir, "b.toml");
+    // Per video, the video caption fails and the fusion with it.
+    let remain = "4 failed stages remain";
+    let first = caption(&dir, &config, "r", &[]).expect_code(1);
+    assert_eq!(summary(&first).failed, 4);
+    assert!(first.stdout().contains(remain), "{}", first.stdout());
+    let requests = broken.requests();
+
+    let again = caption(&dir, &config, "r", &[]).expect_code(1);
+    assert_eq!(summary(&again).failed, 0, "{}", again.stdout());
+    assert_eq!(
+        broken.requests(),
+        requests,
+        "the rerun retried a failed stage"
+    );
+    assert!(
+        again.stdout().contains(remain) && again.stdout().contains("--retry-failed"),
+        "{}",
+        again.stdout()
+    );
+
+    caption(&dir, &config, "r", &["--retry-failed"]).expect_code(1);
+    assert!(
+        broken.requests() > requests,
+        "--retry-failed retried nothing"
+    );
+}
+
 /// A server that quotes the API key back in its error bodies does not get it stored
 /// with the failed stage (and so printed by `wolf export --failed`).
 #[test]

@@ -96,10 +96,10 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
     };
     watcher.abort();
     print_report(&name, &report);
-    Ok(if report.failed_stages > 0 || report.interrupted {
-        Outcome::SomeFailed
-    } else {
+    Ok(if report.complete() {
         Outcome::Done
+    } else {
+        Outcome::SomeFailed
     })
 }
 
@@ -117,7 +117,7 @@ pub(crate) fn print_report(name: &str, report: &RunReport) {
         report.videos,
         report.completed,
         report.skipped,
-        if report.failed_stages > 0 {
+        if report.failed_stages_left > 0 {
             " or failed before"
         } else {
             ""
@@ -143,8 +143,12 @@ pub(crate) fn print_report(name: &str, report: &RunReport) {
     if report.interrupted {
         outln!("interrupted: run the same command again to finish");
     }
-    if report.failed_stages > 0 {
-        outln!("failed stages are stored with their reasons: `wolf export --run {name} --failed`");
+    if report.failed_stages_left > 0 {
+        outln!(
+            "{} failed stages remain, stored with their reasons (`wolf export --run {name} --failed`); \
+             the same `wolf caption` with `--retry-failed` redoes them",
+            report.failed_stages_left
+        );
     }
 }
 

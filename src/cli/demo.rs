@@ -163,13 +163,11 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         annotations.display()
     );
     outln!("Leaderboard page: {}", index.display());
-    Ok(
-        if intake == Outcome::SomeFailed || report.failed_stages > 0 || report.interrupted {
-            Outcome::SomeFailed
-        } else {
-            Outcome::Done
-        },
-    )
+    Ok(if intake == Outcome::SomeFailed || !report.complete() {
+        Outcome::SomeFailed
+    } else {
+        Outcome::Done
+    })
 }
 
 fn default_out() -> PathBuf {

@@ -423,12 +423,7 @@ impl Store {
         .bind(run.id)
         .fetch_one(self.pool())
         .await?;
-        let failed_stages = sqlx::query_scalar(
-            "SELECT count(*) FROM work_items WHERE run_id = $1 AND status = 'failed'",
-        )
-        .bind(run.id)
-        .fetch_one(self.pool())
-        .await?;
+        let failed_stages = self.failed_stage_count(run.id).await?;
         let commits = sqlx::query_scalar(
             "SELECT CAST(coalesce(sum(commits), 0) AS BIGINT) FROM queue WHERE run_id = $1",
         )

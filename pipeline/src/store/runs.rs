@@ -215,6 +215,16 @@ impl Store {
             .collect())
     }
 
+    /// The failed stages a run holds, whichever pass failed them.
+    pub async fn failed_stage_count(&self, run_id: i64) -> Result<i64, StoreError> {
+        Ok(sqlx::query_scalar(
+            "SELECT count(*) FROM work_items WHERE run_id = $1 AND status = 'failed'",
+        )
+        .bind(run_id)
+        .fetch_one(self.pool())
+        .await?)
+    }
+
     /// (video id, stage, status, result key) of the work items of some videos of a run.
     pub async fn work_item_states(
         &self,

@@ -68,6 +68,9 @@ pub struct RunReport {
     pub completed: usize,
     /// Stages failed in this run.
     pub failed_stages: usize,
+    /// Failed stages the run holds after it: those failed now and those failed before
+    /// that it did not retry (a rerun without `--retry-failed` leaves them).
+    pub failed_stages_left: usize,
     /// Videos left when a stop was requested.
     pub interrupted: bool,
     /// Model requests made (not cache hits).
@@ -78,6 +81,14 @@ pub struct RunReport {
     /// `consensus:SOURCE`; `unchecked` with the guard off).
     pub guard_paths: BTreeMap<String, usize>,
     pub wall: Duration,
+}
+
+impl RunReport {
+    /// Whether the run holds every stage done: it was not stopped, and no stage has
+    /// failed, in this pass or an earlier one that it did not retry.
+    pub fn complete(&self) -> bool {
+        !self.interrupted && self.failed_stages_left == 0
+    }
 }
 
 /// A run that could not start.

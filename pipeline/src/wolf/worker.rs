@@ -207,6 +207,7 @@ pub async fn caption(
         skipped: tally.skipped as usize,
         completed: (tally.done - tally.skipped) as usize,
         failed_stages: tally.failed_stages as usize,
+        failed_stages_left: store.failed_stage_count(run.id).await? as usize,
         interrupted,
         model_calls: runner.model_calls(),
         stage_time: runner.stage_times(),
@@ -214,11 +215,7 @@ pub async fn caption(
         wall: started.elapsed(),
         run: Some(run.clone()),
     };
-    let status = if report.interrupted || report.failed_stages > 0 {
-        "failed"
-    } else {
-        "done"
-    };
+    let status = if report.complete() { "done" } else { "failed" };
     store.finish_run(run.id, status).await?;
     Ok(report)
 }
