@@ -114,8 +114,57 @@ fn videos_in(root: &Path) -> (Vec<(String, PathBuf)>, Vec<IntakeProblem>) {
     (videos, problems)
 }
 
+/// The kind of the source problem of a folder that holds no video.
+pub const NO_VIDEOS: &str = "no_videos";
+
+/// The problem of a folder without a video, saying what it holds instead: a user who
+/// pointed `wolf dataset add` at the wrong folder, or at WebDataset shards, learns
+/// why nothing was added.
+fn no_videos(root: &Path) -> IntakeProblem {
+    let mut found: BTreeMap<String, usize> = BTreeMap::new();
+    for item in files::walk(root).flatten() {
+        if !item.file_type().is_dir() {
+            let kind = files::lower_extension(item.path())
+                .map_or_else(|| "extension-less".to_owned(), |e| format!(".{e}"));
+            *found.entry(kind).or_default() += 1;
+        }
+    }
+    let shards = found.contains_key(".tar");
+    let mut kinds: Vec<(String, usize)> = found.into_iter().collect();
+    kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+    let counted = |(kind, n): &(String, usize)| {
+        format!("{n} {kind} {}", if *n == 1 { "file" } else { "files" })
+    };
+    let mut listed: Vec<String> = kinds.iter().take(3).map(counted).collect();
+    let others: usize = kinds.iter().skip(3).map(|(_, n)| n).sum();
+    if others > 0 {
+        listed.push(format!("{others} other files"));
+    }
+    let what = match listed.split_last() {
+        None => "it is empty".to_owned(),
+        Some((last, [])) => format!("found {last}"),
+        Some((last, rest)) => format!("found {} and {last}", rest.join(", ")),
+    };
+    let hint = if shards {
+        ": shards are not read by `dataset add` yet; `wolf recaption` reads them".to_owned()
+    } else {
+        format!(
+            "; videos are found by their extension: {}",
+            files::VIDEO_EXTENSIONS.join(", ")
+        )
+    };
+    IntakeProblem {
+        location: root.display().to_string(),
+        kind: NO_VIDEOS.into(),
+        message: format!("no videos found in `{}` ({what}{hint})", root.display()),
+    }
+}
+
 fn read_folder(root: &Path) -> Result<Source, SourceError> {
-    let (files, problems) = videos_in(root);
+    let (files, mut problems) = videos_in(root);
+    if files.is_empty() {
+        problems.push(no_videos(root));
+    }
     let entries = files
         .into_iter()
         .map(|(key, path)| Entry {
@@ -413,6 +462,44 @@ mod tests {
         let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["a.mkv", "b/clip.MP4"]);
         assert_eq!(source.kind, SourceKind::Folder);
+    }
+
+    #[test]
+    fn a_folder_without_videos_says_what_it_holds() {
+        let message = |dir: &Path| {
+            let source = read_source(dir, None).unwrap();
+            assert!(source.entries.is_empty());
+            assert_eq!(source.problems.len(), 1, "{:?}", source.problems);
+            assert_eq!(source.problems[0].kind, NO_VIDEOS);
+            source.problems[0].message.clone()
+        };
+        let dir = tempfile::tempdir().unwrap();
+        let shown = dir.path().display().to_string();
+        assert_eq!(
+            message(dir.path()),
+            format!(
+                "no videos found in `{shown}` (it is empty; videos are found by their extension: mp4, m4v, mov, mkv, webm, avi, mpg, mpeg, ts, wmv, flv, 3gp)"
+            )
+        );
+        for name in ["00000.tar", "00001.tar", "b/00002.TAR", ".hidden.mp4"] {
+            write(dir.path(), name, "x");
+        }
+        assert_eq!(
+            message(dir.path()),
+            format!(
+                "no videos found in `{shown}` (found 3 .tar files: shards are not read by `dataset add` yet; `wolf recaption` reads them)"
+            )
+        );
+        for name in ["a.txt", "b.txt", "c.json", "README", "d.png"] {
+            write(dir.path(), name, "x");
+        }
+        let text = message(dir.path());
+        assert!(
+            text.contains(
+                "(found 3 .tar files, 2 .txt files, 1 .json file and 2 other files: shards"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

@@ -89,6 +89,11 @@ pub(crate) async fn add(
     threads: Option<usize>,
 ) -> anyhow::Result<Outcome> {
     let read = sources::read_source(source, annotations)?;
+    let no_videos = read
+        .problems
+        .iter()
+        .find(|p| p.kind == sources::NO_VIDEOS)
+        .map(|p| p.message.clone());
     let label = match annotations {
         Some(a) => format!("{} + {}", source.display(), a.display()),
         None => source.display().to_string(),
@@ -108,6 +113,9 @@ pub(crate) async fn add(
         report.failed,
         report.problems
     );
+    if let Some(message) = no_videos {
+        eprintln!("warning: {message}");
+    }
     if report.failed > 0 || report.problems > 0 {
         outln!("`wolf dataset show {name}` lists each with its reason.");
         return Ok(Outcome::SomeFailed);
