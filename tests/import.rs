@@ -145,7 +145,7 @@ fn each_invalid_file_exits_2_names_its_problems_and_writes_nothing() {
     let unchanged = |case: &str| {
         let run = dir.wolf(&["export", "--run", "bad"]).expect_code(2);
         assert!(
-            run.stderr().contains("does not exist"),
+            run.stderr().contains("no run `bad`; runs: good ("),
             "{case}: {}",
             run.stderr()
         );

@@ -359,7 +359,24 @@ fn a_missing_source_or_dataset_is_a_fatal_error() {
     );
     let run = dir.wolf(&["dataset", "show", "nope"]).expect_code(2);
     assert!(
-        run.stderr().contains("dataset `nope` does not exist"),
+        run.stderr().contains(
+            "no dataset `nope`; datasets: none yet (`wolf dataset add NAME FOLDER` adds one)"
+        ),
+        "{}",
+        run.stderr()
+    );
+    // An unknown name lists those that exist, and so does an unknown run.
+    dir.synthetic_dataset(1, 3);
+    let run = dir.wolf(&["dataset", "show", "nope"]).expect_code(2);
+    assert!(
+        run.stderr().contains("no dataset `nope`; datasets: ds ("),
+        "{}",
+        run.stderr()
+    );
+    let run = dir.wolf(&["export", "--run", "nope"]).expect_code(2);
+    assert!(
+        run.stderr()
+            .contains("no run `nope`; runs: none yet (`wolf caption"),
         "{}",
         run.stderr()
     );

@@ -45,11 +45,20 @@ static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("../migrati
 /// A store error, with a stable [`StoreError::kind`].
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    #[error("cannot open database `{target}`: {source}")]
+    // The cause is printed by whoever prints the chain (`{:#}`), once.
+    #[error("cannot open database `{target}`")]
     Open {
         target: String,
         #[source]
         source: sqlx::Error,
+    },
+    #[error(
+        "cannot reach the database server at {server} ({reason}); is it running, and is `--db` (`WOLF_DB`) right?"
+    )]
+    Unreachable {
+        /// `HOST:PORT`.
+        server: String,
+        reason: String,
     },
     #[error(
         "database `{0}` is not supported: give a file path, a `sqlite:` URL or a \
@@ -60,10 +69,17 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database query failed: {0}")]
     Query(#[from] sqlx::Error),
-    #[error("dataset `{0}` does not exist")]
-    NoDataset(String),
-    #[error("run `{0}` does not exist")]
-    NoRun(String),
+    #[error(
+        "no dataset `{name}`; datasets: {} (`wolf dataset add NAME FOLDER` adds one)",
+        listing(known)
+    )]
+    NoDataset { name: String, known: Vec<String> },
+    #[error(
+        "no run `{name}`; runs: {} (`wolf caption --dataset NAME --config FILE --run RUN` \
+         makes one, `wolf import` another)",
+        listing(known)
+    )]
+    NoRun { name: String, known: Vec<String> },
     #[error("run `{0}` belongs to another dataset; choose another `--run` name")]
     RunDataset(String),
 }
@@ -72,13 +88,24 @@ impl StoreError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Open { .. } => "db_open",
+            Self::Unreachable { .. } => "db_unreachable",
             Self::Unsupported(_) => "db_unsupported",
             Self::Migrate(_) => "db_migrate",
             Self::Query(_) => "db_query",
-            Self::NoDataset(_) => "no_dataset",
-            Self::NoRun(_) => "no_run",
+            Self::NoDataset { .. } => "no_dataset",
+            Self::NoRun { .. } => "no_run",
             Self::RunDataset(_) => "run_dataset",
         }
+    }
+}
+
+/// Names for a message: the first 20, comma-separated, or `none yet`.
+fn listing(names: &[String]) -> String {
+    const SHOWN: usize = 20;
+    match names.len() {
+        0 => "none yet".to_owned(),
+        n if n <= SHOWN => names.join(", "),
+        n => format!("{}, … ({n} in all)", names[..SHOWN].join(", ")),
     }
 }
 
@@ -149,6 +176,10 @@ impl Store {
         };
         if target.starts_with("postgres://") || target.starts_with("postgresql://") {
             let options = AnyConnectOptions::from_str(target).map_err(open_err)?;
+            reach(&options).await.map_err(|e| match e {
+                Reach::Unreachable { server, reason } => StoreError::Unreachable { server, reason },
+                Reach::Refused(source) => open_err(source),
+            })?;
             let pool = AnyPoolOptions::new()
                 .max_connections(8)
                 .acquire_timeout(Duration::from_secs(30))
@@ -284,6 +315,47 @@ async fn lock_file(path: PathBuf) -> Result<std::fs::File, StoreError> {
         .await
         .expect("locking does not panic")
         .map_err(open_err)
+}
+
+/// How long reaching a PostgreSQL server may take before `Store::open` gives up.
+pub const CONNECT_LIMIT: Duration = Duration::from_secs(5);
+
+/// Why one connection to a PostgreSQL server could not be made.
+enum Reach {
+    /// No server answered at `server` (refused, unresolvable, or silent past
+    /// [`CONNECT_LIMIT`]).
+    Unreachable { server: String, reason: String },
+    /// A server answered and refused (authentication, no such database).
+    Refused(sqlx::Error),
+}
+
+/// Makes one connection and closes it: a pool would retry a refused connection until
+/// its acquire timeout (30 s), then say only that it timed out.
+async fn reach(options: &AnyConnectOptions) -> Result<(), Reach> {
+    let url = &options.database_url;
+    let server = format!(
+        "{}:{}",
+        url.host_str()
+            .filter(|h| !h.is_empty())
+            .unwrap_or("localhost"),
+        url.port().unwrap_or(5432)
+    );
+    let connect = <sqlx::AnyConnection as sqlx::Connection>::connect_with(options);
+    match tokio::time::timeout(CONNECT_LIMIT, connect).await {
+        Err(_) => Err(Reach::Unreachable {
+            server,
+            reason: format!("no answer within {} s", CONNECT_LIMIT.as_secs()),
+        }),
+        Ok(Err(sqlx::Error::Io(e))) => Err(Reach::Unreachable {
+            server,
+            reason: e.to_string(),
+        }),
+        Ok(Err(e)) => Err(Reach::Refused(e)),
+        Ok(Ok(connection)) => {
+            let _ = sqlx::Connection::close(connection).await;
+            Ok(())
+        }
+    }
 }
 
 /// A database target with its password hidden, for messages.

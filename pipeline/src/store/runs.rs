@@ -126,8 +126,16 @@ impl Store {
         )
         .bind(name)
         .fetch_optional(self.pool())
-        .await?
-        .ok_or_else(|| StoreError::NoRun(name.to_owned()))?;
+        .await?;
+        let Some(row) = row else {
+            let known = sqlx::query_scalar("SELECT name FROM runs ORDER BY name")
+                .fetch_all(self.pool())
+                .await?;
+            return Err(StoreError::NoRun {
+                name: name.to_owned(),
+                known,
+            });
+        };
         Ok(RunRow {
             id: row.get("id"),
             name: row.get("name"),

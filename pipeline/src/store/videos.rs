@@ -239,11 +239,15 @@ impl Store {
 
     /// One dataset's counts.
     pub async fn dataset(&self, name: &str) -> Result<DatasetSummary, StoreError> {
-        self.datasets()
-            .await?
+        let datasets = self.datasets().await?;
+        let known = datasets.iter().map(|d| d.name.clone()).collect();
+        datasets
             .into_iter()
             .find(|d| d.name == name)
-            .ok_or_else(|| StoreError::NoDataset(name.to_owned()))
+            .ok_or_else(|| StoreError::NoDataset {
+                name: name.to_owned(),
+                known,
+            })
     }
 
     /// The videos of a dataset, by key.
@@ -453,7 +457,7 @@ pub(crate) mod tests {
         assert_eq!(videos[1].error_kind.as_deref(), Some("truncated"));
         assert!(matches!(
             store.dataset("nope").await,
-            Err(StoreError::NoDataset(_))
+            Err(StoreError::NoDataset { .. })
         ));
         // Reopening applies nothing new.
         let again = Store::connect(target).await.unwrap();
