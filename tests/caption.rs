@@ -12,7 +12,7 @@ use serde_json::Value;
 use wolf_pipeline::hash::{SplitMix64, fnv1a};
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
-use crate::util::{Dir, Run};
+use crate::util::{Dir, Run, serve};
 
 /// The sources of one video under [`ModelsToml`]'s `[wolf]` section.
 pub(crate) const SOURCES: [&str; 5] = ["img:middle", "img:summary", "motion", "vid", "wolf"];
@@ -273,7 +273,7 @@ fn source_of_stage(stage: &str) -> Option<String> {
 fn a_second_run_makes_no_model_call() {
     let dir = Dir::new();
     world(&dir, 6);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
 
     let first = caption(&dir, &config, "r", &[]).expect_code(0);
@@ -368,12 +368,12 @@ fn a_second_run_makes_no_model_call() {
 fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
     let dir = Dir::new();
     world(&dir, 2);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
     caption(&dir, &config, "r", &[]).expect_code(0);
     assert_eq!(export(&dir, "r").len(), 2 * SOURCES.len());
 
-    let broken = ScriptedServer::start(Script::always(Behaviour::ServerError)).unwrap();
+    let broken = serve(Script::always(Behaviour::ServerError));
     let config = ModelsToml {
         vid_url: Some(broken.base_url()),
         max_retries: 0,
@@ -419,8 +419,8 @@ fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
 fn a_rerun_that_leaves_failed_stages_exits_1() {
     let dir = Dir::new();
     world(&dir, 2);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
-    let broken = ScriptedServer::start(Script::always(Behaviour::ServerError)).unwrap();
+    let server = serve(Script::always(answering()));
+    let broken = serve(Script::always(Behaviour::ServerError));
     let config = ModelsToml {
         vid_url: Some(broken.base_url()),
         max_retries: 0,
@@ -461,8 +461,8 @@ fn a_key_the_server_echoes_is_not_stored() {
     const KEY: &str = "sk-first-hour-0123456789";
     let dir = Dir::new();
     world(&dir, 1);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
-    let echo = ScriptedServer::start(Script::always(Behaviour::EchoAuthorization(500))).unwrap();
+    let server = serve(Script::always(answering()));
+    let echo = serve(Script::always(Behaviour::EchoAuthorization(500)));
     let config = ModelsToml {
         vid_url: Some(echo.base_url()),
         max_retries: 0,
@@ -520,9 +520,7 @@ fn two_concurrent_captions_on_one_run_share_the_work() {
     let dir = Dir::new();
     world(&dir, CLIPS);
     // A little latency, so that both processes are busy at the same time.
-    let server =
-        ScriptedServer::start(Script::always(answering()).with_latency(Duration::from_millis(20)))
-            .unwrap();
+    let server = serve(Script::always(answering()).with_latency(Duration::from_millis(20)));
     let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
     let alone = CLIPS * (IMAGE_REQUESTS_PER_VIDEO + 1 + 2);
 
@@ -553,12 +551,11 @@ fn sigkill_at_random_moments_then_rerun_loses_and_duplicates_nothing() {
     world(&dir, CLIPS);
     let reference = Dir::new();
     add_world(&reference, &dir.join("world"));
-    let server = ScriptedServer::start(
+    let server = serve(
         Script::always(answering())
             .with_latency(Duration::from_millis(8))
             .with_recording(false),
-    )
-    .unwrap();
+    );
     let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
 
     // The reference: one run that is never interrupted, in a database of its own.
@@ -692,7 +689,7 @@ fn good_clips_complete_beside_bad_inputs() {
         broken.insert("truncated.mp4".into());
     }
 
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
     let run = caption(&dir, &config, "r", &[]).expect_code(1);
     let counts = summary(&run);
@@ -762,7 +759,7 @@ fn a_flaky_server_is_survived_through_retries() {
     let all = all_pairs(&clip_names(10));
 
     // Enough retries: a request fails for good with probability 0.35^11, about 1e-5.
-    let server = ScriptedServer::start(flaky(1)).unwrap();
+    let server = serve(flaky(1));
     let patient = ModelsToml {
         max_retries: 10,
         timeout_s: 0.5,
@@ -781,7 +778,7 @@ fn a_flaky_server_is_survived_through_retries() {
 
     // No retries, on another server (another model identity, so nothing is cached):
     // failures are stored as failed stages, never as captions.
-    let server = ScriptedServer::start(flaky(2)).unwrap();
+    let server = serve(flaky(2));
     let hasty = ModelsToml {
         max_retries: 0,
         timeout_s: 0.5,
@@ -856,7 +853,7 @@ fn a_flaky_server_is_survived_through_retries() {
 fn export_formats() {
     let dir = Dir::new();
     world(&dir, 2);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
     caption(&dir, &config, "r", &[]).expect_code(0);
     let rows = export(&dir, "r");
@@ -959,7 +956,7 @@ fn the_guard_retries_then_picks_the_consensus_or_fails() {
     const CLIPS: usize = 2;
     let dir = Dir::new();
     world(&dir, CLIPS);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let consensus = ModelsToml {
         guard: "consensus",
         ..ModelsToml::new(server.base_url())
@@ -1037,7 +1034,7 @@ fn the_guard_retries_then_picks_the_consensus_or_fails() {
 fn generation_settings_of_the_entry_and_the_stage_are_sent() {
     let dir = Dir::new();
     world(&dir, 1);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let base = ModelsToml::new(server.base_url()).write(&dir, "base.toml");
     let mut text = std::fs::read_to_string(&base).unwrap();
     text = text.replace(

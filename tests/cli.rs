@@ -2,10 +2,10 @@
 
 use std::process::Stdio;
 
-use wolf_pipeline::models::scripted::{Script, ScriptedServer};
+use wolf_pipeline::models::scripted::Script;
 
 use crate::caption::{ModelsToml, answering, caption, world};
-use crate::util::Dir;
+use crate::util::{Dir, serve};
 
 #[test]
 fn config_check_names_an_unknown_key() {
@@ -108,7 +108,7 @@ fn config_check_says_where_each_model_entry_comes_from() {
 fn a_closed_stdout_ends_every_command_quietly() {
     let dir = Dir::new();
     world(&dir, 2);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
     caption(&dir, &config, "r", &[]).expect_code(0);
     let commands: &[&[&str]] = &[
@@ -138,4 +138,27 @@ fn a_closed_stdout_ends_every_command_quietly() {
             "{args:?}: {stderr}"
         );
     }
+}
+
+/// A PostgreSQL server that is not there fails within seconds, once, naming the host
+/// and port and never the password (it waited 30 s for a pool and said "pool timed
+/// out" twice).
+#[test]
+fn an_unreachable_postgres_url_fails_at_once_without_the_password() {
+    let dir = Dir::new();
+    let started = std::time::Instant::now();
+    let out = dir
+        .command_with_db(
+            "postgres://wolf:hunter2secret@127.0.0.1:1/wolf",
+            &["dataset", "list"],
+        )
+        .output()
+        .unwrap();
+    assert!(started.elapsed() < std::time::Duration::from_secs(5));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+    assert!(!stderr.contains("hunter2secret"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(!stderr.contains("timed out"), "{stderr}");
 }

@@ -7,11 +7,11 @@
 use std::collections::BTreeMap;
 
 use serde_json::Value;
-use wolf_pipeline::models::scripted::{Script, ScriptedServer};
+use wolf_pipeline::models::scripted::Script;
 use wolf_scorer::truth::{Fact, WorldTruth, facts};
 
 use crate::caption::answering;
-use crate::util::Dir;
+use crate::util::{Dir, serve};
 
 /// Clips of the world, and how many of them must name the true number of objects
 /// (measured: 28; before the tracker's colour-first association, majority labels and
@@ -47,7 +47,7 @@ fn objects(facts: impl IntoIterator<Item = Fact>) -> usize {
 fn the_motion_caption_names_the_true_number_of_objects() {
     let dir = Dir::new();
     dir.synthetic_dataset(CLIPS, 23);
-    let server = ScriptedServer::start(Script::always(answering())).unwrap();
+    let server = serve(Script::always(answering()));
     let config = config(&dir, server.base_url());
     dir.wolf(&[
         "caption",

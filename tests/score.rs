@@ -8,15 +8,14 @@ use serde_json::Value;
 use wolf_pipeline::hash::fnv1a;
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
-use crate::util::Dir;
+use crate::util::{Dir, serve};
 
 /// A run `r` of `count` clips captioned by one scripted server; returns its export.
 fn captioned_run(dir: &Dir, count: usize) -> Vec<Value> {
-    let server = ScriptedServer::start(Script::always(Behaviour::with(|req: &Value| {
+    let server = serve(Script::always(Behaviour::with(|req: &Value| {
         let hash = fnv1a(req["messages"].to_string().as_bytes());
         format!("a red circle [100, 100, 200, 200] moves {:x}", hash % 997)
-    })))
-    .unwrap();
+    })));
     let url = server.base_url();
     let mut config = String::from("[sampling]\ncount = 2\n");
     for name in ["img", "vid", "llm"] {
@@ -90,7 +89,7 @@ fn judge_faults_are_stored_as_failures_never_as_numbers() {
     let export = captioned_run(&dir, 2);
     assert_eq!(export.len(), 10);
     // One request at a time, in this order: the first ten replies, then valid ones.
-    let server = ScriptedServer::start(Script::sequence(
+    let server = serve(Script::sequence(
         vec![
             Behaviour::text("0.50;0.60"),
             Behaviour::text("0.1,0.2,0.3,0.4;0.1,0.2,0.3,0.4"),
@@ -104,8 +103,7 @@ fn judge_faults_are_stored_as_failures_never_as_numbers() {
             Behaviour::text("0.30;0.40"),
         ],
         Behaviour::text("0.70;0.70"),
-    ))
-    .unwrap();
+    ));
     let config = judge_config(&dir, &server);
     let run = dir
         .wolf(&judged(
@@ -153,7 +151,7 @@ fn judge_faults_are_stored_as_failures_never_as_numbers() {
 fn rescoring_hits_the_cache_and_makes_no_judge_call() {
     let dir = Dir::new();
     captioned_run(&dir, 2);
-    let server = ScriptedServer::start(Script::always(Behaviour::text("0.40;0.50"))).unwrap();
+    let server = serve(Script::always(Behaviour::text("0.40;0.50")));
     let config = judge_config(&dir, &server);
     let args = judged(&config, "capscore", &["--samples", "2"]);
     let first = dir.wolf(&args).expect_code(0);
@@ -186,7 +184,7 @@ fn rescoring_hits_the_cache_and_makes_no_judge_call() {
 fn a_judge_only_config_still_finds_the_default_embedder() {
     let dir = Dir::new();
     captioned_run(&dir, 2);
-    let server = ScriptedServer::start(Script::always(Behaviour::text("0.40;0.50"))).unwrap();
+    let server = serve(Script::always(Behaviour::text("0.40;0.50")));
     let config = judge_config(&dir, &server);
     dir.wolf(&judged(&config, "capscore,embed_sim", &[]))
         .expect_code(0);
@@ -209,7 +207,7 @@ fn listwise_scores_map_back_to_their_captions_whatever_the_shown_order() {
     let dir = Dir::new();
     let export = captioned_run(&dir, 3);
     // Replies score each shown caption by its own text, so a wrong unshuffle shows.
-    let server = ScriptedServer::start(Script::always(Behaviour::with(|req: &Value| {
+    let server = serve(Script::always(Behaviour::with(|req: &Value| {
         let prompt = req["messages"][0]["content"]
             .as_str()
             .unwrap_or("")
@@ -221,8 +219,7 @@ fn listwise_scores_map_back_to_their_captions_whatever_the_shown_order() {
             .map(|(_, text)| format!("{:.2}", score_of(text)))
             .collect();
         format!("{};{}", scores.join(","), scores.join(","))
-    })))
-    .unwrap();
+    })));
     let config = judge_config(&dir, &server);
     dir.wolf(&judged(
         &config,
@@ -254,7 +251,15 @@ fn a_real_judge_run_with_the_default_gguf_llm_gives_scores_or_parse_failures() {
     let dir = Dir::new();
     captioned_run(&dir, 2);
     let run = dir
-        .wolf(&["score", "--run", "r", "--metrics", "capscore,embed_sim"])
+        .wolf(&[
+            "score",
+            "--run",
+            "r",
+            "--judge",
+            "smollm2",
+            "--metrics",
+            "capscore,embed_sim",
+        ])
         .expect_code(0);
     assert!(run.stdout().contains("0 failed"), "{}", run.stdout());
     let lines = report(&dir);
@@ -305,4 +310,60 @@ fn token_efficiency_stores_one_curve_per_source() {
         let mean = words.iter().sum::<usize>() as f64 / words.len() as f64;
         assert!((first["mean_tokens"].as_f64().unwrap() - mean).abs() < 1e-9);
     }
+}
+
+/// CapScore runs only when a judge is named: without one, `wolf score` runs the other
+/// metrics and says so, and a judge given by `[score] judge` is used and named.
+#[test]
+fn capscore_needs_a_judge_and_without_one_the_other_metrics_run() {
+    let dir = Dir::new();
+    captioned_run(&dir, 2);
+    let run = dir.wolf(&["score", "--run", "r"]).expect_code(0);
+    let out = run.stdout();
+    assert!(
+        out.contains("embed_sim: ") && out.contains("classic: "),
+        "{out}"
+    );
+    assert!(
+        out.contains("capscore: not run: CapScore needs a judge"),
+        "{out}"
+    );
+    let metrics: Vec<String> = report(&dir)
+        .iter()
+        .map(|l| l["metric"].as_str().unwrap().to_owned())
+        .collect();
+    assert!(
+        !metrics.iter().any(|m| m.starts_with("capscore")),
+        "{metrics:?}"
+    );
+    assert!(metrics.iter().any(|m| m == "cider_d"), "{metrics:?}");
+
+    // Asking for CapScore alone, without a judge, leaves nothing to run.
+    let run = dir
+        .wolf(&["score", "--run", "r", "--metrics", "capscore"])
+        .expect_code(2);
+    assert!(
+        run.stderr().contains("CapScore needs a judge"),
+        "{}",
+        run.stderr()
+    );
+
+    // `[score] judge` names one.
+    let server = serve(Script::always(Behaviour::text("0.40;0.50")));
+    let config = judge_config(&dir, &server);
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str("\n[score]\njudge = \"judge\"\n");
+    std::fs::write(&config, text).unwrap();
+    let run = dir
+        .wolf(&[
+            "score",
+            "--run",
+            "r",
+            "--config",
+            &config,
+            "--metrics",
+            "capscore",
+        ])
+        .expect_code(0);
+    assert!(run.stdout().contains("judge `judge`"), "{}", run.stdout());
 }

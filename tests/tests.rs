@@ -13,6 +13,7 @@ mod leaderboard;
 mod models;
 mod motion;
 mod onnx;
+mod preflight;
 mod recaption;
 mod score;
 mod synth;

@@ -230,3 +230,15 @@ impl Run {
             .unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", self.stdout()))
     }
 }
+
+/// The model names the tests' configs give their `openai` entries.
+pub const SCRIPTED_MODELS: [&str; 5] = ["img", "vid", "vid2", "llm", "judge"];
+
+/// A scripted server whose `/v1/models` lists [`SCRIPTED_MODELS`], so that the
+/// preflight of `wolf caption`, `wolf worker` and `wolf score` finds the models.
+pub fn serve(
+    script: wolf_pipeline::models::scripted::Script,
+) -> wolf_pipeline::models::scripted::ScriptedServer {
+    wolf_pipeline::models::scripted::ScriptedServer::start(script.with_models(SCRIPTED_MODELS))
+        .expect("the scripted server starts")
+}

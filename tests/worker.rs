@@ -17,7 +17,7 @@ use serde_json::Value;
 use wolf_pipeline::models::scripted::{Script, ScriptedServer};
 
 use crate::caption::{ModelsToml, SOURCES, add_world, answering, caption, sorted_export, world};
-use crate::util::Dir;
+use crate::util::{Dir, serve};
 
 /// A fresh PostgreSQL database's URL, or None (with a loud message) without a server.
 fn fresh_postgres() -> Option<String> {
@@ -109,12 +109,11 @@ fn queued(
     let dir = Dir::with_db(&db);
     world(&dir, clips);
     let wolf_extra = wolf_extra(&dir);
-    let server = ScriptedServer::start(
+    let server = serve(
         Script::always(answering())
             .with_latency(Duration::from_millis(latency_ms))
             .with_recording(false),
-    )
-    .unwrap();
+    );
     let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&wolf_extra);

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::str::FromStr;
 
 use wolf_pipeline::config::{ConfigError, Plan, ScoreConfig};
-use wolf_pipeline::models::{ModelError, ModelSet, Role};
+use wolf_pipeline::models::{ModelError, ModelSet, ModelUse, PreflightError, Role};
 use wolf_pipeline::store::{NewScore, ScoringItem, Store, StoreError};
 use wolf_pipeline::wolf::model_identity;
 
@@ -28,6 +28,10 @@ pub enum ScoreError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Model(#[from] ModelError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
+    #[error("CapScore needs a judge: `--judge NAME` or `[score] judge` names a chat LLM entry")]
+    NoJudge,
     #[error("unknown metric `{0}`: use capscore, embed_sim, classic, efficiency, truth")]
     UnknownMetric(String),
     #[error("the truth metric needs the dataset's truth: {0}")]
@@ -45,6 +49,8 @@ impl ScoreError {
             Self::Store(e) => e.kind(),
             Self::Config(_) => "config",
             Self::Model(e) => e.kind.as_str(),
+            Self::Preflight(e) => e.kind(),
+            Self::NoJudge => "no_judge",
             Self::UnknownMetric(_) => "unknown_metric",
             Self::Classic(_) => "panic",
             Self::Truth(e) => e.kind(),
@@ -66,6 +72,22 @@ pub enum Metric {
     Efficiency,
     /// Precision, recall and F1 of the facts stated against the world's truth.
     Truth,
+}
+
+impl Metric {
+    /// The metrics a scoring run computes: those `asked` for (None: `embed_sim` and the
+    /// classic metrics, and CapScore when a judge is named), CapScore only with a
+    /// judge. The flag says that CapScore was asked for, or would have been a default,
+    /// and is left out for want of a judge.
+    pub fn with_judge(asked: Option<Vec<Metric>>, judge: bool) -> (Vec<Metric>, bool) {
+        let mut metrics =
+            asked.unwrap_or_else(|| vec![Metric::EmbedSim, Metric::Classic, Metric::Capscore]);
+        let wanted = metrics.contains(&Metric::Capscore);
+        if !judge {
+            metrics.retain(|m| *m != Metric::Capscore);
+        }
+        (metrics, wanted && !judge)
+    }
 }
 
 impl FromStr for Metric {
@@ -113,11 +135,18 @@ impl JudgeOptions {
 #[derive(Debug, Clone)]
 pub struct ScoreSettings {
     pub metrics: Vec<Metric>,
-    /// The judge's entry, for [`Metric::Capscore`].
-    pub judge: String,
+    /// The judge's entry, for [`Metric::Capscore`] (which needs one).
+    pub judge: Option<String>,
     pub judge_options: JudgeOptions,
     /// The embedder's entry, for [`Metric::EmbedSim`] and [`Metric::Efficiency`].
     pub embedder: String,
+    /// Where the judge and the embedder were named: a flag (`--judge`) or a config key
+    /// (`[score] judge`), for the preflight's messages.
+    pub judge_by: String,
+    pub embedder_by: String,
+    /// Check the judge and the embedder before anything is scored
+    /// ([`ModelSet::preflight`]).
+    pub preflight: bool,
     /// The run whose efficiency curves are stored ([`Metric::Efficiency`] only).
     pub run_id: Option<i64>,
     /// The dataset's folder, whose `boxes.json` is the truth ([`Metric::Truth`] only).
@@ -134,9 +163,12 @@ impl ScoreSettings {
         }
         Self {
             metrics,
-            judge: score.judge.clone().unwrap_or_default(),
+            judge: score.judge.clone(),
             judge_options: JudgeOptions::from_config(score),
             embedder: score.embedder.clone(),
+            judge_by: "[score] judge".into(),
+            embedder_by: "[score] embedder".into(),
+            preflight: false,
             run_id: None,
             truth_folder: None,
         }
@@ -172,24 +204,48 @@ pub struct ScoreSummary {
 }
 
 /// Scores `items` with every metric of `settings`, storing each score; the models are
-/// checked against `plan` before the first is computed.
+/// checked against `plan` (and, with [`ScoreSettings::preflight`], tried) before the
+/// first is computed.
 pub async fn score_items(
     store: &Store,
     plan: &Plan,
     items: &[ScoringItem],
     settings: &ScoreSettings,
 ) -> Result<ScoreSummary, ScoreError> {
+    let models = ModelSet::new(plan.models.clone());
+    score_items_with(store, plan, &models, items, settings).await
+}
+
+/// [`score_items`] with models the caller built already (the recaption loop's, whose
+/// embedder its preflight loaded).
+pub async fn score_items_with(
+    store: &Store,
+    plan: &Plan,
+    models: &ModelSet,
+    items: &[ScoringItem],
+    settings: &ScoreSettings,
+) -> Result<ScoreSummary, ScoreError> {
     let wants = |m: Metric| settings.metrics.contains(&m);
+    let mut uses = Vec::new();
+    if wants(Metric::Capscore) {
+        let judge = settings.judge.as_deref().ok_or(ScoreError::NoJudge)?;
+        plan.model_for(judge, Role::Chat)?;
+        uses.push(ModelUse::named(&settings.judge_by, judge, Role::Chat));
+    }
     if wants(Metric::EmbedSim) || wants(Metric::Efficiency) {
         plan.model_for(&settings.embedder, Role::Embedder)?;
+        uses.push(ModelUse::named(
+            &settings.embedder_by,
+            &settings.embedder,
+            Role::Embedder,
+        ));
     }
-    if wants(Metric::Capscore) {
-        plan.model_for(&settings.judge, Role::Chat)?;
+    if settings.preflight {
+        models.preflight(&uses).await?;
     }
-    let models = ModelSet::new(plan.models.clone());
     let mut summary = ScoreSummary::default();
     if wants(Metric::EmbedSim) {
-        summary.embed_sim = Some(embed_sim(store, &models, &settings.embedder, items).await?);
+        summary.embed_sim = Some(embed_sim(store, models, &settings.embedder, items).await?);
     }
     if wants(Metric::Classic) {
         summary.classic = Some(classic(store, items).await?);
@@ -206,20 +262,11 @@ pub async fn score_items(
         && let Some(run_id) = settings.run_id
     {
         summary.efficiency =
-            Some(efficiency(store, &models, &settings.embedder, run_id, items).await?);
+            Some(efficiency(store, models, &settings.embedder, run_id, items).await?);
     }
-    if wants(Metric::Capscore) {
-        summary.capscore = Some(
-            capscore(
-                store,
-                plan,
-                &models,
-                &settings.judge,
-                items,
-                &settings.judge_options,
-            )
-            .await?,
-        );
+    if let (true, Some(judge)) = (wants(Metric::Capscore), &settings.judge) {
+        summary.capscore =
+            Some(capscore(store, plan, models, judge, items, &settings.judge_options).await?);
     }
     Ok(summary)
 }

@@ -12,7 +12,7 @@ use wolf_pipeline::store::Store;
 use wolf_pipeline::wolf::runner::{RunOptions, RunProgress, RunReport, prepare};
 use wolf_pipeline::wolf::worker::caption as caption_run;
 
-use super::{Context, Outcome, progress};
+use super::{Context, Outcome, PreflightArgs, progress};
 
 #[derive(Debug, Args)]
 pub(crate) struct CaptionArgs {
@@ -33,6 +33,8 @@ pub(crate) struct CaptionArgs {
     /// caption (on this machine or others that reach the database).
     #[arg(long, conflicts_with = "retry_failed")]
     enqueue_only: bool,
+    #[command(flatten)]
+    preflight: PreflightArgs,
 }
 
 pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Result<Outcome> {
@@ -89,6 +91,7 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
                 config_text: text,
                 retry_failed: args.retry_failed,
                 stop,
+                preflight: args.preflight.enabled(),
             },
             counters.clone(),
         )
@@ -165,6 +168,7 @@ pub(crate) struct ExportArgs {
     /// The run (`wolf caption --run`).
     #[arg(long)]
     run: String,
+    /// `jsonl` (every source, one caption a line) or `wolf-json` (one source).
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     format: ExportFormat,
     /// Only this source (`wolf`, `motion`, `MODEL`, `MODEL:middle`, `MODEL:summary`);

@@ -31,12 +31,15 @@ pub(crate) enum DatasetCommand {
     },
     /// List the datasets with their counts.
     List {
+        /// `table` for people, `json` for programs.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
     /// Show a dataset's counts, and each failed file and source problem with its reason.
     Show {
+        /// The dataset's name (`wolf dataset list` lists them).
         name: String,
+        /// `table` for people, `json` for programs.
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
         /// Also list every video with its measurements.

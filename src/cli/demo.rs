@@ -103,6 +103,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
                 config_text: text.clone(),
                 retry_failed: false,
                 stop: Arc::new(AtomicBool::new(false)),
+                preflight: true,
             },
             counters.clone(),
         )

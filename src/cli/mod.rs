@@ -42,6 +42,9 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 use wolf_pipeline::store::Store;
 
+/// The help heading of the flags every command takes.
+const GLOBAL: &str = "Global options";
+
 /// Dense video captioning with the Wolf world-summarization method.
 #[derive(Debug, Parser)]
 #[command(name = "wolf", version, about)]
@@ -49,13 +52,13 @@ struct Cli {
     /// Database: a SQLite file path or `sqlite:` URL, or a `postgres://` URL (workers on
     /// several machines). Default: `.wolf/wolf.db` in the checkout, or
     /// `~/.local/share/wolf/wolf.db` for an installed binary.
-    #[arg(long, env = "WOLF_DB", global = true)]
+    #[arg(long, env = "WOLF_DB", global = true, help_heading = GLOBAL)]
     db: Option<String>,
     /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true)]
+    #[arg(long, value_enum, default_value_t = LogFormat::Pretty, global = true, help_heading = GLOBAL)]
     log_format: LogFormat,
     /// Never draw progress bars (they are off anyway when stderr is not a terminal).
-    #[arg(long, global = true)]
+    #[arg(long, global = true, help_heading = GLOBAL)]
     no_progress: bool,
     #[command(subcommand)]
     command: Command,
@@ -99,8 +102,9 @@ enum Command {
     /// Import captions made elsewhere (Wolf JSON or JSONL) as a leaderboard entry of a
     /// dataset: validated whole, then stored in one transaction or not at all.
     Import(import::ImportArgs),
-    /// Score a run's captions against the references: CapScore (an LLM judge) and
-    /// embedding similarity.
+    /// Score a run's captions against the references: embedding similarity
+    /// (`embed_sim`), the classic metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D), token
+    /// efficiency, the truth metric, and CapScore (an LLM judge) when a judge is named.
     Score(score::ScoreArgs),
     /// Print the scores: mean, 95% interval, count and failures per dataset, run,
     /// source and metric.
@@ -114,6 +118,22 @@ enum Command {
     /// Run the embedded default end to end: synthetic world, intake, captions and their
     /// similarity to the references.
     Demo(demo::DemoArgs),
+}
+
+/// `--no-preflight`, for the commands that check their models before they start work.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub(crate) struct PreflightArgs {
+    /// Skip the check of every model before work starts (`GET /v1/models` for
+    /// `openai` entries, a load for `gguf` and `onnx` ones), for servers without
+    /// `/v1/models`.
+    #[arg(long)]
+    no_preflight: bool,
+}
+
+impl PreflightArgs {
+    pub(crate) fn enabled(self) -> bool {
+        !self.no_preflight
+    }
 }
 
 /// Runtime handles shared by the subcommands.
@@ -227,4 +247,41 @@ pub(crate) fn print(text: std::fmt::Arguments<'_>) {
 /// The number of cores, for bounding blocking work.
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory as _;
+
+    /// Every argument of every command says what it is in `--help`.
+    #[test]
+    fn every_argument_has_help_text() {
+        fn walk(command: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in command.get_arguments() {
+                let id = arg.get_id().as_str();
+                if id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in command.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no summary)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut command = super::Cli::command();
+        command.build();
+        let mut missing = Vec::new();
+        walk(&command, "wolf", &mut missing);
+        assert!(missing.is_empty(), "arguments without help: {missing:#?}");
+        let global = command
+            .get_arguments()
+            .find(|a| a.get_id() == "db")
+            .unwrap();
+        assert_eq!(global.get_help_heading(), Some(super::GLOBAL));
+    }
 }

@@ -17,6 +17,7 @@ use super::Outcome;
 pub(crate) enum ModelCommand {
     /// List the model entries of a config (the defaults without `--config`).
     List {
+        /// A config whose `[models]` entries add to the defaults.
         #[arg(long)]
         config: Option<PathBuf>,
     },
@@ -25,6 +26,7 @@ pub(crate) enum ModelCommand {
     Check {
         /// The entry's name (`[models.NAME]`).
         name: String,
+        /// A config whose `[models]` entries add to the defaults.
         #[arg(long)]
         config: Option<PathBuf>,
         /// Ask the entry as an image captioner about this image.

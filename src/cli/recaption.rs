@@ -11,7 +11,7 @@ use wolf_datasets::recaption::driver::{LoopPaths, LoopState, Setup, finished_rou
 use wolf_datasets::recaption::round::RoundReport;
 use wolf_datasets::recaption::stats::rounds_table;
 
-use super::{Context, Outcome};
+use super::{Context, Outcome, PreflightArgs};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RecaptionCommand {
@@ -35,6 +35,8 @@ pub(crate) struct InputArgs {
     /// The config with `[recaption]` and the models (default: the embedded defaults).
     #[arg(long)]
     config: Option<PathBuf>,
+    #[command(flatten)]
+    preflight: PreflightArgs,
 }
 
 #[derive(Debug, Args)]
@@ -80,6 +82,9 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
         RecaptionCommand::Round(args) => {
             let paths = args.input.paths();
             let setup = Setup::load(&paths, args.captioner.as_deref())?;
+            if args.input.preflight.enabled() {
+                setup.preflight(false).await?;
+            }
             let captioner = setup.config.captioner.clone();
             let (stop, watcher) = stop_on_ctrl_c();
             let report = setup.round(&paths, args.round, &captioner, stop).await;
@@ -92,6 +97,9 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
         RecaptionCommand::Loop(args) => {
             let paths = args.input.paths();
             let setup = Setup::load(&paths, None)?;
+            if args.input.preflight.enabled() {
+                setup.preflight(true).await?;
+            }
             let store = match &setup.config.heldout {
                 Some(_) => Some(context.store().await?),
                 None => None,

@@ -13,23 +13,27 @@ use wolf_scorer::judge::Mode;
 use wolf_scorer::report::{report_lines, table};
 use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, ScoreSummary, score_items};
 
-use super::{Context, Outcome};
+use super::{Context, Outcome, PreflightArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct ScoreArgs {
     /// The run whose captions are scored.
     #[arg(long)]
     run: String,
-    /// The config with the judge's and the embedder's entries (default: the embedded
-    /// defaults: `smollm2` and `minilm`).
+    /// The config with the judge's and the embedder's entries and its `[score]`
+    /// section (default: the embedded defaults, which name no judge).
     #[arg(long)]
     config: Option<PathBuf>,
-    /// The judge: a chat LLM entry.
-    #[arg(long, default_value = "smollm2")]
-    judge: String,
-    /// The embedder entry of `embed_sim`.
-    #[arg(long, default_value = "minilm")]
-    embedder: String,
+    /// The CapScore judge: a chat LLM entry (default: `[score] judge`). Without a
+    /// judge, CapScore is not run.
+    #[arg(long)]
+    judge: Option<String>,
+    /// The embedder entry of `embed_sim` and `efficiency` (default: `[score] embedder`,
+    /// `minilm`).
+    #[arg(long)]
+    embedder: Option<String>,
+    /// How the judge scores: `pointwise` (each caption alone against the reference)
+    /// or `listwise` (all sources of a video at once, in shuffled order).
     #[arg(long, value_enum, default_value_t = ModeArg::Pointwise)]
     mode: ModeArg,
     /// Judge samples per caption (k).
@@ -47,13 +51,12 @@ pub(crate) struct ScoreArgs {
     /// Metrics: `capscore`, `embed_sim`, `classic` (BLEU-1..4, METEOR, ROUGE-L,
     /// CIDEr-D), `efficiency`, `truth` (comma-separated; `efficiency` scores every
     /// sentence prefix of every caption with the embedder; `truth` scores the facts a
-    /// caption states against the `boxes.json` in the dataset's folder).
-    #[arg(
-        long,
-        value_delimiter = ',',
-        default_value = "capscore,embed_sim,classic"
-    )]
-    metrics: Vec<String>,
+    /// caption states against the `boxes.json` in the dataset's folder). Default:
+    /// `embed_sim,classic`, and `capscore` when a judge is named.
+    #[arg(long, value_delimiter = ',')]
+    metrics: Option<Vec<String>>,
+    #[command(flatten)]
+    preflight: PreflightArgs,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -68,11 +71,28 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         None => Config::default(),
     };
     let plan = config.plan()?;
-    let metrics = args
-        .metrics
-        .iter()
-        .map(|m| m.parse::<Metric>())
-        .collect::<Result<Vec<_>, _>>()?;
+    let asked = match &args.metrics {
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|m| m.parse::<Metric>())
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        None => None,
+    };
+    let (judge, judge_by) = match (&args.judge, &plan.score.judge) {
+        (Some(judge), _) => (Some(judge.clone()), "--judge"),
+        (None, Some(judge)) => (Some(judge.clone()), "[score] judge"),
+        (None, None) => (None, "--judge"),
+    };
+    let (embedder, embedder_by) = match &args.embedder {
+        Some(embedder) => (embedder.clone(), "--embedder"),
+        None => (plan.score.embedder.clone(), "[score] embedder"),
+    };
+    let (metrics, no_judge) = Metric::with_judge(asked, judge.is_some());
+    if metrics.is_empty() {
+        bail!("{}", wolf_scorer::run::ScoreError::NoJudge);
+    }
     let store = context.store().await?;
     let run = store.run(&args.run).await?;
     let items = store.scoring_items(run.id).await?;
@@ -84,7 +104,7 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     }
     let settings = ScoreSettings {
         metrics,
-        judge: args.judge.clone(),
+        judge,
         judge_options: JudgeOptions {
             mode: match args.mode {
                 ModeArg::Pointwise => Mode::Pointwise,
@@ -95,7 +115,10 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
             parse_retries: args.parse_retries,
             concurrency: args.concurrency,
         },
-        embedder: args.embedder.clone(),
+        embedder,
+        judge_by: judge_by.into(),
+        embedder_by: embedder_by.into(),
+        preflight: args.preflight.enabled(),
         run_id: Some(run.id),
         truth_folder: store
             .datasets()
@@ -106,6 +129,12 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     };
     let summary = score_items(&store, &plan, &items, &settings).await?;
     print_summary(&summary, &settings);
+    if no_judge {
+        outln!(
+            "capscore: not run: {}",
+            wolf_scorer::run::ScoreError::NoJudge
+        );
+    }
     let failed = summary.capscore.as_ref().is_some_and(|(_, r)| r.failed > 0);
     Ok(if failed {
         Outcome::SomeFailed
@@ -164,6 +193,7 @@ pub(crate) struct ReportArgs {
     /// Only this dataset.
     #[arg(long)]
     dataset: Option<String>,
+    /// `table` for people, `json` for programs.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     format: ReportFormat,
     /// Print the token-efficiency curves (`wolf score --metrics efficiency`) instead.

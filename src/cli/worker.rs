@@ -13,7 +13,7 @@ use wolf_pipeline::config::Config;
 use wolf_pipeline::store::{QueueSettings, QueueStatus};
 use wolf_pipeline::wolf::worker::{Serve, WorkerOptions, default_owner, work};
 
-use super::{Context, Outcome};
+use super::{Context, Outcome, PreflightArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
@@ -46,6 +46,8 @@ pub(crate) struct WorkerArgs {
     /// Seconds between looks at an empty queue.
     #[arg(long, default_value_t = 1.0)]
     poll_secs: f64,
+    #[command(flatten)]
+    preflight: PreflightArgs,
 }
 
 #[derive(Debug, Subcommand)]
@@ -65,6 +67,7 @@ pub(crate) enum StatusFormat {
 pub(crate) struct RunStatusArgs {
     /// The run (`wolf caption --run`).
     run: String,
+    /// `table` for people, `json` for programs.
     #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
     format: StatusFormat,
 }
@@ -90,11 +93,13 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
         },
         exit_when_idle: args.exit_when_idle,
         poll: Duration::from_secs_f64(args.poll_secs.max(0.01)),
+        preflight: args.preflight.enabled(),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_signals(stop.clone()));
     let tally = work(&store, &options, stop, Arc::default()).await;
     watcher.abort();
+    let tally = tally?;
     outln!(
         "worker `{}`: {} videos done ({} already done), {} failed attempts, {} quarantined, {} released, {} leases lost",
         options.owner,

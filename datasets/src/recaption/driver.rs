@@ -17,10 +17,10 @@ use std::sync::atomic::AtomicBool;
 use serde::{Deserialize, Serialize};
 use wolf_pipeline::config::{Config, ConfigError, Plan, RecaptionConfig};
 use wolf_pipeline::media::{self, MediaError, Rate, SampleSettings};
-use wolf_pipeline::models::{ImageRequest, ModelError, ModelSet, Role};
+use wolf_pipeline::models::{ImageRequest, ModelError, ModelSet, ModelUse, PreflightError, Role};
 use wolf_pipeline::store::{RoundRow, Store, StoreError, VideoStatus};
 use wolf_scorer::report::report_lines;
-use wolf_scorer::run::{Metric, ScoreError, ScoreSettings, score_items};
+use wolf_scorer::run::{Metric, ScoreError, ScoreSettings, score_items_with};
 
 use super::input::MediaKind;
 use super::merge::{MergeConfig, Template};
@@ -109,6 +109,8 @@ pub struct Setup {
     pub config: RecaptionConfig,
     merge: MergeConfig,
     models: ModelSet,
+    /// Where the captioner was named: `--captioner` or `[recaption] captioner`.
+    captioner_by: &'static str,
 }
 
 impl Setup {
@@ -149,6 +151,11 @@ impl Setup {
         plan.model_for(&recaption.captioner, Role::ImageCaptioner)?;
         Ok(Self {
             models: ModelSet::new(plan.models.clone()),
+            captioner_by: if captioner.is_some() {
+                "--captioner"
+            } else {
+                "[recaption] captioner"
+            },
             plan,
             config: recaption,
             merge: MergeConfig {
@@ -156,6 +163,26 @@ impl Setup {
                 specialists,
             },
         })
+    }
+
+    /// Checks the captioner and, when `heldout` (the loop with `[recaption] heldout`),
+    /// the embedder of the held-out check, loading in-process models into the set the
+    /// rounds use.
+    pub async fn preflight(&self, heldout: bool) -> Result<(), PreflightError> {
+        let mut uses = vec![ModelUse::named(
+            self.captioner_by,
+            &self.config.captioner,
+            Role::ImageCaptioner,
+        )];
+        if heldout && self.config.heldout.is_some() {
+            let embedder = &self.plan.score.embedder;
+            uses.push(ModelUse::named(
+                "[score] embedder",
+                embedder,
+                Role::Embedder,
+            ));
+        }
+        self.models.preflight(&uses).await
     }
 
     /// Runs (or resumes) round `n` with `captioner`; setting `stop` stops it between
@@ -493,7 +520,7 @@ async fn heldout(
         metrics: vec![Metric::EmbedSim],
         ..ScoreSettings::from_config(&setup.plan.score)
     };
-    score_items(store, &setup.plan, &items, &settings).await?;
+    score_items_with(store, &setup.plan, &setup.models, &items, &settings).await?;
     report_lines(&store.scores(Some(dataset)).await?)
         .into_iter()
         .find(|l| l.run == entry && l.metric == "embed_sim")

@@ -26,6 +26,9 @@ pub enum ErrorKind {
     Unsupported,
     /// The model could not be loaded.
     Load,
+    /// The server answers but does not serve the configured model (the preflight's
+    /// look at `GET /v1/models`).
+    UnknownModel,
     /// The request was abandoned (shutdown).
     Cancelled,
 }
@@ -44,6 +47,7 @@ impl ErrorKind {
             Self::BadRequest => "bad_request",
             Self::Unsupported => "unsupported",
             Self::Load => "load",
+            Self::UnknownModel => "unknown_model",
             Self::Cancelled => "cancelled",
         }
     }

@@ -24,6 +24,7 @@ pub mod gguf;
 pub mod onnx;
 #[cfg(feature = "openai")]
 pub mod openai;
+mod preflight;
 #[cfg(any(test, feature = "test-support"))]
 pub mod scripted;
 mod set;
@@ -39,6 +40,7 @@ pub use entries::{
     default_models,
 };
 pub use error::{ErrorKind, ModelError};
+pub use preflight::{ModelUse, PreflightError};
 pub use set::ModelSet;
 
 use crate::media::RgbImage;

@@ -151,14 +151,18 @@ enum Choice {
     },
 }
 
+/// The model names `/v1/models` lists unless [`Script::with_models`] says otherwise.
+pub const DEFAULT_MODELS: [&str; 1] = ["scripted"];
+
 /// What the server does: the choice of behaviours, a latency added to every request,
-/// whether bodies are recorded, and the server's threads.
+/// whether bodies are recorded, the server's threads and the model names it lists.
 #[derive(Debug, Clone)]
 pub struct Script {
     choice: Choice,
     latency: Duration,
     record: bool,
     threads: usize,
+    models: Vec<String>,
 }
 
 impl Script {
@@ -175,6 +179,7 @@ impl Script {
             latency: Duration::ZERO,
             record: true,
             threads: 1,
+            models: DEFAULT_MODELS.map(String::from).to_vec(),
         }
     }
 
@@ -190,6 +195,7 @@ impl Script {
             latency: Duration::ZERO,
             record: true,
             threads: 1,
+            models: DEFAULT_MODELS.map(String::from).to_vec(),
         }
     }
 
@@ -203,6 +209,13 @@ impl Script {
     /// benchmarks turn it off).
     pub fn with_recording(mut self, record: bool) -> Self {
         self.record = record;
+        self
+    }
+
+    /// The model names `GET /v1/models` lists (default [`DEFAULT_MODELS`]), which the
+    /// preflight looks for; requests for other names are answered all the same.
+    pub fn with_models<S: Into<String>>(mut self, names: impl IntoIterator<Item = S>) -> Self {
+        self.models = names.into_iter().map(Into::into).collect();
         self
     }
 
@@ -454,11 +467,14 @@ async fn embeddings(
     respond(&shared, Endpoint::Embeddings, &headers, &body).await
 }
 
-async fn models() -> Response {
-    json_response(
-        StatusCode::OK,
-        json!({"object": "list", "data": [{"id": "scripted", "object": "model", "owned_by": "wolf"}]}),
-    )
+async fn models(State(shared): State<Arc<Shared>>) -> Response {
+    let data: Vec<Value> = shared
+        .script
+        .models
+        .iter()
+        .map(|id| json!({"id": id, "object": "model", "owned_by": "wolf"}))
+        .collect();
+    json_response(StatusCode::OK, json!({"object": "list", "data": data}))
 }
 
 async fn respond(

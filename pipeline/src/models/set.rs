@@ -81,6 +81,27 @@ impl ModelSet {
         }
     }
 
+    /// Builds entry `name` for `role` (an in-process model loads here, once for the
+    /// set) and, with `ask_server`, asks an HTTP model's server whether it serves it
+    /// (see [`super::preflight`]).
+    #[cfg_attr(
+        not(any(feature = "openai", feature = "gguf", feature = "onnx")),
+        allow(unreachable_code, unused_variables)
+    )]
+    pub(super) async fn check(
+        &self,
+        name: &str,
+        role: Role,
+        ask_server: bool,
+    ) -> Result<(), ModelError> {
+        match self.get(name, role)? {
+            #[cfg(feature = "openai")]
+            Built::OpenAi(m) if ask_server => m.check_served().await,
+            #[allow(unreachable_patterns)]
+            _ => Ok(()),
+        }
+    }
+
     fn cannot(&self, name: &str, role: Role) -> ModelError {
         let backend = self.entries.get(name).map_or("?", ModelConfig::backend);
         ModelError::new(

@@ -35,7 +35,7 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 use crate::config::ConfigError;
-use crate::models::{Generation, ModelConfig, Role, Sampling};
+use crate::models::{Generation, ModelConfig, ModelUse, Role, Sampling};
 
 /// The stages an LLM writes.
 pub const LLM_STAGES: [&str; 3] = ["summary", "motion", "fusion"];
@@ -208,6 +208,45 @@ impl WolfConfig {
             ));
         }
         Ok(())
+    }
+
+    /// The models a run of this config uses, each with the `[wolf]` key that names it:
+    /// what the preflight checks before `wolf caption` and `wolf worker` start.
+    pub fn model_uses(&self, plan: &crate::config::Plan) -> Vec<ModelUse> {
+        let mut uses = Vec::new();
+        for name in &self.image_models {
+            let by = "[wolf] image_models";
+            uses.push(ModelUse::listed(
+                by,
+                &self.image_models,
+                name,
+                Role::ImageCaptioner,
+            ));
+        }
+        for name in &self.video_models {
+            let by = "[wolf] video_models";
+            uses.push(ModelUse::listed(
+                by,
+                &self.video_models,
+                name,
+                Role::VideoCaptioner,
+            ));
+        }
+        let motion_llm = self.motion_llm && self.motion != MotionSource::Off;
+        if motion_llm || self.summary_llm.is_none() || self.fusion_llm.is_none() {
+            uses.push(ModelUse::named("[wolf] llm", &self.llm, Role::Chat));
+        }
+        if let Some(name) = &self.summary_llm {
+            uses.push(ModelUse::named("[wolf] summary_llm", name, Role::Chat));
+        }
+        if let Some(name) = &self.fusion_llm {
+            uses.push(ModelUse::named("[wolf] fusion_llm", name, Role::Chat));
+        }
+        if self.guard == guard::GuardMode::Consensus {
+            let name = &plan.score.embedder;
+            uses.push(ModelUse::named("[score] embedder", name, Role::Embedder));
+        }
+        uses
     }
 
     /// The LLM entry of an LLM stage of [`LLM_STAGES`].

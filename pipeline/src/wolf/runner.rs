@@ -45,6 +45,9 @@ pub struct RunOptions {
     pub retry_failed: bool,
     /// Set to stop (Ctrl-C): no new video starts, in-flight ones stop at a stage.
     pub stop: Arc<AtomicBool>,
+    /// Check every model the run uses before anything else (`--no-preflight` clears
+    /// it).
+    pub preflight: bool,
 }
 
 /// Counters the binary draws: videos, and items per stage kind.
@@ -98,6 +101,8 @@ pub enum RunError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Preflight(#[from] crate::models::PreflightError),
     #[error("cannot use `wolf.boxes_file` `{path}`: {message}")]
     Boxes {
         path: std::path::PathBuf,
@@ -235,6 +240,23 @@ impl Runner {
             shared,
             revisit: Revisit::default(),
         })
+    }
+
+    /// The runner with `models` (a set the preflight already built and checked) in
+    /// place of its own, so that no model loads twice. Before the runner is shared.
+    pub fn with_models(mut self, models: ModelSet) -> Self {
+        Arc::get_mut(&mut self.shared)
+            .expect("a runner's models are set before it is shared; this is a bug")
+            .models = models;
+        self
+    }
+
+    /// Checks every model the run uses ([`WolfConfig::model_uses`]), loading the
+    /// in-process ones into the runner's own set.
+    pub async fn preflight(&self) -> Result<(), crate::models::PreflightError> {
+        let shared = &self.shared;
+        let uses = shared.wolf.model_uses(&shared.plan);
+        shared.models.preflight(&uses).await
     }
 
     /// Which videos it works on again (default: [`Revisit::MissingAndFailed`]).

@@ -23,7 +23,7 @@ use super::runner::{
     Revisit, RunError, RunOptions, RunProgress, RunReport, Runner, auto_in_flight, prepare,
 };
 use crate::config::{Config, ConfigError, Plan};
-use crate::models::ModelConfig;
+use crate::models::{ModelConfig, ModelSet, PreflightError};
 use crate::store::{Claim, DatasetSummary, JobCommit, QueueSettings, Store, StoreError};
 
 /// How a worker runs.
@@ -40,6 +40,10 @@ pub struct WorkerOptions {
     pub exit_when_idle: bool,
     /// The wait between looks at an empty queue.
     pub poll: Duration,
+    /// Check the models of each run before serving it ([`Runner::preflight`]): a run
+    /// queued when the worker starts fails [`work`] at once; one that comes later is
+    /// left to other workers.
+    pub preflight: bool,
 }
 
 /// The runs a worker works on.
@@ -73,6 +77,8 @@ enum ServeError {
     Config(#[from] ConfigError),
     #[error(transparent)]
     Run(#[from] RunError),
+    #[error(transparent)]
+    Preflight(#[from] PreflightError),
 }
 
 /// What one worker did.
@@ -159,6 +165,11 @@ pub async fn caption(
     progress: Arc<RunProgress>,
 ) -> Result<RunReport, RunError> {
     let started = std::time::Instant::now();
+    // Before the run is opened: a model that is not ready leaves the store untouched.
+    let models = ModelSet::new(plan.models.clone());
+    if options.preflight {
+        models.preflight(&plan.wolf.model_uses(plan)).await?;
+    }
     let (run, runner) = prepare(
         store,
         plan,
@@ -175,7 +186,7 @@ pub async fn caption(
     } else {
         Revisit::Missing
     };
-    let runner = Arc::new(runner.with_revisit(revisit));
+    let runner = Arc::new(runner.with_models(models).with_revisit(revisit));
     let videos = store.ok_video_count(dataset.id).await?;
     progress.videos.set_total(videos as u64);
     store.enqueue(run.id, dataset.id).await?;
@@ -198,8 +209,10 @@ pub async fn caption(
         },
         exit_when_idle: true,
         poll: Duration::from_millis(100),
+        // Checked above, before the run was opened.
+        preflight: false,
     };
-    let tally = work(store, &worker, options.stop.clone(), progress).await;
+    let tally = work(store, &worker, options.stop.clone(), progress).await?;
     // Without a stop request the workers return only when the queue is drained.
     let interrupted = options.stop.load(Ordering::Relaxed);
     let report = RunReport {
@@ -237,12 +250,30 @@ pub async fn guard_paths(
 /// Works on the queue until `stop` is set (or, with `exit_when_idle`, until the runs it
 /// serves are drained); in-flight videos stop at their next stage, what finished
 /// commits and the rest is released.
+///
+/// With [`WorkerOptions::preflight`], the runs queued when it starts are checked first,
+/// and a model of theirs that is not ready is an error before anything is claimed.
 pub async fn work(
     store: &Store,
     options: &WorkerOptions,
     stop: Arc<AtomicBool>,
     progress: Arc<RunProgress>,
-) -> Tally {
+) -> Result<Tally, PreflightError> {
+    let mut runners: HashMap<i64, Served> = HashMap::new();
+    if let Serve::Run { id, runner } = &options.serve {
+        runners.insert(*id, Ok(runner.clone()));
+    }
+    if options.preflight {
+        match refresh(store, &mut runners, options, &stop, &progress).await {
+            Ok(_) => {}
+            Err(e) => warn!(error = %e, "Cannot read the queue; retrying."),
+        }
+        for served in runners.values() {
+            if let Err(ServeError::Preflight(e)) = served {
+                return Err(e.clone());
+            }
+        }
+    }
     let settings = options.queue;
     let owner = options.owner.clone();
     // The items in flight: the heartbeat extends only these leases.
@@ -256,10 +287,6 @@ pub async fn work(
     info!(owner = %owner, concurrency = options.concurrency, "Worker started.");
     release_dead_local_owners(store).await;
     let concurrency = options.concurrency.max(1);
-    let mut runners: HashMap<i64, Served> = HashMap::new();
-    if let Serve::Run { id, runner } = &options.serve {
-        runners.insert(*id, Ok(runner.clone()));
-    }
     let mut tasks = tokio::task::JoinSet::new();
     let mut tally = Tally::default();
     let mut db_down = 0u32;
@@ -333,7 +360,7 @@ pub async fn work(
         .filter_map(|r| r.as_ref().ok())
         .map(|r| r.model_calls())
         .sum();
-    tally
+    Ok(tally)
 }
 /// One claimed video: run it, then commit (or release) it.
 struct Job {
@@ -452,7 +479,7 @@ async fn refresh(
         if runners.contains_key(&id) || (!runs.is_empty() && !runs.contains(&name)) {
             continue;
         }
-        let served = plan_for(&config, models.as_ref())
+        let mut served = plan_for(&config, models.as_ref())
             .and_then(|plan| {
                 Ok(Runner::new(
                     store,
@@ -464,6 +491,12 @@ async fn refresh(
                 )?)
             })
             .map(Arc::new);
+        if options.preflight
+            && let Ok(runner) = &served
+            && let Err(e) = runner.preflight().await
+        {
+            served = Err(e.into());
+        }
         match &served {
             Ok(_) => info!(run = %name, "Serving a run."),
             Err(e) => warn!(run = %name, reason = %e, "Leaving a run to other workers."),

@@ -52,12 +52,17 @@ use wire::*;
 /// (full jitter), never more than `max_backoff_s`.
 const BASE_BACKOFF: Duration = Duration::from_millis(500);
 
+/// The preflight's `GET /models` waits at most this long (or the entry's `timeout_s`,
+/// when shorter): a server that has not answered by then is not ready.
+const PREFLIGHT_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// A model served by an OpenAI-compatible server.
 pub struct OpenAiModel {
     name: String,
     config: OpenAiConfig,
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
+    models_url: reqwest::Url,
     /// The key, for [`redact`]ing it from what the server says; it is sent only from
     /// the client's default headers, marked sensitive.
     key: Option<String>,
@@ -162,6 +167,7 @@ impl OpenAiModel {
             name: name.to_owned(),
             chat_url: url("chat/completions")?,
             embeddings_url: url("embeddings")?,
+            models_url: url("models")?,
             key,
             client,
             permits: Semaphore::new(config.max_concurrency.max(1)),
@@ -178,6 +184,66 @@ impl OpenAiModel {
 
     fn error(&self, kind: ErrorKind, message: impl Into<String>) -> ModelError {
         ModelError::new(kind, &self.name, message)
+    }
+
+    /// The preflight's check: one `GET {base_url}/models`, not retried, which must
+    /// answer and list the entry's `model`. A server that answers without listing it
+    /// fails with kind `unknown_model` and the names it does list.
+    pub async fn check_served(&self) -> Result<(), ModelError> {
+        let limit = self.timeout.min(PREFLIGHT_TIMEOUT);
+        let failed = |e: reqwest::Error| {
+            let mut error = self.transport(&e).error;
+            if error.kind == ErrorKind::Timeout {
+                error.message = format!(
+                    "`GET {}` had no answer within {} s",
+                    self.models_url,
+                    limit.as_secs_f64()
+                );
+            }
+            error
+        };
+        let response = self
+            .client
+            .get(self.models_url.clone())
+            .timeout(limit)
+            .send()
+            .await
+            .map_err(failed)?;
+        let status = response.status();
+        let bytes = response.bytes().await.map_err(failed)?;
+        let bytes = match &self.key {
+            Some(key) => redact(bytes, key),
+            None => bytes,
+        };
+        let url = &self.models_url;
+        if !status.is_success() {
+            let mut error = self.status_error(status, &bytes, Carries::Text);
+            error.message = format!(
+                "`GET {url}`: {} (a server without this endpoint: `--no-preflight` skips the check)",
+                error.message
+            );
+            return Err(error);
+        }
+        let listed = parse_models(&bytes, &self.name)?;
+        if listed.contains(&self.config.model) {
+            return Ok(());
+        }
+        let names = if listed.is_empty() {
+            "none".to_owned()
+        } else {
+            listed
+                .iter()
+                .map(|m| format!("`{m}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        Err(self.error(
+            ErrorKind::UnknownModel,
+            format!(
+                "the server at `{}` does not list model `{}`; it lists {names} (set the entry's `model` to one of them)",
+                self.config.base_url, self.config.model
+            ),
+        ))
     }
 
     async fn chat_impl(&self, request: &ChatRequest) -> Result<Reply, ModelError> {

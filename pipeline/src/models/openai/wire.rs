@@ -166,3 +166,28 @@ pub(super) fn parse_embeddings(
         .map(|v| v.expect("every slot was filled above; this is a bug"))
         .collect())
 }
+
+#[derive(Deserialize)]
+struct ModelsResponse {
+    data: Vec<ModelItem>,
+}
+
+#[derive(Deserialize)]
+struct ModelItem {
+    id: String,
+}
+
+/// The model names a `GET /v1/models` reply lists.
+pub(super) fn parse_models(body: &[u8], model: &str) -> Result<Vec<String>, ModelError> {
+    let response: ModelsResponse = serde_json::from_slice(body).map_err(|e| {
+        ModelError::new(
+            ErrorKind::BadResponse,
+            model,
+            format!(
+                "the reply to `GET /models` is not a model list ({e}): {}",
+                error_detail(body)
+            ),
+        )
+    })?;
+    Ok(response.data.into_iter().map(|m| m.id).collect())
+}

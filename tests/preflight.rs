@@ -1,0 +1,155 @@
+//! The preflight: `wolf caption`, `wolf worker` and `wolf score --judge` check every
+//! model they use before they start work, and fail at once (exit 2) with the entry's
+//! name and the config key or flag that names it.
+
+use std::time::{Duration, Instant};
+
+use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
+
+use crate::caption::{ModelsToml, answering, caption, world};
+use crate::util::{Dir, Run};
+
+/// A loopback port nobody listens on: bound, then let go.
+fn stopped_server() -> String {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    format!("http://127.0.0.1:{port}/v1")
+}
+
+/// Runs `wolf ARGS` and expects exit 2 within a few seconds, with `needles` in stderr.
+fn fails_at_once(dir: &Dir, args: &[&str], needles: &[&str]) -> Run {
+    let started = Instant::now();
+    let run = dir.wolf(args).expect_code(2);
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{args:?} took {:?}",
+        started.elapsed()
+    );
+    for needle in needles {
+        assert!(run.stderr().contains(needle), "{needle}: {}", run.stderr());
+    }
+    run
+}
+
+#[test]
+fn caption_and_worker_fail_at_once_on_a_stopped_server_with_the_key_that_names_the_model() {
+    let dir = Dir::new();
+    world(&dir, 1);
+    let config = ModelsToml::new(&stopped_server()).write(&dir, "stopped.toml");
+    fails_at_once(
+        &dir,
+        &[
+            "caption",
+            "--dataset",
+            "world",
+            "--config",
+            &config,
+            "--run",
+            "r",
+        ],
+        &[r#"[wolf] image_models = ["img"]"#, "`img`", "(connect)"],
+    );
+    // Nothing was opened: the run does not exist.
+    dir.wolf(&["run", "status", "r"]).expect_code(2);
+
+    // A queued run's models are checked when a worker starts.
+    caption(&dir, &config, "q", &["--enqueue-only"]).expect_code(0);
+    fails_at_once(
+        &dir,
+        &["worker", "--exit-when-idle", "--poll-secs", "0.05"],
+        &[r#"[wolf] image_models = ["img"]"#, "(connect)"],
+    );
+}
+
+#[test]
+fn a_model_the_server_does_not_list_is_named_with_the_names_it_lists() {
+    let dir = Dir::new();
+    world(&dir, 1);
+    let server =
+        ScriptedServer::start(Script::always(answering()).with_models(["img", "vid", "llm-7b"]))
+            .unwrap();
+    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    fails_at_once(
+        &dir,
+        &[
+            "caption",
+            "--dataset",
+            "world",
+            "--config",
+            &config,
+            "--run",
+            "r",
+        ],
+        &[
+            r#"[wolf] llm = "llm""#,
+            "does not list model `llm`",
+            "`img`, `vid`, `llm-7b`",
+        ],
+    );
+    assert_eq!(server.requests(), 0, "no work started");
+    // `--no-preflight` skips the check (this server answers whatever name it is asked).
+    caption(&dir, &config, "r", &["--no-preflight"]).expect_code(0);
+}
+
+#[test]
+fn score_checks_its_judge_before_judging() {
+    let dir = Dir::new();
+    dir.synthetic_dataset(1, 5);
+    let server = crate::util::serve(Script::always(answering()));
+    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    dir.wolf(&[
+        "caption",
+        "--dataset",
+        "ds",
+        "--config",
+        &config,
+        "--run",
+        "r",
+    ])
+    .expect_code(0);
+    std::fs::write(
+        dir.join("judge.toml"),
+        format!(
+            "[models.judge]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"judge\"\n",
+            stopped_server()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "score",
+        "--run",
+        "r",
+        "--config",
+        "judge.toml",
+        "--judge",
+        "judge",
+        "--metrics",
+        "capscore",
+    ];
+    fails_at_once(&dir, &args, &["`--judge judge`", "(connect)"]);
+    let judge = ScriptedServer::start(Script::always(Behaviour::text("0.5;0.5"))).unwrap();
+    std::fs::write(
+        dir.join("judge.toml"),
+        format!(
+            "[models.judge]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"judge\"\n\n[score]\njudge = \"judge\"\n",
+            judge.base_url()
+        ),
+    )
+    .unwrap();
+    fails_at_once(
+        &dir,
+        &[
+            "score",
+            "--run",
+            "r",
+            "--config",
+            "judge.toml",
+            "--metrics",
+            "capscore",
+        ],
+        &[r#"`[score] judge = "judge"`"#, "it lists `scripted`"],
+    );
+}
