@@ -162,3 +162,65 @@ fn an_unreachable_postgres_url_fails_at_once_without_the_password() {
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     assert!(!stderr.contains("timed out"), "{stderr}");
 }
+
+/// `wolf config check` prints the plan as text (sampling, models with their origin and
+/// the keys that use them, sources, stages with their content keys' inputs), not a Rust
+/// `Debug` dump; `--format json` is the same plan for programs.
+#[test]
+fn config_check_prints_the_plan_as_text_and_as_json() {
+    let dir = Dir::new();
+    let config = ModelsToml::new("http://127.0.0.1:9/v1").write(&dir, "c.toml");
+    let text = dir
+        .wolf(&["config", "check", &config])
+        .expect_code(0)
+        .stdout();
+    for needle in [
+        "Sampling: 4 frames a clip; 96x72, padded; JPEG quality 90",
+        "Models (where each entry comes from):",
+        "used by [wolf] image_models = [\"img\"]",
+        "Sources (each video's captions): img:middle, img:summary, motion, vid, wolf",
+        "  cascade:img (model `img`)",
+        "  fusion (model `llm`)",
+        "<key of cascade:img>",
+        "prompt       frame-v1",
+        "Scoring: embedder `minilm`, no CapScore judge",
+    ] {
+        assert!(text.contains(needle), "{needle}:\n{text}");
+    }
+    // No `Debug` dump: no struct braces at a line's end, no `Plan {`.
+    assert!(!text.contains("Plan {"), "{text}");
+    assert!(!text.lines().any(|l| l.ends_with('{')), "{text}");
+
+    let json = dir
+        .wolf(&["config", "check", &config, "--format", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(json["sampling"]["rate"]["count"], 4);
+    let img = json["models"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["name"] == "img")
+        .unwrap();
+    assert_eq!(img["origin"], "config file");
+    assert_eq!(img["backend"], "openai");
+    let stages = json["wolf"]["stages"].as_array().unwrap();
+    let names: Vec<&str> = stages
+        .iter()
+        .map(|s| s["stage"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "frames",
+            "cascade:img",
+            "middle:img",
+            "summary:img",
+            "motion",
+            "video:vid",
+            "fusion"
+        ]
+    );
+    assert_eq!(stages[3]["model"], "llm");
+    assert_eq!(json["wolf"]["sources"][4], "wolf");
+}

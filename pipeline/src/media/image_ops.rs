@@ -9,7 +9,8 @@ use image::{ImageEncoder, Rgb, RgbImage, imageops};
 use super::MediaError;
 
 /// An encoded image format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ImageFormat {
     /// JPEG with a quality from 1 to 100.
     Jpeg(u8),

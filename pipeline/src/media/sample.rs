@@ -22,7 +22,8 @@ use super::probe::{open_decoder, rotation_of};
 use super::{MediaError, RgbImage, next_packet, open_input};
 
 /// How many frames to take.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Rate {
     /// Frames per second of video, bounded by the settings' min and max.
     PerSecond(f64),
@@ -31,7 +32,8 @@ pub enum Rate {
 }
 
 /// The size of the frames handed back.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Resize {
     /// The displayed size.
     Native,
@@ -44,7 +46,7 @@ pub enum Resize {
 }
 
 /// Validated sampling settings.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
 pub struct SampleSettings {
     pub rate: Rate,
     pub min_frames: usize,

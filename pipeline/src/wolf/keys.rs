@@ -6,7 +6,9 @@
 //! no model call, a crashed run redoes only what is missing, and a changed model or
 //! prompt redoes only what depends on it.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use serde::Serialize;
 
 use super::prompts;
 use super::{LLM_STAGES, MotionSource, WolfConfig};
@@ -66,6 +68,31 @@ impl Keys {
     }
 }
 
+/// The name of the decoded frames' key in [`KeyMaker::inputs`].
+const FRAMES: &str = "frames";
+
+/// One input of a stage's key: what it is, and its value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct KeyInput {
+    pub name: &'static str,
+    pub value: String,
+}
+
+/// A stage's key inputs, in the order they are hashed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StageInputs {
+    pub stage: String,
+    pub inputs: Vec<KeyInput>,
+}
+
+impl StageInputs {
+    /// The key: the hash of the inputs' values.
+    fn key(&self) -> String {
+        let values: Vec<&str> = self.inputs.iter().map(|i| i.value.as_str()).collect();
+        key(&values)
+    }
+}
+
 /// A key: the hash of its parts.
 fn key(parts: &[&str]) -> String {
     sha256_bytes(
@@ -118,111 +145,203 @@ impl KeyMaker {
     /// The keys of `video`; `boxes` is its entry of `wolf.boxes_file` (with
     /// `motion = "dataset"`).
     pub fn keys(&self, video: &VideoRow, boxes: Option<&serde_json::Value>) -> Keys {
-        let sha256 = video.sha256.as_deref().unwrap_or_default();
-        let base = key(&["frames", sha256, &self.sampling]);
-        let w = &self.wolf;
-        let llm = self.identity(&w.llm);
-        let summary_llm = self.identity(w.summary_llm());
-        let fusion_llm = self.identity(w.fusion_llm());
-        let guard = w.guard.as_str();
-        let (summary_gen, motion_gen, fusion_gen) = (
-            &self.generation["summary"],
-            &self.generation["motion"],
-            &self.generation["fusion"],
-        );
-        let caption_tokens = w.caption_max_tokens.to_string();
-        let mut cascade = BTreeMap::new();
-        let mut middle = BTreeMap::new();
-        let mut summary = BTreeMap::new();
-        for m in &w.image_models {
-            let id = self.identity(m);
-            let c = key(&[
-                "cascade",
-                &base,
-                id,
-                prompts::FRAME.version,
-                if w.cascade {
-                    prompts::CASCADE.version
-                } else {
-                    "independent"
-                },
-                &caption_tokens,
-            ]);
-            middle.insert(
-                m.clone(),
-                key(&["middle", &base, id, prompts::FRAME.version, &caption_tokens]),
-            );
-            summary.insert(
-                m.clone(),
-                key(&[
-                    "summary",
-                    &c,
-                    summary_llm,
-                    prompts::SUMMARY.version,
-                    summary_gen,
-                    guard,
-                ]),
-            );
-            cascade.insert(m.clone(), c);
-        }
-        let motion = match w.motion {
-            MotionSource::Off => None,
-            source => {
-                let boxes = match source {
-                    MotionSource::Dataset => {
-                        let clip = boxes.map(|v| v.to_string());
-                        sha256_bytes(clip.unwrap_or_default().as_bytes())
-                    }
-                    _ => cascade.values().cloned().collect::<Vec<_>>().join(","),
-                };
-                let verbal = if w.motion_llm {
-                    format!("{llm}:{}:{motion_gen}", prompts::MOTION.version)
-                } else {
-                    "sentence-v1".to_owned()
-                };
-                let tracker = format!("tracker-v2:{}", w.motion_min_track_fraction);
-                Some(key(&["motion", &boxes, &tracker, &verbal]))
-            }
-        };
-        let videos: BTreeMap<String, String> = w
-            .video_models
-            .iter()
-            .map(|v| {
-                let k = key(&[
-                    "video",
-                    &base,
-                    self.identity(v),
-                    prompts::VIDEO.version,
-                    &caption_tokens,
-                ]);
-                (v.clone(), k)
+        let by_stage: HashMap<String, String> = self
+            .inputs(Some((video, boxes)))
+            .into_iter()
+            .map(|stage| {
+                let k = stage.key();
+                (stage.stage, k)
             })
             .collect();
-        let annotation = match (w.fuse_annotation, &video.reference) {
-            (true, Some(reference)) => reference.as_str(),
-            _ => "",
+        let w = &self.wolf;
+        let per_model = |prefix: &str, models: &[String]| -> BTreeMap<String, String> {
+            models
+                .iter()
+                .map(|m| (m.clone(), by_stage[&format!("{prefix}:{m}")].clone()))
+                .collect()
         };
-        let mut inputs = vec![
-            "fusion",
-            fusion_llm,
-            prompts::FUSION.version,
-            fusion_gen,
-            guard,
-        ];
-        inputs.extend(summary.values().map(String::as_str));
-        inputs.extend(motion.as_deref());
-        inputs.extend(videos.values().map(String::as_str));
-        inputs.push(annotation);
-        let fusion = key(&inputs);
         Keys {
-            base,
-            cascade,
-            middle,
-            summary,
-            motion,
-            video: videos,
-            fusion,
+            base: by_stage[FRAMES].clone(),
+            cascade: per_model("cascade", &w.image_models),
+            middle: per_model("middle", &w.image_models),
+            summary: per_model("summary", &w.image_models),
+            motion: by_stage.get("motion").cloned(),
+            video: per_model("video", &w.video_models),
+            fusion: by_stage["fusion"].clone(),
         }
+    }
+
+    /// What each stage's key is made of, named, in the order it is hashed: `frames`
+    /// (the decoded frames, part of the captioners' keys) first, then the stages of
+    /// [`Keys::stages`]. With `video` (and its `boxes`) the values are the video's;
+    /// without, the video's own inputs and the keys of other stages are described
+    /// instead (`wolf config check`).
+    pub fn inputs(
+        &self,
+        video: Option<(&VideoRow, Option<&serde_json::Value>)>,
+    ) -> Vec<StageInputs> {
+        let mut out: Vec<StageInputs> = Vec::new();
+        // The key of a stage already in `out`, or its description without a video.
+        let dep = |out: &[StageInputs], stage: &str| -> String {
+            match video {
+                Some(_) => out
+                    .iter()
+                    .find(|s| s.stage == stage)
+                    .expect("a stage's inputs come before the stages that read it")
+                    .key(),
+                None => format!("<key of {stage}>"),
+            }
+        };
+        let per_video = |value: &dyn Fn(&VideoRow, Option<&serde_json::Value>) -> String,
+                         described: &str| match video {
+            Some((v, boxes)) => value(v, boxes),
+            None => format!("<{described}>"),
+        };
+        let w = &self.wolf;
+        let stage = |name: String, inputs: Vec<(&'static str, String)>| StageInputs {
+            stage: name,
+            inputs: inputs
+                .into_iter()
+                .map(|(name, value)| KeyInput { name, value })
+                .collect(),
+        };
+        out.push(stage(
+            FRAMES.into(),
+            vec![
+                ("stage", FRAMES.into()),
+                (
+                    "video",
+                    per_video(
+                        &|v, _| v.sha256.clone().unwrap_or_default(),
+                        "the video's sha256",
+                    ),
+                ),
+                ("sampling", self.sampling.clone()),
+            ],
+        ));
+        let caption_tokens = w.caption_max_tokens.to_string();
+        let guard = w.guard.as_str().to_owned();
+        // Keys that several stages read are hashed in the order of their model names.
+        let image_models: BTreeSet<&String> = w.image_models.iter().collect();
+        let video_models: BTreeSet<&String> = w.video_models.iter().collect();
+        for m in &w.image_models {
+            let id = self.identity(m).to_owned();
+            let cascade = format!("cascade:{m}");
+            out.push(stage(
+                cascade.clone(),
+                vec![
+                    ("stage", "cascade".into()),
+                    ("frames", dep(&out, FRAMES)),
+                    ("model", id.clone()),
+                    ("prompt", prompts::FRAME.version.into()),
+                    (
+                        "cascade",
+                        if w.cascade {
+                            prompts::CASCADE.version
+                        } else {
+                            "independent"
+                        }
+                        .into(),
+                    ),
+                    ("max_tokens", caption_tokens.clone()),
+                ],
+            ));
+            out.push(stage(
+                format!("middle:{m}"),
+                vec![
+                    ("stage", "middle".into()),
+                    ("frames", dep(&out, FRAMES)),
+                    ("model", id),
+                    ("prompt", prompts::FRAME.version.into()),
+                    ("max_tokens", caption_tokens.clone()),
+                ],
+            ));
+            out.push(stage(
+                format!("summary:{m}"),
+                vec![
+                    ("stage", "summary".into()),
+                    ("cascade", dep(&out, &cascade)),
+                    ("llm", self.identity(w.summary_llm()).into()),
+                    ("prompt", prompts::SUMMARY.version.into()),
+                    ("generation", self.generation["summary"].clone()),
+                    ("guard", guard.clone()),
+                ],
+            ));
+        }
+        if w.motion != MotionSource::Off {
+            let boxes = match w.motion {
+                MotionSource::Dataset => per_video(
+                    &|_, boxes| {
+                        let clip = boxes.map(|v| v.to_string());
+                        sha256_bytes(clip.unwrap_or_default().as_bytes())
+                    },
+                    "sha256 of the video's boxes in `wolf.boxes_file`",
+                ),
+                _ => image_models
+                    .iter()
+                    .map(|m| dep(&out, &format!("cascade:{m}")))
+                    .collect::<Vec<_>>()
+                    .join(","),
+            };
+            let verbal = if w.motion_llm {
+                format!(
+                    "{}:{}:{}",
+                    self.identity(&w.llm),
+                    prompts::MOTION.version,
+                    self.generation["motion"]
+                )
+            } else {
+                "sentence-v1".to_owned()
+            };
+            out.push(stage(
+                "motion".into(),
+                vec![
+                    ("stage", "motion".into()),
+                    ("boxes", boxes),
+                    (
+                        "tracker",
+                        format!("tracker-v2:{}", w.motion_min_track_fraction),
+                    ),
+                    ("verbaliser", verbal),
+                ],
+            ));
+        }
+        for v in &w.video_models {
+            out.push(stage(
+                format!("video:{v}"),
+                vec![
+                    ("stage", "video".into()),
+                    ("frames", dep(&out, FRAMES)),
+                    ("model", self.identity(v).into()),
+                    ("prompt", prompts::VIDEO.version.into()),
+                    ("max_tokens", caption_tokens.clone()),
+                ],
+            ));
+        }
+        let mut fusion = vec![
+            ("stage", "fusion".to_owned()),
+            ("llm", self.identity(w.fusion_llm()).to_owned()),
+            ("prompt", prompts::FUSION.version.to_owned()),
+            ("generation", self.generation["fusion"].clone()),
+            ("guard", guard),
+        ];
+        for m in &image_models {
+            fusion.push(("summary", dep(&out, &format!("summary:{m}"))));
+        }
+        if w.motion != MotionSource::Off {
+            fusion.push(("motion", dep(&out, "motion")));
+        }
+        for v in &video_models {
+            fusion.push(("video", dep(&out, &format!("video:{v}"))));
+        }
+        let annotation = match (w.fuse_annotation, video) {
+            (false, _) => String::new(),
+            (true, Some((v, _))) => v.reference.clone().unwrap_or_default(),
+            (true, None) => "<the video's reference caption>".to_owned(),
+        };
+        fusion.push(("annotation", annotation));
+        out.push(stage("fusion".into(), fusion));
+        out
     }
 
     /// The key of frame `index`'s caption by image model `model` in the cascade, after
@@ -461,5 +580,59 @@ backend = "onnx"
         let mut pending = done("done");
         pending.get_mut("motion").unwrap().0 = "pending".into();
         assert_eq!(keys.states(&pending), (false, true));
+    }
+
+    /// The keys of a fixed video and config, as computed before `KeyMaker::inputs`
+    /// named them: a change here recomputes every cached stage of every run.
+    const PINNED: [&str; 10] = [
+        "frames 215dc33cb6f94830",
+        "cascade:aimg 69afbf3372e2bab8",
+        "cascade:img 889f342eb679c842",
+        "middle:aimg e424563cf228c6d9",
+        "middle:img f263f75f17e2663e",
+        "summary:aimg b34b3acf66914b1e",
+        "summary:img 30acb250e28f1769",
+        "motion ef201d78e0405a7f",
+        "video:vid 85d70005112d5766",
+        "fusion 43d56b81a8571940",
+    ];
+
+    #[test]
+    fn keys_stay_what_they_were() {
+        let text = "[models.img]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"i\"\n\
+             [models.aimg]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"a\"\n\
+             [models.vid]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"v\"\n\
+             [models.llm]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"l\"\n\
+             [wolf]\nimage_models = [\"img\", \"aimg\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nfuse_annotation = true\n";
+        let plan = Config::parse(text).unwrap().plan().unwrap();
+        let keys = KeyMaker::new(&plan, &plan.wolf).keys(&video("aaa"), None);
+        let mut all = vec![("frames".to_owned(), keys.base.clone())];
+        all.extend(keys.stages());
+        let got: Vec<String> = all
+            .iter()
+            .map(|(s, k)| format!("{s} {}", &k[..16]))
+            .collect();
+        assert_eq!(got, PINNED);
+    }
+
+    #[test]
+    fn without_a_video_the_inputs_describe_it_and_name_the_stages_they_read() {
+        let text = format!(
+            "{MODELS}\n[wolf]\nimage_models = [\"cap\"]\nvideo_models = [\"board\"]\nllm = \"llm\"\n"
+        );
+        let plan = Config::parse(&text).unwrap().plan().unwrap();
+        let maker = KeyMaker::new(&plan, &plan.wolf);
+        let described = maker.inputs(None);
+        let stages: Vec<&str> = described.iter().map(|s| s.stage.as_str()).collect();
+        let mut expected = vec!["frames"];
+        let keys = maker.keys(&video("aaa"), None);
+        let names: Vec<String> = keys.stages().into_iter().map(|(s, _)| s).collect();
+        expected.extend(names.iter().map(String::as_str));
+        assert_eq!(stages, expected);
+        let summary = described.iter().find(|s| s.stage == "summary:cap").unwrap();
+        let cascade = summary.inputs.iter().find(|i| i.name == "cascade").unwrap();
+        assert_eq!(cascade.value, "<key of cascade:cap>");
+        let frames = &described[0].inputs[1];
+        assert_eq!(frames.value, "<the video's sha256>");
     }
 }

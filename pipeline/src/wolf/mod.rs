@@ -26,9 +26,10 @@ pub mod motion;
 pub mod prompts;
 pub mod runner;
 mod stages;
+pub mod summary;
 pub mod worker;
 
-pub use keys::model_identity;
+pub use keys::{KeyInput, model_identity};
 
 use serde::{Deserialize, Serialize};
 
@@ -271,6 +272,25 @@ impl WolfConfig {
         match self.generation.get(stage) {
             Some(generation) => generation.apply(sampling),
             None => sampling,
+        }
+    }
+
+    /// The model entry stage `stage` (`cascade:M`, `middle:M`, `summary:M`, `motion`,
+    /// `video:V`, `fusion`) asks; None for one without a model (the frames, the motion
+    /// as a fixed sentence) or a name that is no stage.
+    pub fn stage_model(&self, stage: &str) -> Option<&str> {
+        fn named<'a>(models: &'a [String], name: &str) -> Option<&'a str> {
+            models.iter().find(|m| *m == name).map(String::as_str)
+        }
+        match stage.split_once(':') {
+            Some(("cascade" | "middle", model)) => named(&self.image_models, model),
+            Some(("video", model)) => named(&self.video_models, model),
+            Some(("summary", _)) => Some(self.summary_llm()),
+            None if stage == "fusion" => Some(self.fusion_llm()),
+            None if stage == "motion" && self.motion_llm && self.motion != MotionSource::Off => {
+                Some(&self.llm)
+            }
+            _ => None,
         }
     }
 
