@@ -153,3 +153,90 @@ fn score_checks_its_judge_before_judging() {
         &[r#"`[score] judge = "judge"`"#, "it lists `scripted`"],
     );
 }
+
+/// The last screen of a failed run: its failure reasons grouped, each with its count and
+/// a hint naming the entry to check; each failed stage logged once with its video and
+/// kind. A worker's summary lists its reasons the same way; a run that succeeds ends with
+/// the next commands.
+#[test]
+fn a_failed_run_ends_with_its_reasons_counted_and_a_hint_and_a_good_one_with_next_steps() {
+    let dir = Dir::new();
+    world(&dir, 2);
+    let config = ModelsToml::new(&stopped_server()).write(&dir, "stopped.toml");
+    let run = caption(&dir, &config, "r", &["--no-preflight"]).expect_code(1);
+    let stdout = run.stdout();
+    let line = |kind: &str| -> String {
+        stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(&format!("{kind}: model `img`")))
+            .unwrap_or_else(|| panic!("no {kind} reason for img:\n{stdout}"))
+            .to_owned()
+    };
+    let connect = line("connect");
+    // Two videos, each with its cascade and middle frame refused: one reason, counted.
+    let count: u64 = connect
+        .rsplit_once('\u{d7}')
+        .and_then(|(_, rest)| rest.split(' ').next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no count: {connect}"));
+    assert!(count >= 4, "{connect}");
+    assert!(
+        connect.ends_with("is the server up? (`wolf model check img`)"),
+        "{connect}"
+    );
+    assert!(stdout.contains("Why stages failed ("), "{stdout}");
+    assert!(!stdout.contains("Next:"), "{stdout}");
+    // The dependencies come after every cause.
+    let position = |needle: &str| stdout.find(needle).unwrap_or(usize::MAX);
+    assert!(position("connect: ") < position("dependency: "), "{stdout}");
+    let stderr = run.stderr();
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.contains("A stage failed."))
+        .collect();
+    let failed: usize = dir
+        .wolf(&["export", "--run", "r", "--failed"])
+        .expect_code(0)
+        .stdout()
+        .lines()
+        .count();
+    assert_eq!(warnings.len(), failed, "{stderr}");
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("clip_00000.mp4") && w.contains("connect")),
+        "{stderr}"
+    );
+
+    // A worker's failed attempts, the same way.
+    caption(&dir, &config, "q", &["--enqueue-only"]).expect_code(0);
+    let worker = dir
+        .wolf(&[
+            "worker",
+            "--exit-when-idle",
+            "--poll-secs",
+            "0.05",
+            "--max-attempts",
+            "1",
+            "--no-preflight",
+        ])
+        .expect_code(1);
+    assert!(
+        worker
+            .stdout()
+            .contains("is the server up? (`wolf model check img`)"),
+        "{}",
+        worker.stdout()
+    );
+
+    let server = crate::util::serve(Script::always(answering()));
+    let good = ModelsToml::new(server.base_url()).write(&dir, "good.toml");
+    let stdout = caption(&dir, &good, "g", &[]).expect_code(0).stdout();
+    assert!(!stdout.contains("Why stages failed"), "{stdout}");
+    for next in [
+        "wolf score --run g",
+        "wolf export --run g",
+        "wolf leaderboard build --out site",
+    ] {
+        assert!(stdout.contains(next), "{next}: {stdout}");
+    }
+}

@@ -9,6 +9,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::Store;
+use wolf_pipeline::wolf::failures::Failures;
 use wolf_pipeline::wolf::runner::{RunOptions, RunProgress, RunReport, prepare};
 use wolf_pipeline::wolf::worker::caption as caption_run;
 
@@ -99,11 +100,27 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
     };
     watcher.abort();
     print_report(&name, &report);
-    Ok(if report.complete() {
-        Outcome::Done
-    } else {
-        Outcome::SomeFailed
-    })
+    if !report.complete() {
+        return Ok(Outcome::SomeFailed);
+    }
+    outln!("Next:");
+    for (command, what) in [
+        (
+            format!("wolf score --run {name}"),
+            "score the captions against the references",
+        ),
+        (
+            format!("wolf export --run {name}"),
+            "the captions, as JSONL",
+        ),
+        (
+            "wolf leaderboard build --out site".to_owned(),
+            "the leaderboard page, site/index.html",
+        ),
+    ] {
+        outln!("  {command:<36} # {what}");
+    }
+    Ok(Outcome::Done)
 }
 
 fn draw(counters: &RunProgress, show: bool) -> Vec<progress::Bar> {
@@ -147,10 +164,42 @@ pub(crate) fn print_report(name: &str, report: &RunReport) {
         outln!("interrupted: run the same command again to finish");
     }
     if report.failed_stages_left > 0 {
+        print_failures(&report.failures);
         outln!(
             "{} failed stages remain, stored with their reasons (`wolf export --run {name} --failed`); \
              the same `wolf caption` with `--retry-failed` redoes them",
             report.failed_stages_left
+        );
+    }
+}
+
+/// The reasons shown at the end of a run or a worker; the rest are counted.
+const REASONS_SHOWN: usize = 5;
+
+/// Why stages failed, commonest first, each with its count and a hint.
+pub(crate) fn print_failures(failures: &Failures) {
+    let reasons = failures.reasons();
+    if reasons.is_empty() {
+        return;
+    }
+    outln!("Why stages failed ({} in all):", failures.total());
+    for reason in reasons.iter().take(REASONS_SHOWN) {
+        let hint = reason
+            .hint
+            .as_deref()
+            .map_or_else(String::new, |hint| format!(" \u{2014} {hint}"));
+        outln!(
+            "  {}: {} \u{d7}{}{hint}",
+            reason.kind,
+            reason.message,
+            reason.count
+        );
+    }
+    if reasons.len() > REASONS_SHOWN {
+        let rest: u64 = reasons[REASONS_SHOWN..].iter().map(|r| r.count).sum();
+        outln!(
+            "  and {} more reasons ({rest} stages)",
+            reasons.len() - REASONS_SHOWN
         );
     }
 }

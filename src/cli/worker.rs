@@ -110,6 +110,7 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
         tally.released,
         tally.lost
     );
+    super::caption::print_failures(&tally.failures);
     Ok(if tally.quarantined > 0 {
         Outcome::SomeFailed
     } else {

@@ -233,6 +233,25 @@ impl Store {
         .await?)
     }
 
+    /// The run's failed stages counted by (stage, kind, message).
+    pub async fn failure_groups(
+        &self,
+        run_id: i64,
+    ) -> Result<Vec<(String, String, String, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT stage, COALESCE(error_kind, ''), COALESCE(error_message, ''), count(*) \
+             FROM work_items WHERE run_id = $1 AND status = 'failed' \
+             GROUP BY stage, error_kind, error_message",
+        )
+        .bind(run_id)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+            .collect())
+    }
+
     /// (video id, stage, status, result key) of the work items of some videos of a run.
     pub async fn work_item_states(
         &self,

@@ -20,6 +20,7 @@
 //! Threads: see [`runner`]: one task per video in flight, decoding on blocking threads
 //! bounded by the cores, each model's concurrency bounded by its backend.
 
+pub mod failures;
 pub mod guard;
 mod keys;
 pub mod motion;

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::json;
 use tokio::sync::Semaphore;
-use tracing::{Instrument, debug, info_span};
+use tracing::{Instrument, debug, info_span, warn};
 
 use super::keys::{KeyMaker, Keys};
 use super::stages::cascade::{self, ImageOutcome};
@@ -83,6 +83,8 @@ pub struct RunReport {
     /// The run's fused captions per guard path (`fused`, `fused_retry`,
     /// `consensus:SOURCE`; `unchecked` with the guard off).
     pub guard_paths: BTreeMap<String, usize>,
+    /// The reasons of the run's failed stages ([`RunReport::failed_stages_left`]).
+    pub failures: super::failures::Failures,
     pub wall: Duration,
 }
 
@@ -312,6 +314,12 @@ impl Runner {
             first_error: outcome.first_error,
             stopped: outcome.stopped,
         })
+    }
+
+    /// The model entry that stage `stage` of this run asks
+    /// ([`WolfConfig::stage_model`]).
+    pub fn stage_model(&self, stage: &str) -> Option<&str> {
+        self.shared.wolf.stage_model(stage)
     }
 
     /// Model requests made so far (not cache hits).
@@ -645,6 +653,12 @@ async fn record(
     source: Option<&str>,
     result: &StageResult,
 ) {
+    if let Err(e) = result
+        && e.kind != "cancelled"
+    {
+        // In the video's span, which names the video.
+        warn!(stage, kind = %e.kind, error = %e.message, "A stage failed.");
+    }
     let write = match (result, source) {
         (Ok(Some(text)), Some(source)) => {
             let stored = match shared.store.result(key).await {

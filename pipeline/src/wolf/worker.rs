@@ -19,12 +19,16 @@ use std::time::Duration;
 
 use tracing::{info, warn};
 
+use super::failures::{self, Failures};
 use super::runner::{
-    Revisit, RunError, RunOptions, RunProgress, RunReport, Runner, auto_in_flight, prepare,
+    Revisit, RunError, RunOptions, RunProgress, RunReport, Runner, auto_in_flight,
+    prepare,
 };
 use crate::config::{Config, ConfigError, Plan};
 use crate::models::{ModelConfig, ModelSet, PreflightError};
-use crate::store::{Claim, DatasetSummary, JobCommit, QueueSettings, Store, StoreError};
+use crate::store::{
+    Claim, DatasetSummary, JobCommit, QueueSettings, StageWrite, Store, StoreError,
+};
 
 /// How a worker runs.
 #[derive(Debug, Clone)]
@@ -100,6 +104,8 @@ pub struct Tally {
     pub failed_stages: u64,
     /// Model requests made (not cache hits).
     pub model_calls: u64,
+    /// The reasons of the stages failed in the failed attempts.
+    pub failures: Failures,
 }
 
 /// How one claimed video ended.
@@ -111,6 +117,8 @@ enum Ended {
         failed_stages: usize,
         /// The failure was the last attempt allowed.
         quarantined: bool,
+        /// Why its stages failed.
+        failures: Failures,
     },
     Released,
     Lost,
@@ -225,6 +233,7 @@ pub async fn caption(
         model_calls: runner.model_calls(),
         stage_time: runner.stage_times(),
         guard_paths: guard_paths(store, run.id, super::WOLF_SOURCE).await?,
+        failures: failures::of_run(store, run.id, &plan.wolf).await?,
         wall: started.elapsed(),
         run: Some(run.clone()),
     };
@@ -398,6 +407,17 @@ impl Job {
             None => JobCommit::Done,
             Some((kind, message)) => JobCommit::Failed { kind, message },
         };
+        let mut failures = Failures::default();
+        for write in &job.writes {
+            if let StageWrite::Item {
+                stage,
+                error: Some((kind, message)),
+                ..
+            } = write
+            {
+                failures.add(kind, message, self.runner.stage_model(stage), 1);
+            }
+        }
         let finished = self
             .retrying(&video.key, || {
                 self.store
@@ -413,6 +433,7 @@ impl Job {
                     skipped: job.skipped,
                     failed_stages: job.failed_stages,
                     quarantined,
+                    failures,
                 }
             }
             Some(false) => {
@@ -552,11 +573,13 @@ fn count(tally: &mut Tally, done: Result<Ended, tokio::task::JoinError>) {
         Ok(Ended::Committed {
             quarantined,
             failed_stages,
+            failures,
             ..
         }) => {
             tally.failed_attempts += 1;
             tally.failed_stages += failed_stages as u64;
             tally.quarantined += u64::from(quarantined);
+            tally.failures.merge(failures);
         }
         Ok(Ended::Released) => tally.released += 1,
         Ok(Ended::Lost) => tally.lost += 1,
