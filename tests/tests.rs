@@ -14,6 +14,7 @@ mod models;
 mod motion;
 mod onnx;
 mod preflight;
+mod progress;
 mod recaption;
 mod score;
 mod synth;

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::Store;
 use wolf_pipeline::wolf::failures::Failures;
-use wolf_pipeline::wolf::runner::{RunOptions, RunProgress, RunReport, prepare};
+use wolf_pipeline::wolf::runner::{RunOptions, RunPhase, RunProgress, RunReport, prepare};
 use wolf_pipeline::wolf::worker::caption as caption_run;
 
 use super::{Context, Outcome, PreflightArgs, progress};
@@ -73,9 +73,9 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
         let stop = stop.clone();
         tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!(
+                progress::eprintln(format_args!(
                     "Stopping: no new video starts; in-flight ones stop at their next stage."
-                );
+                ));
                 stop.store(true, Ordering::Relaxed);
             }
         })
@@ -123,12 +123,19 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
     Ok(Outcome::Done)
 }
 
-fn draw(counters: &RunProgress, show: bool) -> Vec<progress::Bar> {
-    vec![
-        progress::draw(counters.videos.clone(), "videos", show),
-        progress::draw(counters.frame_captions.clone(), "frames", show),
-        progress::draw(counters.llm_calls.clone(), "llm", show),
-    ]
+/// The bars of a run: a status line while the models load, then videos, frame
+/// captions and LLM requests.
+pub(crate) fn draw(counters: &Arc<RunProgress>, show: bool) -> progress::Bars {
+    let phase = counters.clone();
+    progress::Board::default()
+        .status(move || match phase.phase() {
+            RunPhase::CheckingModels => Some("checking and loading models"),
+            RunPhase::Starting | RunPhase::Working => None,
+        })
+        .counter("videos", counters.videos.clone())
+        .counter("frames", counters.frame_captions.clone())
+        .counter("llm", counters.llm_calls.clone())
+        .draw(show)
 }
 
 pub(crate) fn print_report(name: &str, report: &RunReport) {

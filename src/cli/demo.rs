@@ -19,7 +19,7 @@ use wolf_scorer::efficiency::tokens;
 use wolf_scorer::report::{ReportLine, beats_lines, report_lines, source_table};
 use wolf_scorer::run::{ScoreSettings, score_items};
 
-use super::{Context, Outcome, caption, dataset, leaderboard, progress, score, synth};
+use super::{Context, Outcome, caption, dataset, leaderboard, score, synth};
 
 /// The demo's config, compiled in so that the demo runs from any folder.
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
@@ -85,15 +85,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let summary = store.dataset(DATASET).await?;
     let counters = Arc::new(RunProgress::default());
     let report = {
-        let _bars = [
-            progress::draw(counters.videos.clone(), "videos", context.show_progress),
-            progress::draw(
-                counters.frame_captions.clone(),
-                "frames",
-                context.show_progress,
-            ),
-            progress::draw(counters.llm_calls.clone(), "llm", context.show_progress),
-        ];
+        let _bars = caption::draw(&counters, context.show_progress);
         wolf_pipeline::wolf::worker::caption(
             &store,
             &plan,

@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use serde_json::json;
@@ -50,7 +50,7 @@ pub struct RunOptions {
     pub preflight: bool,
 }
 
-/// Counters the binary draws: videos, and items per stage kind.
+/// Counters the binary draws: videos, and items per stage kind; and the run's phase.
 #[derive(Debug, Default)]
 pub struct RunProgress {
     pub videos: Arc<Progress>,
@@ -58,6 +58,31 @@ pub struct RunProgress {
     pub frame_captions: Arc<Progress>,
     pub llm_calls: Arc<Progress>,
     pub video_captions: Arc<Progress>,
+    phase: AtomicU8,
+}
+
+/// What a run is doing, for a status line beside the counters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunPhase {
+    Starting = 0,
+    /// The preflight: servers asked, in-process models loaded.
+    CheckingModels = 1,
+    /// Working on videos.
+    Working = 2,
+}
+
+impl RunProgress {
+    pub fn set_phase(&self, phase: RunPhase) {
+        self.phase.store(phase as u8, Ordering::Relaxed);
+    }
+
+    pub fn phase(&self) -> RunPhase {
+        match self.phase.load(Ordering::Relaxed) {
+            1 => RunPhase::CheckingModels,
+            2 => RunPhase::Working,
+            _ => RunPhase::Starting,
+        }
+    }
 }
 
 /// What a run did.

@@ -21,7 +21,7 @@ use tracing::{info, warn};
 
 use super::failures::{self, Failures};
 use super::runner::{
-    Revisit, RunError, RunOptions, RunProgress, RunReport, Runner, auto_in_flight,
+    Revisit, RunError, RunOptions, RunPhase, RunProgress, RunReport, Runner, auto_in_flight,
     prepare,
 };
 use crate::config::{Config, ConfigError, Plan};
@@ -176,8 +176,10 @@ pub async fn caption(
     // Before the run is opened: a model that is not ready leaves the store untouched.
     let models = ModelSet::new(plan.models.clone());
     if options.preflight {
+        progress.set_phase(RunPhase::CheckingModels);
         models.preflight(&plan.wolf.model_uses(plan)).await?;
     }
+    progress.set_phase(RunPhase::Working);
     let (run, runner) = prepare(
         store,
         plan,
