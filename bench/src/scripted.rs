@@ -109,6 +109,8 @@ pub(crate) async fn load(args: HttpLoadArgs) -> anyhow::Result<()> {
         video: VideoInput::Frames,
         generation: Default::default(),
         extra_body: None,
+        extra_headers: Default::default(),
+        detail: None,
     };
     let model = Arc::new(OpenAiModel::try_new("bench", &config)?);
     let request = Arc::new(ChatRequest {

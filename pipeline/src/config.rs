@@ -275,8 +275,8 @@ pub struct Plan {
     pub frame_format: ImageFormat,
     /// Every model entry, validated: the defaults and the file's ([`Config::plan`]).
     pub models: BTreeMap<String, ModelConfig>,
-    /// The method's parts, checked against the models by `wolf caption` when it
-    /// starts ([`crate::wolf::WolfConfig::validate`]).
+    /// The method's parts, checked against the models when the plan is made for a
+    /// command that runs the method ([`Choices::wolf`]) or the file has them.
     pub wolf: crate::wolf::WolfConfig,
     /// How commands that score without flags score (`wolf demo`).
     pub score: ScoreConfig,
@@ -309,14 +309,20 @@ impl Plan {
 impl Config {
     /// Reads and parses a file (without validating it; see [`Config::plan`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        Ok(Self::read(path)?.0)
+    }
+
+    /// [`Config::load`], with the file's text (what a run stores).
+    pub fn read(path: &Path) -> Result<(Self, String), ConfigError> {
         let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
             path: path.display().to_string(),
             source,
         })?;
-        Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let config = Self::parse(&text).map_err(|message| ConfigError::Parse {
             path: path.display().to_string(),
             message,
-        })
+        })?;
+        Ok((config, text))
     }
 
     /// Parses TOML text; the error names the offending key and where it is.
@@ -324,28 +330,83 @@ impl Config {
         toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
     }
 
-    /// Validates the config into a plan: its model entries are the defaults, then the
-    /// file's (which replace a default of the same name), or the file's alone with
-    /// `[models] defaults = false`.
+    /// Validates the config into a plan with no command-line choices
+    /// ([`Config::plan_with`] with [`Choices::default`]).
     pub fn plan(&self) -> Result<Plan, ConfigError> {
-        let mut models = if self.models.defaults == Some(false) {
-            BTreeMap::new()
-        } else {
-            default_models()
+        self.plan_with(&Choices::default())
+    }
+
+    /// Applies `choices`, then validates the config into a plan, once: its model
+    /// entries (the defaults, then the file's, which replace a default of the same
+    /// name, or the file's alone with `[models] defaults = false`), the sampling, the
+    /// `[wolf]` section against the models (when the file has one or the command runs
+    /// the method), the judge (when one is named), the recaption captioner and a chosen
+    /// embedder.
+    pub fn plan_with(&self, choices: &Choices) -> Result<Plan, ConfigError> {
+        let models = match &choices.models {
+            Some(models) => models.clone(),
+            None => {
+                let mut models = if self.models.defaults == Some(false) {
+                    BTreeMap::new()
+                } else {
+                    default_models()
+                };
+                models.extend(self.models.entries.clone());
+                models
+            }
         };
-        models.extend(self.models.entries.clone());
         for (name, entry) in &models {
             entry.validate(name).map_err(ConfigError::Model)?;
         }
-        Ok(Plan {
+        let mut plan = Plan {
             sampling: self.sampling.settings()?,
             frame_format: self.sampling.frame_format()?,
             models,
             wolf: self.wolf.clone().unwrap_or_default(),
             score: self.score.clone(),
             recaption: self.recaption.clone(),
-        })
+        };
+        if let Some(captioner) = &choices.captioner {
+            plan.recaption.captioner = captioner.clone();
+        }
+        if let Some(judge) = &choices.judge {
+            plan.score.judge = Some(judge.clone());
+        }
+        if let Some(embedder) = &choices.embedder {
+            plan.score.embedder = embedder.clone();
+            plan.model_for(embedder, Role::Embedder)?;
+        }
+        if choices.wolf || self.wolf.is_some() {
+            plan.wolf.validate(&plan)?;
+        }
+        if choices.recaption {
+            plan.model_for(&plan.recaption.captioner, Role::ImageCaptioner)?;
+        }
+        if let Some(judge) = &plan.score.judge {
+            plan.model_for(judge, Role::Chat)?;
+        }
+        Ok(plan)
     }
+}
+
+/// What a command line chooses in place of what a config names. [`Config::plan_with`]
+/// applies it before it checks the plan, so that a flag naming an entry of the user's
+/// file is what is checked, not the default it replaces.
+#[derive(Debug, Clone, Default)]
+pub struct Choices {
+    /// The whole list of model entries (`wolf worker --config`: a worker's own).
+    pub models: Option<BTreeMap<String, ModelConfig>>,
+    /// `[recaption] captioner` (`--captioner`).
+    pub captioner: Option<String>,
+    /// `[score] judge` (`--judge`).
+    pub judge: Option<String>,
+    /// `[score] embedder` (`--embedder`).
+    pub embedder: Option<String>,
+    /// The command runs the Wolf method: `[wolf]` is checked even when the file has
+    /// none (the default section names models that must exist).
+    pub wolf: bool,
+    /// The command runs the recaption loop: `[recaption] captioner` is checked.
+    pub recaption: bool,
 }
 
 impl Config {
@@ -590,6 +651,57 @@ mod tests {
                 .to_string()
                 .contains("models.x.base_url")
         );
+    }
+
+    /// Command-line choices go in before the plan is checked: a judge or a captioner
+    /// named by a flag is checked (and may live only in the file), and the default it
+    /// replaces is not.
+    #[test]
+    fn choices_are_applied_before_the_plan_is_checked() {
+        let closed = Config::parse(&format!("[models]\ndefaults = false\n\n{JUDGE}")).unwrap();
+        // A catalogue without `[wolf]` is a plan; a command that runs the method needs
+        // the default section's models, which it lacks.
+        closed.plan().unwrap();
+        let method = Choices {
+            wolf: true,
+            ..Choices::default()
+        };
+        let err = closed.plan_with(&method).unwrap_err().to_string();
+        assert!(err.contains("frame-captioner"), "{err}");
+
+        let judge = |name: &str| Choices {
+            judge: Some(name.to_owned()),
+            ..Choices::default()
+        };
+        let plan = closed.plan_with(&judge("judge")).unwrap();
+        assert_eq!(plan.score.judge.as_deref(), Some("judge"));
+        let err = closed.plan_with(&judge("nobody")).unwrap_err().to_string();
+        assert!(err.contains("no model `nobody`"), "{err}");
+
+        let recaption = |captioner: Option<&str>| Choices {
+            captioner: captioner.map(str::to_owned),
+            recaption: true,
+            ..Choices::default()
+        };
+        let err = closed.plan_with(&recaption(None)).unwrap_err().to_string();
+        assert!(err.contains("frame-captioner"), "{err}");
+        // An `openai` entry may caption images (a VLM server).
+        let plan = closed.plan_with(&recaption(Some("judge"))).unwrap();
+        assert_eq!(plan.recaption.captioner, "judge");
+        let err = closed
+            .plan_with(&recaption(Some("nobody")))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("no model `nobody`"), "{err}");
+        // A worker's own entries are the whole list.
+        let own = closed.file_models().unwrap();
+        let plan = Config::default()
+            .plan_with(&Choices {
+                models: Some(own),
+                ..Choices::default()
+            })
+            .unwrap();
+        assert_eq!(plan.models.keys().collect::<Vec<_>>(), ["judge"]);
     }
 
     #[test]

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
-use wolf_pipeline::store::ScoreRow;
+use wolf_pipeline::store::{CaptionRow, EfficiencyRow, ScoreRow};
 
 use crate::capscore::mean_and_interval;
 
@@ -208,6 +208,60 @@ pub fn beats_lines(lines: &[ReportLine], first: &str, metrics: &[&str]) -> Vec<S
                 .collect();
             format!("{first} {}", parts.join("; "))
         })
+        .collect()
+}
+
+/// The token-efficiency curves as an aligned text table (`wolf report --efficiency`).
+pub fn efficiency_table(rows: &[EfficiencyRow]) -> String {
+    let mut out = format!(
+        "{:<14} {:<30} {:<10} {:>9} {:>11} {:>10} {:>5}\n",
+        "run", "source", "metric", "sentences", "mean words", "mean score", "n"
+    );
+    for r in rows {
+        out.push_str(&format!(
+            "{:<14} {:<30} {:<10} {:>9} {:>11.1} {:>10.3} {:>5}\n",
+            r.run, r.source, r.metric, r.sentences, r.mean_tokens, r.mean_score, r.count
+        ));
+    }
+    out
+}
+
+/// One line per CapScore column checked against the truth
+/// ([`crate::correlation::correlations`] with `truth_f1`), as `wolf report` prints them.
+pub fn truth_correlation_lines(scores: &[ScoreRow]) -> Vec<String> {
+    crate::correlation::correlations(
+        scores,
+        "truth_f1",
+        &["capscore_similarity", "capscore_quality"],
+    )
+    .into_iter()
+    .map(|c| {
+        format!(
+            "Kendall tau-b of {} (judge `{}`) with truth_f1 on `{}`: {} over {} captions",
+            c.metric,
+            c.judge,
+            c.dataset,
+            c.tau_b
+                .map_or("undefined (a constant side)".to_owned(), |t| format!(
+                    "{t:.3}"
+                )),
+            c.pairs
+        )
+    })
+    .collect()
+}
+
+/// The mean words ([`crate::efficiency::tokens`]) of each source's captions.
+pub fn mean_words(captions: &[CaptionRow]) -> BTreeMap<String, f64> {
+    let mut words: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for c in captions {
+        let entry = words.entry(c.source.clone()).or_default();
+        entry.0 += crate::efficiency::tokens(&c.caption);
+        entry.1 += 1;
+    }
+    words
+        .into_iter()
+        .map(|(source, (w, n))| (source, w as f64 / n.max(1) as f64))
         .collect()
 }
 

@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::str::FromStr;
 
-use wolf_pipeline::config::{ConfigError, Plan, ScoreConfig};
+use wolf_pipeline::config::{Choices, ConfigError, Plan, ScoreConfig};
 use wolf_pipeline::models::{ModelError, ModelSet, ModelUse, PreflightError, Role};
 use wolf_pipeline::store::{NewScore, ScoringItem, Store, StoreError};
 use wolf_pipeline::wolf::model_identity;
@@ -172,6 +172,39 @@ impl ScoreSettings {
             run_id: None,
             truth_folder: None,
         }
+    }
+
+    /// `wolf score`'s settings: the plan's `[score]` (the command line's `choices`
+    /// applied by [`Config::plan_with`]), the metrics `asked` for (None: the defaults,
+    /// CapScore only with a judge) and what named each model, for the preflight's
+    /// messages. The flag says that CapScore was wanted and is left out for want of a
+    /// judge.
+    ///
+    /// [`Config::plan_with`]: wolf_pipeline::config::Config::plan_with
+    pub fn chosen(
+        plan: &Plan,
+        choices: &Choices,
+        asked: Option<Vec<Metric>>,
+        judge_options: JudgeOptions,
+    ) -> Result<(Self, bool), ScoreError> {
+        let (metrics, no_judge) = Metric::with_judge(asked, plan.score.judge.is_some());
+        if metrics.is_empty() {
+            return Err(ScoreError::NoJudge);
+        }
+        let by =
+            |flag: bool, flag_name: &str, key: &str| if flag { flag_name } else { key }.to_owned();
+        let settings = Self {
+            metrics,
+            judge: plan.score.judge.clone(),
+            judge_options,
+            embedder: plan.score.embedder.clone(),
+            judge_by: by(choices.judge.is_some(), "--judge", "[score] judge"),
+            embedder_by: by(choices.embedder.is_some(), "--embedder", "[score] embedder"),
+            preflight: true,
+            run_id: None,
+            truth_folder: None,
+        };
+        Ok((settings, no_judge))
     }
 
     /// The truth metric too, when the dataset's folder (`source`, as added) has a

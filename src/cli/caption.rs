@@ -5,11 +5,10 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use anyhow::{Context as _, bail};
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
-use wolf_pipeline::config::Config;
-use wolf_pipeline::store::Store;
-use wolf_pipeline::wolf::failures::Failures;
+use wolf_pipeline::config::{Choices, Config};
+use wolf_pipeline::wolf::export::{Export, export};
 use wolf_pipeline::wolf::runner::{RunOptions, RunPhase, RunProgress, RunReport, prepare};
 use wolf_pipeline::wolf::worker::caption as caption_run;
 
@@ -39,11 +38,11 @@ pub(crate) struct CaptionArgs {
 }
 
 pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Result<Outcome> {
-    let text = std::fs::read_to_string(&args.config)
-        .with_context(|| format!("cannot read config `{}`", args.config.display()))?;
-    let config = Config::load(&args.config)?;
-    let plan = config.plan()?;
-    plan.wolf.validate(&plan)?;
+    let (config, text) = Config::read(&args.config)?;
+    let plan = config.plan_with(&Choices {
+        wolf: true,
+        ..Choices::default()
+    })?;
     let store = context.store().await?;
     let dataset = store.dataset(&args.dataset).await?;
     let name = args
@@ -52,17 +51,7 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
         .unwrap_or_else(|| wolf_pipeline::wolf::default_run_name(&args.dataset, &args.config));
     let stop = Arc::new(AtomicBool::new(false));
     if args.enqueue_only {
-        let (run, _) = prepare(
-            &store,
-            &plan,
-            &plan.wolf,
-            &dataset,
-            &name,
-            &text,
-            stop,
-            Arc::default(),
-        )
-        .await?;
+        let (run, _) = prepare(&store, &plan, &dataset, &name, &text, stop, Arc::default()).await?;
         let queued = store.enqueue(run.id, dataset.id).await?;
         outln!(
             "run `{name}`: {queued} videos queued; start workers with `wolf worker`, follow them with `wolf run status {name}`"
@@ -139,75 +128,8 @@ pub(crate) fn draw(counters: &Arc<RunProgress>, show: bool) -> progress::Bars {
 }
 
 pub(crate) fn print_report(name: &str, report: &RunReport) {
-    outln!(
-        "run `{name}`: {} videos, {} done now, {} skipped (already done{}), {} failed stages, {} model requests, {:.1} s",
-        report.videos,
-        report.completed,
-        report.skipped,
-        if report.failed_stages_left > 0 {
-            " or failed before"
-        } else {
-            ""
-        },
-        report.failed_stages,
-        report.model_calls,
-        report.wall.as_secs_f64()
-    );
-    for (stage, time) in &report.stage_time {
-        outln!(
-            "  {stage:<16} {:>8.1} s (summed over videos in flight)",
-            time.as_secs_f64()
-        );
-    }
-    if !report.guard_paths.is_empty() {
-        let paths: Vec<String> = report
-            .guard_paths
-            .iter()
-            .map(|(path, n)| format!("{path} {n}"))
-            .collect();
-        outln!("fused captions by guard path: {}", paths.join(", "));
-    }
-    if report.interrupted {
-        outln!("interrupted: run the same command again to finish");
-    }
-    if report.failed_stages_left > 0 {
-        print_failures(&report.failures);
-        outln!(
-            "{} failed stages remain, stored with their reasons (`wolf export --run {name} --failed`); \
-             the same `wolf caption` with `--retry-failed` redoes them",
-            report.failed_stages_left
-        );
-    }
-}
-
-/// The reasons shown at the end of a run or a worker; the rest are counted.
-const REASONS_SHOWN: usize = 5;
-
-/// Why stages failed, commonest first, each with its count and a hint.
-pub(crate) fn print_failures(failures: &Failures) {
-    let reasons = failures.reasons();
-    if reasons.is_empty() {
-        return;
-    }
-    outln!("Why stages failed ({} in all):", failures.total());
-    for reason in reasons.iter().take(REASONS_SHOWN) {
-        let hint = reason
-            .hint
-            .as_deref()
-            .map_or_else(String::new, |hint| format!(" \u{2014} {hint}"));
-        outln!(
-            "  {}: {} \u{d7}{}{hint}",
-            reason.kind,
-            reason.message,
-            reason.count
-        );
-    }
-    if reasons.len() > REASONS_SHOWN {
-        let rest: u64 = reasons[REASONS_SHOWN..].iter().map(|r| r.count).sum();
-        outln!(
-            "  and {} more reasons ({rest} stages)",
-            reasons.len() - REASONS_SHOWN
-        );
+    for line in report.lines(name) {
+        outln!("{line}");
     }
 }
 
@@ -242,9 +164,22 @@ pub(crate) struct ExportArgs {
     out: Option<PathBuf>,
 }
 
-pub(crate) async fn export(args: ExportArgs, context: &Context) -> anyhow::Result<Outcome> {
+pub(crate) async fn export_run(args: ExportArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
-    let text = export_text(&store, &args).await?;
+    let what = if args.failed {
+        Export::Failed
+    } else {
+        match args.format {
+            ExportFormat::Jsonl => Export::Jsonl {
+                source: args.source,
+            },
+            ExportFormat::WolfJson => Export::WolfJson {
+                source: args.source,
+                nested: args.nested,
+            },
+        }
+    };
+    let text = export(&store, &args.run, &what).await?;
     match &args.out {
         Some(path) => {
             let tmp = path.with_extension("partial");
@@ -256,59 +191,4 @@ pub(crate) async fn export(args: ExportArgs, context: &Context) -> anyhow::Resul
         None => out!("{text}"),
     }
     Ok(Outcome::Done)
-}
-
-async fn export_text(store: &Store, args: &ExportArgs) -> anyhow::Result<String> {
-    let run = store.run(&args.run).await?;
-    if args.failed {
-        let mut out = String::new();
-        for item in store.work_items(run.id).await? {
-            if item.status == "failed" {
-                out.push_str(&serde_json::to_string(&item)?);
-                out.push('\n');
-            }
-        }
-        return Ok(out);
-    }
-    match args.format {
-        ExportFormat::Jsonl => {
-            let mut out = String::new();
-            for c in store.captions(run.id, args.source.as_deref()).await? {
-                let mut line = serde_json::json!({
-                    "video": c.video,
-                    "path": c.path,
-                    "source": c.source,
-                    "caption": c.caption,
-                    "model": c.model,
-                    "prompt_version": c.prompt_version,
-                });
-                if let Some(path) = c.guard {
-                    line["guard"] = path.into();
-                }
-                out.push_str(&line.to_string());
-                out.push('\n');
-            }
-            Ok(out)
-        }
-        ExportFormat::WolfJson => {
-            let source = args
-                .source
-                .as_deref()
-                .unwrap_or(wolf_pipeline::wolf::WOLF_SOURCE);
-            let captions = store.captions(run.id, Some(source)).await?;
-            if captions.is_empty() {
-                bail!("run `{}` has no captions of source `{source}`", args.run);
-            }
-            let mut map = serde_json::Map::new();
-            for c in captions {
-                let value = if args.nested {
-                    serde_json::json!({ "output": c.caption })
-                } else {
-                    serde_json::Value::String(c.caption)
-                };
-                map.insert(c.video, value);
-            }
-            Ok(serde_json::to_string_pretty(&serde_json::Value::Object(map))? + "\n")
-        }
-    }
 }

@@ -33,11 +33,9 @@ pub(crate) enum CheckFormat {
 pub(crate) fn run(command: ConfigCommand) -> anyhow::Result<Outcome> {
     let ConfigCommand::Check { file, format } = command;
     let config = Config::load(&file)?;
+    // `[wolf]` names models by role, checked when the file has it; a file without it
+    // is a model catalogue.
     let plan = config.plan()?;
-    // `[wolf]` names models by role; a file without it is a model catalogue.
-    if config.wolf.is_some() {
-        plan.wolf.validate(&plan)?;
-    }
     let summary = summarize(&config, &plan);
     match format {
         CheckFormat::Json => outln!("{}", serde_json::to_string_pretty(&summary)?),

@@ -4,7 +4,6 @@
 //! world's reference captions, builds the leaderboard site and prints where its index
 //! page is.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -12,11 +11,10 @@ use std::time::Instant;
 
 use anyhow::Context as _;
 use clap::Args;
-use wolf_pipeline::config::Config;
+use wolf_pipeline::config::{Choices, Config};
 use wolf_pipeline::wolf::WOLF_SOURCE;
 use wolf_pipeline::wolf::runner::{RunOptions, RunProgress};
-use wolf_scorer::efficiency::tokens;
-use wolf_scorer::report::{ReportLine, beats_lines, report_lines, source_table};
+use wolf_scorer::report::{ReportLine, beats_lines, mean_words, report_lines, source_table};
 use wolf_scorer::run::{ScoreSettings, score_items};
 
 use super::{Context, Outcome, caption, dataset, leaderboard, score, synth};
@@ -55,8 +53,10 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let plan = Config::parse(&text)
         .map_err(anyhow::Error::msg)
         .context("the demo config")?
-        .plan()?;
-    plan.wolf.validate(&plan)?;
+        .plan_with(&Choices {
+            wolf: true,
+            ..Choices::default()
+        })?;
     let out = args.out.clone().unwrap_or_else(default_out);
     let world = out.join("world");
     let started = Instant::now();
@@ -121,16 +121,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         .into_iter()
         .filter(|l| l.run == RUN)
         .collect();
-    let mut words: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for c in store.captions(run.id, None).await? {
-        let entry = words.entry(c.source).or_default();
-        entry.0 += tokens(&c.caption);
-        entry.1 += 1;
-    }
-    let words: BTreeMap<String, f64> = words
-        .into_iter()
-        .map(|(source, (w, n))| (source, w as f64 / n.max(1) as f64))
-        .collect();
+    let words = mean_words(&store.captions(run.id, None).await?);
     outln!(
         "4/5 Scores against the world's truth and reference captions (`{embedder}` embedding similarity, the classic metrics{}), in {:.1} s (`wolf report` prints them all):",
         match &plan.score.judge {

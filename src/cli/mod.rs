@@ -202,7 +202,7 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Caption(args) => caption::caption(args, context).await,
         Command::Worker(args) => worker::worker(args, context).await,
         Command::Run(cmd) => worker::run_command(cmd, context).await,
-        Command::Export(args) => caption::export(args, context).await,
+        Command::Export(args) => caption::export_run(args, context).await,
         Command::Import(args) => import::run(args, context).await,
         Command::Score(args) => score::score(args, context).await,
         Command::Report(args) => score::report(args, context).await,

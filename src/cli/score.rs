@@ -6,11 +6,9 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
-use wolf_pipeline::config::Config;
-use wolf_pipeline::store::Store;
-use wolf_scorer::correlation::correlations;
+use wolf_pipeline::config::{Choices, Config};
 use wolf_scorer::judge::Mode;
-use wolf_scorer::report::{report_lines, table};
+use wolf_scorer::report::{efficiency_table, report_lines, table, truth_correlation_lines};
 use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, ScoreSummary, score_items};
 
 use super::{Context, Outcome, PreflightArgs};
@@ -70,7 +68,12 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    let plan = config.plan()?;
+    let choices = Choices {
+        judge: args.judge.clone(),
+        embedder: args.embedder.clone(),
+        ..Choices::default()
+    };
+    let plan = config.plan_with(&choices)?;
     let asked = match &args.metrics {
         Some(names) => Some(
             names
@@ -80,19 +83,17 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         ),
         None => None,
     };
-    let (judge, judge_by) = match (&args.judge, &plan.score.judge) {
-        (Some(judge), _) => (Some(judge.clone()), "--judge"),
-        (None, Some(judge)) => (Some(judge.clone()), "[score] judge"),
-        (None, None) => (None, "--judge"),
+    let judge_options = JudgeOptions {
+        mode: match args.mode {
+            ModeArg::Pointwise => Mode::Pointwise,
+            ModeArg::Listwise => Mode::Listwise,
+        },
+        samples: args.samples,
+        temperature: args.temperature,
+        parse_retries: args.parse_retries,
+        concurrency: args.concurrency,
     };
-    let (embedder, embedder_by) = match &args.embedder {
-        Some(embedder) => (embedder.clone(), "--embedder"),
-        None => (plan.score.embedder.clone(), "[score] embedder"),
-    };
-    let (metrics, no_judge) = Metric::with_judge(asked, judge.is_some());
-    if metrics.is_empty() {
-        bail!("{}", wolf_scorer::run::ScoreError::NoJudge);
-    }
+    let (mut settings, no_judge) = ScoreSettings::chosen(&plan, &choices, asked, judge_options)?;
     let store = context.store().await?;
     let run = store.run(&args.run).await?;
     let items = store.scoring_items(run.id).await?;
@@ -102,31 +103,14 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
             args.run
         );
     }
-    let settings = ScoreSettings {
-        metrics,
-        judge,
-        judge_options: JudgeOptions {
-            mode: match args.mode {
-                ModeArg::Pointwise => Mode::Pointwise,
-                ModeArg::Listwise => Mode::Listwise,
-            },
-            samples: args.samples,
-            temperature: args.temperature,
-            parse_retries: args.parse_retries,
-            concurrency: args.concurrency,
-        },
-        embedder,
-        judge_by: judge_by.into(),
-        embedder_by: embedder_by.into(),
-        preflight: args.preflight.enabled(),
-        run_id: Some(run.id),
-        truth_folder: store
-            .datasets()
-            .await?
-            .into_iter()
-            .find(|d| d.id == run.dataset_id)
-            .map(|d| wolf_scorer::truth::folder_of(&d.source)),
-    };
+    settings.preflight = args.preflight.enabled();
+    settings.run_id = Some(run.id);
+    settings.truth_folder = store
+        .datasets()
+        .await?
+        .into_iter()
+        .find(|d| d.id == run.dataset_id)
+        .map(|d| wolf_scorer::truth::folder_of(&d.source));
     let summary = score_items(&store, &plan, &items, &settings).await?;
     print_summary(&summary, &settings);
     if no_judge {
@@ -207,72 +191,24 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
         let rows = store.efficiency(None).await?;
         match args.format {
             ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
-            ReportFormat::Table => {
-                outln!(
-                    "{:<14} {:<30} {:<10} {:>9} {:>11} {:>10} {:>5}",
-                    "run",
-                    "source",
-                    "metric",
-                    "sentences",
-                    "mean words",
-                    "mean score",
-                    "n"
-                );
-                for r in rows {
-                    outln!(
-                        "{:<14} {:<30} {:<10} {:>9} {:>11.1} {:>10.3} {:>5}",
-                        r.run,
-                        r.source,
-                        r.metric,
-                        r.sentences,
-                        r.mean_tokens,
-                        r.mean_score,
-                        r.count
-                    );
-                }
-            }
+            ReportFormat::Table => out!("{}", efficiency_table(&rows)),
         }
         return Ok(Outcome::Done);
     }
-    let text = report_text(&store, args.dataset.as_deref(), args.format).await?;
-    out!("{text}");
-    Ok(Outcome::Done)
-}
-
-async fn report_text(
-    store: &Store,
-    dataset: Option<&str>,
-    format: ReportFormat,
-) -> anyhow::Result<String> {
-    if let Some(name) = dataset {
+    if let Some(name) = &args.dataset {
         store.dataset(name).await.context("the report's dataset")?;
     }
-    let scores = store.scores(dataset).await?;
+    let scores = store.scores(args.dataset.as_deref()).await?;
     let lines = report_lines(&scores);
-    // CapScore checked against the truth, where both were scored.
-    let tau = correlations(
-        &scores,
-        "truth_f1",
-        &["capscore_similarity", "capscore_quality"],
-    );
-    Ok(match format {
-        ReportFormat::Json => serde_json::to_string_pretty(&lines)? + "\n",
+    match args.format {
+        ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
         ReportFormat::Table => {
-            let mut text = table(&lines);
-            for c in tau {
-                text.push_str(&format!(
-                    "Kendall tau-b of {} (judge `{}`) with truth_f1 on `{}`: {} over {} captions\n",
-                    c.metric,
-                    c.judge,
-                    c.dataset,
-                    c.tau_b
-                        .map_or("undefined (a constant side)".to_owned(), |t| format!(
-                            "{t:.3}"
-                        )),
-                    c.pairs
-                ));
+            out!("{}", table(&lines));
+            // CapScore checked against the truth, where both were scored.
+            for line in truth_correlation_lines(&scores) {
+                outln!("{line}");
             }
-            text
         }
-    })
+    }
+    Ok(Outcome::Done)
 }

@@ -110,7 +110,9 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
         tally.released,
         tally.lost
     );
-    super::caption::print_failures(&tally.failures);
+    for line in tally.failures.lines() {
+        outln!("{line}");
+    }
     Ok(if tally.quarantined > 0 {
         Outcome::SomeFailed
     } else {

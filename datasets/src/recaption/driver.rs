@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use serde::{Deserialize, Serialize};
-use wolf_pipeline::config::{Config, ConfigError, Plan, RecaptionConfig};
+use wolf_pipeline::config::{Choices, Config, ConfigError, Plan, RecaptionConfig};
 use wolf_pipeline::media::{self, MediaError, Rate, SampleSettings};
 use wolf_pipeline::models::{ImageRequest, ModelError, ModelSet, ModelUse, PreflightError, Role};
 use wolf_pipeline::store::{RoundRow, Store, StoreError, VideoStatus};
@@ -121,10 +121,11 @@ impl Setup {
             Some(path) => Config::load(path)?,
             None => Config::default(),
         };
-        let mut plan = config.plan()?;
-        if let Some(captioner) = captioner {
-            plan.recaption.captioner = captioner.to_owned();
-        }
+        let plan = config.plan_with(&Choices {
+            captioner: captioner.map(str::to_owned),
+            recaption: true,
+            ..Choices::default()
+        })?;
         let recaption = plan.recaption.clone();
         let template: Template = serde_json::from_value(serde_json::Value::String(
             recaption.template.clone(),
@@ -148,7 +149,6 @@ impl Setup {
                 )
             })
             .collect::<Result<_, _>>()?;
-        plan.model_for(&recaption.captioner, Role::ImageCaptioner)?;
         Ok(Self {
             models: ModelSet::new(plan.models.clone()),
             captioner_by: if captioner.is_some() {

@@ -63,9 +63,27 @@ pub struct OpenAiConfig {
     #[serde(default)]
     pub generation: Generation,
     /// Fields merged into every chat request's JSON body as they are, for a server's
-    /// own parameters (vLLM's `repetition_penalty`, say).
+    /// own parameters (vLLM's `repetition_penalty` or `mm_processor_kwargs`, say).
     #[serde(default)]
     pub extra_body: Option<toml::Table>,
+    /// Headers sent with every request: header name = the name of the environment
+    /// variable that holds its value (never the value itself, as with `api_key_env`).
+    /// Their values are redacted from whatever the server says, like the key.
+    #[serde(default)]
+    pub extra_headers: BTreeMap<String, String>,
+    /// OpenAI's image `detail` (`low`, `high` or `auto`), sent with every image when
+    /// set; absent, images carry none and the server decides.
+    #[serde(default)]
+    pub detail: Option<ImageDetail>,
+}
+
+/// OpenAI's `detail` of an image part.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ImageDetail {
+    Low,
+    High,
+    Auto,
 }
 
 /// How a video reaches an `openai` video model.

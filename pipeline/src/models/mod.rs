@@ -36,8 +36,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 pub use entries::{
-    GgufConfig, ModelConfig, OnnxConfig, OnnxDecoder, OnnxDevice, OpenAiConfig, VideoInput,
-    default_models,
+    GgufConfig, ImageDetail, ModelConfig, OnnxConfig, OnnxDecoder, OnnxDevice, OpenAiConfig,
+    VideoInput, default_models,
 };
 pub use error::{ErrorKind, ModelError};
 pub use preflight::{ModelUse, PreflightError};

@@ -233,6 +233,8 @@ pub struct Received {
     pub path: String,
     /// The `Authorization` header, if any.
     pub authorization: Option<String>,
+    /// Every header, by lower-case name.
+    pub headers: std::collections::BTreeMap<String, String>,
     /// The body as JSON (`Value::Null` when it was not JSON).
     pub body: Value,
 }
@@ -419,6 +421,12 @@ impl Shared {
                 .push(Received {
                     path: path.to_owned(),
                     authorization,
+                    headers: headers
+                        .iter()
+                        .filter_map(|(name, value)| {
+                            Some((name.as_str().to_owned(), value.to_str().ok()?.to_owned()))
+                        })
+                        .collect(),
                     body: body.clone(),
                 });
         }

@@ -11,6 +11,9 @@ use serde::Serialize;
 use super::WolfConfig;
 use crate::store::{Store, StoreError};
 
+/// The reasons [`Failures::lines`] shows; the rest are counted.
+pub const REASONS_SHOWN: usize = 5;
+
 /// The kind of a stage that failed because a stage it reads failed.
 pub const DEPENDENCY: &str = "dependency";
 
@@ -62,6 +65,34 @@ impl Failures {
     }
 
     /// Failed stages counted.
+    /// Why stages failed, commonest first, each with its count and a hint; past
+    /// [`REASONS_SHOWN`], the rest are counted. Empty without failures.
+    pub fn lines(&self) -> Vec<String> {
+        let reasons = self.reasons();
+        if reasons.is_empty() {
+            return Vec::new();
+        }
+        let mut lines = vec![format!("Why stages failed ({} in all):", self.total())];
+        for reason in reasons.iter().take(REASONS_SHOWN) {
+            let hint = reason
+                .hint
+                .as_deref()
+                .map_or_else(String::new, |hint| format!(" \u{2014} {hint}"));
+            lines.push(format!(
+                "  {}: {} \u{d7}{}{hint}",
+                reason.kind, reason.message, reason.count
+            ));
+        }
+        if reasons.len() > REASONS_SHOWN {
+            let rest: u64 = reasons[REASONS_SHOWN..].iter().map(|r| r.count).sum();
+            lines.push(format!(
+                "  and {} more reasons ({rest} stages)",
+                reasons.len() - REASONS_SHOWN
+            ));
+        }
+        lines
+    }
+
     pub fn total(&self) -> u64 {
         self.groups.values().map(|g| g.count).sum()
     }

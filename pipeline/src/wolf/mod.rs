@@ -15,11 +15,13 @@
 //! Files: [`runner`] (a video's stages in order, their outcomes), `keys` (content keys:
 //! what is recomputed), `stages/` (one file per stage, and the guard's path),
 //! [`guard`] (the checks), [`motion`] (the tracker), [`prompts`], [`worker`] (claim,
-//! lease, commit).
+//! lease, commit), [`failures`] (why stages failed), [`export`] (a run's captions as
+//! text).
 //!
 //! Threads: see [`runner`]: one task per video in flight, decoding on blocking threads
 //! bounded by the cores, each model's concurrency bounded by its backend.
 
+pub mod export;
 pub mod failures;
 pub mod guard;
 mod keys;

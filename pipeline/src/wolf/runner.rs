@@ -119,6 +119,54 @@ impl RunReport {
     pub fn complete(&self) -> bool {
         !self.interrupted && self.failed_stages_left == 0
     }
+
+    /// The report as the lines printed at the end of run `name`: the counts, the time
+    /// per stage, the guard's paths, and why stages failed with what to do.
+    pub fn lines(&self, name: &str) -> Vec<String> {
+        let mut lines = vec![format!(
+            "run `{name}`: {} videos, {} done now, {} skipped (already done{}), {} failed stages, {} model requests, {:.1} s",
+            self.videos,
+            self.completed,
+            self.skipped,
+            if self.failed_stages_left > 0 {
+                " or failed before"
+            } else {
+                ""
+            },
+            self.failed_stages,
+            self.model_calls,
+            self.wall.as_secs_f64()
+        )];
+        for (stage, time) in &self.stage_time {
+            lines.push(format!(
+                "  {stage:<16} {:>8.1} s (summed over videos in flight)",
+                time.as_secs_f64()
+            ));
+        }
+        if !self.guard_paths.is_empty() {
+            let paths: Vec<String> = self
+                .guard_paths
+                .iter()
+                .map(|(path, n)| format!("{path} {n}"))
+                .collect();
+            lines.push(format!(
+                "fused captions by guard path: {}",
+                paths.join(", ")
+            ));
+        }
+        if self.interrupted {
+            lines.push("interrupted: run the same command again to finish".into());
+        }
+        if self.failed_stages_left > 0 {
+            lines.extend(self.failures.lines());
+            lines.push(format!(
+                "{} failed stages remain, stored with their reasons (`wolf export --run {name} --failed`); \
+                 the same `wolf caption` with `--retry-failed` redoes them",
+                self.failed_stages_left
+            ));
+        }
+        lines
+    }
 }
 
 /// A run that could not start.
@@ -175,7 +223,6 @@ impl Shared {
 pub async fn prepare(
     store: &Store,
     plan: &Plan,
-    wolf: &WolfConfig,
     dataset: &DatasetSummary,
     name: &str,
     config_text: &str,
@@ -186,7 +233,7 @@ pub async fn prepare(
     let run = store
         .open_run(name, dataset.id, config_text, &config_hash)
         .await?;
-    let runner = Runner::new(store, plan, wolf, run.id, stop, progress)?;
+    let runner = Runner::new(store, plan, run.id, stop, progress)?;
     let stage_names: Vec<String> = runner
         .shared
         .keys(&placeholder_video())
@@ -195,7 +242,7 @@ pub async fn prepare(
         .map(|(s, _)| s)
         .collect();
     store
-        .prune_run(run.id, &wolf.sources(), &stage_names)
+        .prune_run(run.id, &plan.wolf.sources(), &stage_names)
         .await?;
     Ok((run, runner))
 }
@@ -239,12 +286,11 @@ impl Runner {
     pub fn new(
         store: &Store,
         plan: &Plan,
-        wolf: &WolfConfig,
         run_id: i64,
         stop: Arc<AtomicBool>,
         progress: Arc<RunProgress>,
     ) -> Result<Self, RunError> {
-        wolf.validate(plan)?;
+        let wolf = &plan.wolf;
         let boxes = match (&wolf.motion, &wolf.boxes_file) {
             (MotionSource::Dataset, Some(path)) => read_boxes(path)?,
             _ => HashMap::new(),

@@ -24,7 +24,7 @@ use super::runner::{
     Revisit, RunError, RunOptions, RunPhase, RunProgress, RunReport, Runner, auto_in_flight,
     prepare,
 };
-use crate::config::{Config, ConfigError, Plan};
+use crate::config::{Choices, Config, ConfigError, Plan};
 use crate::models::{ModelConfig, ModelSet, PreflightError};
 use crate::store::{
     Claim, DatasetSummary, JobCommit, QueueSettings, StageWrite, Store, StoreError,
@@ -183,7 +183,6 @@ pub async fn caption(
     let (run, runner) = prepare(
         store,
         plan,
-        &plan.wolf,
         dataset,
         &options.name,
         &options.config_text,
@@ -507,7 +506,6 @@ async fn refresh(
                 Ok(Runner::new(
                     store,
                     &plan,
-                    &plan.wolf,
                     id,
                     stop.clone(),
                     progress.clone(),
@@ -539,12 +537,11 @@ fn plan_for(
     models: Option<&BTreeMap<String, ModelConfig>>,
 ) -> Result<Plan, ServeError> {
     let config = Config::parse(config_text).map_err(|e| ServeError::Stored(e.to_string()))?;
-    let mut plan = config.plan()?;
-    if let Some(models) = models {
-        plan.models = models.clone();
-    }
-    plan.wolf.validate(&plan)?;
-    Ok(plan)
+    Ok(config.plan_with(&Choices {
+        models: models.cloned(),
+        wolf: true,
+        ..Choices::default()
+    })?)
 }
 
 /// Waits for a video to finish or for `delay`, whichever comes first.

@@ -13,15 +13,24 @@ use crate::models::ModelError;
 /// What stands for the API key wherever it would be shown.
 pub(super) const REDACTED: &str = "<redacted>";
 
-/// A reply body with every occurrence of the API key replaced by [`REDACTED`]. A body
-/// that is not UTF-8 is made so first (it is quoted lossily anyway, and JSON is UTF-8);
-/// the replacement keeps JSON valid, since it has no quote or backslash.
-pub(super) fn redact(body: Bytes, key: &str) -> Bytes {
+/// A reply body with every occurrence of each secret (the API key, the `extra_headers`
+/// values) replaced by [`REDACTED`]. A body that is not UTF-8 is made so first (it is
+/// quoted lossily anyway, and JSON is UTF-8); the replacement keeps JSON valid, since it
+/// has no quote or backslash.
+pub(super) fn redact(body: Bytes, secrets: &[String]) -> Bytes {
     let text = String::from_utf8_lossy(&body);
-    if key.is_empty() || !text.contains(key) {
+    let found: Vec<&String> = secrets
+        .iter()
+        .filter(|s| !s.is_empty() && text.contains(s.as_str()))
+        .collect();
+    if found.is_empty() {
         return body;
     }
-    Bytes::from(text.replace(key, REDACTED))
+    let mut text = text.into_owned();
+    for secret in found {
+        text = text.replace(secret.as_str(), REDACTED);
+    }
+    Bytes::from(text)
 }
 
 /// How much of an error body goes into an error message.

@@ -63,9 +63,10 @@ pub struct OpenAiModel {
     chat_url: reqwest::Url,
     embeddings_url: reqwest::Url,
     models_url: reqwest::Url,
-    /// The key, for [`redact`]ing it from what the server says; it is sent only from
-    /// the client's default headers, marked sensitive.
-    key: Option<String>,
+    /// The key and the `extra_headers` values, for [`redact`]ing them from what the
+    /// server says; they are sent only from the client's default headers, marked
+    /// sensitive.
+    secrets: Vec<String>,
     client: reqwest::Client,
     permits: Semaphore,
     timeout: Duration,
@@ -81,7 +82,7 @@ impl std::fmt::Debug for OpenAiModel {
             .field("api_key_env", &self.config.api_key_env)
             .field(
                 "api_key",
-                &if self.key.is_some() {
+                &if self.config.api_key_env.is_some() {
                     REDACTED
                 } else {
                     "<none>"
@@ -113,13 +114,30 @@ impl OpenAiModel {
                 }
             },
         };
-        Self::with_key(name, config, key)
+        let mut extra = Vec::new();
+        for (header, var) in &config.extra_headers {
+            match std::env::var(var) {
+                Ok(value) if !value.trim().is_empty() => extra.push((header.clone(), value)),
+                _ => {
+                    return Err(ModelError::new(
+                        ErrorKind::Auth,
+                        name,
+                        format!(
+                            "the environment variable `{var}` that `extra_headers` names for `{header}` is not set or empty"
+                        ),
+                    ));
+                }
+            }
+        }
+        Self::with_secrets(name, config, key, extra)
     }
 
-    fn with_key(
+    /// The client, with the key (if any) and the `extra_headers` as (name, value).
+    fn with_secrets(
         name: &str,
         config: &OpenAiConfig,
         key: Option<String>,
+        extra: Vec<(String, String)>,
     ) -> Result<Self, ModelError> {
         let mut headers = HeaderMap::new();
         headers.insert(
@@ -137,6 +155,24 @@ impl OpenAiModel {
             })?;
             value.set_sensitive(true);
             headers.insert(header::AUTHORIZATION, value);
+        }
+        let mut secrets: Vec<String> = key.into_iter().collect();
+        for (header, value) in extra {
+            let value = value.trim().to_owned();
+            let invalid = |what: &str| {
+                ModelError::new(
+                    ErrorKind::Load,
+                    name,
+                    format!("`extra_headers` `{header}`: not a valid HTTP header {what}"),
+                )
+            };
+            let header_name =
+                header::HeaderName::try_from(header.as_str()).map_err(|_| invalid("name"))?;
+            let mut header_value =
+                HeaderValue::try_from(value.as_str()).map_err(|_| invalid("value"))?;
+            header_value.set_sensitive(true);
+            headers.insert(header_name, header_value);
+            secrets.push(value);
         }
         let timeout = seconds(config.timeout_s);
         let client = reqwest::Client::builder()
@@ -168,13 +204,21 @@ impl OpenAiModel {
             chat_url: url("chat/completions")?,
             embeddings_url: url("embeddings")?,
             models_url: url("models")?,
-            key,
+            secrets,
             client,
             permits: Semaphore::new(config.max_concurrency.max(1)),
             timeout,
             max_backoff: seconds(config.max_backoff_s),
             config: config.clone(),
         })
+    }
+
+    /// An image part's URL, with the entry's `detail` when it sets one.
+    fn image_url(&self, url: String) -> Url {
+        Url {
+            url,
+            detail: self.config.detail,
+        }
     }
 
     /// The entry's name.
@@ -211,10 +255,7 @@ impl OpenAiModel {
             .map_err(failed)?;
         let status = response.status();
         let bytes = response.bytes().await.map_err(failed)?;
-        let bytes = match &self.key {
-            Some(key) => redact(bytes, key),
-            None => bytes,
-        };
+        let bytes = redact(bytes, &self.secrets);
         let url = &self.models_url;
         if !status.is_success() {
             let mut error = self.status_error(status, &bytes, Carries::Text);
@@ -276,7 +317,7 @@ impl OpenAiModel {
         let mut parts: Vec<Part<'_>> = urls
             .into_iter()
             .map(|url| Part::ImageUrl {
-                image_url: Url { url },
+                image_url: self.image_url(url),
             })
             .collect();
         parts.push(Part::Text {
@@ -327,7 +368,7 @@ impl OpenAiModel {
                         text: Cow::Owned(format!("Frame {} at {t:.2} s:", i + 1)),
                     });
                     parts.push(Part::ImageUrl {
-                        image_url: Url { url },
+                        image_url: self.image_url(url),
                     });
                 }
             }
@@ -346,7 +387,7 @@ impl OpenAiModel {
                 })?;
                 let url = cpu(|| data_url(video_mime(path), &bytes));
                 parts.push(Part::VideoUrl {
-                    video_url: Url { url },
+                    video_url: Url { url, detail: None },
                 });
             }
         }
@@ -491,10 +532,7 @@ impl OpenAiModel {
                 .and_then(retry_after)
         };
         let bytes = response.bytes().await.map_err(|e| self.transport(&e))?;
-        let bytes = match &self.key {
-            Some(key) => redact(bytes, key),
-            None => bytes,
-        };
+        let bytes = redact(bytes, &self.secrets);
         if status.is_success() {
             return Ok(bytes);
         }
@@ -715,6 +753,8 @@ mod tests {
             video: VideoInput::Frames,
             generation: Default::default(),
             extra_body: None,
+            extra_headers: Default::default(),
+            detail: None,
         }
     }
 
@@ -1147,7 +1187,8 @@ mod tests {
         let with_key = |retries| {
             let mut config = config(&server);
             config.max_retries = retries;
-            OpenAiModel::with_key("test", &config, Some(format!(" {key}\n"))).unwrap()
+            OpenAiModel::with_secrets("test", &config, Some(format!(" {key}\n")), Vec::new())
+                .unwrap()
         };
         let error = fails(&with_key(0), "hi").await;
         assert_eq!(error.kind, ErrorKind::ServerError);
@@ -1163,11 +1204,53 @@ mod tests {
     #[test]
     fn redaction_keeps_bodies_without_the_key_and_json_valid() {
         let body = Bytes::from_static(br#"{"error": {"message": "no key here"}}"#);
-        assert_eq!(redact(body.clone(), "sk-1"), body);
-        let body = Bytes::from_static(br#"{"error": "bad key sk-1, and sk-1 again"}"#);
-        let redacted = redact(body, "sk-1");
+        let secrets = ["sk-1".to_owned(), "org-2".to_owned()];
+        assert_eq!(redact(body.clone(), &secrets), body);
+        let body = Bytes::from_static(br#"{"error": "bad key sk-1, and sk-1 again for org-2"}"#);
+        let redacted = redact(body, &secrets);
         let value: Value = serde_json::from_slice(&redacted).unwrap();
-        assert_eq!(value["error"], "bad key <redacted>, and <redacted> again");
+        assert_eq!(
+            value["error"],
+            "bad key <redacted>, and <redacted> again for <redacted>"
+        );
+    }
+
+    /// `extra_headers` take their values from the environment, are sent with every
+    /// request and never shown; `detail` goes with every image; a header whose variable
+    /// is not set stops the entry before any request.
+    #[tokio::test]
+    async fn extra_headers_and_image_detail_are_sent() {
+        let server = serve(Script::always(Behaviour::text("ok")));
+        let model = model_with(&server, |c| {
+            c.extra_headers
+                .insert("X-Org".into(), "CARGO_PKG_NAME".into());
+            c.detail = Some(crate::models::ImageDetail::Low);
+        });
+        let request = ImageRequest {
+            images: vec![RgbImage::new(8, 8)],
+            prompt: "what is this?".into(),
+            ..ImageRequest::default()
+        };
+        model.caption_images(&request).await.unwrap();
+        let received = &server.received()[0];
+        assert_eq!(
+            received.headers.get("x-org").map(String::as_str),
+            Some(env!("CARGO_PKG_NAME"))
+        );
+        let parts = received.body["messages"][0]["content"].as_array().unwrap();
+        assert_eq!(parts[0]["image_url"]["detail"], "low");
+        assert!(!format!("{model:?}").contains(env!("CARGO_PKG_NAME")));
+
+        let mut config = config(&server);
+        config
+            .extra_headers
+            .insert("X-Org".into(), "WOLF_TEST_HEADER_THAT_IS_NEVER_SET".into());
+        let error = OpenAiModel::try_new("test", &config).unwrap_err();
+        assert_eq!(error.kind, ErrorKind::Auth);
+        assert!(
+            error.message.contains("WOLF_TEST_HEADER_THAT_IS_NEVER_SET"),
+            "{error}"
+        );
     }
 
     #[tokio::test]
@@ -1192,6 +1275,8 @@ mod tests {
             video: VideoInput::Frames,
             generation: Default::default(),
             extra_body: None,
+            extra_headers: Default::default(),
+            detail: None,
         };
         let error = OpenAiModel::try_new("test", &config).unwrap_err();
         assert_eq!(error.kind, ErrorKind::Auth);
@@ -1420,6 +1505,8 @@ mod tests {
             video: VideoInput::Frames,
             generation: Default::default(),
             extra_body: None,
+            extra_headers: Default::default(),
+            detail: None,
         };
         let model = OpenAiModel::try_new("smollm2", &config).unwrap();
         let greedy = |text: &str| ChatRequest {
@@ -1494,6 +1581,8 @@ mod tests {
                 video: VideoInput::VideoUrl,
                 generation: Default::default(),
                 extra_body: None,
+                extra_headers: Default::default(),
+                detail: None,
                 ..config.clone()
             },
         )

@@ -6,7 +6,7 @@ use std::borrow::Cow;
 use serde::{Deserialize, Serialize};
 
 use super::failure::error_detail;
-use crate::models::{ErrorKind, ModelError, Speaker, Usage, non_empty};
+use crate::models::{ErrorKind, ImageDetail, ModelError, Speaker, Usage, non_empty};
 
 // Wire types: requests borrow from the caller, replies read only what is used.
 
@@ -59,6 +59,8 @@ pub(super) enum Part<'a> {
 #[derive(Serialize)]
 pub(super) struct Url {
     pub(super) url: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) detail: Option<ImageDetail>,
 }
 
 #[derive(Serialize)]

@@ -1,0 +1,89 @@
+//! A run's captions as text, the way `wolf export` writes them: JSONL (every source,
+//! one caption a line, with the guard's path where there is one), Wolf JSON (one
+//! source, `{video: caption}` or `{video: {"output": caption}}`), or the failed stages
+//! with their reasons (JSONL). The binary writes the text; nothing here prints.
+
+use crate::store::{Store, StoreError};
+
+use super::WOLF_SOURCE;
+
+/// What to export.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Export {
+    /// Every caption of the run, or of one source.
+    Jsonl { source: Option<String> },
+    /// One source (default `wolf`) as Wolf's JSON map.
+    WolfJson {
+        source: Option<String>,
+        nested: bool,
+    },
+    /// The failed stages, one work item a line.
+    Failed,
+}
+
+/// An export that could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("run `{run}` has no captions of source `{wanted}`")]
+    NoCaptions { run: String, wanted: String },
+    #[error("cannot encode the export: {0}")]
+    Json(#[from] serde_json::Error),
+}
+
+/// The text of `what` for run `run`, ending with a newline unless empty.
+pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, ExportError> {
+    let run_id = store.run(run).await?.id;
+    let mut out = String::new();
+    match what {
+        Export::Failed => {
+            for item in store.work_items(run_id).await? {
+                if item.status == "failed" {
+                    out.push_str(&serde_json::to_string(&item)?);
+                    out.push('\n');
+                }
+            }
+        }
+        Export::Jsonl { source } => {
+            for c in store.captions(run_id, source.as_deref()).await? {
+                let mut line = serde_json::json!({
+                    "video": c.video,
+                    "path": c.path,
+                    "source": c.source,
+                    "caption": c.caption,
+                    "model": c.model,
+                    "prompt_version": c.prompt_version,
+                });
+                if let Some(path) = c.guard {
+                    line["guard"] = path.into();
+                }
+                out.push_str(&line.to_string());
+                out.push('\n');
+            }
+        }
+        Export::WolfJson { source, nested } => {
+            let source = source.as_deref().unwrap_or(WOLF_SOURCE);
+            let captions = store.captions(run_id, Some(source)).await?;
+            if captions.is_empty() {
+                return Err(ExportError::NoCaptions {
+                    run: run.to_owned(),
+                    wanted: source.to_owned(),
+                });
+            }
+            let map: serde_json::Map<String, serde_json::Value> = captions
+                .into_iter()
+                .map(|c| {
+                    let value = if *nested {
+                        serde_json::json!({ "output": c.caption })
+                    } else {
+                        serde_json::Value::String(c.caption)
+                    };
+                    (c.video, value)
+                })
+                .collect();
+            out = serde_json::to_string_pretty(&serde_json::Value::Object(map))? + "\n";
+        }
+    }
+    Ok(out)
+}
