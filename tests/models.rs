@@ -114,3 +114,68 @@ fn the_default_gguf_entry_answers() {
     let reply = run.stdout().lines().next().unwrap_or("").to_owned();
     assert!(!reply.trim().is_empty(), "{}", run.stdout());
 }
+
+/// `model check NAME --video CLIP` sends what the video stage sends: the clip's frames
+/// as sampled by the config, each after its "Frame i at t s:" line, then the method's
+/// video prompt.
+#[test]
+fn check_video_sends_the_pipeline_s_frames_and_prompt() {
+    let dir = Dir::new();
+    dir.synthetic_dataset(1, 5);
+    let clip = std::fs::read_dir(dir.join("world"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "mp4"))
+        .unwrap();
+    let server = ScriptedServer::start(Script::always(Behaviour::Text(
+        "A red circle moves.".into(),
+    )))
+    .unwrap();
+    let config = openai_config(&dir, server.base_url(), "[sampling]\ncount = 3\n");
+    let run = dir
+        .wolf(&[
+            "model",
+            "check",
+            "remote",
+            "--config",
+            &config,
+            "--video",
+            clip.to_str().unwrap(),
+        ])
+        .expect_code(0);
+    assert!(run.stdout().contains("3 frames of"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("A red circle moves."),
+        "{}",
+        run.stdout()
+    );
+    let received = server.received();
+    let parts = received[0].body["messages"][0]["content"]
+        .as_array()
+        .unwrap()
+        .clone();
+    let kinds: Vec<&str> = parts.iter().map(|p| p["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "text",
+            "image_url",
+            "text",
+            "image_url",
+            "text",
+            "image_url",
+            "text"
+        ]
+    );
+    assert!(
+        parts[0]["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Frame 1 at ")
+    );
+    assert_eq!(
+        parts[6]["text"],
+        wolf_pipeline::wolf::prompts::VIDEO.text,
+        "the method's video prompt"
+    );
+}

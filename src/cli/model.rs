@@ -30,14 +30,19 @@ pub(crate) enum ModelCommand {
         #[arg(long)]
         config: Option<PathBuf>,
         /// Ask the entry as an image captioner about this image.
-        #[arg(long, conflicts_with = "text")]
+        #[arg(long, conflicts_with_all = ["text", "video"])]
         image: Option<PathBuf>,
+        /// Ask the entry as a video model about this clip, with the frames (sampled by
+        /// the config's `[sampling]`) and the payload the pipeline's video stage sends.
+        #[arg(long, conflicts_with = "text")]
+        video: Option<PathBuf>,
         /// Ask the entry as an embedder for the vectors of these texts (repeat the
         /// flag for several; their cosine similarities are printed).
         #[arg(long)]
         text: Vec<String>,
-        /// The prompt (default: a short greeting, or with --image the pipeline's own
-        /// per-frame prompt, which a captioner that reads its prompt was trained on).
+        /// The prompt (default: a short greeting; with --image the pipeline's own
+        /// per-frame prompt, which a captioner that reads its prompt was trained on;
+        /// with --video the pipeline's video prompt).
         #[arg(long)]
         prompt: Option<String>,
         /// The most tokens to generate.
@@ -53,13 +58,19 @@ pub(crate) async fn run(command: ModelCommand) -> anyhow::Result<Outcome> {
             name,
             config,
             image,
+            video,
             text,
             prompt,
             max_tokens,
         } => {
             let plan = plan(config.as_deref())?;
+            let input = match (image, video) {
+                (Some(image), _) => Input::Image(image),
+                (None, Some(video)) => Input::Video(video),
+                (None, None) => Input::Text,
+            };
             if text.is_empty() {
-                check(&plan, &name, image, prompt, max_tokens).await
+                check(&plan, &name, input, prompt, max_tokens).await
             } else {
                 check_embedder(&plan, &name, &text).await
             }
@@ -113,17 +124,24 @@ fn served_roles(entry: &ModelConfig) -> &'static [Role] {
     entry.roles()
 }
 
+/// What `model check` asks the entry about.
+enum Input {
+    Text,
+    Image(PathBuf),
+    Video(PathBuf),
+}
+
 async fn check(
     plan: &Plan,
     name: &str,
-    image: Option<PathBuf>,
+    input: Input,
     prompt: Option<String>,
     max_tokens: u32,
 ) -> anyhow::Result<Outcome> {
-    let role = if image.is_some() {
-        Role::ImageCaptioner
-    } else {
-        Role::Chat
+    let role = match input {
+        Input::Text => Role::Chat,
+        Input::Image(_) => Role::ImageCaptioner,
+        Input::Video(_) => Role::VideoCaptioner,
     };
     plan.model_for(name, role)?;
     let models = ModelSet::new(plan.models.clone());
@@ -132,8 +150,33 @@ async fn check(
         ..Sampling::default()
     };
     let started = Instant::now();
-    let reply = match image {
-        Some(path) => {
+    let reply = match input {
+        Input::Video(path) => {
+            let settings = plan.sampling;
+            let clip = path.clone();
+            let frames = tokio::task::spawn_blocking(move || {
+                wolf_pipeline::media::sample_frames(&clip, &settings, 0)
+            })
+            .await?
+            .with_context(|| format!("cannot sample frames from `{}`", path.display()))?;
+            outln!(
+                "{} frames of `{}`, at {}",
+                frames.frames.len(),
+                path.display(),
+                frames
+                    .frames
+                    .iter()
+                    .map(|f| format!("{:.2} s", f.time_s))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            let mut request = wolf_pipeline::wolf::video_request(&frames, &path, sampling);
+            if let Some(prompt) = prompt {
+                request.prompt = prompt;
+            }
+            models.video_captioner(name)?.caption_video(&request).await
+        }
+        Input::Image(path) => {
             let image = image_rgb(&path)?;
             let captioner = models.image_captioner(name)?;
             let request = ImageRequest {
@@ -144,7 +187,7 @@ async fn check(
             };
             captioner.caption_images(&request).await
         }
-        None => {
+        Input::Text => {
             let chat = models.chat(name)?;
             let request = ChatRequest {
                 messages: vec![Message::user(
@@ -191,9 +234,7 @@ async fn check_embedder(plan: &Plan, name: &str, texts: &[String]) -> anyhow::Re
     }
     for i in 0..vectors.len() {
         for j in i + 1..vectors.len() {
-            let dot = |a: &[f32], b: &[f32]| a.iter().zip(b).map(|(x, y)| x * y).sum::<f32>();
-            let (a, b) = (&vectors[i], &vectors[j]);
-            let cosine = dot(a, b) / (dot(a, a) * dot(b, b)).sqrt().max(f32::MIN_POSITIVE);
+            let cosine = wolf_scorer::similarity::cosine(&vectors[i], &vectors[j]);
             outln!("cosine {cosine:.4}: #{} and #{}", i + 1, j + 1);
         }
     }

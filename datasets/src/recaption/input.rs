@@ -258,6 +258,9 @@ impl Context {
     /// An image file's bytes, within the size limit and checked to decode.
     fn read_image(&self, path: &Path) -> Result<Vec<u8>, FileError> {
         let meta = std::fs::metadata(path).map_err(|e| FileError::of_io(path, e))?;
+        if !meta.is_file() {
+            return Err(FileError::NotAFile(path.to_owned()));
+        }
         let limit = self.settings.max_media_bytes;
         if meta.len() > limit {
             return Err(FileError::Oversized {

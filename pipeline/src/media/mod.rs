@@ -6,6 +6,7 @@
 //! target `ffmpeg`, at `debug` and below, because every problem that matters to a user
 //! is returned as a [`MediaError`] with its own message.
 
+mod frames_folder;
 mod image_ops;
 mod log;
 mod probe;
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
+pub use frames_folder::{FrameEntry, FramesError, FramesIndex, write_frames};
 pub use image::RgbImage;
 pub use image_ops::{ImageFormat, encode_image, pad_to, rotate, storyboard};
 pub use probe::{Probe, probe};

@@ -33,6 +33,7 @@ pub mod summary;
 pub mod worker;
 
 pub use keys::{KeyInput, model_identity};
+pub use stages::video::video_request;
 
 use serde::{Deserialize, Serialize};
 

@@ -41,6 +41,16 @@ impl Folder {
             if context.skips(&self.shard, &key) {
                 continue;
             }
+            // A FIFO or device named like a media file would block its reader forever.
+            if !entry.file_type().is_file() {
+                let message = format!("`{}` is not a file", path.display());
+                return Some(Err(Problem::new(
+                    &self.shard,
+                    Some(&key),
+                    "not_a_file",
+                    message,
+                )));
+            }
             return Some(self.item(path, key, kind, context));
         }
     }
@@ -61,7 +71,11 @@ impl Folder {
         };
         // A sidecar that cannot be read is a corrupt caption, whatever the reason.
         let sidecar = path.with_extension("txt");
-        let (text, corrupt) = match std::fs::read(&sidecar) {
+        let read = match std::fs::metadata(&sidecar) {
+            Ok(meta) if !meta.is_file() => Err(std::io::Error::other("it is not a file")),
+            _ => std::fs::read(&sidecar),
+        };
+        let (text, corrupt) = match read {
             Ok(bytes) => match String::from_utf8(bytes) {
                 Ok(text) => (Some(text), None),
                 Err(_) => {
@@ -149,5 +163,49 @@ mod tests {
                 (Some("plain".into()), "missing_caption"),
             ]
         );
+    }
+
+    /// A FIFO named like an image, a video or a sidecar caption is refused by its
+    /// metadata, never opened: opening one would wait for a writer forever.
+    #[test]
+    fn fifos_are_refused_without_opening_them() {
+        let dir = tempfile::tempdir().unwrap();
+        write(dir.path(), "good.png", &png());
+        write(dir.path(), "side.png", &png());
+        for name in ["pipe.png", "pipe2.mp4", "side.txt"] {
+            let made = std::process::Command::new("mkfifo")
+                .arg(dir.path().join(name))
+                .status()
+                .expect("mkfifo runs");
+            assert!(made.success());
+        }
+        let (ok, problems) = outcome(open_input(dir.path(), InputSettings::default()).unwrap());
+        assert_eq!(ok.len(), 2, "{problems:?}");
+        assert_eq!(
+            problems,
+            [
+                (Some("pipe".into()), "not_a_file"),
+                (Some("pipe2".into()), "not_a_file"),
+            ]
+        );
+        // The FIFO sidecar is a caption that cannot be read.
+        let required = InputSettings::default().with_require_caption(true);
+        let (_, problems) = outcome(open_input(dir.path(), required).unwrap());
+        assert!(
+            problems.contains(&(Some("side".into()), "corrupt_file")),
+            "{problems:?}"
+        );
+        // A FIFO given as the input itself (a shard, a manifest) is refused too.
+        for name in ["in.tar", "in.jsonl"] {
+            let path = dir.path().join("x").join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            let made = std::process::Command::new("mkfifo")
+                .arg(&path)
+                .status()
+                .unwrap();
+            assert!(made.success());
+            let error = open_input(&path, InputSettings::default()).err().unwrap();
+            assert_eq!(error.kind(), "not_a_file", "{error}");
+        }
     }
 }
