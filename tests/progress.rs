@@ -127,15 +127,12 @@ fn stale(line: &str) -> bool {
     counts || line.contains("[=") || line.contains("loading models")
 }
 
-#[test]
-fn caption_in_a_terminal_leaves_logs_and_the_summary_and_no_stale_bars() {
-    let dir = Dir::new();
-    world(&dir, 3);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
-    let width = 200;
+/// Runs `wolf ARGS` in a pseudo-terminal `width` columns wide (util-linux `script`),
+/// expecting status 0; returns what it wrote and the final screen, which must hold no
+/// stale bar and must show that bars were drawn.
+fn in_terminal(dir: &Dir, args: &str, width: usize) -> Vec<String> {
     let command = format!(
-        "stty cols {width} rows 50; exec '{}' --db '{}' caption --dataset world --config '{config}' --run r",
+        "stty cols {width} rows 50; exec '{}' --db '{}' {args}",
         env!("CARGO_BIN_EXE_wolf"),
         dir.db(),
     );
@@ -151,15 +148,33 @@ fn caption_in_a_terminal_leaves_logs_and_the_summary_and_no_stale_bars() {
     // The bars were drawn: the terminal got cursor moves or line clears.
     assert!(raw.contains("\x1b["), "no bars drawn: {raw:?}");
     let screen = render(&out.stdout, width);
-    let text = screen.join("\n");
     let bad: Vec<&String> = screen.iter().filter(|l| stale(l)).collect();
-    assert!(bad.is_empty(), "stale lines {bad:?} on the screen:\n{text}");
+    assert!(
+        bad.is_empty(),
+        "stale lines {bad:?} on the screen:\n{}",
+        screen.join("\n")
+    );
+    screen
+}
+
+#[test]
+fn caption_in_a_terminal_leaves_logs_and_the_summary_and_no_stale_bars() {
+    let dir = Dir::new();
+    world(&dir, 3);
+    let server = serve(Script::always(answering()));
+    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    let screen = in_terminal(
+        &dir,
+        &format!("caption --dataset world --config '{config}' --run r"),
+        200,
+    );
+    let text = screen.join("\n");
     // The log line and the summary are whole, each on a line of its own.
     assert!(
         screen
             .iter()
             .any(|l| l.contains("Worker started.") && !l.contains("videos")),
-        "{text}\n{raw:?}"
+        "{text}"
     );
     let summary = screen
         .iter()
@@ -170,5 +185,33 @@ fn caption_in_a_terminal_leaves_logs_and_the_summary_and_no_stale_bars() {
             .iter()
             .any(|l| l.contains("wolf score --run r")),
         "{text}"
+    );
+}
+
+/// `wolf worker` draws the same bars and leaves only its summary.
+#[test]
+fn a_worker_in_a_terminal_leaves_its_summary_and_no_stale_bars() {
+    let dir = Dir::new();
+    world(&dir, 3);
+    let server = serve(Script::always(answering()));
+    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    dir.wolf(&[
+        "caption",
+        "--dataset",
+        "world",
+        "--config",
+        &config,
+        "--run",
+        "r",
+        "--enqueue-only",
+    ])
+    .expect_code(0);
+    let screen = in_terminal(&dir, "worker --exit-when-idle --name w1", 200);
+    assert!(
+        screen
+            .iter()
+            .any(|l| l.starts_with("worker `w1`: 3 videos done")),
+        "{}",
+        screen.join("\n")
     );
 }

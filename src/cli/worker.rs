@@ -11,6 +11,7 @@ use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use wolf_pipeline::config::Config;
 use wolf_pipeline::store::{QueueSettings, QueueStatus};
+use wolf_pipeline::wolf::runner::RunProgress;
 use wolf_pipeline::wolf::worker::{Serve, WorkerOptions, default_owner, work};
 
 use super::{Context, Outcome, PreflightArgs};
@@ -97,7 +98,11 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
     };
     let stop = Arc::new(AtomicBool::new(false));
     let watcher = tokio::spawn(watch_signals(stop.clone()));
-    let tally = work(&store, &options, stop, Arc::default()).await;
+    let counters = Arc::new(RunProgress::default());
+    let tally = {
+        let _bars = super::caption::draw(&counters, context.show_progress);
+        work(&store, &options, stop, counters.clone()).await
+    };
     watcher.abort();
     let tally = tally?;
     outln!(
