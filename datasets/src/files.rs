@@ -74,21 +74,15 @@ pub fn relative_key(root: &Path, path: &Path) -> String {
         .join("/")
 }
 
-/// A source's metadata: a missing source is [`SourceError::NotFound`], one that is neither
-/// a folder nor a regular file (a FIFO, a device) [`SourceError::NotAFile`].
+/// A source's metadata: a missing source is [`SourceError::NotFound`].
 pub fn metadata(path: &Path) -> Result<std::fs::Metadata, SourceError> {
-    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+    std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => SourceError::NotFound(path.to_owned()),
         _ => SourceError::Io {
             path: path.to_owned(),
             source: e,
         },
-    })?;
-    // A FIFO or a device would block the reader that opens it.
-    if !meta.is_dir() && !meta.is_file() {
-        return Err(SourceError::NotAFile(path.to_owned()));
-    }
-    Ok(meta)
+    })
 }
 
 /// A source that cannot be read at all: what `wolf dataset add` or a recaption round
@@ -98,8 +92,6 @@ pub fn metadata(path: &Path) -> Result<std::fs::Metadata, SourceError> {
 pub enum SourceError {
     #[error("source `{0}` does not exist")]
     NotFound(PathBuf),
-    #[error("source `{0}` is neither a folder nor a regular file")]
-    NotAFile(PathBuf),
     #[error("cannot read `{path}`: {source}")]
     Io {
         path: PathBuf,
@@ -143,7 +135,6 @@ impl SourceError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::NotFound(_) => "source_not_found",
-            Self::NotAFile(_) => "not_a_file",
             Self::Io { .. } => "source_unreadable",
             Self::UnknownKind { .. } => "source_unknown_kind",
             Self::KindMismatch { .. } => "source_kind_mismatch",

@@ -195,17 +195,5 @@ mod tests {
             problems.contains(&(Some("side".into()), "corrupt_file")),
             "{problems:?}"
         );
-        // A FIFO given as the input itself (a shard, a manifest) is refused too.
-        for name in ["in.tar", "in.jsonl"] {
-            let path = dir.path().join("x").join(name);
-            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
-            let made = std::process::Command::new("mkfifo")
-                .arg(&path)
-                .status()
-                .unwrap();
-            assert!(made.success());
-            let error = open_input(&path, InputSettings::default()).err().unwrap();
-            assert_eq!(error.kind(), "not_a_file", "{error}");
-        }
     }
 }
