@@ -132,7 +132,7 @@ pub(crate) fn add_world(dir: &Dir, folder: &Path) {
 }
 
 /// `wolf caption` of dataset `world` with `config` as run `run`, then `extra`.
-fn caption_args<'a>(config: &'a str, run: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+pub(crate) fn caption_args<'a>(config: &'a str, run: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let mut args = vec![
         "caption",
         "--dataset",

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
-use crate::caption::{ModelsToml, answering, caption, world};
+use crate::caption::{ModelsToml, answering, caption, caption_args, world};
 use crate::util::{Dir, Run};
 
 /// A loopback port nobody listens on: bound, then let go.
@@ -41,15 +41,7 @@ fn caption_and_worker_fail_at_once_on_a_stopped_server_with_the_key_that_names_t
     let config = ModelsToml::new(&stopped_server()).write(&dir, "stopped.toml");
     fails_at_once(
         &dir,
-        &[
-            "caption",
-            "--dataset",
-            "world",
-            "--config",
-            &config,
-            "--run",
-            "r",
-        ],
+        &caption_args(&config, "r", &[]),
         &[r#"[wolf] image_models = ["img"]"#, "`img`", "(connect)"],
     );
     // Nothing was opened: the run does not exist.
@@ -74,15 +66,7 @@ fn a_model_the_server_does_not_list_is_named_with_the_names_it_lists() {
     let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
     fails_at_once(
         &dir,
-        &[
-            "caption",
-            "--dataset",
-            "world",
-            "--config",
-            &config,
-            "--run",
-            "r",
-        ],
+        &caption_args(&config, "r", &[]),
         &[
             r#"[wolf] llm = "llm""#,
             "does not list model `llm`",

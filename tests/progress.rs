@@ -3,7 +3,7 @@
 
 use wolf_pipeline::models::scripted::Script;
 
-use crate::caption::{ModelsToml, answering, world};
+use crate::caption::{ModelsToml, answering, caption, world};
 use crate::util::{Dir, serve};
 
 /// The final screen of a terminal `width` columns wide that was sent `bytes`: a crude
@@ -195,17 +195,7 @@ fn a_worker_in_a_terminal_leaves_its_summary_and_no_stale_bars() {
     world(&dir, 3);
     let server = serve(Script::always(answering()));
     let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
-    dir.wolf(&[
-        "caption",
-        "--dataset",
-        "world",
-        "--config",
-        &config,
-        "--run",
-        "r",
-        "--enqueue-only",
-    ])
-    .expect_code(0);
+    caption(&dir, &config, "r", &["--enqueue-only"]).expect_code(0);
     let screen = in_terminal(&dir, "worker --exit-when-idle --name w1", 200);
     assert!(
         screen
