@@ -195,6 +195,27 @@ fn a_judge_only_config_still_finds_the_default_embedder() {
         line(&lines, "wolf", "capscore_quality")["mean"].as_f64(),
         Some(0.5)
     );
+    // With `defaults = false` the judge alone is the list: `--judge` names it, and the
+    // default `[wolf]` section, which `score` does not run, is not checked.
+    let closed = dir.join("closed.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&closed, format!("[models]\ndefaults = false\n\n{text}")).unwrap();
+    let closed = closed.display().to_string();
+    // (The judgements come from the cache: the same judge, captions and prompt.)
+    dir.wolf(&judged(&closed, "capscore", &[])).expect_code(0);
+    // A `--judge` the file lacks is refused before any request.
+    let requests = server.requests();
+    let refused = dir
+        .wolf(&[
+            "score", "--run", "r", "--config", &closed, "--judge", "nobody",
+        ])
+        .expect_code(2);
+    assert!(
+        refused.stderr().contains("no model `nobody`"),
+        "{}",
+        refused.stderr()
+    );
+    assert_eq!(server.requests(), requests);
 }
 
 /// The judge's score for a caption text: a function of the text alone.
