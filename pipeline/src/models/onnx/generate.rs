@@ -163,13 +163,7 @@ impl Decoder {
             let what = format!("the input `{name}`");
             move |source| OnnxError::Tensor { what, source }
         };
-        inputs.push((
-            "input_ids".into(),
-            Tensor::from_array((vec![rows, step_length], fed))
-                .map_err(tensor_error("input_ids"))?
-                .into_dyn()
-                .into(),
-        ));
+        inputs.push(i64_input("input_ids", vec![rows, step_length], fed)?);
         if let Some(encoder) = &context.encoder {
             inputs.push((
                 "encoder_hidden_states".into(),
@@ -182,38 +176,29 @@ impl Decoder {
                 .into(),
             ));
             if self.graph.has_input("encoder_attention_mask") {
-                inputs.push((
-                    "encoder_attention_mask".into(),
-                    Tensor::from_array((
-                        vec![rows, encoder.positions],
-                        vec![1i64; rows * encoder.positions],
-                    ))
-                    .map_err(tensor_error("encoder_attention_mask"))?
-                    .into_dyn()
-                    .into(),
-                ));
+                inputs.push(i64_input(
+                    "encoder_attention_mask",
+                    vec![rows, encoder.positions],
+                    vec![1; rows * encoder.positions],
+                )?);
             }
         }
         if self.graph.has_input("attention_mask") {
-            inputs.push((
-                "attention_mask".into(),
-                Tensor::from_array((vec![rows, length], vec![1i64; rows * length]))
-                    .map_err(tensor_error("attention_mask"))?
-                    .into_dyn()
-                    .into(),
-            ));
+            inputs.push(i64_input(
+                "attention_mask",
+                vec![rows, length],
+                vec![1; rows * length],
+            )?);
         }
         if self.graph.has_input("position_ids") {
             let positions: Vec<i64> = (0..rows)
                 .flat_map(|_| (past..length).map(|p| p as i64))
                 .collect();
-            inputs.push((
-                "position_ids".into(),
-                Tensor::from_array((vec![rows, step_length], positions))
-                    .map_err(tensor_error("position_ids"))?
-                    .into_dyn()
-                    .into(),
-            ));
+            inputs.push(i64_input(
+                "position_ids",
+                vec![rows, step_length],
+                positions,
+            )?);
         }
         if self.merged {
             let use_cache = cache.is_some();
@@ -533,6 +518,19 @@ fn log_softmax(logits: &[f32]) -> Vec<f64> {
     let sum: f64 = logits.iter().map(|&x| (x as f64 - max).exp()).sum();
     let log_sum = sum.ln() + max;
     logits.iter().map(|&x| x as f64 - log_sum).collect()
+}
+
+/// An `i64` input named `name` of `shape` holding `values`.
+fn i64_input(
+    name: &str,
+    shape: Vec<usize>,
+    values: Vec<i64>,
+) -> Result<(String, SessionInputValue<'static>), OnnxError> {
+    let tensor = Tensor::from_array((shape, values)).map_err(|source| OnnxError::Tensor {
+        what: format!("the input `{name}`"),
+        source,
+    })?;
+    Ok((name.to_owned(), tensor.into_dyn().into()))
 }
 
 #[cfg(test)]
