@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::Semaphore;
 use wolf_pipeline::hash::sha256_bytes;
 use wolf_pipeline::models::{ChatModel, ChatRequest, Message, Sampling};
+use wolf_pipeline::progress::Progress;
 use wolf_pipeline::store::{Judgement, NewScore, ScoringItem, Store, StoreError};
 
 use crate::capscore::{
@@ -183,18 +184,21 @@ pub async fn judge(
     chat: Arc<dyn ChatModel>,
     items: &[ScoringItem],
     settings: &JudgeSettings,
+    progress: &Arc<Progress>,
 ) -> Result<JudgeReport, StoreError> {
     let calls = calls_for(items, settings);
+    progress.set_total(calls.len() as u64);
     let permits = Arc::new(Semaphore::new(settings.concurrency.max(1)));
     let made = Arc::new(AtomicU64::new(0));
     let mut tasks = tokio::task::JoinSet::new();
     for call in calls {
-        let (store, chat, permits, made, settings) = (
+        let (store, chat, permits, made, settings, progress) = (
             store.clone(),
             chat.clone(),
             permits.clone(),
             made.clone(),
             settings.clone(),
+            progress.clone(),
         );
         tasks.spawn(async move {
             let cached = store.judgement(&call.key).await?;
@@ -235,6 +239,7 @@ pub async fn judge(
                 }
             }
             store.put_scores(&scores).await?;
+            progress.finish_one(judgement.status == "ok");
             Ok::<_, StoreError>((judgement.status.clone(), from_cache))
         });
     }

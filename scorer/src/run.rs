@@ -9,9 +9,11 @@
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use wolf_pipeline::config::{Choices, ConfigError, Plan, ScoreConfig};
 use wolf_pipeline::models::{ModelError, ModelSet, ModelUse, PreflightError, Role};
+use wolf_pipeline::progress::Progress;
 use wolf_pipeline::store::{NewScore, ScoringItem, Store, StoreError};
 use wolf_pipeline::wolf::model_identity;
 
@@ -151,6 +153,8 @@ pub struct ScoreSettings {
     pub run_id: Option<i64>,
     /// The dataset's folder, whose `boxes.json` is the truth ([`Metric::Truth`] only).
     pub truth_folder: Option<std::path::PathBuf>,
+    /// Judge requests (or cache reads) finished, for the binary's bar.
+    pub judge_progress: Arc<Progress>,
 }
 
 impl ScoreSettings {
@@ -171,6 +175,7 @@ impl ScoreSettings {
             preflight: false,
             run_id: None,
             truth_folder: None,
+            judge_progress: Arc::default(),
         }
     }
 
@@ -203,6 +208,7 @@ impl ScoreSettings {
             preflight: true,
             run_id: None,
             truth_folder: None,
+            judge_progress: Arc::default(),
         };
         Ok((settings, no_judge))
     }
@@ -298,8 +304,7 @@ pub async fn score_items_with(
             Some(efficiency(store, models, &settings.embedder, run_id, items).await?);
     }
     if let (true, Some(judge)) = (wants(Metric::Capscore), &settings.judge) {
-        summary.capscore =
-            Some(capscore(store, plan, models, judge, items, &settings.judge_options).await?);
+        summary.capscore = Some(capscore(store, plan, models, judge, items, settings).await?);
     }
     Ok(summary)
 }
@@ -311,8 +316,9 @@ async fn capscore(
     models: &ModelSet,
     judge_name: &str,
     items: &[ScoringItem],
-    options: &JudgeOptions,
+    score: &ScoreSettings,
 ) -> Result<(JudgeSettings, JudgeReport), ScoreError> {
+    let options = &score.judge_options;
     let entry = plan.model_for(judge_name, Role::Chat)?;
     let chat = models.chat(judge_name)?;
     let settings = JudgeSettings {
@@ -324,7 +330,7 @@ async fn capscore(
         temperature: options.temperature,
         concurrency: options.concurrency,
     };
-    let report = judge(store, chat, items, &settings).await?;
+    let report = judge(store, chat, items, &settings, &score.judge_progress).await?;
     Ok((settings, report))
 }
 

@@ -11,7 +11,7 @@ use wolf_datasets::recaption::driver::{LoopPaths, LoopState, Setup, finished_rou
 use wolf_datasets::recaption::round::RoundReport;
 use wolf_datasets::recaption::stats::rounds_table;
 
-use super::{Context, Outcome, PreflightArgs};
+use super::{Context, Outcome, PreflightArgs, progress};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RecaptionCommand {
@@ -87,7 +87,12 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             }
             let captioner = setup.config.captioner.clone();
             let (stop, watcher) = stop_on_ctrl_c();
-            let report = setup.round(&paths, args.round, &captioner, stop).await;
+            let report = {
+                let _bars = progress::Board::default()
+                    .counter("items", setup.progress.clone())
+                    .draw(context.show_progress);
+                setup.round(&paths, args.round, &captioner, stop).await
+            };
             watcher.abort();
             let report = report?;
             log_round(&report);

@@ -11,7 +11,7 @@ use wolf_scorer::judge::Mode;
 use wolf_scorer::report::{efficiency_table, report_lines, table, truth_correlation_lines};
 use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, ScoreSummary, score_items};
 
-use super::{Context, Outcome, PreflightArgs};
+use super::{Context, Outcome, PreflightArgs, progress};
 
 #[derive(Debug, Args)]
 pub(crate) struct ScoreArgs {
@@ -111,7 +111,12 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         .into_iter()
         .find(|d| d.id == run.dataset_id)
         .map(|d| wolf_scorer::truth::folder_of(&d.source));
-    let summary = score_items(&store, &plan, &items, &settings).await?;
+    let summary = {
+        let _bars = progress::Board::default()
+            .counter("judge", settings.judge_progress.clone())
+            .draw(context.show_progress);
+        score_items(&store, &plan, &items, &settings).await?
+    };
     print_summary(&summary, &settings);
     if no_judge {
         outln!(

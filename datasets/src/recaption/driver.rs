@@ -18,6 +18,7 @@ use serde::{Deserialize, Serialize};
 use wolf_pipeline::config::{Choices, Config, ConfigError, Plan, RecaptionConfig};
 use wolf_pipeline::media::{self, MediaError, Rate, SampleSettings};
 use wolf_pipeline::models::{ImageRequest, ModelError, ModelSet, ModelUse, PreflightError, Role};
+use wolf_pipeline::progress::Progress;
 use wolf_pipeline::store::{RoundRow, Store, StoreError, VideoStatus};
 use wolf_scorer::report::report_lines;
 use wolf_scorer::run::{Metric, ScoreError, ScoreSettings, score_items_with};
@@ -111,6 +112,8 @@ pub struct Setup {
     models: ModelSet,
     /// Where the captioner was named: `--captioner` or `[recaption] captioner`.
     captioner_by: &'static str,
+    /// Items recorded by the round running now, for the binary's bar.
+    pub progress: Arc<Progress>,
 }
 
 impl Setup {
@@ -157,6 +160,7 @@ impl Setup {
                 "[recaption] captioner"
             },
             plan,
+            progress: Arc::default(),
             config: recaption,
             merge: MergeConfig {
                 template,
@@ -203,6 +207,7 @@ impl Setup {
             seed: self.config.seed,
             concurrency: self.config.concurrency,
             sampling: Default::default(),
+            progress: self.progress.clone(),
         };
         let report = run_round(&plan, stop)
             .await

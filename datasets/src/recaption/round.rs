@@ -20,6 +20,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::sync::{Semaphore, mpsc};
 use wolf_pipeline::media::{self, Rate, Resize, RgbImage, SampleSettings};
 use wolf_pipeline::models::{ImageCaptioner, ImageRequest, Sampling};
+use wolf_pipeline::progress::Progress;
 
 use super::input::{InputSettings, Item, Media, Problem, Video, open_input};
 use super::merge::{Answer, MergeConfig, merge};
@@ -41,6 +42,8 @@ pub struct RoundPlan {
     pub seed: u64,
     pub concurrency: usize,
     pub sampling: Sampling,
+    /// Items recorded (captioned or failed) by this run, for the binary's bar.
+    pub progress: Arc<Progress>,
 }
 
 /// What a round did.
@@ -146,10 +149,12 @@ pub async fn run_round(plan: &RoundPlan, stop: Arc<AtomicBool>) -> Result<RoundR
     });
     let (record_tx, mut record_rx) = mpsc::channel::<Record>(concurrency * 2);
     let mut writer_log = RoundLog::open(&log)?;
+    let progress = plan.progress.clone();
     let writer = tokio::spawn(async move {
         let mut recorded = 0u64;
         while let Some(record) = record_rx.recv().await {
             writer_log.append(&record)?;
+            progress.finish_one(matches!(record, Record::Done(_)));
             recorded += 1;
             if recorded.is_multiple_of(256) {
                 writer_log.sync()?;
