@@ -146,6 +146,15 @@ pub(crate) fn caption_args<'a>(config: &'a str, run: &'a str, extra: &[&'a str])
     args
 }
 
+/// A world of `clips` clips, a scripted server that answers every request, and a config
+/// for it written to `file`: the server (it stops when dropped) and the config's path.
+pub(crate) fn answered_world(dir: &Dir, clips: usize, file: &str) -> (ScriptedServer, String) {
+    world(dir, clips);
+    let server = serve(Script::always(answering()));
+    let config = ModelsToml::new(server.base_url()).write(dir, file);
+    (server, config)
+}
+
 pub(crate) fn caption(dir: &Dir, config: &str, run: &str, extra: &[&str]) -> Run {
     dir.wolf(&caption_args(config, run, extra))
 }
@@ -272,9 +281,7 @@ fn source_of_stage(stage: &str) -> Option<String> {
 #[test]
 fn a_second_run_makes_no_model_call() {
     let dir = Dir::new();
-    world(&dir, 6);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
+    let (server, config) = answered_world(&dir, 6, "a.toml");
 
     let first = caption(&dir, &config, "r", &[]).expect_code(0);
     let videos = clip_names(6);
@@ -367,9 +374,7 @@ fn a_second_run_makes_no_model_call() {
 #[test]
 fn a_stage_that_fails_on_a_rerun_keeps_no_old_caption() {
     let dir = Dir::new();
-    world(&dir, 2);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
+    let (server, config) = answered_world(&dir, 2, "a.toml");
     caption(&dir, &config, "r", &[]).expect_code(0);
     assert_eq!(export(&dir, "r").len(), 2 * SOURCES.len());
 
@@ -852,9 +857,7 @@ fn a_flaky_server_is_survived_through_retries() {
 #[test]
 fn export_formats() {
     let dir = Dir::new();
-    world(&dir, 2);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    let (_server, config) = answered_world(&dir, 2, "c.toml");
     caption(&dir, &config, "r", &[]).expect_code(0);
     let rows = export(&dir, "r");
     let by_pair = captions_by_pair(&rows);

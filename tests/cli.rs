@@ -2,10 +2,8 @@
 
 use std::process::Stdio;
 
-use wolf_pipeline::models::scripted::Script;
-
-use crate::caption::{ModelsToml, answering, caption, world};
-use crate::util::{Dir, serve};
+use crate::caption::{ModelsToml, answered_world, caption};
+use crate::util::Dir;
 
 #[test]
 fn config_check_names_an_unknown_key() {
@@ -107,9 +105,7 @@ fn config_check_says_where_each_model_entry_comes_from() {
 #[test]
 fn a_closed_stdout_ends_every_command_quietly() {
     let dir = Dir::new();
-    world(&dir, 2);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "a.toml");
+    let (_server, config) = answered_world(&dir, 2, "a.toml");
     caption(&dir, &config, "r", &[]).expect_code(0);
     let commands: &[&[&str]] = &[
         &["dataset", "list"],

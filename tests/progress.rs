@@ -1,10 +1,8 @@
 //! Progress bars in a real terminal: `wolf caption` run in a pseudo-terminal (util-linux
 //! `script`), its screen rendered from the bytes it wrote, and nothing stale left on it.
 
-use wolf_pipeline::models::scripted::Script;
-
-use crate::caption::{ModelsToml, answering, caption, world};
-use crate::util::{Dir, serve};
+use crate::caption::{answered_world, caption};
+use crate::util::Dir;
 
 /// The final screen of a terminal `width` columns wide that was sent `bytes`: a crude
 /// emulator of what the bars use (carriage return, line feed, a line that wraps at the
@@ -160,9 +158,7 @@ fn in_terminal(dir: &Dir, args: &str, width: usize) -> Vec<String> {
 #[test]
 fn caption_in_a_terminal_leaves_logs_and_the_summary_and_no_stale_bars() {
     let dir = Dir::new();
-    world(&dir, 3);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    let (_server, config) = answered_world(&dir, 3, "c.toml");
     let screen = in_terminal(
         &dir,
         &format!("caption --dataset world --config '{config}' --run r"),
@@ -192,9 +188,7 @@ fn caption_in_a_terminal_leaves_logs_and_the_summary_and_no_stale_bars() {
 #[test]
 fn a_worker_in_a_terminal_leaves_its_summary_and_no_stale_bars() {
     let dir = Dir::new();
-    world(&dir, 3);
-    let server = serve(Script::always(answering()));
-    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    let (_server, config) = answered_world(&dir, 3, "c.toml");
     caption(&dir, &config, "r", &["--enqueue-only"]).expect_code(0);
     let screen = in_terminal(&dir, "worker --exit-when-idle --name w1", 200);
     assert!(
