@@ -117,6 +117,12 @@ fn a_closed_stdout_ends_every_command_quietly() {
         &["model", "list", "--config", &config],
         &["config", "check", &config],
         &["db", "migrate"],
+        &["score", "--run", "r", "--metrics", "classic"],
+        &["report"],
+        &["report", "--format", "json"],
+        &["caption", "--dataset", "world", "--config", &config, "--run", "r"],
+        &["leaderboard", "build", "--out", "site"],
+        &["synth", "--out", "w2", "--count", "1"],
     ];
     for args in commands {
         let (reader, writer) = std::io::pipe().unwrap();
