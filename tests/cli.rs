@@ -120,7 +120,15 @@ fn a_closed_stdout_ends_every_command_quietly() {
         &["score", "--run", "r", "--metrics", "classic"],
         &["report"],
         &["report", "--format", "json"],
-        &["caption", "--dataset", "world", "--config", &config, "--run", "r"],
+        &[
+            "caption",
+            "--dataset",
+            "world",
+            "--config",
+            &config,
+            "--run",
+            "r",
+        ],
         &["leaderboard", "build", "--out", "site"],
         &["synth", "--out", "w2", "--count", "1"],
     ];

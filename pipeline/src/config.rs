@@ -250,20 +250,35 @@ pub enum ConfigError {
         #[source]
         source: std::io::Error,
     },
-    #[error("config `{path}` is not valid: {message}")]
-    Parse { path: String, message: String },
+    #[error("config `{path}` is not valid")]
+    Parse {
+        path: String,
+        #[source]
+        source: toml::de::Error,
+    },
+    /// TOML text that does not parse into a config; the message names the key and
+    /// where it is.
+    #[error(transparent)]
+    Toml(#[from] toml::de::Error),
+    /// `[sampling] size` (or `--size`) that is not a size.
+    #[error("`{0}` is not a size: use a number or WIDTHxHEIGHT, each 1 to 8192")]
+    Size(String),
     #[error("`{key}` {message}")]
     Invalid { key: &'static str, message: String },
     #[error("{0}")]
     Model(String),
+    /// A value out of its range; `key` is the whole dotted key.
+    #[error("`{key}` {message}")]
+    Value { key: String, message: &'static str },
 }
 
 impl ConfigError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Read { .. } => "config_unreadable",
-            Self::Parse { .. } => "config_parse",
-            Self::Invalid { .. } | Self::Model(_) => "config_invalid",
+            Self::Parse { .. } | Self::Toml(_) => "config_parse",
+            Self::Size(_) => "config_invalid",
+            Self::Invalid { .. } | Self::Model(_) | Self::Value { .. } => "config_invalid",
         }
     }
 }
@@ -318,16 +333,16 @@ impl Config {
             path: path.display().to_string(),
             source,
         })?;
-        let config = Self::parse(&text).map_err(|message| ConfigError::Parse {
+        let config = toml::from_str(&text).map_err(|source| ConfigError::Parse {
             path: path.display().to_string(),
-            message,
+            source,
         })?;
         Ok((config, text))
     }
 
     /// Parses TOML text; the error names the offending key and where it is.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        toml::from_str(text).map_err(|e| e.to_string().trim_end().to_owned())
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        Ok(toml::from_str(text)?)
     }
 
     /// Validates the config into a plan with no command-line choices
@@ -356,7 +371,7 @@ impl Config {
             }
         };
         for (name, entry) in &models {
-            entry.validate(name).map_err(ConfigError::Model)?;
+            entry.validate(name)?;
         }
         let mut plan = Plan {
             sampling: self.sampling.settings()?,
@@ -432,7 +447,7 @@ impl Config {
     /// place of a run's entries of the same names).
     pub fn file_models(&self) -> Result<BTreeMap<String, ModelConfig>, ConfigError> {
         for (name, entry) in &self.models.entries {
-            entry.validate(name).map_err(ConfigError::Model)?;
+            entry.validate(name)?;
         }
         Ok(self.models.entries.clone())
     }
@@ -473,9 +488,9 @@ impl SamplingConfig {
         let resize = match &self.size {
             None => Resize::Native,
             Some(size) => {
-                let (width, height) = parse_size(size).map_err(|message| ConfigError::Invalid {
+                let (width, height) = parse_size(size).map_err(|e| ConfigError::Invalid {
                     key: "sampling.size",
-                    message,
+                    message: e.to_string(),
                 })?;
                 match self.resize {
                     ResizeMode::Pad => Resize::Pad { width, height },
@@ -507,15 +522,13 @@ impl SamplingConfig {
 }
 
 /// Parses `384` or `640x360` into a width and a height (each 1 to 8192).
-pub fn parse_size(text: &str) -> Result<(u32, u32), String> {
+pub fn parse_size(text: &str) -> Result<(u32, u32), ConfigError> {
     let parse = |s: &str| {
         s.trim()
             .parse::<u32>()
             .ok()
             .filter(|v| (1..=8192).contains(v))
-            .ok_or_else(|| {
-                format!("`{text}` is not a size: use a number or WIDTHxHEIGHT, each 1 to 8192")
-            })
+            .ok_or_else(|| ConfigError::Size(text.to_owned()))
     };
     match text.split_once(['x', 'X']) {
         Some((w, h)) => Ok((parse(w)?, parse(h)?)),
@@ -565,15 +578,19 @@ mod tests {
         assert_eq!(config.model_origins().len(), 1);
         // The key is a boolean, and a bad entry still names its key.
         assert!(Config::parse("[models]\ndefaults = \"no\"\n").is_err());
-        let err = Config::parse("[models.x]\nbackend = \"onnx\"\nthredas = 2\n").unwrap_err();
+        let err = Config::parse("[models.x]\nbackend = \"onnx\"\nthredas = 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("thredas"), "{err}");
     }
 
     #[test]
     fn an_unknown_key_is_named() {
-        let err = Config::parse("[sampling]\nfsp = 2\n").unwrap_err();
+        let err = Config::parse("[sampling]\nfsp = 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("fsp"), "{err}");
-        let err = Config::parse("[samplin]\n").unwrap_err();
+        let err = Config::parse("[samplin]\n").unwrap_err().to_string();
         assert!(err.contains("samplin"), "{err}");
     }
 
@@ -637,9 +654,13 @@ mod tests {
 
     #[test]
     fn model_entries_refuse_unknown_keys_and_backends() {
-        let err = Config::parse("[models.x]\nbackend = \"gguf\"\nthreds = 2\n").unwrap_err();
+        let err = Config::parse("[models.x]\nbackend = \"gguf\"\nthreds = 2\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("threds"), "{err}");
-        let err = Config::parse("[models.x]\nbackend = \"tensorrt\"\n").unwrap_err();
+        let err = Config::parse("[models.x]\nbackend = \"tensorrt\"\n")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("tensorrt"), "{err}");
         let bad = Config::parse(
             "[models.x]\nbackend = \"openai\"\nbase_url = \"ftp://x\"\nmodel = \"m\"\n",
@@ -715,8 +736,8 @@ mod tests {
 
     #[test]
     fn sizes_parse() {
-        assert_eq!(parse_size("384"), Ok((384, 384)));
-        assert_eq!(parse_size("640x360"), Ok((640, 360)));
+        assert_eq!(parse_size("384").unwrap(), (384, 384));
+        assert_eq!(parse_size("640x360").unwrap(), (640, 360));
         assert!(parse_size("640x").is_err());
         assert!(parse_size("-1").is_err());
     }

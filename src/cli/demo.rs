@@ -51,7 +51,6 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         None => DEMO_CONFIG.to_owned(),
     };
     let plan = Config::parse(&text)
-        .map_err(anyhow::Error::msg)
         .context("the demo config")?
         .plan_with(&Choices {
             wolf: true,

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use super::{Generation, Role};
+use crate::config::ConfigError;
 use crate::home::Home;
 
 /// `[models.NAME]`: one model, by backend. The key `backend` picks the variant.
@@ -236,51 +237,49 @@ impl ModelConfig {
     }
 
     /// Checks the entry's values; the error names the key.
-    pub fn validate(&self, name: &str) -> Result<(), String> {
+    pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
+        let invalid = |key: &str, message: &'static str| ConfigError::Value {
+            key: format!("models.{name}.{key}"),
+            message,
+        };
         match self {
             Self::Openai(c) => {
                 if !(c.base_url.starts_with("http://") || c.base_url.starts_with("https://")) {
-                    return Err(format!(
-                        "`models.{name}.base_url` must start with http:// or https://"
-                    ));
+                    return Err(invalid("base_url", "must start with http:// or https://"));
                 }
                 if c.model.trim().is_empty() {
-                    return Err(format!("`models.{name}.model` must not be empty"));
+                    return Err(invalid("model", "must not be empty"));
                 }
                 if c.max_concurrency == 0 {
-                    return Err(format!(
-                        "`models.{name}.max_concurrency` must be at least 1"
-                    ));
+                    return Err(invalid("max_concurrency", "must be at least 1"));
                 }
                 if !(c.timeout_s.is_finite() && c.timeout_s > 0.0) {
-                    return Err(format!("`models.{name}.timeout_s` must be above 0"));
+                    return Err(invalid("timeout_s", "must be above 0"));
                 }
                 if !(c.max_backoff_s.is_finite() && c.max_backoff_s >= 0.0) {
-                    return Err(format!("`models.{name}.max_backoff_s` must be 0 or more"));
+                    return Err(invalid("max_backoff_s", "must be 0 or more"));
                 }
                 if !(1..=100).contains(&c.jpeg_quality) {
-                    return Err(format!(
-                        "`models.{name}.jpeg_quality` must be between 1 and 100"
-                    ));
+                    return Err(invalid("jpeg_quality", "must be between 1 and 100"));
                 }
                 if c.image_size < 16 {
-                    return Err(format!("`models.{name}.image_size` must be at least 16"));
+                    return Err(invalid("image_size", "must be at least 16"));
                 }
             }
             Self::Gguf(c) => {
                 if c.context < 64 {
-                    return Err(format!("`models.{name}.context` must be at least 64"));
+                    return Err(invalid("context", "must be at least 64"));
                 }
             }
             Self::Onnx(c) => {
                 if c.batch == 0 {
-                    return Err(format!("`models.{name}.batch` must be at least 1"));
+                    return Err(invalid("batch", "must be at least 1"));
                 }
                 if c.num_beams == Some(0) {
-                    return Err(format!("`models.{name}.num_beams` must be at least 1"));
+                    return Err(invalid("num_beams", "must be at least 1"));
                 }
                 if c.max_length.is_some_and(|n| n < 2) {
-                    return Err(format!("`models.{name}.max_length` must be at least 2"));
+                    return Err(invalid("max_length", "must be at least 2"));
                 }
             }
         }

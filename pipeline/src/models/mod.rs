@@ -39,10 +39,12 @@ pub use entries::{
     GgufConfig, ImageDetail, ModelConfig, OnnxConfig, OnnxDecoder, OnnxDevice, OpenAiConfig,
     VideoInput, default_models,
 };
+pub(crate) use error::chain as error_chain;
 pub use error::{ErrorKind, ModelError};
 pub use preflight::{ModelUse, PreflightError};
 pub use set::ModelSet;
 
+use crate::config::ConfigError;
 use crate::media::RgbImage;
 
 /// A boxed future, so that the role traits can be used as `dyn` objects.
@@ -185,8 +187,13 @@ impl Generation {
     }
 
     /// Checks the values; the error names the key under `prefix`.
-    pub fn validate(&self, prefix: &str) -> Result<(), String> {
-        let bad = |key: &str, what: &str| Err(format!("`{prefix}.{key}` {what}"));
+    pub fn validate(&self, prefix: &str) -> Result<(), ConfigError> {
+        let bad = |key: &str, message: &'static str| {
+            Err(ConfigError::Value {
+                key: format!("{prefix}.{key}"),
+                message,
+            })
+        };
         if self.temperature.is_some_and(|t| !(0.0..=5.0).contains(&t)) {
             return bad("temperature", "must be between 0 and 5");
         }

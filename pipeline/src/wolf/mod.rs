@@ -196,9 +196,7 @@ impl WolfConfig {
                     ),
                 ));
             }
-            generation
-                .validate(&format!("wolf.generation.{stage}"))
-                .map_err(ConfigError::Model)?;
+            generation.validate(&format!("wolf.generation.{stage}"))?;
         }
         if !(0.0..=1.0).contains(&self.motion_min_track_fraction) {
             return Err(invalid(

@@ -531,6 +531,24 @@ pub fn llm_facts(motions: &[TrackMotion]) -> String {
         .join("\n")
 }
 
+/// A clip entry of a `boxes.json` that is not what [`from_boxes_json`] reads; the
+/// message says what and where.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BoxesError(String);
+
+impl From<String> for BoxesError {
+    fn from(message: String) -> Self {
+        Self(message)
+    }
+}
+
+impl From<&str> for BoxesError {
+    fn from(message: &str) -> Self {
+        Self(message.to_owned())
+    }
+}
+
 /// The detections of one clip's entry of the synthetic world's `boxes.json`:
 /// `{"width", "height", "fps", "frames", "objects": [{"label", "motion", "boxes":
 /// [[xmin, ymin, xmax, ymax], ...]}]}`, one box per object per frame.
@@ -538,9 +556,9 @@ pub fn llm_facts(motions: &[TrackMotion]) -> String {
 /// Frame `i` is at `i / fps` seconds (pass the entry's own `fps` for the clip's
 /// frames). Labels are normalised as [`parse_grounded`] normalises them, so the sign
 /// `sign "OPEN"` becomes `sign "open"`.
-pub fn from_boxes_json(clip: &Value, fps: f64) -> Result<Vec<FrameDetections>, String> {
+pub fn from_boxes_json(clip: &Value, fps: f64) -> Result<Vec<FrameDetections>, BoxesError> {
     if !(fps.is_finite() && fps > 0.0) {
-        return Err(format!("the frame rate must be positive, not `{fps}`"));
+        return Err(format!("the frame rate must be positive, not `{fps}`").into());
     }
     let objects = clip
         .get("objects")
@@ -563,7 +581,7 @@ pub fn from_boxes_json(clip: &Value, fps: f64) -> Result<Vec<FrameDetections>, S
             .ok_or_else(|| format!("object {i} has no string `label`"))?;
         let label = normalise_label(raw_label);
         if label.is_empty() {
-            return Err(format!("object {i} has an empty label `{raw_label}`"));
+            return Err(format!("object {i} has an empty label `{raw_label}`").into());
         }
         let boxes = object
             .get("boxes")
@@ -575,7 +593,8 @@ pub fn from_boxes_json(clip: &Value, fps: f64) -> Result<Vec<FrameDetections>, S
             return Err(format!(
                 "object {i} (`{raw_label}`) has {} boxes for {frames} frames",
                 boxes.len()
-            ));
+            )
+            .into());
         }
         if per_frame.len() < boxes.len() {
             per_frame.resize_with(boxes.len(), Vec::new);
@@ -1081,7 +1100,11 @@ mod tests {
 
     #[test]
     fn from_boxes_json_names_what_is_malformed() {
-        let err = |clip: Value| from_boxes_json(&clip, 10.0).expect_err("malformed");
+        let err = |clip: Value| {
+            from_boxes_json(&clip, 10.0)
+                .expect_err("malformed")
+                .to_string()
+        };
         assert!(err(json!({})).contains("`objects`"));
         assert!(err(json!({"objects": 3})).contains("not a list"));
         assert!(

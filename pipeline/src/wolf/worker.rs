@@ -75,8 +75,8 @@ impl std::fmt::Debug for Serve {
 /// Why a worker does not serve a run (it is left to other workers).
 #[derive(Debug, thiserror::Error)]
 enum ServeError {
-    #[error("stored config: {0}")]
-    Stored(String),
+    #[error("stored config")]
+    Stored(#[source] ConfigError),
     #[error(transparent)]
     Config(#[from] ConfigError),
     #[error(transparent)]
@@ -520,7 +520,9 @@ async fn refresh(
         }
         match &served {
             Ok(_) => info!(run = %name, "Serving a run."),
-            Err(e) => warn!(run = %name, reason = %e, "Leaving a run to other workers."),
+            Err(e) => {
+                warn!(run = %name, reason = %crate::models::error_chain(e), "Leaving a run to other workers.")
+            }
         }
         runners.insert(id, served);
     }
@@ -536,7 +538,7 @@ fn plan_for(
     config_text: &str,
     models: Option<&BTreeMap<String, ModelConfig>>,
 ) -> Result<Plan, ServeError> {
-    let config = Config::parse(config_text).map_err(|e| ServeError::Stored(e.to_string()))?;
+    let config = Config::parse(config_text).map_err(ServeError::Stored)?;
     Ok(config.plan_with(&Choices {
         models: models.cloned(),
         wolf: true,

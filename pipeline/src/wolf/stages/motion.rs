@@ -21,7 +21,7 @@ pub(crate) async fn motion(
             let fps = video.fps.unwrap_or(1.0).max(1e-3);
             match shared.boxes.get(&video.key) {
                 Some(clip) => motion::from_boxes_json(clip, fps)
-                    .map_err(|e| StageError::new("bad_boxes", e))?,
+                    .map_err(|e| StageError::new("bad_boxes", e.to_string()))?,
                 None => {
                     return Err(StageError::new(
                         "no_boxes",
