@@ -51,8 +51,8 @@ SETTINGS = {
     "frame": dict(patch=20, enc_hidden=128, enc_layers=6, enc_heads=4, enc_inter=256,
                   dec_hidden=128, dec_layers=3, dec_heads=4, batch=32, lr=1e-3, steps=2500, warmup=60,
                   number_sigma=2.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
-                  object_weight=4.0, label_weight=3.0, frozen_layers=0, max_length=192, prompt_prefix=True, prefix_max_tokens=112,
-                  grow_from="recovered frame-captioner v1"),
+                  object_weight=4.0, label_weight=3.0, sign_weight=3.0, frozen_layers=0, max_length=192,
+                  prompt_prefix=True, prefix_max_tokens=112, grow_from="recovered frame-captioner v1"),
     "storyboard": dict(patch=20, enc_hidden=128, enc_layers=3, enc_heads=4, enc_inter=256,
                        dec_hidden=128, dec_layers=2, dec_heads=4, batch=32, lr=2e-3, steps=2000,
                        number_sigma=0.0, number_weight=0.0, aux_weight=1.0, box_weight=5.0, attn_weight=1.0,
@@ -260,6 +260,36 @@ def grow_from(model, checkpoint: Path) -> None:
     print(f"grew from {checkpoint}: {len(old)} tensors copied, new encoder layers {grown}", flush=True)
 
 
+def init_from(s: dict, checkpoint: Path):
+    """Continues training from a saved model of the kind's full size (e.g. the committed
+    frame captioner, rebuilt from its ONNX files by tools/recover_weights.py), taken as it
+    is: nothing grown, nothing re-initialised. The prompt prefix and generation settings
+    are those of the kind's SETTINGS, as build_model states them."""
+    from transformers import VisionEncoderDecoderModel
+    model = VisionEncoderDecoderModel.from_pretrained(checkpoint)
+    enc, dec = model.config.encoder, model.config.decoder
+    found = dict(patch=enc.patch_size, enc_hidden=enc.hidden_size, enc_layers=enc.num_hidden_layers,
+                 enc_heads=enc.num_attention_heads, enc_inter=enc.intermediate_size, dec_hidden=dec.n_embd,
+                 dec_layers=dec.n_layer, dec_heads=dec.n_head, max_length=dec.n_positions)
+    wrong = {k: (v, s.get(k, MAX_LENGTH if k == "max_length" else None)) for k, v in found.items()
+             if v != s.get(k, MAX_LENGTH if k == "max_length" else None)}
+    if wrong:
+        raise ValueError(f"{checkpoint} is not the kind's architecture (found, expected): {wrong}")
+    if s.get("prompt_prefix"):
+        model.config.prompt_prefix = {"max_tokens": s["prefix_max_tokens"]}
+    gen = model.generation_config
+    gen.max_length = s.get("max_length", MAX_LENGTH)
+    gen.num_beams = 1
+    gen.do_sample = False
+    gen.decoder_start_token_id = fw.BOS_ID
+    gen.bos_token_id = fw.BOS_ID
+    gen.eos_token_id = fw.EOS_ID
+    gen.pad_token_id = fw.PAD_ID
+    print(f"continuing from {checkpoint} as it is ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
+          f"parameters)", flush=True)
+    return model
+
+
 def prompt_ids(tok, prompt: str, max_tokens: int) -> list[int]:
     """The decoder prefix of a prompt, as the `onnx` captioner makes it: the prompt's
     tokens without special tokens (unknown words are `<unk>`), its last max_tokens kept."""
@@ -461,6 +491,7 @@ def parse_frame(text: str) -> dict[str, list[int]]:
 def frame_metrics(preds: list[str], meta: list[dict]) -> dict:
     exact = labels_ok = 0
     errors, tp, fp, fn, clear_n, clear_exact, bg_ok = [], 0, 0, 0, 0, 0, 0
+    signs = signs_read = signs_named = signs_named_ok = 0
     for p, m in zip(preds, meta):
         exact += p == m["text"]
         truth = {o["label"]: o["box"] for o in m["objects"] if o["named"]}
@@ -474,6 +505,14 @@ def frame_metrics(preds: list[str], meta: list[dict]) -> dict:
             else:
                 fp += 1
         fn += len(set(truth) - set(got))
+        # The sign's word: frames whose shown sign is named with its right word, and
+        # the signs the caption names whose word is right.
+        true_signs = {l for l in truth if l.startswith("sign")}
+        said_signs = {l for l in got if l.startswith("sign")}
+        signs += len(true_signs)
+        signs_read += len(true_signs & said_signs)
+        signs_named += len(said_signs)
+        signs_named_ok += len(said_signs & true_signs)
         if all(o["visible"] >= 0.999 or not o["named"] and o["visible"] == 0 for o in m["objects"]):
             clear_n += 1
             clear_exact += p == m["text"]
@@ -482,6 +521,8 @@ def frame_metrics(preds: list[str], meta: list[dict]) -> dict:
     return {"n": n, "exact_match": exact / n, "label_set_correct": labels_ok / n,
             "object_precision": tp / max(1, tp + fp), "object_recall": tp / max(1, tp + fn),
             "background_correct": bg_ok / n,
+            "sign_accuracy": signs_read / max(1, signs), "signs_shown": signs,
+            "sign_precision": signs_named_ok / max(1, signs_named), "signs_named": signs_named,
             "box_mae": float(e.mean()), "box_median_abs_error": float(np.median(e)),
             "box_coords_within_2": float((e <= 2).mean()), "box_coords_within_5": float((e <= 5).mean()),
             "box_coords_exact": float((e == 0).mean()),
@@ -539,10 +580,18 @@ def predict_cascade(model, tok, images: np.ndarray, meta: list[dict], max_tokens
 # ---------------------------------------------------------------- training
 
 def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 50, eval_every: int = 250,
-          grow: Path | None = None, save_every: int = 100, frozen_layers: int | None = None):
+          grow: Path | None = None, save_every: int = 100, frozen_layers: int | None = None,
+          init: Path | None = None, lr: float | None = None, sign_weight: float | None = None):
     s = dict(SETTINGS[kind])
     if steps:
         s["steps"] = steps
+    if lr is not None:
+        s["lr"] = lr
+    if sign_weight is not None:
+        s["sign_weight"] = sign_weight
+    if init:
+        s["init_from"] = str(init)
+        s.pop("grow_from", None)
     if frozen_layers is not None:
         s["frozen_layers"] = frozen_layers
     torch.manual_seed(seed)
@@ -551,14 +600,16 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
     vocab = fw.vocabulary()
     number_ids = torch.tensor([vocab.index(str(i)) for i in range(1000)])
     data = Data(work, kind, "train", tok, patch=s["patch"])
-    model = build_model(s, len(vocab))
-    if grow:
+    model = init_from(s, init) if init else build_model(s, len(vocab))
+    if init:
+        pass
+    elif grow:
         grow_from(model, grow)
     else:
         init_number_embeddings(model, number_ids)
         init_vit_embeddings(model, s["patch"])
     prefixes = PromptPrefixes(data, tok, s["prefix_max_tokens"], seed) if s.get("prompt_prefix") else None
-    frozen = s.get("frozen_layers", 0) if grow else 0
+    frozen = s.get("frozen_layers", 0) if grow or init else 0
     if frozen:
         # The checkpoint's patch embedding and first `frozen` encoder layers stay as
         # they are: their output for every training frame is computed once, and each
@@ -614,8 +665,10 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
     value[number_ids] = torch.arange(1000, dtype=torch.float32)
     grid = torch.arange(1000, dtype=torch.float32)
     token_weight = torch.ones(len(vocab))
-    for w in fw.COLOURS + fw.SHAPES + [f'"{w}"' for w in fw.SIGN_WORDS]:
+    for w in fw.COLOURS + fw.SHAPES:
         token_weight[vocab.index(w)] = s.get("label_weight", 1.0)
+    for w in fw.SIGN_WORDS:  # the sign's word: its own weight (--sign-weight), else the label weight
+        token_weight[vocab.index(f'"{w}"')] = s.get("sign_weight", s.get("label_weight", 1.0))
 
     probe = Data(work, kind, "eval", tok)
     probe_index = np.arange(0, len(probe), max(1, len(probe) // 60))
@@ -632,7 +685,7 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
         encoded = encode(x, data.last_index)
         out = model(encoder_outputs=encoded, decoder_input_ids=inputs, output_attentions=True)
         logits = out.logits
-        if s.get("label_weight", 1.0) != 1.0:
+        if s.get("label_weight", 1.0) != 1.0 or s.get("sign_weight", 1.0) != 1.0:
             # The words that name an object (colour, shape, sign word) weigh more than
             # the many box numbers: naming the right object is what matters most.
             per_token = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), labels.reshape(-1),
@@ -699,7 +752,8 @@ def train(kind: str, work: Path, steps: int | None, seed: int, log_every: int = 
             model.train()
             print(f"  probe on {len(meta)} held-out: " + ", ".join(
                 f"{k} {v:.3f}" for k, v in m.items() if k in (
-                    "exact_match", "label_set_correct", "box_mae", "box_coords_within_5", "clause_recall")) +
+                    "exact_match", "label_set_correct", "object_precision", "object_recall", "sign_accuracy",
+                    "box_mae", "box_coords_within_5", "clause_recall")) +
                 f" ({time.time() - t:.0f} s, not counted)", flush=True)
             started += time.time() - t
     seconds = time.time() - started
@@ -792,6 +846,12 @@ def main() -> None:
     p.add_argument("--grow-from", type=Path, default=None,
                    help="start from this smaller trained checkpoint (frame: the first frame captioner's "
                         "weights, rebuilt by tools/recover_weights.py)")
+    p.add_argument("--init-from", type=Path, default=None,
+                   help="continue training from this saved model of the kind's full size, as it is (frame: "
+                        "the committed frame captioner's weights, rebuilt by tools/recover_weights.py)")
+    p.add_argument("--lr", type=float, default=None, help="override the kind's peak learning rate")
+    p.add_argument("--sign-weight", type=float, default=None,
+                   help="loss weight of the sign-word tokens (default: the kind's, 3 for frame)")
     p.add_argument("--no-eval", action="store_true", help="skip the held-out check")
     p.add_argument("--export-only", type=Path, default=None,
                    help="skip training: measure and export this saved checkpoint (e.g. <work>/frame/checkpoint)")
@@ -804,8 +864,11 @@ def main() -> None:
         model, tok, s, seconds = (VisionEncoderDecoderModel.from_pretrained(a.export_only), build_tokenizer(),
                                   dict(SETTINGS[a.kind]), 0.0)
     else:
+        if a.init_from and a.grow_from:
+            p.error("--init-from and --grow-from exclude each other")
         model, tok, s, seconds = train(a.kind, a.work, a.steps, a.seed, grow=a.grow_from,
-                                                  frozen_layers=a.frozen_layers)
+                                       frozen_layers=a.frozen_layers, init=a.init_from, lr=a.lr,
+                                       sign_weight=a.sign_weight)
     if a.no_eval:
         metrics, preds = {"note": "not measured here (--no-eval)"}, []
     else:
