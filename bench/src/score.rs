@@ -85,6 +85,7 @@ async fn judge(exe: &Path, work: &Path) -> anyhow::Result<Row> {
     )?;
     let server = ScriptedServer::start(
         Script::always(Behaviour::text("0.50;0.60"))
+            .with_models(["judge"])
             .with_latency(LATENCY)
             .with_recording(false),
     )?;

@@ -54,7 +54,10 @@ pub(crate) async fn serve(args: ScriptedServerArgs) -> anyhow::Result<()> {
         Reply::Fixed => Behaviour::text("Hello! How can I help you today?"),
         Reply::Grounded => Behaviour::with(grounded_reply),
     };
+    // `/v1/models` lists every name the benchmarks' configs use, so that their
+    // `wolf caption`, `worker` and `recaption` pass the preflight as a user's would.
     let script = Script::always(behaviour)
+        .with_models(["img", "vid", "llm", "scripted"])
         .with_latency(Duration::from_millis(args.latency_ms))
         .with_recording(false)
         .with_threads(args.threads);

@@ -237,7 +237,7 @@ fn init_logging(format: LogFormat) {
 /// the command would.
 pub(crate) fn print(text: std::fmt::Arguments<'_>) {
     use std::io::Write as _;
-    if let Err(e) = std::io::stdout().write_fmt(text) {
+    if let Err(e) = progress::suspend(|| std::io::stdout().write_fmt(text)) {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
         }

@@ -174,16 +174,22 @@ impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for LogWriter {
 
 impl std::io::Write for LogWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        // Cloned out, so that the lock is not held while the bars redraw.
-        let bars = active().clone();
-        match bars {
-            Some(multi) => multi.suspend(|| std::io::stderr().write(buf)),
-            None => std::io::stderr().write(buf),
-        }
+        suspend(|| std::io::stderr().write(buf))
     }
 
     fn flush(&mut self) -> std::io::Result<()> {
         std::io::stderr().flush()
+    }
+}
+
+/// Runs `write` with the bars (if any; cloned out, so that the lock is not held while
+/// they redraw) taken off the screen, then draws them again below
+/// what it wrote: how a command's own output lines reach a terminal while bars show.
+pub(crate) fn suspend<R>(write: impl FnOnce() -> R) -> R {
+    let bars = active().clone();
+    match bars {
+        Some(multi) => multi.suspend(write),
+        None => write(),
     }
 }
 

@@ -110,6 +110,10 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                 None => None,
             };
             let (stop, watcher) = stop_on_ctrl_c();
+            // Each round's line is written above the bar (`outln!` suspends it).
+            let bars = progress::Board::default()
+                .counter("items", setup.progress.clone())
+                .draw(context.show_progress);
             let outcome = run_loop(&setup, &paths, args.rounds, store.as_ref(), stop, |round, report| {
                 log_round(report);
                 outln!(
@@ -124,6 +128,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                 );
             })
             .await;
+            drop(bars);
             watcher.abort();
             let outcome = outcome?;
             if let Some(reason) = &outcome.already_stopped {

@@ -55,7 +55,7 @@ impl ModelUse {
 
 /// A model that failed its preflight.
 #[derive(Debug, Clone, thiserror::Error)]
-#[error("preflight: `{key}`: {source}")]
+#[error("preflight: `{key}`")]
 pub struct PreflightError {
     /// The entry's name.
     pub name: String,
@@ -155,7 +155,7 @@ mod tests {
             .await
             .unwrap_err();
         assert_eq!(err.kind(), "unknown_model", "{err}");
-        let text = err.to_string();
+        let text = format!("{}: {}", err, err.source);
         assert!(
             text.contains("`smollm2`") && text.contains("`a`, `b`"),
             "{text}"
