@@ -98,6 +98,18 @@ def write_tokenizer_files(folder: Path, max_length: int = MAX_LENGTH) -> None:
 
 # ---------------------------------------------------------------- model
 
+def set_generation(model, s) -> None:
+    """Greedy decoding with the grammar's special tokens, as the pipeline decodes."""
+    gen = model.generation_config
+    gen.max_length = s.get("max_length", MAX_LENGTH)
+    gen.num_beams = 1
+    gen.do_sample = False
+    gen.decoder_start_token_id = fw.BOS_ID
+    gen.bos_token_id = fw.BOS_ID
+    gen.eos_token_id = fw.EOS_ID
+    gen.pad_token_id = fw.PAD_ID
+
+
 def build_model(s: dict, vocab_size: int):
     from transformers import (GPT2Config, ViTConfig, VisionEncoderDecoderConfig,
                               VisionEncoderDecoderModel)
@@ -120,14 +132,7 @@ def build_model(s: dict, vocab_size: int):
         # max_tokens tokens, after the decoder start token, and strips it from the output.
         cfg.prompt_prefix = {"max_tokens": s["prefix_max_tokens"]}
     model = VisionEncoderDecoderModel(cfg)
-    gen = model.generation_config
-    gen.max_length = s.get("max_length", MAX_LENGTH)
-    gen.num_beams = 1
-    gen.do_sample = False
-    gen.decoder_start_token_id = fw.BOS_ID
-    gen.bos_token_id = fw.BOS_ID
-    gen.eos_token_id = fw.EOS_ID
-    gen.pad_token_id = fw.PAD_ID
+    set_generation(model, s)
     return model
 
 
@@ -277,14 +282,7 @@ def init_from(s: dict, checkpoint: Path):
         raise ValueError(f"{checkpoint} is not the kind's architecture (found, expected): {wrong}")
     if s.get("prompt_prefix"):
         model.config.prompt_prefix = {"max_tokens": s["prefix_max_tokens"]}
-    gen = model.generation_config
-    gen.max_length = s.get("max_length", MAX_LENGTH)
-    gen.num_beams = 1
-    gen.do_sample = False
-    gen.decoder_start_token_id = fw.BOS_ID
-    gen.bos_token_id = fw.BOS_ID
-    gen.eos_token_id = fw.EOS_ID
-    gen.pad_token_id = fw.PAD_ID
+    set_generation(model, s)
     print(f"continuing from {checkpoint} as it is ({sum(p.numel() for p in model.parameters()) / 1e6:.2f} M "
           f"parameters)", flush=True)
     return model
