@@ -78,9 +78,14 @@ pub fn report_lines(scores: &[ScoreRow]) -> Vec<ReportLine> {
 }
 
 /// The mean over videos of per-video values, with its 95% bootstrap interval
-/// ([`RESAMPLES`] resamples of the videos, seed [`SEED`]).
+/// ([`RESAMPLES`] resamples of the videos, seed [`SEED`]). A function of the values
+/// alone, whatever their order: they are sorted first, so that `wolf report`, the site
+/// and the server, which read them in different orders, give the same interval to the
+/// last digit.
 pub fn interval(per_video: &[f64]) -> Option<(f64, f64, f64)> {
-    mean_and_interval(per_video, RESAMPLES, SEED)
+    let mut sorted = per_video.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    mean_and_interval(&sorted, RESAMPLES, SEED)
 }
 
 /// The mean of a non-empty slice.
@@ -267,6 +272,21 @@ pub fn mean_words(captions: &[CaptionRow]) -> BTreeMap<String, f64> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The same values in another order give the same interval to the last digit.
+    #[test]
+    fn an_interval_is_a_function_of_the_values_alone() {
+        let values: Vec<f64> = (0..97).map(|i| ((i * 37) % 101) as f64 / 101.0).collect();
+        let mut reversed = values.clone();
+        reversed.reverse();
+        let mut rotated = values.clone();
+        rotated.rotate_left(41);
+        let first = interval(&values).unwrap();
+        assert_eq!(interval(&reversed).unwrap(), first);
+        assert_eq!(interval(&rotated).unwrap(), first);
+        // A different multiset of values is another interval.
+        assert_ne!(interval(&values[1..]).unwrap(), first);
+    }
     use super::*;
 
     fn row(video: &str, sample: i64, status: &str, value: Option<f64>) -> ScoreRow {
