@@ -315,3 +315,30 @@ fn each_invalid_file_exits_2_names_its_problems_and_writes_nothing() {
     assert!(run.stderr().contains("--source"), "{}", run.stderr());
     unchanged("--source with Wolf JSON");
 }
+
+/// One caption over the limit (16 KiB by default) refuses the whole file, naming the
+/// video and the sizes; `--max-caption-bytes` raises the limit.
+#[test]
+fn a_caption_over_the_size_limit_refuses_the_file() {
+    let dir = Dir::new();
+    dir.synthetic_dataset(4, 3);
+    let mut captions: BTreeMap<&str, String> = KEYS
+        .iter()
+        .map(|k| (*k, "a red circle".to_owned()))
+        .collect();
+    captions.insert(KEYS[2], "a red circle ".repeat(1400));
+    std::fs::write(
+        dir.join("big.json"),
+        serde_json::to_string(&captions).unwrap(),
+    )
+    .unwrap();
+    let refused = import(&dir, "big", "big.json", &[]).expect_code(2);
+    let err = refused.stderr();
+    assert!(
+        err.contains(KEYS[2]) && err.contains("18200 bytes") && err.contains("16384"),
+        "{err}"
+    );
+    dir.wolf(&["run", "status", "big"]).expect_code(2);
+    import(&dir, "big", "big.json", &["--max-caption-bytes", "20000"]).expect_code(0);
+    assert_eq!(entry(&dir, "big")[KEYS[2]].len(), 18200);
+}

@@ -52,6 +52,10 @@ impl ImportError {
 /// Files larger than this are refused before they are read.
 pub const MAX_BYTES: u64 = 64 * 1024 * 1024;
 
+/// The default longest caption an import takes, in bytes (16 KiB: a dense caption of a
+/// long video is a few KiB; a 50 MB "caption" cost 39 s and 1.4 GB to score).
+pub const MAX_CAPTION_BYTES: usize = 16 * 1024;
+
 /// Problems listed in the error; the rest are counted.
 const SHOWN_PROBLEMS: usize = 20;
 
@@ -69,6 +73,9 @@ pub struct Import<'a> {
     /// Whether an earlier imported entry of that name may be replaced (`wolf import`:
     /// yes; an upload, which anyone may send: no).
     pub replace: bool,
+    /// The longest caption taken, in bytes ([`MAX_CAPTION_BYTES`] by default); a longer
+    /// one is a problem of the file.
+    pub max_caption_bytes: usize,
 }
 
 /// What an import stored.
@@ -134,6 +141,7 @@ pub async fn import(
         dataset: request.dataset,
         videos: &videos,
         source: request.source,
+        max_caption_bytes: request.max_caption_bytes,
     };
     let captions = parse(bytes, &settings, &mut problems);
     if problems.total > 0 {
@@ -245,6 +253,7 @@ struct ParseSettings<'a> {
     videos: &'a HashMap<String, i64>,
     /// `--source`, for JSONL.
     source: Option<&'a str>,
+    max_caption_bytes: usize,
 }
 
 /// The (video key, caption) pairs of a file, in file order; every problem is pushed.
@@ -421,6 +430,15 @@ impl Reader<'_, '_> {
         if caption.trim().is_empty() {
             self.problems
                 .push(location, format!("the caption of `{video}` is empty"));
+            return false;
+        }
+        if caption.len() > self.settings.max_caption_bytes {
+            let message = format!(
+                "the caption of `{video}` has {} bytes, more than the limit of {} per caption",
+                caption.len(),
+                self.settings.max_caption_bytes
+            );
+            self.problems.push(location, message);
             return false;
         }
         self.captions.push((video.to_owned(), caption.to_owned()));

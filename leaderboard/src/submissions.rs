@@ -32,11 +32,18 @@ pub enum SubmissionError {
 pub struct Submissions {
     store: Store,
     plan: Plan,
+    /// The longest caption an upload may hold, in bytes.
+    max_caption_bytes: usize,
 }
 
 impl Submissions {
-    pub fn new(store: Store, plan: Plan) -> Self {
-        Self { store, plan }
+    /// Uploads take captions of at most `max_caption_bytes` bytes each.
+    pub fn new(store: Store, plan: Plan, max_caption_bytes: usize) -> Self {
+        Self {
+            store,
+            plan,
+            max_caption_bytes,
+        }
     }
 
     /// Validates `bytes` as `wolf import` does and stores them as entry `name` of
@@ -55,6 +62,7 @@ impl Submissions {
             source: None,
             origin: &origin,
             replace: false,
+            max_caption_bytes: self.max_caption_bytes,
         };
         Ok(import(&self.store, &request, bytes).await?.run_id)
     }

@@ -21,6 +21,9 @@ pub(crate) struct ImportArgs {
     /// without a `source` are always taken.
     #[arg(long)]
     source: Option<String>,
+    /// The longest caption taken, in bytes; a file with a longer one is refused whole.
+    #[arg(long, default_value_t = wolf_datasets::import::MAX_CAPTION_BYTES)]
+    max_caption_bytes: usize,
     /// The captions (64 MiB at most): Wolf JSON, `{"clip.mp4": caption}` or
     /// `{"clip.mp4": {"output": caption}}`, or JSONL lines with `video` and `caption`
     /// (other fields are ignored; `wolf export` writes such lines).
@@ -36,6 +39,7 @@ pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<O
         source: args.source.as_deref(),
         origin: &origin,
         replace: true,
+        max_caption_bytes: args.max_caption_bytes,
     };
     let bytes = read_file(&args.file, &request)?;
     let imported = import(&store, &request, &bytes).await?;

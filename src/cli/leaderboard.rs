@@ -11,7 +11,6 @@ use wolf_leaderboard::server::ServeOptions;
 use wolf_leaderboard::site::{BuildOptions, build};
 use wolf_leaderboard::submissions::Submissions;
 use wolf_pipeline::config::Config;
-use wolf_pipeline::models::Role;
 use wolf_pipeline::store::Store;
 
 use super::{Context, Outcome};
@@ -47,6 +46,10 @@ pub(crate) struct ServeArgs {
     /// The largest caption file accepted, in bytes (at most `wolf import`'s 64 MiB).
     #[arg(long, default_value_t = 16 * 1024 * 1024)]
     max_upload: u64,
+    /// The longest caption an upload may hold, in bytes; a longer one refuses the
+    /// upload (as `wolf import --max-caption-bytes`).
+    #[arg(long, default_value_t = wolf_datasets::import::MAX_CAPTION_BYTES)]
+    max_caption_bytes: usize,
     /// Allows deleting entries from their pages with this token.
     #[arg(long, env = "WOLF_ADMIN_TOKEN", hide_env_values = true)]
     admin_token: Option<String>,
@@ -101,16 +104,18 @@ async fn serve(args: ServeArgs, context: &Context) -> anyhow::Result<Outcome> {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
+    // A named judge is checked with the plan.
     let plan = config.plan()?;
-    if let Some(judge) = &plan.score.judge {
-        plan.model_for(judge, Role::Chat)?;
-    }
     let store = context.store().await?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
         .with_context(|| format!("cannot listen on `{}`", args.addr))?;
     let addr = listener.local_addr()?;
-    let submissions = Arc::new(Submissions::new(store.clone(), plan));
+    let submissions = Arc::new(Submissions::new(
+        store.clone(),
+        plan,
+        args.max_caption_bytes,
+    ));
     outln!("Serving the leaderboard on http://{addr}/");
     let options = ServeOptions {
         max_upload: args.max_upload.min(wolf_datasets::import::MAX_BYTES),

@@ -516,6 +516,8 @@ async fn heldout(
             source: None,
             origin: &origin,
             replace: true,
+            // The loop's own captions: the captioner's length is what it is.
+            max_caption_bytes: usize::MAX,
         },
         &bytes,
     )
