@@ -20,7 +20,7 @@ const CHROMIUM: &str = "/usr/bin/chromium";
 const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 
 /// A child process killed on drop; its log is printed when the test is failing.
-struct ChildGuard {
+pub(crate) struct ChildGuard {
     child: Child,
     log: Option<PathBuf>,
 }
@@ -250,7 +250,7 @@ impl Drop for Browser {
 
 /// `wolf leaderboard serve` on a free port; returns its guard and base URL (no trailing
 /// `/`).
-fn serve(dir: &Dir, config: &str) -> (ChildGuard, String) {
+pub(crate) fn serve(dir: &Dir, config: &str) -> (ChildGuard, String) {
     let log = dir.join("serve.log");
     let mut guard = ChildGuard {
         child: dir

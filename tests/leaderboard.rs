@@ -164,3 +164,89 @@ fn a_rebuild_replaces_the_site_whole() {
         .collect();
     assert!(beside.is_empty(), "{beside:?}");
 }
+
+/// 30 uploads at once to `leaderboard serve` on one SQLite store: each is stored and
+/// scored; none is marked invalid for a busy database (issue 20).
+#[test]
+fn thirty_concurrent_uploads_are_all_stored_and_scored() {
+    let dir = Dir::new();
+    let references = scored_world(&dir);
+    std::fs::write(dir.join("serve.toml"), "[score]\nembedder = \"minilm\"\n").unwrap();
+    let (_server, base) = crate::browser::serve(&dir, "serve.toml");
+    let body = serde_json::to_vec(&references).unwrap();
+    let runtime = tokio::runtime::Runtime::new().unwrap();
+    let codes: Vec<(u16, String)> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let sends = (0..30).map(|i| {
+            let (client, base, body) = (client.clone(), base.clone(), body.clone());
+            async move {
+                let boundary = "wolf-test-boundary";
+                let mut form = Vec::new();
+                for (field, value) in [("dataset", "ds".to_owned()), ("name", format!("up{i}"))] {
+                    form.extend_from_slice(
+                        format!(
+                            "--{boundary}\r\nContent-Disposition: form-data; name=\"{field}\"\r\n\r\n{value}\r\n"
+                        )
+                        .as_bytes(),
+                    );
+                }
+                form.extend_from_slice(
+                    format!(
+                        "--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"up.json\"\r\nContent-Type: application/json\r\n\r\n"
+                    )
+                    .as_bytes(),
+                );
+                form.extend_from_slice(&body);
+                form.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
+                let response = client
+                    .post(format!("{base}/submit"))
+                    .header(
+                        "content-type",
+                        format!("multipart/form-data; boundary={boundary}"),
+                    )
+                    .body(form)
+                    .send()
+                    .await
+                    .unwrap();
+                // A stored upload is redirected to the submissions page.
+                let page = response.url().path().to_owned();
+                (response.status().as_u16(), page)
+            }
+        });
+        let mut codes = Vec::new();
+        for handle in sends
+            .map(|f| tokio::spawn(f))
+            .collect::<Vec<_>>()
+        {
+            codes.push(handle.await.unwrap());
+        }
+        codes
+    });
+    assert!(
+        codes
+            .iter()
+            .all(|(code, page)| *code == 200 && page == "/submissions.html"),
+        "{codes:?}"
+    );
+    let store = runtime
+        .block_on(wolf_pipeline::store::Store::open(&dir.db()))
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
+    loop {
+        let rows = runtime.block_on(store.submissions()).unwrap();
+        let statuses: Vec<String> = rows.iter().map(|r| format!("{:?}", r.status)).collect();
+        assert_eq!(rows.len(), 30, "{statuses:?}");
+        assert!(
+            !statuses.iter().any(|s| s == "Invalid" || s == "Failed"),
+            "{statuses:?}"
+        );
+        if statuses.iter().all(|s| s == "Scored") {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not all scored in 240 s: {statuses:?}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(500));
+    }
+}

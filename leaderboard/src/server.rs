@@ -30,6 +30,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tokio::sync::{Notify, Semaphore};
+use wolf_datasets::import::ImportError;
 use wolf_pipeline::hash::sha256_bytes;
 use wolf_pipeline::store::{NewSubmission, Store, SubmissionStatus};
 
@@ -515,23 +516,36 @@ async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
         Err(e) => return html(StatusCode::INTERNAL_SERVER_ERROR, Err(e.into())),
     };
     let outcome = match problem {
-        Some(p) => Err(p),
+        Some(p) => Err((StatusCode::UNPROCESSABLE_ENTITY, p)),
         None => match app.submissions.import(&ds.summary.name, &name, &file).await {
             Ok(run_id) => app
                 .store
                 .attach_submission(id, run_id)
                 .await
-                .map_err(|e| e.to_string()),
+                .map_err(|e| (StatusCode::INTERNAL_SERVER_ERROR, e.to_string())),
             Err(e) => {
-                let problems = e.to_string();
+                // Only a fault of the file makes a submission invalid; a store that
+                // stayed busy through the retries is the server's fault.
+                let (status, code, problems) = match &e {
+                    ImportError::Invalid(_) => (
+                        SubmissionStatus::Invalid,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                        e.to_string(),
+                    ),
+                    _ => (
+                        SubmissionStatus::Failed,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        format!("the server could not store the upload ({e}); send it again"),
+                    ),
+                };
                 if let Err(e) = app
                     .store
-                    .finish_submission(id, SubmissionStatus::Invalid, Some(&problems))
+                    .finish_submission(id, status, Some(&problems))
                     .await
                 {
                     tracing::error!(submission = id, error = %e, "Cannot record a submission's status.");
                 }
-                Err(problems)
+                Err((code, problems))
             }
         },
     };
@@ -542,12 +556,7 @@ async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
             app.wake.notify_one();
             Redirect::to("submissions.html").into_response()
         }
-        Err(problems) => refusal(
-            &app,
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "Upload refused",
-            &problems,
-        ),
+        Err((code, problems)) => refusal(&app, code, "Upload refused", &problems),
     }
 }
 

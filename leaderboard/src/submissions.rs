@@ -28,6 +28,9 @@ pub enum SubmissionError {
     },
 }
 
+/// Further attempts at storing an upload when the store fails.
+const STORE_RETRIES: u64 = 3;
+
 /// The store and the scoring config of a live leaderboard.
 pub struct Submissions {
     store: Store,
@@ -64,7 +67,20 @@ impl Submissions {
             replace: false,
             max_caption_bytes: self.max_caption_bytes,
         };
-        Ok(import(&self.store, &request, bytes).await?.run_id)
+        // A store busy with other writers (SQLite's one writer at a time, beyond its
+        // busy timeout) is tried again; a file's own problems are not.
+        let mut attempt = 0;
+        loop {
+            match import(&self.store, &request, bytes).await {
+                Ok(imported) => return Ok(imported.run_id),
+                Err(ImportError::Store(e)) if attempt < STORE_RETRIES => {
+                    attempt += 1;
+                    tracing::warn!(attempt, error = %e, "Storing an upload failed; trying again.");
+                    tokio::time::sleep(std::time::Duration::from_millis(200 * attempt)).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Scores entry `run` with the configured metrics and judge.
