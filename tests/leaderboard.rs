@@ -229,7 +229,7 @@ fn thirty_concurrent_uploads_are_all_stored_and_scored() {
         "{codes:?}"
     );
     let store = runtime
-        .block_on(wolf_pipeline::store::Store::open(&dir.db()))
+        .block_on(wolf_pipeline::store::Store::open(dir.db()))
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(240);
     loop {
