@@ -277,8 +277,9 @@ impl ConfigError {
         match self {
             Self::Read { .. } => "config_unreadable",
             Self::Parse { .. } | Self::Toml(_) => "config_parse",
-            Self::Size(_) => "config_invalid",
-            Self::Invalid { .. } | Self::Model(_) | Self::Value { .. } => "config_invalid",
+            Self::Invalid { .. } | Self::Model(_) | Self::Value { .. } | Self::Size(_) => {
+                "config_invalid"
+            }
         }
     }
 }
