@@ -63,6 +63,14 @@ fn redacted(dir: &Dir, page: &str) -> String {
     }
     out.push_str(rest);
     let canonical = std::fs::canonicalize(dir.path()).unwrap();
+    // No page publishes a path of the machine that built it.
+    for folder in [canonical.as_path(), dir.path()] {
+        assert!(
+            !page.contains(&folder.display().to_string()),
+            "a page holds the path `{}`",
+            folder.display()
+        );
+    }
     let out = out
         .replace(&canonical.display().to_string(), "[dir]")
         .replace(&dir.path().display().to_string(), "[dir]");

@@ -394,7 +394,7 @@ pub fn dataset(ds: &DatasetBoard, settings: &Settings) -> Result<String, Error> 
             } else {
                 format!("{:.1} s", ds.summary.total_duration_s)
             },
-            source: ds.summary.source.clone(),
+            source: source_by_name(&ds.summary.source),
             breakdowns,
             efficiency: efficiency_chart(ds, None),
             videos,
@@ -877,8 +877,32 @@ pub fn error(heading: &str, message: &str, settings: &Settings) -> Result<String
     )
 }
 
+/// A dataset's source as the page shows it: each part (`FOLDER + ANNOTATIONS`) by its
+/// file name, so that no path of the machine that built the site is published.
+fn source_by_name(source: &str) -> String {
+    source
+        .split(" + ")
+        .map(|part| {
+            std::path::Path::new(part)
+                .file_name()
+                .map_or_else(|| part.to_owned(), |n| n.to_string_lossy().into_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(" + ")
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_dataset_source_is_shown_by_its_names() {
+        assert_eq!(
+            source_by_name("/home/me/data/world + /home/me/data/world/annotations.json"),
+            "world + annotations.json"
+        );
+        assert_eq!(source_by_name("clips.jsonl"), "clips.jsonl");
+        assert_eq!(source_by_name("/"), "/");
+    }
+
     use super::*;
 
     #[test]
