@@ -258,3 +258,40 @@ fn thirty_concurrent_uploads_are_all_stored_and_scored() {
         std::thread::sleep(std::time::Duration::from_millis(500));
     }
 }
+
+/// An entry that captions part of the dataset says so: `wolf import` prints its
+/// coverage, and its row on the board shows `n / N`.
+#[test]
+fn a_partial_entry_shows_its_coverage() {
+    let dir = Dir::new();
+    let references = scored_world(&dir);
+    let partial: BTreeMap<&String, &String> = references.iter().take(2).collect();
+    std::fs::write(
+        dir.join("partial.json"),
+        serde_json::to_vec(&partial).unwrap(),
+    )
+    .unwrap();
+    let out = dir
+        .wolf(&[
+            "import",
+            "--dataset",
+            "ds",
+            "--name",
+            "partial",
+            "partial.json",
+        ])
+        .expect_code(0)
+        .stdout();
+    assert!(out.contains("coverage 2 / 3 videos"), "{out}");
+    dir.wolf(&["score", "--run", "partial", "--metrics", "classic"])
+        .expect_code(0);
+    dir.wolf(&["leaderboard", "build", "--out", "site"])
+        .expect_code(0);
+    let index = read(&dir.join("site/index.html"));
+    let row = &index[index.find("data-entry=\"partial\"").expect("a row")..];
+    let row = &row[..row.find("</tr>").unwrap()];
+    assert!(
+        row.contains("data-key=\"coverage\" data-value=\"0.666667\">2 / 3<"),
+        "{row}"
+    );
+}

@@ -111,6 +111,9 @@ struct BoardRow {
     name: String,
     href: String,
     kind: &'static str,
+    /// Videos captioned of the dataset's readable videos, as `n / N`, and the share.
+    coverage: String,
+    coverage_value: String,
     cells: Vec<Cell>,
     words: String,
     words_value: String,
@@ -145,6 +148,7 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
                 .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))))
         })
         .collect();
+    let readable = (ds.summary.videos - ds.summary.failed).max(0) as usize;
     let rows = ds
         .entries
         .iter()
@@ -152,6 +156,8 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
             name: e.name(),
             href: entry_file(ds.summary.id, &e.slug),
             kind: kind_label(e.kind),
+            coverage: format!("{} / {readable}", e.captions),
+            coverage_value: format!("{:.6}", e.captions as f64 / readable.max(1) as f64),
             cells: columns
                 .iter()
                 .zip(&best)

@@ -43,17 +43,19 @@ pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<O
     };
     let bytes = read_file(&args.file, &request)?;
     let imported = import(&store, &request, &bytes).await?;
-    if imported.missing > 0 {
-        tracing::info!(
-            missing = imported.missing,
-            "Videos of the dataset have no caption in the file."
-        );
-    }
     outln!(
         "imported {} captions of dataset {} as entry {}",
         imported.captions,
         args.dataset,
         args.name
     );
+    if imported.missing > 0 {
+        outln!(
+            "coverage {} / {} videos: {} of the dataset's videos have no caption in the file",
+            imported.captions,
+            imported.captions + imported.missing,
+            imported.missing
+        );
+    }
     Ok(Outcome::Done)
 }
