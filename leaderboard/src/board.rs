@@ -195,6 +195,34 @@ pub struct CaptionValue {
 }
 
 impl DatasetBoard {
+    /// The column that ranks the entries: `truth_f1` where the dataset has the truth,
+    /// else `capscore_quality` where a judge scored it, else `embed_sim`, else the
+    /// first column of the index.
+    pub fn primary(&self) -> Option<&Column> {
+        ["truth_f1", "capscore_quality", "embed_sim"]
+            .iter()
+            .find_map(|m| self.columns.iter().find(|c| c.metric == *m))
+            .or_else(|| self.index_columns().into_iter().next())
+    }
+
+    /// Each entry's rank on [`DatasetBoard::primary`], as LMSYS ranks models: 1 + the
+    /// number of entries whose interval lies wholly above its own (ties share a rank);
+    /// `None` for an entry without that score.
+    pub fn ranks(&self) -> Vec<Option<usize>> {
+        let Some(primary) = self.primary() else {
+            return vec![None; self.entries.len()];
+        };
+        let bounds: Vec<Option<(f64, f64)>> = self
+            .entries
+            .iter()
+            .map(|e| {
+                let line = e.lines.get(&primary.key)?;
+                Some((line.low?, line.high?))
+            })
+            .collect();
+        rank_by_intervals(&bounds)
+    }
+
     pub fn index_columns(&self) -> Vec<&Column> {
         self.columns
             .iter()
@@ -715,8 +743,41 @@ fn unique_slug(row: &EntryRow, taken: &mut HashSet<String>) -> String {
     slug
 }
 
+/// 1 + the number of intervals whose lower bound is above each interval's upper bound.
+pub fn rank_by_intervals(bounds: &[Option<(f64, f64)>]) -> Vec<Option<usize>> {
+    bounds
+        .iter()
+        .map(|own| {
+            let (_, high) = (*own)?;
+            let above = bounds
+                .iter()
+                .flatten()
+                .filter(|(low, _)| *low > high)
+                .count();
+            Some(1 + above)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
+    /// Overlapping intervals share a rank; an entry is below every entry whose interval
+    /// lies wholly above its own.
+    #[test]
+    fn ranks_account_for_overlapping_intervals() {
+        let bounds = [
+            Some((0.80, 0.90)),
+            Some((0.78, 0.88)),
+            Some((0.60, 0.70)),
+            None,
+            Some((0.50, 0.79)),
+        ];
+        assert_eq!(
+            rank_by_intervals(&bounds),
+            [Some(1), Some(1), Some(3), None, Some(2)]
+        );
+    }
+
     use super::*;
 
     fn row(run: &str, source: &str) -> EntryRow {

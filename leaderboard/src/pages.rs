@@ -111,6 +111,8 @@ struct BoardRow {
     name: String,
     href: String,
     kind: &'static str,
+    /// The rank on the dataset's primary metric (`—` without it).
+    rank: String,
     /// Videos captioned of the dataset's readable videos, as `n / N`, and the share.
     coverage: String,
     coverage_value: String,
@@ -122,6 +124,8 @@ struct BoardRow {
 }
 
 struct BoardTable {
+    /// The label of the metric that ranks the entries.
+    primary: String,
     dataset_id: i64,
     name: String,
     href: String,
@@ -149,10 +153,13 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
         })
         .collect();
     let readable = (ds.summary.videos - ds.summary.failed).max(0) as usize;
+    let ranks = ds.ranks();
     let rows = ds
         .entries
         .iter()
-        .map(|e| BoardRow {
+        .zip(&ranks)
+        .map(|(e, rank)| BoardRow {
+            rank: rank.map_or("—".into(), |r| r.to_string()),
             name: e.name(),
             href: entry_file(ds.summary.id, &e.slug),
             kind: kind_label(e.kind),
@@ -180,6 +187,7 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
         })
         .collect();
     BoardTable {
+        primary: ds.primary().map(Column::label).unwrap_or_default(),
         dataset_id: ds.summary.id,
         name: ds.summary.name.clone(),
         href: dataset_file(ds.summary.id),
