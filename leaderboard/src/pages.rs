@@ -465,13 +465,14 @@ pub fn entry(ds: &DatasetBoard, e: &Entry, settings: &Settings) -> Result<String
         let Some(line) = e.lines.get(&column.key) else {
             continue;
         };
-        if !column.judge.is_empty() && !judges.contains(&column.judge) {
-            judges.push(column.judge.clone());
+        let scorer = scorer_role(column);
+        if !scorer.is_empty() && !judges.contains(&scorer) {
+            judges.push(scorer.clone());
         }
         metrics.push(MetricRow {
             key: column.key.clone(),
             label: label(&column.metric).to_owned(),
-            judge: column.judge.clone(),
+            judge: scorer,
             mean: line.mean.map_or("—".into(), number),
             interval: interval(line.low, line.high),
             count: line.count,
@@ -905,8 +906,36 @@ fn source_by_name(source: &str) -> String {
         .join(" + ")
 }
 
+/// Who scored a column, named by role: `judge NAME` for CapScore's LLM, `embedder NAME`
+/// for the embedding metrics, `reference metric` for those computed from the text alone
+/// (the classic metrics, the truth).
+fn scorer_role(column: &Column) -> String {
+    if column.judge.is_empty() {
+        "reference metric".to_owned()
+    } else if column.metric.starts_with("capscore") {
+        format!("judge {}", column.judge)
+    } else {
+        format!("embedder {}", column.judge)
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn each_scorer_is_named_by_its_role() {
+        let column = |metric: &str, judge: &str| Column {
+            key: metric.to_owned(),
+            metric: metric.to_owned(),
+            judge: judge.to_owned(),
+        };
+        assert_eq!(
+            scorer_role(&column("embed_sim", "minilm")),
+            "embedder minilm"
+        );
+        assert_eq!(scorer_role(&column("capscore_quality", "gpt")), "judge gpt");
+        assert_eq!(scorer_role(&column("bleu4", "")), "reference metric");
+    }
+
     #[test]
     fn a_dataset_source_is_shown_by_its_names() {
         assert_eq!(
