@@ -115,7 +115,8 @@ pub(crate) struct KeyMaker {
 }
 
 impl KeyMaker {
-    pub fn new(plan: &Plan, wolf: &WolfConfig) -> Self {
+    pub fn new(plan: &Plan) -> Self {
+        let wolf = &plan.wolf;
         let identities = plan
             .models
             .iter()
@@ -435,7 +436,7 @@ backend = "onnx"
         );
         let plan = Config::parse(&text).unwrap().plan().unwrap();
         plan.wolf.validate(&plan).unwrap();
-        KeyMaker::new(&plan, &plan.wolf).keys(&video(sha), None)
+        KeyMaker::new(&plan).keys(&video(sha), None)
     }
 
     fn video(sha: &str) -> VideoRow {
@@ -544,7 +545,7 @@ backend = "onnx"
             "{MODELS}\n[wolf]\nimage_models = [\"cap\"]\nvideo_models = []\nllm = \"llm\"\n"
         );
         let plan = Config::parse(&text).unwrap().plan().unwrap();
-        let maker = KeyMaker::new(&plan, &plan.wolf);
+        let maker = KeyMaker::new(&plan);
         let keys = maker.keys(&video("aaa"), None);
         let first = maker.cascade_frame(&keys, "cap", 0, "");
         let second = maker.cascade_frame(&keys, "cap", 1, &first);
@@ -605,7 +606,7 @@ backend = "onnx"
              [models.llm]\nbackend = \"openai\"\nbase_url = \"http://127.0.0.1:9/v1\"\nmodel = \"l\"\n\
              [wolf]\nimage_models = [\"img\", \"aimg\"]\nvideo_models = [\"vid\"]\nllm = \"llm\"\nfuse_annotation = true\n";
         let plan = Config::parse(text).unwrap().plan().unwrap();
-        let keys = KeyMaker::new(&plan, &plan.wolf).keys(&video("aaa"), None);
+        let keys = KeyMaker::new(&plan).keys(&video("aaa"), None);
         let mut all = vec![("frames".to_owned(), keys.base.clone())];
         all.extend(keys.stages());
         let got: Vec<String> = all
@@ -621,7 +622,7 @@ backend = "onnx"
             "{MODELS}\n[wolf]\nimage_models = [\"cap\"]\nvideo_models = [\"board\"]\nllm = \"llm\"\n"
         );
         let plan = Config::parse(&text).unwrap().plan().unwrap();
-        let maker = KeyMaker::new(&plan, &plan.wolf);
+        let maker = KeyMaker::new(&plan);
         let described = maker.inputs(None);
         let stages: Vec<&str> = described.iter().map(|s| s.stage.as_str()).collect();
         let mut expected = vec!["frames"];

@@ -190,8 +190,8 @@ pub enum RunError {
 /// Everything a video task needs, shared.
 pub(crate) struct Shared {
     pub store: Store,
+    /// The run's plan; its `[wolf]` is the method's parts.
     pub plan: Plan,
-    pub wolf: WolfConfig,
     pub models: ModelSet,
     pub run_id: i64,
     pub decode: Semaphore,
@@ -298,7 +298,6 @@ impl Runner {
         let shared = Arc::new(Shared {
             store: store.clone(),
             plan: plan.clone(),
-            wolf: wolf.clone(),
             models: ModelSet::new(plan.models.clone()),
             run_id,
             decode: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
@@ -307,7 +306,7 @@ impl Runner {
             calls: AtomicU64::new(0),
             times: Default::default(),
             boxes,
-            keys: KeyMaker::new(plan, wolf),
+            keys: KeyMaker::new(plan),
         });
         Ok(Self {
             shared,
@@ -328,7 +327,7 @@ impl Runner {
     /// in-process ones into the runner's own set.
     pub async fn preflight(&self) -> Result<(), crate::models::PreflightError> {
         let shared = &self.shared;
-        let uses = shared.wolf.model_uses(&shared.plan);
+        let uses = shared.plan.wolf.model_uses(&shared.plan);
         shared.models.preflight(&uses).await
     }
 
@@ -390,7 +389,7 @@ impl Runner {
     /// The model entry that stage `stage` of this run asks
     /// ([`WolfConfig::stage_model`]).
     pub fn stage_model(&self, stage: &str) -> Option<&str> {
-        self.shared.wolf.stage_model(stage)
+        self.shared.plan.wolf.stage_model(stage)
     }
 
     /// Model requests made so far (not cache hits).
@@ -497,7 +496,7 @@ async fn process(
     buffer: &std::sync::Mutex<Vec<StageWrite>>,
 ) -> VideoOutcome {
     let mut outcome = VideoOutcome::default();
-    let w = &shared.wolf;
+    let w = &shared.plan.wolf;
 
     // Frames, only when a stage that reads them is not cached.
     let mut need_frames = false;

@@ -76,7 +76,7 @@ pub fn summarize(config: &Config, plan: &Plan) -> PlanSummary {
         .collect();
     let wolf = config.wolf.as_ref().map(|_| {
         let w = &plan.wolf;
-        let stages = KeyMaker::new(plan, w)
+        let stages = KeyMaker::new(plan)
             .inputs(None)
             .into_iter()
             .map(|StageInputs { stage, inputs }| StageSummary {

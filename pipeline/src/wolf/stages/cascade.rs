@@ -79,13 +79,13 @@ pub(crate) async fn cascade(
         let mut captions = Vec::with_capacity(frames.frames.len());
         let mut previous_key = String::new();
         for (i, frame) in frames.frames.iter().enumerate() {
-            let frame_key = if shared.wolf.cascade {
+            let frame_key = if shared.plan.wolf.cascade {
                 shared.keys.cascade_frame(keys, m, i, &previous_key)
             } else {
                 shared.keys.lone_frame(keys, m, i)
             };
             let previous: Option<String> = captions.last().cloned();
-            let cascading = shared.wolf.cascade && previous.is_some();
+            let cascading = shared.plan.wolf.cascade && previous.is_some();
             let value = cached(shared, &frame_key, "frame", || {
                 caption_frame(
                     shared,
@@ -136,7 +136,7 @@ pub(crate) async fn middle(
     cascade: Option<&Cascade>,
 ) -> StageResult {
     let value = cached(shared, &keys.middle[m], "middle", || async {
-        if !shared.wolf.cascade
+        if !shared.plan.wolf.cascade
             && let Some(c) = cascade
         {
             let text = c.captions[c.captions.len() / 2].clone();

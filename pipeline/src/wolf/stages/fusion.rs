@@ -45,7 +45,7 @@ pub(crate) async fn fusion(
     if let Some(stage) = missing {
         return Err(StageError::dependency(&stage));
     }
-    let annotation = if shared.wolf.fuse_annotation {
+    let annotation = if shared.plan.wolf.fuse_annotation {
         video.reference.as_deref()
     } else {
         None
@@ -65,7 +65,7 @@ pub(crate) async fn fusion(
         stage: "fusion",
         key: &keys.fusion,
         prompt: prompts::FUSION,
-        model: shared.wolf.fusion_llm(),
+        model: shared.plan.wolf.fusion_llm(),
         text: prompt,
         candidates,
     };

@@ -31,7 +31,7 @@ pub(crate) struct Guarded<'a> {
 /// `guard = "retry"`). The value stores the path taken and the rejected attempts.
 pub(crate) async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResult {
     let value = cached(shared, g.key, g.stage, || async {
-        let mode = shared.wolf.guard;
+        let mode = shared.plan.wolf.guard;
         let greedy = llm_sampling(shared, g.stage);
         let first = ask_llm(shared, g.stage, g.model, &g.text, greedy.clone()).await?;
         let mut stored = stored_from(&first, g.model, g.prompt);

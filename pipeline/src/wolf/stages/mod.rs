@@ -170,7 +170,7 @@ pub(crate) async fn model_request(
 /// How a captioner generates: greedy, up to `caption_max_tokens`.
 pub(crate) fn caption_sampling(shared: &Shared) -> Sampling {
     Sampling {
-        max_tokens: shared.wolf.caption_max_tokens,
+        max_tokens: shared.plan.wolf.caption_max_tokens,
         ..Sampling::default()
     }
 }
@@ -204,7 +204,7 @@ pub(crate) async fn llm_stage(
     text: String,
 ) -> StageResult {
     let value = cached(shared, key, stage, || async {
-        let model = &shared.wolf.llm;
+        let model = &shared.plan.wolf.llm;
         let sampling = llm_sampling(shared, stage);
         let reply = ask_llm(shared, stage, model, &text, sampling).await?;
         let stored = stored_from(&reply, model, prompt);
@@ -216,7 +216,7 @@ pub(crate) async fn llm_stage(
 
 /// How LLM stage `stage` generates ([`WolfConfig::stage_sampling`]).
 pub(crate) fn llm_sampling(shared: &Shared, stage: &str) -> Sampling {
-    shared.wolf.stage_sampling(&shared.plan.models, stage)
+    shared.plan.wolf.stage_sampling(&shared.plan.models, stage)
 }
 
 /// One chat request with the system message to LLM entry `model`.

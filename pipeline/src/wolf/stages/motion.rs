@@ -16,7 +16,7 @@ pub(crate) async fn motion(
     key: &str,
     image_results: &[ImageOutcome],
 ) -> StageResult {
-    let detections = match shared.wolf.motion {
+    let detections = match shared.plan.wolf.motion {
         MotionSource::Dataset => {
             let fps = video.fps.unwrap_or(1.0).max(1e-3);
             match shared.boxes.get(&video.key) {
@@ -64,12 +64,12 @@ async fn motion_caption(
     key: &str,
     frames: &[motion::FrameDetections],
 ) -> StageResult {
-    let tracks = motion::associate(frames, shared.wolf.motion_min_track_fraction);
+    let tracks = motion::associate(frames, shared.plan.wolf.motion_min_track_fraction);
     let motions: Vec<motion::TrackMotion> = tracks.iter().map(motion::describe).collect();
     if motions.is_empty() {
         return Ok(None);
     }
-    if shared.wolf.motion_llm {
+    if shared.plan.wolf.motion_llm {
         let text = prompts::MOTION
             .text
             .replace("{facts}", &motion::llm_facts(&motions));

@@ -29,7 +29,7 @@ pub(crate) async fn summary(
         stage: "summary",
         key: &keys.summary[m],
         prompt: prompts::SUMMARY,
-        model: shared.wolf.summary_llm(),
+        model: shared.plan.wolf.summary_llm(),
         text,
         candidates,
     };
