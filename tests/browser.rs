@@ -3,6 +3,7 @@
 //! whose captions try to inject script, an upload scored by a scripted judge and an
 //! invalid upload. Screenshots land in `target/test-artifacts/`.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -251,17 +252,24 @@ impl Drop for Browser {
 /// `wolf leaderboard serve` on a free port; returns its guard and base URL (no trailing
 /// `/`).
 pub(crate) fn serve(dir: &Dir, config: &str) -> (ChildGuard, String) {
+    serve_with(dir, config, &[])
+}
+
+/// [`serve`] with more arguments.
+pub(crate) fn serve_with(dir: &Dir, config: &str, extra: &[&str]) -> (ChildGuard, String) {
     let log = dir.join("serve.log");
+    let mut args = vec![
+        "leaderboard",
+        "serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--config",
+        config,
+    ];
+    args.extend(extra);
     let mut guard = ChildGuard {
         child: dir
-            .command(&[
-                "leaderboard",
-                "serve",
-                "--addr",
-                "127.0.0.1:0",
-                "--config",
-                config,
-            ])
+            .command(&args)
             .env("WOLF_ADMIN_TOKEN", "secret")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -491,4 +499,177 @@ fn leaderboard_sorts_escapes_captions_and_scores_uploads_in_a_real_browser() {
         0
     );
     assert_eq!(browser.script("return window.__pwned === undefined"), true);
+}
+
+/// Every page kind at a phone's width (400 px) and a desktop's (1400 px): the document
+/// never scrolls sideways (tables scroll inside their wrapper, charts scale). Also: tied
+/// entries share a rank, a partial entry is listed apart with its coverage, charts have
+/// visible titles, and a video page plays its clip, served with byte ranges.
+#[test]
+fn pages_fit_a_phone_and_a_desktop_and_play_clips() {
+    Browser::require();
+    let dir = Dir::new();
+    let refs = scored_world(&dir);
+    // A long name that breaks at `/` and `:`, and ties `good` (the same captions).
+    let tied = "team-alpha/a-rather-long-captioner-name:variant-with-many-parts";
+    write_json(&dir, "tied.json", &refs);
+    let partial: BTreeMap<&String, &String> = refs.iter().take(2).collect();
+    write_json(&dir, "partial.json", &partial);
+    for (name, file) in [(tied, "tied.json"), ("partial", "partial.json")] {
+        dir.wolf(&[
+            "import",
+            "--dataset",
+            "ds",
+            "--name",
+            name,
+            file,
+            "--meta",
+            "model=M",
+        ])
+        .expect_code(0);
+        dir.wolf(&["score", "--run", name, "--metrics", "classic"])
+            .expect_code(0);
+    }
+    std::fs::write(dir.join("serve.toml"), "").unwrap();
+    let (_server, base) = serve(&dir, "serve.toml");
+    let (_driver, browser) = Browser::start();
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/test-artifacts");
+
+    browser.goto(&format!("{base}/"));
+    let ranks = browser.script(
+        "return Array.from(document.querySelectorAll('#board-1 tbody tr'))
+             .map(r => [r.dataset.entry, r.querySelector('td.rank').innerText.trim()])",
+    );
+    let ranks: Vec<(String, String)> = serde_json::from_value(ranks).unwrap();
+    let rank = |name: &str| ranks.iter().find(|r| r.0 == name).map(|r| r.1.clone());
+    assert_eq!(rank("good").as_deref(), Some("1"), "{ranks:?}");
+    assert_eq!(
+        rank(tied).as_deref(),
+        Some("1"),
+        "a tie shares the rank: {ranks:?}"
+    );
+    assert_eq!(rank("xss").as_deref(), Some("3"), "{ranks:?}");
+    assert_eq!(
+        rank("partial"),
+        None,
+        "a partial entry is not ranked: {ranks:?}"
+    );
+    let coverage = browser.script(
+        "const r = document.querySelector('#partial-1 tr[data-entry=\"partial\"] td[data-key=\"coverage\"]');
+         return r ? r.innerText.trim() : null",
+    );
+    assert_eq!(coverage, "2 / 3");
+    assert_eq!(aria_sort_of(&browser, "#board-1", "rank"), "ascending");
+    let title = browser.script(
+        "const t = document.querySelector('figure.chart svg text.chart-title');
+         return t && t.getBoundingClientRect().width > 0 ? t.textContent : null",
+    );
+    assert!(
+        title.as_str().unwrap_or_default().contains("BLEU-4"),
+        "{title}"
+    );
+
+    // The pages of each kind.
+    let video =
+        browser.script("return document.querySelector('a.dataset-link').getAttribute('href')");
+    browser.goto(&format!("{base}/{}", video.as_str().unwrap()));
+    let video_href =
+        browser.script("return document.querySelector('a.video-link').getAttribute('href')");
+    let entry_href =
+        browser.script("return document.querySelector('a.entry-link').getAttribute('href')");
+    let pages = [
+        "index.html".to_owned(),
+        video.as_str().unwrap().to_owned(),
+        entry_href.as_str().unwrap().to_owned(),
+        video_href.as_str().unwrap().to_owned(),
+        "methods.html".to_owned(),
+        "submit".to_owned(),
+        "submissions.html".to_owned(),
+    ];
+    for width in [400, 1400] {
+        browser.post(
+            "/goog/cdp/execute",
+            json!({"cmd": "Emulation.setDeviceMetricsOverride",
+                   "params": {"width": width, "height": 900, "deviceScaleFactor": 1, "mobile": width < 600}}),
+        );
+        for page in &pages {
+            browser.goto(&format!("{base}/{page}"));
+            browser.find("main");
+            let sizes =
+                browser.script("return [window.innerWidth, document.documentElement.scrollWidth]");
+            let (inner, scroll): (i64, i64) = serde_json::from_value(sizes).unwrap();
+            assert_eq!(inner, width, "the viewport is {inner} px, not {width}");
+            assert!(
+                scroll <= inner,
+                "{page} at {width} px: the document is {scroll} px wide"
+            );
+            let name = page.replace(['/', '.'], "-");
+            browser.screenshot(&artifacts.join(format!("leaderboard-{width}-{name}.png")));
+        }
+    }
+
+    // The video page plays its clip: the browser reads its metadata through the server.
+    browser.goto(&format!("{base}/{}", video_href.as_str().unwrap()));
+    let src = browser.script(
+        "const v = document.querySelector('video.clip'); return v ? v.getAttribute('src') : null",
+    );
+    let src = src.as_str().expect("a player").to_owned();
+    browser.wait(20, "the clip's metadata", |b| {
+        let state = b.script(
+            "const v = document.querySelector('video.clip');
+             return v.error ? -1 : v.readyState",
+        );
+        (state.as_i64().unwrap_or(0) >= 1).then_some(())
+    });
+    assert_eq!(
+        browser.script("return document.querySelector('video.clip').duration > 0"),
+        true
+    );
+    let media = format!("{base}/videos/{src}");
+    let (status, _, whole) = fetch(&browser, &media, None);
+    assert_eq!(status, 200);
+    let len = whole.len();
+    let (status, range, part) = fetch(&browser, &media, Some("bytes=10-19"));
+    assert_eq!(status, 206);
+    assert_eq!(range, format!("bytes 10-19/{len}"));
+    assert_eq!(part, whole[10..20]);
+    let (status, _, _) = fetch(&browser, &media, Some(&format!("bytes={len}-")));
+    assert_eq!(status, 416);
+    // Only clips of the board, by id: no path from the request.
+    for bad in [
+        "media/..%2F..%2Fetc%2Fpasswd",
+        "media/999.mp4",
+        "media/1.txt",
+    ] {
+        let (status, _, _) = fetch(&browser, &format!("{base}/{bad}"), None);
+        assert_eq!(status, 404, "{bad}");
+    }
+}
+
+/// GETs `url` (with a `Range` header): the status, the `Content-Range` and the body.
+fn fetch(browser: &Browser, url: &str, range: Option<&str>) -> (u16, String, Vec<u8>) {
+    browser.runtime.block_on(async {
+        let mut request = browser.http.get(url);
+        if let Some(r) = range {
+            request = request.header("Range", r);
+        }
+        let response = request.send().await.expect("the server answers");
+        let status = response.status().as_u16();
+        let content_range = response
+            .headers()
+            .get("content-range")
+            .map(|v| v.to_str().unwrap().to_owned())
+            .unwrap_or_default();
+        (
+            status,
+            content_range,
+            response.bytes().await.unwrap().to_vec(),
+        )
+    })
+}
+
+fn aria_sort_of(browser: &Browser, table: &str, key: &str) -> Value {
+    browser.script(&format!(
+        "return document.querySelector('{table} th[data-key=\"{key}\"]').getAttribute('aria-sort')"
+    ))
 }

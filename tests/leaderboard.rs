@@ -75,6 +75,9 @@ fn redacted(dir: &Dir, page: &str) -> String {
         .replace(&canonical.display().to_string(), "[dir]")
         .replace(&dir.path().display().to_string(), "[dir]");
     // Video ids follow the order in which intake's parallel probes finished.
+    // The pager's links are siblings in `videos/`.
+    let out = redact_ids(&out, "class=\"next\" href=\"");
+    let out = redact_ids(&out, "class=\"previous\" href=\"");
     redact_ids(&redact_ids(&out, "videos/"), "frames/")
 }
 
@@ -293,5 +296,222 @@ fn a_partial_entry_shows_its_coverage() {
     assert!(
         row.contains("data-key=\"coverage\" data-value=\"0.666667\">2 / 3<"),
         "{row}"
+    );
+    // Below the default least coverage (every video): listed apart, unranked.
+    let apart = &index[index
+        .find("<table class=\"board partial\"")
+        .expect("a partial table")..];
+    assert!(apart.find("data-entry=\"partial\"").unwrap() < apart.find("</table>").unwrap());
+    assert!(row.contains("data-key=\"rank\" data-value=\"—\""), "{row}");
+    let ranked = &index[..index.find("<table class=\"board partial\"").unwrap()];
+    assert!(
+        !ranked.contains("data-entry=\"partial\""),
+        "a partial entry is not ranked"
+    );
+    // With a lower least coverage it is ranked with the others.
+    dir.wolf(&[
+        "leaderboard",
+        "build",
+        "--out",
+        "site",
+        "--min-coverage",
+        "0.5",
+    ])
+    .expect_code(0);
+    let index = read(&dir.join("site/index.html"));
+    assert!(!index.contains("board partial"), "nothing is apart at 0.5");
+    let row = &index[index.find("data-entry=\"partial\"").expect("a row")..];
+    assert!(
+        !row[..row.find("</tr>").unwrap()].contains("data-value=\"—\""),
+        "ranked"
+    );
+    let err = dir
+        .wolf(&[
+            "leaderboard",
+            "build",
+            "--out",
+            "site",
+            "--min-coverage",
+            "2",
+        ])
+        .expect_code(2)
+        .stderr();
+    assert!(err.contains("leaderboard.min_coverage"), "{err}");
+}
+
+/// An entry's metadata (`--meta`) is checked with its file and shown on the index and
+/// on its page; a bad key or a link that is not a web address refuses the import.
+#[test]
+fn entry_metadata_is_checked_and_shown() {
+    let dir = Dir::new();
+    let references = scored_world(&dir);
+    std::fs::write(dir.join("m.json"), serde_json::to_vec(&references).unwrap()).unwrap();
+    let import = |meta: &[&str]| {
+        let mut args = vec!["import", "--dataset", "ds", "--name", "described", "m.json"];
+        for m in meta {
+            args.extend(["--meta", m]);
+        }
+        dir.wolf(&args)
+    };
+    let err = import(&["link=javascript:alert(1)"])
+        .expect_code(2)
+        .stderr();
+    assert!(err.contains("meta `link`") && err.contains("http"), "{err}");
+    let err = import(&["colour=red"]).expect_code(2).stderr();
+    assert!(err.contains("meta `colour`: unknown key"), "{err}");
+    import(&[
+        "model=TinyCap-7B",
+        "size=7B",
+        "submitter=Ada <ada@example.org>",
+        "link=https://example.org/tinycap",
+        "license=MIT",
+    ])
+    .expect_code(0);
+    dir.wolf(&["score", "--run", "described", "--metrics", "classic"])
+        .expect_code(0);
+    dir.wolf(&["leaderboard", "build", "--out", "site"])
+        .expect_code(0);
+    let index = read(&dir.join("site/index.html"));
+    assert!(
+        index.contains("TinyCap-7B · 7B · by Ada &#60;ada@example.org&#62;")
+            || index.contains("TinyCap-7B · 7B · by Ada &lt;ada@example.org&gt;"),
+        "{index}"
+    );
+    assert!(index.contains("href=\"https://example.org/tinycap\""));
+    let page = std::fs::read_dir(dir.join("site"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| {
+            p.to_string_lossy().contains("entry-") && p.to_string_lossy().contains("described")
+        })
+        .expect("the entry's page");
+    let page = read(&page);
+    for text in [
+        "Licence</dt><dd class=\"meta-license\">MIT",
+        "Size</dt>",
+        "Code or paper</dt>",
+    ] {
+        assert!(page.contains(text), "{text}: {page}");
+    }
+}
+
+/// One interval per score: `wolf report` (JSON for programs, the table for people), the
+/// static site and the live server show the same 95% interval of every entry and
+/// metric, to the last digit shown.
+#[test]
+fn report_site_and_server_agree_on_every_interval() {
+    let dir = Dir::new();
+    scored_world(&dir);
+    let json = dir
+        .wolf(&["report", "--dataset", "ds", "--format", "json"])
+        .expect_code(0)
+        .stdout();
+    let lines: Vec<serde_json::Value> = serde_json::from_str(&json).unwrap();
+    let table = dir
+        .wolf(&["report", "--dataset", "ds"])
+        .expect_code(0)
+        .stdout();
+    dir.wolf(&["leaderboard", "build", "--out", "site", "--no-thumbnails"])
+        .expect_code(0);
+    let site = read(&dir.join("site/index.html"));
+    std::fs::write(dir.join("serve.toml"), "").unwrap();
+    let (_server, base) = crate::browser::serve(&dir, "serve.toml");
+    let served = http_get(&format!("{base}/index.html"));
+    let mut checked = 0;
+    for line in &lines {
+        let metric = line["metric"].as_str().unwrap();
+        if !["bleu4", "meteor", "rouge_l", "cider_d"].contains(&metric) {
+            continue;
+        }
+        let (low, high) = (
+            line["low"].as_f64().unwrap(),
+            line["high"].as_f64().unwrap(),
+        );
+        let shown = format!("[{low:.3}, {high:.3}]");
+        let entry = line["run"].as_str().unwrap();
+        for (what, page) in [("site", &site), ("serve", &served)] {
+            let row = &page[page
+                .find(&format!("data-entry=\"{entry}\""))
+                .expect("a row")..];
+            let cell = &row[row.find(&format!("data-key=\"{metric}\"")).unwrap()..];
+            let cell = &cell[..cell.find("</td>").unwrap()];
+            assert!(
+                cell.contains(&shown),
+                "{what} {entry} {metric}: {cell} lacks {shown}"
+            );
+        }
+        let report_row = table
+            .lines()
+            .find(|l| l.contains(entry) && l.contains(metric))
+            .unwrap_or_else(|| panic!("no report line for {entry} {metric}:\n{table}"));
+        assert!(
+            report_row.contains(&format!("{low:.3}")) && report_row.contains(&format!("{high:.3}")),
+            "{report_row} lacks {shown}"
+        );
+        checked += 1;
+    }
+    assert_eq!(checked, 8, "two entries, four metrics");
+}
+
+/// A GET over a plain loopback connection; the response's body.
+fn http_get(url: &str) -> String {
+    use std::io::{Read as _, Write as _};
+    let rest = url.strip_prefix("http://").unwrap();
+    let (host, path) = rest.split_at(rest.find('/').unwrap());
+    let mut stream = std::net::TcpStream::connect(host).unwrap();
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    assert!(
+        response.starts_with("HTTP/1.0 200") || response.starts_with("HTTP/1.1 200"),
+        "{response}"
+    );
+    response
+}
+
+/// Slow clients cannot hold the server: connections that never finish their headers are
+/// closed after the header timeout, and while they are open (more of them than the
+/// connection cap) a normal request is still answered once their slots free up.
+#[test]
+fn half_open_connections_are_closed() {
+    use std::io::{Read as _, Write as _};
+    let dir = Dir::new();
+    scored_world(&dir);
+    std::fs::write(dir.join("serve.toml"), "").unwrap();
+    let (_server, base) = crate::browser::serve_with(
+        &dir,
+        "serve.toml",
+        &["--header-timeout-s", "1", "--max-connections", "8"],
+    );
+    let host = base.strip_prefix("http://").unwrap().to_owned();
+    let started = std::time::Instant::now();
+    let mut slow: Vec<std::net::TcpStream> = (0..20)
+        .map(|_| {
+            let mut s = std::net::TcpStream::connect(&host).unwrap();
+            // Headers begun, never ended.
+            s.write_all(b"GET / HTTP/1.1\r\nHost: x\r\n").unwrap();
+            s.set_read_timeout(Some(std::time::Duration::from_secs(15)))
+                .unwrap();
+            s
+        })
+        .collect();
+    // Answered once the slow ones' slots are freed by the timeout.
+    let page = http_get(&format!("{base}/index.html"));
+    assert!(page.contains("Leaderboard"));
+    for s in &mut slow {
+        let mut buf = [0u8; 512];
+        // Closed by the server: end of stream (or a reset), or a 408 before it.
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => {}
+            Ok(n) => {
+                let text = String::from_utf8_lossy(&buf[..n]);
+                assert!(text.contains("408") || text.is_empty(), "{text}");
+            }
+        }
+    }
+    let waited = started.elapsed();
+    assert!(
+        waited < std::time::Duration::from_secs(12),
+        "the slow connections were held {waited:?}"
     );
 }

@@ -193,6 +193,7 @@ async fn board(db: &Path) -> anyhow::Result<Vec<i64>> {
                 config: &config,
                 config_hash: &sha256_bytes(config.as_bytes()),
                 captions: &captions,
+                meta: &[],
             })
             .await?;
         // Entries differ in quality, so that the board has an order.

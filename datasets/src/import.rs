@@ -62,6 +62,48 @@ const SHOWN_PROBLEMS: usize = 20;
 /// What an imported run's config starts with (how an import tells its own runs apart).
 const IMPORTED_FROM: &str = "imported from ";
 
+/// The keys of an entry's metadata (`wolf import --meta key=value`, the submission
+/// form's optional fields), with the labels the leaderboard shows.
+pub const META_KEYS: [(&str, &str); 5] = [
+    ("model", "Model"),
+    ("size", "Size"),
+    ("submitter", "Submitted by"),
+    ("link", "Code or paper"),
+    ("license", "Licence"),
+];
+
+/// The longest metadata value, in characters.
+pub const MAX_META_CHARS: usize = 200;
+
+/// `key=value`, as `--meta` takes it (checked with the rest of the import).
+pub fn parse_meta(text: &str) -> Result<(String, String), String> {
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not key=value"))?;
+    Ok((key.trim().to_owned(), value.trim().to_owned()))
+}
+
+/// Checks metadata: known keys, each once, short printable values, a web link.
+fn check_meta(meta: &[(String, String)], problems: &mut Problems) {
+    let mut seen = std::collections::HashSet::new();
+    for (key, value) in meta {
+        let at = format!("meta `{key}`");
+        if !META_KEYS.iter().any(|(k, _)| k == key) {
+            let known: Vec<&str> = META_KEYS.iter().map(|(k, _)| *k).collect();
+            problems.push(at, format!("unknown key; use one of {}", known.join(", ")));
+        } else if !seen.insert(key) {
+            problems.push(at, "given twice".into());
+        } else if value.is_empty() || value.chars().count() > MAX_META_CHARS {
+            problems.push(at, format!("must have 1 to {MAX_META_CHARS} characters"));
+        } else if value.chars().any(char::is_control) {
+            problems.push(at, "holds a control character".into());
+        } else if key == "link" && !(value.starts_with("https://") || value.starts_with("http://"))
+        {
+            problems.push(at, "must be an http:// or https:// address".into());
+        }
+    }
+}
+
 /// An import to validate and store: `wolf import`'s file or a leaderboard upload.
 pub struct Import<'a> {
     pub dataset: &'a str,
@@ -76,6 +118,8 @@ pub struct Import<'a> {
     /// The longest caption taken, in bytes ([`MAX_CAPTION_BYTES`] by default); a longer
     /// one is a problem of the file.
     pub max_caption_bytes: usize,
+    /// The entry's metadata, checked with the file ([`META_KEYS`]).
+    pub meta: &'a [(String, String)],
 }
 
 /// What an import stored.
@@ -144,6 +188,7 @@ pub async fn import(
         max_caption_bytes: request.max_caption_bytes,
     };
     let captions = parse(bytes, &settings, &mut problems);
+    check_meta(request.meta, &mut problems);
     if problems.total > 0 {
         return Err(ImportError::Invalid(request.refusal(&problems)));
     }
@@ -167,6 +212,7 @@ pub async fn import(
             config: &config,
             config_hash: &sha256_bytes(config.as_bytes()),
             captions: &captions,
+            meta: request.meta,
         })
         .await?;
     Ok(Imported {

@@ -168,10 +168,40 @@ pub struct Breakdown {
     pub rows: Vec<TagRow>,
 }
 
+/// How the board ranks entries (`[leaderboard]` of the config, `--min-coverage`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct BoardOptions {
+    /// The metric that ranks each dataset that has it; others use the default rule of
+    /// [`DatasetBoard::primary`].
+    pub primary: Option<String>,
+    /// The least share of a dataset's readable videos an entry must caption to be
+    /// ranked; entries below are listed apart, unranked.
+    pub min_coverage: f64,
+}
+
+impl Default for BoardOptions {
+    fn default() -> Self {
+        Self {
+            primary: None,
+            min_coverage: 1.0,
+        }
+    }
+}
+
+impl From<&wolf_pipeline::config::LeaderboardConfig> for BoardOptions {
+    fn from(config: &wolf_pipeline::config::LeaderboardConfig) -> Self {
+        Self {
+            primary: config.primary.clone(),
+            min_coverage: config.min_coverage,
+        }
+    }
+}
+
 /// A dataset as the pages show it.
 #[derive(Debug, Clone)]
 pub struct DatasetBoard {
     pub summary: DatasetSummary,
+    pub options: BoardOptions,
     pub videos: Vec<VideoRow>,
     pub entries: Vec<Entry>,
     /// Every score column present, in page order.
@@ -195,19 +225,32 @@ pub struct CaptionValue {
 }
 
 impl DatasetBoard {
-    /// The column that ranks the entries: `truth_f1` where the dataset has the truth,
-    /// else `capscore_quality` where a judge scored it, else `embed_sim`, else the
-    /// first column of the index.
+    /// The column that ranks the entries: the configured primary metric where the
+    /// dataset has it, else `truth_f1` where the dataset has the truth, else
+    /// `capscore_quality` where a judge scored it, else `embed_sim`, else the first
+    /// column of the index.
     pub fn primary(&self) -> Option<&Column> {
-        ["truth_f1", "capscore_quality", "embed_sim"]
-            .iter()
-            .find_map(|m| self.columns.iter().find(|c| c.metric == *m))
-            .or_else(|| self.index_columns().into_iter().next())
+        primary_column(&self.columns, self.options.primary.as_deref())
+    }
+
+    /// The dataset's readable videos (those an entry can caption).
+    pub fn readable(&self) -> usize {
+        readable(&self.summary)
+    }
+
+    /// The share of the readable videos an entry captions.
+    pub fn coverage(&self, e: &Entry) -> f64 {
+        coverage(&self.summary, e)
+    }
+
+    /// Whether an entry covers too few videos to be ranked.
+    pub fn is_partial(&self, e: &Entry) -> bool {
+        is_partial(&self.summary, &self.options, e)
     }
 
     /// Each entry's rank on [`DatasetBoard::primary`], as LMSYS ranks models: 1 + the
-    /// number of entries whose interval lies wholly above its own (ties share a rank);
-    /// `None` for an entry without that score.
+    /// number of ranked entries whose interval lies wholly above its own (ties share a
+    /// rank); `None` for an entry without that score or below the least coverage.
     pub fn ranks(&self) -> Vec<Option<usize>> {
         let Some(primary) = self.primary() else {
             return vec![None; self.entries.len()];
@@ -216,6 +259,9 @@ impl DatasetBoard {
             .entries
             .iter()
             .map(|e| {
+                if self.is_partial(e) {
+                    return None;
+                }
                 let line = e.lines.get(&primary.key)?;
                 Some((line.low?, line.high?))
             })
@@ -259,7 +305,7 @@ pub struct Board {
 
 impl Board {
     /// Loads every dataset that has videos.
-    pub async fn load(store: &Store) -> Result<Self, Error> {
+    pub async fn load(store: &Store, options: &BoardOptions) -> Result<Self, Error> {
         let submissions = store.submissions().await?;
         // By name: a submission's row exists (queued) before its entry is stored.
         let hidden: HashSet<(String, String)> = submissions
@@ -276,7 +322,8 @@ impl Board {
         let mut datasets = Vec::new();
         let mut judges = BTreeSet::new();
         for summary in store.datasets().await? {
-            let board = load_dataset(store, summary, &hidden, &efficiency, &mut judges).await?;
+            let board =
+                load_dataset(store, summary, options, &hidden, &efficiency, &mut judges).await?;
             datasets.push(board);
         }
         Ok(Self {
@@ -300,6 +347,7 @@ impl Board {
 async fn load_dataset(
     store: &Store,
     summary: DatasetSummary,
+    options: &BoardOptions,
     hidden: &HashSet<(String, String)>,
     efficiency: &[EfficiencyRow],
     judges: &mut BTreeSet<JudgeUse>,
@@ -387,19 +435,21 @@ async fn load_dataset(
         }
     }
 
-    // Entries best first by the first column every entry can be ranked on; the caption
-    // lists keep pointing at the right entries through a remap.
-    let rank_key = columns.first().map(|c| c.key.clone());
+    // Ranked entries first, then the partial ones; each part best first on the primary
+    // metric. The caption lists keep pointing at the right entries through a remap.
+    let partial = |e: &Entry| is_partial(&summary, options, e);
+    let rank_key = primary_column(&columns, options.primary.as_deref()).map(|c| c.key.clone());
     let mut order: Vec<usize> = (0..entries.len()).collect();
-    if let Some(key) = &rank_key {
-        order.sort_by(|&a, &b| {
-            let (x, y) = (entries[a].mean(key), entries[b].mean(key));
-            y.partial_cmp(&x)
-                .unwrap_or(std::cmp::Ordering::Equal)
-                .then_with(|| y.is_some().cmp(&x.is_some()))
-                .then_with(|| entries[a].slug.cmp(&entries[b].slug))
-        });
-    }
+    order.sort_by(|&a, &b| {
+        let (x, y) = rank_key
+            .as_ref()
+            .map_or((None, None), |k| (entries[a].mean(k), entries[b].mean(k)));
+        partial(&entries[a])
+            .cmp(&partial(&entries[b]))
+            .then_with(|| y.partial_cmp(&x).unwrap_or(std::cmp::Ordering::Equal))
+            .then_with(|| y.is_some().cmp(&x.is_some()))
+            .then_with(|| entries[a].slug.cmp(&entries[b].slug))
+    });
     let remap: HashMap<usize, usize> = order
         .iter()
         .enumerate()
@@ -448,6 +498,7 @@ async fn load_dataset(
 
     Ok(DatasetBoard {
         summary,
+        options: options.clone(),
         videos,
         entries,
         columns,
@@ -744,6 +795,37 @@ fn unique_slug(row: &EntryRow, taken: &mut HashSet<String>) -> String {
 }
 
 /// 1 + the number of intervals whose lower bound is above each interval's upper bound.
+fn readable(summary: &DatasetSummary) -> usize {
+    (summary.videos - summary.failed).max(0) as usize
+}
+
+fn coverage(summary: &DatasetSummary, e: &Entry) -> f64 {
+    e.captions as f64 / readable(summary).max(1) as f64
+}
+
+fn is_partial(summary: &DatasetSummary, options: &BoardOptions, e: &Entry) -> bool {
+    below_coverage(coverage(summary, e), options.min_coverage)
+}
+
+/// Whether a share of a dataset's videos is below the least coverage of a ranked entry.
+pub fn below_coverage(share: f64, least: f64) -> bool {
+    // A hair of slack, so that 1.0 means every video however the share rounds.
+    share + 1e-9 < least
+}
+
+/// The primary column among `columns` (see [`DatasetBoard::primary`]).
+fn primary_column<'a>(columns: &'a [Column], configured: Option<&str>) -> Option<&'a Column> {
+    configured
+        .into_iter()
+        .chain(["truth_f1", "capscore_quality", "embed_sim"])
+        .find_map(|m| columns.iter().find(|c| c.metric == m))
+        .or_else(|| {
+            columns
+                .iter()
+                .find(|c| INDEX_METRICS.contains(&c.metric.as_str()))
+        })
+}
+
 pub fn rank_by_intervals(bounds: &[Option<(f64, f64)>]) -> Vec<Option<usize>> {
     bounds
         .iter()
@@ -790,6 +872,7 @@ mod tests {
             created_at: String::new(),
             models: Vec::new(),
             prompt_versions: Vec::new(),
+            meta: Vec::new(),
         }
     }
 

@@ -12,14 +12,16 @@ use wolf_pipeline::store::{
 };
 use wolf_scorer::report::{RESAMPLES, SEED};
 
+use wolf_datasets::import::{MAX_META_CHARS, META_KEYS};
+
 use crate::Error;
-use crate::board::{Board, Column, DatasetBoard, Entry, EntryKind, label};
-use crate::svg::{self, Series};
+use crate::board::{Board, Column, DatasetBoard, Entry, EntryKind, below_coverage, label};
+use crate::svg::{self, Estimate, Series};
 
 /// The Content-Security-Policy of every page (a header in serve mode, a `<meta>` in
 /// both): scripts and styles from the site only, no inline script, no plugin, forms
 /// post to the site only.
-pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
+pub const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; media-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'";
 
 /// The site's stylesheet and script, served from `static/`.
 pub const STYLE_CSS: &str = include_str!("../static/style.css");
@@ -48,6 +50,17 @@ pub fn entry_file(dataset: i64, slug: &str) -> String {
 
 pub fn video_file(id: i64) -> String {
     format!("videos/{id}.html")
+}
+
+/// Where a video's clip is, in a site built `--with-videos` and in serve mode: its id
+/// and its own extension (lowercase; `bin` when it has none a browser would know).
+pub fn media_file(id: i64, path: &str) -> String {
+    let ext = std::path::Path::new(path)
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))
+        .unwrap_or_else(|| "bin".into());
+    format!("media/{id}.{ext}")
 }
 
 pub fn frame_file(video: i64, index: usize) -> String {
@@ -109,6 +122,11 @@ struct Cell {
 
 struct BoardRow {
     name: String,
+    /// The name cut after each `/` and `:`, where a long name may break.
+    name_parts: Vec<String>,
+    /// Its metadata, in brief (model, size, submitter) and its link.
+    about: String,
+    link: String,
     href: String,
     kind: &'static str,
     /// The rank on the dataset's primary metric (`—` without it).
@@ -126,12 +144,33 @@ struct BoardRow {
 struct BoardTable {
     /// The label of the metric that ranks the entries.
     primary: String,
+    /// Its column key (the one sorted when the page loads: by rank).
+    primary_key: String,
     dataset_id: i64,
     name: String,
     href: String,
     videos: i64,
     columns: Vec<ColumnHead>,
+    /// Ranked entries, best first.
     rows: Vec<BoardRow>,
+    /// Entries below the least coverage: listed apart, unranked.
+    partial: Vec<BoardRow>,
+    /// The least coverage of a ranked entry, as a percentage.
+    min_coverage: String,
+    /// The dot-and-interval chart of the ranked entries' primary metric.
+    chart: Option<String>,
+}
+
+/// A name cut after each `/` and `:` (the template puts a line-break opportunity there).
+fn break_points(name: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut rest = name;
+    while let Some(i) = rest.find(['/', ':']) {
+        parts.push(rest[..=i].to_owned());
+        rest = &rest[i + 1..];
+    }
+    parts.push(rest.to_owned());
+    parts
 }
 
 fn kind_label(kind: EntryKind) -> &'static str {
@@ -148,23 +187,43 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
         .map(|c| {
             ds.entries
                 .iter()
+                .filter(|e| !ds.is_partial(e))
                 .filter_map(|e| e.mean(&c.key))
                 .fold(None, |b: Option<f64>, v| Some(b.map_or(v, |b| b.max(v))))
         })
         .collect();
-    let readable = (ds.summary.videos - ds.summary.failed).max(0) as usize;
+    let readable = ds.readable();
     let ranks = ds.ranks();
-    let rows = ds
-        .entries
-        .iter()
-        .zip(&ranks)
-        .map(|(e, rank)| BoardRow {
+    let (mut rows, mut partial) = (Vec::new(), Vec::new());
+    for (e, rank) in ds.entries.iter().zip(&ranks) {
+        let is_partial = ds.is_partial(e);
+        let row = BoardRow {
             rank: rank.map_or("—".into(), |r| r.to_string()),
             name: e.name(),
+            name_parts: break_points(&e.name()),
+            about: ["model", "size", "submitter"]
+                .iter()
+                .filter_map(|k| e.row.meta.iter().find(|(key, _)| key == k))
+                .map(|(k, v)| {
+                    if k == "submitter" {
+                        format!("by {v}")
+                    } else {
+                        v.clone()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(" · "),
+            link: e
+                .row
+                .meta
+                .iter()
+                .find(|(k, _)| k == "link")
+                .map(|(_, v)| v.clone())
+                .unwrap_or_default(),
             href: entry_file(ds.summary.id, &e.slug),
             kind: kind_label(e.kind),
             coverage: format!("{} / {readable}", e.captions),
-            coverage_value: format!("{:.6}", e.captions as f64 / readable.max(1) as f64),
+            coverage_value: format!("{:.6}", ds.coverage(e)),
             cells: columns
                 .iter()
                 .zip(&best)
@@ -176,7 +235,10 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
                         value: mean.map(|m| format!("{m:.6}")).unwrap_or_default(),
                         text: mean.map_or("—".into(), number),
                         interval: line.map(|l| interval(l.low, l.high)).unwrap_or_default(),
-                        best: mean.is_some() && mean == *best && ds.entries.len() > 1,
+                        best: !is_partial
+                            && mean.is_some()
+                            && mean == *best
+                            && ds.entries.len() > 1,
                     }
                 })
                 .collect(),
@@ -184,10 +246,38 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
             words_value: format!("{:.3}", e.mean_words),
             parse_failed: e.parse_failed,
             failed: e.failed,
-        })
-        .collect();
+        };
+        if is_partial {
+            partial.push(row);
+        } else {
+            rows.push(row);
+        }
+    }
+    let primary = ds.primary();
+    let chart = primary.and_then(|p| {
+        let estimates: Vec<Estimate> = ds
+            .entries
+            .iter()
+            .filter(|e| !ds.is_partial(e))
+            .filter_map(|e| {
+                let line = e.lines.get(&p.key)?;
+                Some(Estimate {
+                    label: e.name(),
+                    mean: line.mean?,
+                    low: line.low?,
+                    high: line.high?,
+                })
+            })
+            .collect();
+        svg::interval_chart(
+            &format!("{} of the ranked entries, with 95% intervals", p.label()),
+            &p.label(),
+            &estimates,
+        )
+    });
     BoardTable {
-        primary: ds.primary().map(Column::label).unwrap_or_default(),
+        primary: primary.map(Column::label).unwrap_or_default(),
+        primary_key: primary.map(|c| c.key.clone()).unwrap_or_default(),
         dataset_id: ds.summary.id,
         name: ds.summary.name.clone(),
         href: dataset_file(ds.summary.id),
@@ -200,6 +290,9 @@ fn board_table(ds: &DatasetBoard) -> BoardTable {
             })
             .collect(),
         rows,
+        partial,
+        min_coverage: format!("{:.0}%", ds.options.min_coverage * 100.0),
+        chart,
     }
 }
 
@@ -450,6 +543,36 @@ struct EntryPage {
     efficiency: Option<String>,
     config: String,
     delete: bool,
+    meta: Vec<MetaView>,
+}
+
+/// One metadata field of an entry, labelled; a link is shown as one.
+struct MetaView {
+    key: String,
+    label: String,
+    value: String,
+}
+
+impl MetaView {
+    fn is_link(&self) -> bool {
+        self.key == "link"
+    }
+}
+
+fn meta_views(e: &Entry) -> Vec<MetaView> {
+    e.row
+        .meta
+        .iter()
+        .map(|(key, value)| MetaView {
+            key: key.clone(),
+            label: META_KEYS
+                .iter()
+                .find(|(k, _)| k == key)
+                .map_or(key.as_str(), |(_, l)| l)
+                .to_owned(),
+            value: value.clone(),
+        })
+        .collect()
 }
 
 pub fn entry(ds: &DatasetBoard, e: &Entry, settings: &Settings) -> Result<String, Error> {
@@ -514,6 +637,7 @@ pub fn entry(ds: &DatasetBoard, e: &Entry, settings: &Settings) -> Result<String
             efficiency: efficiency_chart(ds, Some(index)),
             config: e.row.config.clone(),
             delete: settings.admin,
+            meta: meta_views(e),
         },
     )
 }
@@ -566,6 +690,11 @@ struct VideoPage {
     reference: Option<String>,
     captions: Vec<CaptionView>,
     stages: Vec<StageRun>,
+    /// The clip's address for the player, when the site can reach it.
+    clip: Option<String>,
+    /// The previous and next videos of the dataset: (href, key).
+    previous: Option<(String, String)>,
+    next: Option<(String, String)>,
 }
 
 /// A stage output's lines: one caption, or a cascade's captions with their times.
@@ -602,8 +731,17 @@ pub fn video(
     v: &VideoRow,
     frames: &FrameTimes,
     stages: &[StageOutput],
+    clip: Option<String>,
     settings: &Settings,
 ) -> Result<String, Error> {
+    let position = ds.videos.iter().position(|x| x.id == v.id);
+    let neighbour = |i: Option<usize>| {
+        let n = &ds.videos[i?];
+        // Video pages are siblings in `videos/`.
+        Some((format!("{}.html", n.id), n.key.clone()))
+    };
+    let previous = neighbour(position.and_then(|p| p.checked_sub(1)));
+    let next = neighbour(position.map(|p| p + 1).filter(|&n| n < ds.videos.len()));
     let captions = ds
         .captions
         .get(&v.id)
@@ -716,6 +854,9 @@ pub fn video(
             reference: v.reference.clone(),
             captions,
             stages: runs,
+            clip,
+            previous,
+            next,
         },
     )
 }
@@ -788,6 +929,9 @@ struct SubmitPage {
     layout: Layout,
     datasets: Vec<String>,
     max_upload: String,
+    /// The metadata fields: (key, label).
+    meta_fields: Vec<(&'static str, &'static str)>,
+    max_meta: usize,
 }
 
 /// A size in bytes for people.
@@ -812,6 +956,8 @@ pub fn submit(board: &Board, settings: &Settings) -> Result<String, Error> {
                 .map(|d| d.summary.name.clone())
                 .collect(),
             max_upload: size(settings.max_upload),
+            meta_fields: META_KEYS.to_vec(),
+            max_meta: MAX_META_CHARS,
         },
     )
 }
@@ -824,6 +970,7 @@ struct SubmissionView {
     created: String,
     size: String,
     error: String,
+    coverage: String,
 }
 
 #[derive(Template)]
@@ -866,10 +1013,33 @@ pub fn submissions(
                     created: s.created_at.clone(),
                     size: size(s.size_bytes.max(0) as u64),
                     error: s.error.clone().unwrap_or_default(),
+                    coverage: submission_coverage(board, s),
                 })
                 .collect(),
         },
     )
+}
+
+/// A stored submission's coverage, and whether it is ranked (empty before it is stored).
+fn submission_coverage(board: &Board, s: &SubmissionRow) -> String {
+    if s.run_id.is_none() || s.captions == 0 {
+        return String::new();
+    }
+    let least = board
+        .datasets
+        .iter()
+        .find(|d| d.summary.name == s.dataset)
+        .map_or(1.0, |d| d.options.min_coverage);
+    if below_coverage(s.captions as f64 / s.videos.max(1) as f64, least) {
+        format!(
+            "{} / {} videos: partial, listed apart and not ranked (below {:.0}%)",
+            s.captions,
+            s.videos,
+            least * 100.0
+        )
+    } else {
+        format!("{} / {} videos", s.captions, s.videos)
+    }
 }
 
 #[derive(Template)]

@@ -14,8 +14,14 @@
 //! (`WOLF_ADMIN_TOKEN`); without one, deleting is off.
 //!
 //! Every response carries a Content-Security-Policy (no inline script), `nosniff` and
-//! no referrer. Frame thumbnails come from the stored path of a video of the board,
-//! never from a path in the request.
+//! no referrer. Frame thumbnails and clips (`media/<id>.<ext>`, with byte ranges for
+//! seeking) come from the stored path of a video of the board, never from a path in
+//! the request.
+//!
+//! Connections: at most `max_connections` are served at once (the rest wait in the
+//! listen backlog), and a client that has not sent a request's headers within
+//! `header_timeout` is disconnected, so slow or half-open clients cannot hold the
+//! server.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -35,7 +41,7 @@ use wolf_pipeline::hash::sha256_bytes;
 use wolf_pipeline::store::{NewSubmission, Store, SubmissionStatus};
 
 use crate::Error;
-use crate::board::Board;
+use crate::board::{Board, BoardOptions};
 use crate::frames::{NoThumbnails, Thumb, thumbnails};
 use crate::pages::{self, Settings};
 use crate::submissions::Submissions;
@@ -49,6 +55,12 @@ pub struct ServeOptions {
     pub admin_token: Option<String>,
     /// How often the store is asked whether the board changed.
     pub refresh: Duration,
+    /// How entries are ranked.
+    pub board: BoardOptions,
+    /// How long a client may take to send a request's headers.
+    pub header_timeout: Duration,
+    /// Connections served at once.
+    pub max_connections: usize,
 }
 
 /// The longest entry name of a submission.
@@ -84,7 +96,7 @@ impl App {
         if !force && *version == now {
             return Ok(());
         }
-        let board = Board::load(&self.store).await?;
+        let board = Board::load(&self.store, &self.options.board).await?;
         let settings = Settings {
             live: true,
             admin: self.options.admin_token.is_some(),
@@ -135,15 +147,59 @@ pub async fn serve(
     let refresher = tokio::spawn(refresh(app.clone()));
     let scorer = tokio::spawn(score_queue(app.clone()));
     let router = router(app.clone());
-    let served = axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let served = accept_loop(listener, router, &options, shutdown).await;
     refresher.abort();
     scorer.abort();
     served.map_err(|source| Error::Bind {
         addr: "listener".into(),
         source,
     })
+}
+
+/// Serves connections until `shutdown` completes, then lets open ones finish (for at
+/// most 10 s).
+async fn accept_loop(
+    listener: tokio::net::TcpListener,
+    router: Router,
+    options: &ServeOptions,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    let slots = Arc::new(Semaphore::new(options.max_connections.max(1)));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(options.header_timeout);
+    tokio::pin!(shutdown);
+    loop {
+        let slot = tokio::select! {
+            () = &mut shutdown => break,
+            slot = slots.clone().acquire_owned() => slot.expect("the semaphore is never closed"),
+        };
+        let (stream, _) = tokio::select! {
+            () = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok(accepted) => accepted,
+                // Out of descriptors, a connection reset before it was taken: go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "Cannot accept a connection.");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = stream.set_nodelay(true);
+        let service = hyper_util::service::TowerToHyperService::new(router.clone());
+        let connection =
+            graceful.watch(http.serve_connection(hyper_util::rt::TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            // A client gone, or its headers too slow: the connection ends, nothing else.
+            let _ = connection.await;
+            drop(slot);
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(Duration::from_secs(10), graceful.shutdown()).await;
+    Ok(())
 }
 
 fn router(app: Shared) -> Router {
@@ -159,6 +215,7 @@ fn router(app: Shared) -> Router {
         .route("/static/{file}", get(asset))
         .route("/videos/{file}", get(video))
         .route("/frames/{file}", get(frame))
+        .route("/media/{file}", get(media))
         .route("/{file}", get(page))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(body_limit))
@@ -355,10 +412,134 @@ async fn video(State(app): State<Shared>, UrlPath(file): UrlPath<String>) -> Res
             }
         }
     };
+    // The player shows when the clip is a file the server can read.
+    let clip = (video.status == wolf_pipeline::store::VideoStatus::Ok
+        && std::fs::metadata(&video.path).is_ok_and(|m| m.is_file()))
+    .then(|| format!("../{}", pages::media_file(id, &video.path)));
     html(
         StatusCode::OK,
-        pages::video(ds, video, &frames, &stages, settings),
+        pages::video(ds, video, &frames, &stages, clip, settings),
     )
+}
+
+/// The clip of a video of the board (`media/<id>.<ext>`), whole or one byte range.
+async fn media(
+    State(app): State<Shared>,
+    UrlPath(file): UrlPath<String>,
+    headers: axum::http::HeaderMap,
+) -> Response {
+    let snapshot = app.snapshot();
+    let video = file
+        .split_once('.')
+        .and_then(|(id, _)| id.parse::<i64>().ok())
+        .and_then(|id| snapshot.0.dataset_of_video(id)?.video(id))
+        .filter(|v| pages::media_file(v.id, &v.path) == format!("media/{file}"));
+    let Some(video) = video else {
+        return (StatusCode::NOT_FOUND, "no such clip").into_response();
+    };
+    let opened = async {
+        let file = tokio::fs::File::open(&video.path).await?;
+        let meta = file.metadata().await?;
+        if !meta.is_file() {
+            return Err(std::io::Error::other("not a regular file"));
+        }
+        Ok((file, meta.len()))
+    };
+    let Ok((mut file, len)) = opened.await else {
+        return (StatusCode::NOT_FOUND, "the clip cannot be read").into_response();
+    };
+    let range = headers
+        .get(header::RANGE)
+        .and_then(|r| r.to_str().ok())
+        .map(|r| byte_range(r, len));
+    let (status, start, end) = match range {
+        None | Some(Range::Ignored) => (StatusCode::OK, 0, len),
+        Some(Range::Bytes(start, end)) => (StatusCode::PARTIAL_CONTENT, start, end),
+        Some(Range::Unsatisfiable) => {
+            return (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                [(header::CONTENT_RANGE, format!("bytes */{len}"))],
+            )
+                .into_response();
+        }
+    };
+    use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
+    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+        return (StatusCode::INTERNAL_SERVER_ERROR, "cannot seek in the clip").into_response();
+    }
+    let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(end - start)));
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(video_type(&video.path)),
+    );
+    h.insert(header::ACCEPT_RANGES, HeaderValue::from_static("bytes"));
+    h.insert(header::CONTENT_LENGTH, HeaderValue::from(end - start));
+    if status == StatusCode::PARTIAL_CONTENT
+        && let Ok(v) = HeaderValue::from_str(&format!("bytes {start}-{}/{len}", end - 1))
+    {
+        h.insert(header::CONTENT_RANGE, v);
+    }
+    response
+}
+
+/// A `Range` header against a file of `len` bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Range {
+    /// Bytes `start..end` (end exclusive).
+    Bytes(u64, u64),
+    /// Not one byte range this server reads (several ranges, another unit): the whole
+    /// file is sent, as the standard allows.
+    Ignored,
+    /// A range outside the file.
+    Unsatisfiable,
+}
+
+fn byte_range(header: &str, len: u64) -> Range {
+    let Some(spec) = header.trim().strip_prefix("bytes=") else {
+        return Range::Ignored;
+    };
+    if spec.contains(',') {
+        return Range::Ignored;
+    }
+    let Some((first, last)) = spec.trim().split_once('-') else {
+        return Range::Ignored;
+    };
+    let (first, last) = (first.trim(), last.trim());
+    let parsed = match (first.parse::<u64>(), last.parse::<u64>()) {
+        // `bytes=-N`: the last N bytes.
+        _ if first.is_empty() => last
+            .parse::<u64>()
+            .ok()
+            .map(|n| (len.saturating_sub(n), len)),
+        (Ok(a), _) if last.is_empty() => Some((a, len)),
+        (Ok(a), Ok(b)) if b >= a => Some((a, (b + 1).min(len))),
+        _ => return Range::Ignored,
+    };
+    match parsed {
+        Some((start, end)) if start < end && start < len => Range::Bytes(start, end),
+        Some(_) => Range::Unsatisfiable,
+        None => Range::Ignored,
+    }
+}
+
+/// A clip's content type, from its extension.
+fn video_type(path: &str) -> &'static str {
+    let ext = Path::new(path)
+        .extension()
+        .map(|e| e.to_string_lossy().to_lowercase())
+        .unwrap_or_default();
+    match ext.as_str() {
+        "mp4" | "m4v" => "video/mp4",
+        "webm" => "video/webm",
+        "mkv" => "video/x-matroska",
+        "mov" => "video/quicktime",
+        "ogv" => "video/ogg",
+        "avi" => "video/x-msvideo",
+        _ => "application/octet-stream",
+    }
 }
 
 async fn frame(State(app): State<Shared>, UrlPath(file): UrlPath<String>) -> Response {
@@ -427,6 +608,8 @@ struct UploadForm {
     dataset: Option<String>,
     name: Option<String>,
     file: Option<Vec<u8>>,
+    /// The optional metadata fields (`meta_<key>`), the non-empty ones.
+    meta: Vec<(String, String)>,
     too_large: bool,
 }
 
@@ -450,7 +633,13 @@ async fn read_form(
             "dataset" => out.dataset = Some(text()),
             "name" => out.name = Some(text()),
             "file" => out.file = Some(bytes),
-            _ => {}
+            other => {
+                if let Some(key) = other.strip_prefix("meta_")
+                    && !text().is_empty()
+                {
+                    out.meta.push((key.to_owned(), text()));
+                }
+            }
         }
     }
     Ok(out)
@@ -462,6 +651,7 @@ async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
         dataset,
         name,
         file,
+        meta,
         too_large,
     } = match read_form(&mut form, limit).await {
         Ok(fields) => fields,
@@ -517,7 +707,11 @@ async fn submit(State(app): State<Shared>, mut form: Multipart) -> Response {
     };
     let outcome = match problem {
         Some(p) => Err((StatusCode::UNPROCESSABLE_ENTITY, p)),
-        None => match app.submissions.import(&ds.summary.name, &name, &file).await {
+        None => match app
+            .submissions
+            .import(&ds.summary.name, &name, &file, &meta)
+            .await
+        {
             Ok(run_id) => app
                 .store
                 .attach_submission(id, run_id)
@@ -619,6 +813,19 @@ mod tests {
         assert!(check_name("../x").is_err());
         assert!(check_name("a b").is_err());
         assert!(check_name(&"x".repeat(65)).is_err());
+    }
+
+    #[test]
+    fn byte_ranges_are_read_as_the_standard_says() {
+        assert_eq!(byte_range("bytes=0-99", 1000), Range::Bytes(0, 100));
+        assert_eq!(byte_range("bytes=900-", 1000), Range::Bytes(900, 1000));
+        assert_eq!(byte_range("bytes=-100", 1000), Range::Bytes(900, 1000));
+        assert_eq!(byte_range("bytes=990-2000", 1000), Range::Bytes(990, 1000));
+        assert_eq!(byte_range("bytes=1000-", 1000), Range::Unsatisfiable);
+        assert_eq!(byte_range("bytes=0-1,5-9", 1000), Range::Ignored);
+        assert_eq!(byte_range("items=0-1", 1000), Range::Ignored);
+        assert_eq!(byte_range("bytes=9-1", 1000), Range::Ignored);
+        assert_eq!(byte_range("bytes=-0", 1000), Range::Unsatisfiable);
     }
 
     #[test]

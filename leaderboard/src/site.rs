@@ -1,7 +1,9 @@
 //! `wolf leaderboard build`: the pages as a static site, for a project website.
 //!
 //! Layout: `index.html`, `methods.html`, `dataset-<id>.html`, `entry-<id>-<slug>.html`,
-//! `videos/<id>.html`, `frames/<video>-<n>.jpg` and `static/` (stylesheet and script).
+//! `videos/<id>.html`, `frames/<video>-<n>.jpg`, `static/` (stylesheet and script) and,
+//! built `--with-videos`, `media/<id>.<ext>`: the clips (hard links where the file
+//! system allows, else copies), which the video pages play.
 //! The site is written into a temporary folder beside `out` and swapped in by renames
 //! when complete, so a reader (or a web server) never sees half a site, and a failed
 //! build leaves the previous one in place.
@@ -15,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use wolf_pipeline::store::{StageOutput, Store, VideoStatus};
 
 use crate::Error;
-use crate::board::Board;
+use crate::board::{Board, BoardOptions};
 use crate::frames::{NoThumbnails, thumbnails};
 use crate::pages::{self, FrameTimes, Settings};
 
@@ -39,8 +41,10 @@ pub struct BuildOptions {
     pub thumbnails: bool,
     /// Threads for video pages (0: one per core).
     pub threads: usize,
-    /// When the build started, for the footer.
-    pub generated: String,
+    /// How entries are ranked.
+    pub board: BoardOptions,
+    /// Put the clips in the site (`media/`), so that video pages can play them.
+    pub videos: bool,
 }
 
 fn write(path: &Path, bytes: &[u8]) -> Result<(), Error> {
@@ -57,13 +61,15 @@ fn create_dir(path: &Path) -> Result<(), Error> {
     })
 }
 
-/// Builds the site from the store into `options.out`.
+/// Builds the site from the store into `options.out`, and logs what it wrote. The
+/// report's index is the canonical path of the index page.
 pub async fn build(store: &Store, options: &BuildOptions) -> Result<BuildReport, Error> {
-    let board = Arc::new(Board::load(store).await?);
+    let started = std::time::Instant::now();
+    let board = Arc::new(Board::load(store, &options.board).await?);
     let settings = Settings {
         live: false,
         admin: false,
-        generated: options.generated.clone(),
+        generated: store.now().await?,
         max_upload: 0,
     };
     let name = options
@@ -88,7 +94,16 @@ pub async fn build(store: &Store, options: &BuildOptions) -> Result<BuildReport,
         }
     };
     swap_in(&tmp, &options.out, &parent, &name)?;
-    report.index = options.out.join("index.html");
+    let index = options.out.join("index.html");
+    report.index = std::fs::canonicalize(&index).unwrap_or(index);
+    tracing::info!(
+        pages = report.pages,
+        thumbnails = report.thumbnails,
+        without_frames = report.without_frames,
+        bytes = report.bytes,
+        seconds = started.elapsed().as_secs_f64(),
+        "Built the leaderboard."
+    );
     Ok(report)
 }
 
@@ -119,7 +134,7 @@ async fn write_site(
     options: &BuildOptions,
     dir: &Path,
 ) -> Result<BuildReport, Error> {
-    for sub in ["static", "videos", "frames"] {
+    for sub in ["static", "videos", "frames", "media"] {
         create_dir(&dir.join(sub))?;
     }
     let mut written: Vec<(PathBuf, Vec<u8>)> = vec![
@@ -174,6 +189,7 @@ async fn write_site(
         totals: Mutex::new((0, 0, 0, 0)),
         dir: dir.to_path_buf(),
         thumbnails: options.thumbnails,
+        videos: options.videos,
     });
     let settings = Arc::new(settings.clone());
     let workers = threads.min(shared.jobs.len()).max(1);
@@ -206,6 +222,19 @@ struct VideoJobs {
     totals: Mutex<(usize, usize, usize, u64)>,
     dir: PathBuf,
     thumbnails: bool,
+    videos: bool,
+}
+
+/// Puts a clip into the site: a hard link where the file system allows, else a copy.
+/// Returns the bytes copied (0 for a link).
+fn place_clip(from: &Path, to: &Path) -> std::io::Result<u64> {
+    if !std::fs::metadata(from)?.is_file() {
+        return Err(std::io::Error::other("not a regular file"));
+    }
+    if std::fs::hard_link(from, to).is_ok() {
+        return Ok(0);
+    }
+    std::fs::copy(from, to)
 }
 
 fn video_worker(shared: &VideoJobs, board: &Board, settings: &Settings) -> Result<(), Error> {
@@ -237,7 +266,23 @@ fn video_worker(shared: &VideoJobs, board: &Board, settings: &Settings) -> Resul
                 Err(reason) => Err(reason),
             }
         };
-        let html = pages::video(ds, video, &frames, stages, settings)?;
+        let clip = if shared.videos && video.status == VideoStatus::Ok {
+            let file = pages::media_file(video.id, &video.path);
+            match place_clip(Path::new(&video.path), &shared.dir.join(&file)) {
+                Ok(copied) => {
+                    bytes += copied;
+                    Some(format!("../{file}"))
+                }
+                // The page shows no player; the rest of the site is built.
+                Err(e) => {
+                    tracing::warn!(video = %video.key, error = %e, "Cannot put a clip into the site.");
+                    None
+                }
+            }
+        } else {
+            None
+        };
+        let html = pages::video(ds, video, &frames, stages, clip, settings)?;
         write(
             &shared.dir.join(pages::video_file(video.id)),
             html.as_bytes(),

@@ -49,7 +49,7 @@ impl Submissions {
         }
     }
 
-    /// Validates `bytes` as `wolf import` does and stores them as entry `name` of
+    /// Validates `bytes` and `meta` as `wolf import` does and stores them as entry `name` of
     /// `dataset` (never replacing an existing entry); returns its run's id, or the
     /// problems with nothing written.
     pub async fn import(
@@ -57,6 +57,7 @@ impl Submissions {
         dataset: &str,
         name: &str,
         bytes: &[u8],
+        meta: &[(String, String)],
     ) -> Result<i64, ImportError> {
         let origin = format!("an upload of {} bytes", bytes.len());
         let request = Import {
@@ -66,6 +67,7 @@ impl Submissions {
             origin: &origin,
             replace: false,
             max_caption_bytes: self.max_caption_bytes,
+            meta,
         };
         // A store busy with other writers (SQLite's one writer at a time, beyond its
         // busy timeout) is tried again; a file's own problems are not.

@@ -1,5 +1,7 @@
-//! Charts as inline SVG: line charts (token-efficiency curves, recaption rounds) and
-//! histograms (score distributions). Plain markup with presentation attributes (no
+//! Charts as inline SVG: line charts (token-efficiency curves, recaption rounds),
+//! histograms (score distributions) and dot-and-interval charts (an index's primary
+//! metric). Each has a visible title and labelled axes; count axes tick at whole
+//! numbers. They scale to their container (the stylesheet's `svg.chart`). Plain markup with presentation attributes (no
 //! `style`, which the Content-Security-Policy forbids inline); every label is escaped
 //! here, so pages may include the result as is.
 
@@ -9,7 +11,7 @@ const WIDTH: f64 = 560.0;
 const HEIGHT: f64 = 260.0;
 const LEFT: f64 = 52.0;
 const RIGHT: f64 = 170.0;
-const TOP: f64 = 14.0;
+const TOP: f64 = 30.0;
 const BOTTOM: f64 = 40.0;
 
 /// Series colours (Okabe–Ito, readable by colour-blind readers).
@@ -50,7 +52,9 @@ fn range(values: impl Iterator<Item = f64>) -> Option<(f64, f64)> {
 fn frame(out: &mut String, title: &str, x_label: &str, y_label: &str) {
     let _ = write!(
         out,
-        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"><title>{}</title><rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="#fafafa" stroke="#bbb"/><text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text><text x="12" y="{}" text-anchor="middle" font-size="12" transform="rotate(-90 12 {})">{}</text>"##,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" height="{HEIGHT}"><title>{}</title><text class="chart-title" x="{}" y="18" text-anchor="middle" font-size="13" font-weight="600">{}</text><rect x="{LEFT}" y="{TOP}" width="{}" height="{}" fill="#fafafa" stroke="#bbb"/><text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text><text x="12" y="{}" text-anchor="middle" font-size="12" transform="rotate(-90 12 {})">{}</text>"##,
+        escape(title),
+        WIDTH / 2.0,
         escape(title),
         WIDTH - LEFT - RIGHT,
         HEIGHT - TOP - BOTTOM,
@@ -63,7 +67,7 @@ fn frame(out: &mut String, title: &str, x_label: &str, y_label: &str) {
     );
 }
 
-fn ticks(out: &mut String, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) {
+fn ticks(out: &mut String, (x0, x1): (f64, f64), (y0, y1): (f64, f64), y_count: bool) {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     for i in 0..=4 {
@@ -77,7 +81,11 @@ fn ticks(out: &mut String, (x0, x1): (f64, f64), (y0, y1): (f64, f64)) {
             short(x0 + f * (x1 - x0)),
             LEFT - 4.0,
             y + 3.0,
-            short(y0 + f * (y1 - y0)),
+            if y_count {
+                format!("{:.0}", y0 + f * (y1 - y0))
+            } else {
+                short(y0 + f * (y1 - y0))
+            },
         );
     }
 }
@@ -103,7 +111,7 @@ pub fn line_chart(title: &str, x_label: &str, y_label: &str, series: &[Series]) 
     let py = |y: f64| TOP + plot_h - (y - yr.0) / (yr.1 - yr.0) * plot_h;
     let mut out = String::new();
     frame(&mut out, title, x_label, y_label);
-    ticks(&mut out, xr, yr);
+    ticks(&mut out, xr, yr, false);
     for (i, s) in series.iter().enumerate() {
         let colour = COLOURS[i % COLOURS.len()];
         let points: Vec<String> = s
@@ -155,19 +163,17 @@ pub fn histogram(
         let b = (((v - lo) / (hi - lo)) * bins as f64).floor();
         counts[(b.max(0.0) as usize).min(bins - 1)] += 1;
     }
-    let max = *counts.iter().max().expect("bins > 0") as f64;
+    // The count axis ends at four whole steps, so that its five ticks are integers.
+    let step = counts.iter().max().expect("bins > 0").div_ceil(4).max(1);
+    let max = (4 * step) as f64;
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let mut out = String::new();
     frame(&mut out, title, x_label, "videos");
-    ticks(&mut out, (lo, hi), (0.0, max));
+    ticks(&mut out, (lo, hi), (0.0, max), true);
     let w = plot_w / bins as f64;
     for (i, &c) in counts.iter().enumerate() {
-        let h = if max > 0.0 {
-            c as f64 / max * plot_h
-        } else {
-            0.0
-        };
+        let h = c as f64 / max * plot_h;
         let _ = write!(
             out,
             r##"<rect x="{:.1}" y="{:.1}" width="{:.1}" height="{h:.1}" fill="#0072b2"><title>{}–{}: {c}</title></rect>"##,
@@ -185,6 +191,84 @@ pub fn histogram(
         TOP + 12.0,
         values.len()
     );
+    Some(out)
+}
+
+/// One row of a dot-and-interval chart: a label, a mean and its interval.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Estimate {
+    pub label: String,
+    pub mean: f64,
+    pub low: f64,
+    pub high: f64,
+}
+
+/// Rows of [`interval_chart`], and the left margin its labels take.
+const ROW: f64 = 22.0;
+const LABEL_W: f64 = 190.0;
+
+/// A dot-and-interval chart: one row per estimate, in the given order, the dot at its
+/// mean and a line over its interval, on a shared axis; `None` without a finite row.
+pub fn interval_chart(title: &str, x_label: &str, rows: &[Estimate]) -> Option<String> {
+    let rows: Vec<&Estimate> = rows
+        .iter()
+        .filter(|r| r.mean.is_finite() && r.low.is_finite() && r.high.is_finite())
+        .collect();
+    let (x0, x1) = range(rows.iter().flat_map(|r| [r.low, r.high]))?;
+    // A little room at both ends, but none below 0 for a score that is not negative.
+    let pad = (x1 - x0) * 0.05;
+    let (x0, x1) = (
+        if x0 >= 0.0 {
+            (x0 - pad).max(0.0)
+        } else {
+            x0 - pad
+        },
+        x1 + pad,
+    );
+    let right = 16.0;
+    let plot_w = WIDTH - LABEL_W - right;
+    let plot_h = ROW * rows.len() as f64;
+    let height = TOP + plot_h + BOTTOM;
+    let px = |x: f64| LABEL_W + (x - x0) / (x1 - x0) * plot_w;
+    let mut out = String::new();
+    let _ = write!(
+        out,
+        r##"<svg xmlns="http://www.w3.org/2000/svg" class="chart" role="img" viewBox="0 0 {WIDTH} {height}" width="{WIDTH}" height="{height}"><title>{}</title><text class="chart-title" x="{}" y="18" text-anchor="middle" font-size="13" font-weight="600">{}</text><rect x="{LABEL_W}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="#fafafa" stroke="#bbb"/><text x="{}" y="{}" text-anchor="middle" font-size="12">{}</text>"##,
+        escape(title),
+        WIDTH / 2.0,
+        escape(title),
+        LABEL_W + plot_w / 2.0,
+        height - 6.0,
+        escape(x_label),
+    );
+    for i in 0..=4 {
+        let v = x0 + f64::from(i) / 4.0 * (x1 - x0);
+        let _ = write!(
+            out,
+            r##"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{}</text>"##,
+            px(v),
+            TOP + plot_h + 14.0,
+            short(v),
+        );
+    }
+    for (i, r) in rows.iter().enumerate() {
+        let y = TOP + ROW * (i as f64 + 0.5);
+        let _ = write!(
+            out,
+            r##"<g class="estimate"><title>{}: {:.3} [{:.3}, {:.3}]</title><text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text><line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#0072b2" stroke-width="2"/><circle cx="{:.1}" cy="{y:.1}" r="4" fill="#0072b2"/></g>"##,
+            escape(&r.label),
+            r.mean,
+            r.low,
+            r.high,
+            LABEL_W - 6.0,
+            y + 4.0,
+            escape(&truncate(&r.label, 30)),
+            px(r.low),
+            px(r.high),
+            px(r.mean),
+        );
+    }
+    out.push_str("</svg>");
     Some(out)
 }
 
@@ -223,6 +307,54 @@ mod tests {
         assert!(svg.contains(": 2</title>"), "{svg}");
         assert!(svg.contains("n = 5"));
         assert!(histogram("h", "x", &[], 0.0, 1.0, 10).is_none());
+    }
+
+    /// A count axis ticks at whole numbers, whatever the largest count.
+    #[test]
+    fn histogram_counts_tick_at_whole_numbers() {
+        let svg = histogram("Scores", "x", &[0.1, 0.1, 0.1, 0.9, 0.9, 0.5], 0.0, 1.0, 10).unwrap();
+        assert!(svg.contains(">Scores</text>"), "a visible title: {svg}");
+        for tick in ["0", "1", "2", "3", "4"] {
+            assert!(
+                svg.contains(&format!(
+                    r#"text-anchor="end" font-size="10">{tick}</text>"#
+                )),
+                "{tick}: {svg}"
+            );
+        }
+        assert!(
+            !svg.contains(r#"text-anchor="end" font-size="10">0.75<"#),
+            "{svg}"
+        );
+    }
+
+    #[test]
+    fn an_interval_chart_draws_one_row_per_finite_estimate() {
+        let rows = [
+            Estimate {
+                label: "wolf".into(),
+                mean: 0.87,
+                low: 0.82,
+                high: 0.92,
+            },
+            Estimate {
+                label: "<b>motion</b>".into(),
+                mean: 0.82,
+                low: 0.78,
+                high: 0.86,
+            },
+            Estimate {
+                label: "none".into(),
+                mean: f64::NAN,
+                low: 0.0,
+                high: 1.0,
+            },
+        ];
+        let svg = interval_chart("Truth F1", "truth_f1", &rows).unwrap();
+        assert_eq!(svg.matches(r#"<g class="estimate">"#).count(), 2, "{svg}");
+        assert!(svg.contains("wolf: 0.870 [0.820, 0.920]"));
+        assert!(!svg.contains("<b>"));
+        assert!(interval_chart("t", "x", &rows[2..]).is_none());
     }
 
     #[test]

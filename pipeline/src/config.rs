@@ -36,6 +36,9 @@ pub struct Config {
     /// The VILA² recaption loop (`wolf recaption`, METHOD.md section 3).
     #[serde(default)]
     pub recaption: RecaptionConfig,
+    /// How the leaderboard ranks entries (`wolf leaderboard`, `wolf demo`).
+    #[serde(default)]
+    pub leaderboard: LeaderboardConfig,
 }
 
 /// `[models]`: the file's entries by name, and whether the defaults stay beneath them.
@@ -182,6 +185,46 @@ impl Default for ScoreConfig {
     }
 }
 
+/// `[leaderboard]`: how the leaderboard ranks entries.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LeaderboardConfig {
+    /// The metric that ranks each dataset that has it (`truth_f1`, `embed_sim`, ...);
+    /// absent, or for a dataset without it: `truth_f1`, else `capscore_quality`, else
+    /// `embed_sim`.
+    pub primary: Option<String>,
+    /// The least share of a dataset's readable videos an entry must caption to be
+    /// ranked (0 to 1, default 1); entries below are listed apart, unranked.
+    pub min_coverage: f64,
+}
+
+impl Default for LeaderboardConfig {
+    fn default() -> Self {
+        Self {
+            primary: None,
+            min_coverage: 1.0,
+        }
+    }
+}
+
+impl LeaderboardConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        if !(0.0..=1.0).contains(&self.min_coverage) {
+            return Err(ConfigError::Invalid {
+                key: "leaderboard.min_coverage",
+                message: format!("is {}, not a share between 0 and 1", self.min_coverage),
+            });
+        }
+        if self.primary.as_deref().is_some_and(|p| p.trim().is_empty()) {
+            return Err(ConfigError::Invalid {
+                key: "leaderboard.primary",
+                message: "is empty; name a metric such as `truth_f1`".into(),
+            });
+        }
+        Ok(())
+    }
+}
+
 /// `[sampling]`: frame sampling.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -298,6 +341,8 @@ pub struct Plan {
     pub score: ScoreConfig,
     /// What `wolf recaption` does.
     pub recaption: RecaptionConfig,
+    /// How the leaderboard ranks entries.
+    pub leaderboard: LeaderboardConfig,
 }
 
 impl Plan {
@@ -326,6 +371,11 @@ impl Config {
     /// Reads and parses a file (without validating it; see [`Config::plan`]).
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
         Ok(Self::read(path)?.0)
+    }
+
+    /// [`Config::load`] of `path`, or the embedded defaults without one.
+    pub fn load_or_default(path: Option<&Path>) -> Result<Self, ConfigError> {
+        path.map_or_else(|| Ok(Self::default()), Self::load)
     }
 
     /// [`Config::load`], with the file's text (what a run stores).
@@ -381,7 +431,12 @@ impl Config {
             wolf: self.wolf.clone().unwrap_or_default(),
             score: self.score.clone(),
             recaption: self.recaption.clone(),
+            leaderboard: self.leaderboard.clone(),
         };
+        if let Some(min_coverage) = choices.min_coverage {
+            plan.leaderboard.min_coverage = min_coverage;
+        }
+        plan.leaderboard.validate()?;
         if let Some(captioner) = &choices.captioner {
             plan.recaption.captioner = captioner.clone();
         }
@@ -423,6 +478,8 @@ pub struct Choices {
     pub wolf: bool,
     /// The command runs the recaption loop: `[recaption] captioner` is checked.
     pub recaption: bool,
+    /// `[leaderboard] min_coverage` (`--min-coverage`).
+    pub min_coverage: Option<f64>,
 }
 
 impl Config {
@@ -724,6 +781,42 @@ mod tests {
             })
             .unwrap();
         assert_eq!(plan.models.keys().collect::<Vec<_>>(), ["judge"]);
+    }
+
+    /// `[leaderboard]`: a share out of range is refused, and `--min-coverage` replaces
+    /// the file's before the check.
+    #[test]
+    fn the_leaderboard_section_is_checked_after_the_command_line() {
+        let file =
+            Config::parse("[leaderboard]\nprimary = \"embed_sim\"\nmin_coverage = 0.5\n").unwrap();
+        let plan = file.plan().unwrap();
+        assert_eq!(plan.leaderboard.primary.as_deref(), Some("embed_sim"));
+        assert_eq!(plan.leaderboard.min_coverage, 0.5);
+        let chosen = |share: f64| Choices {
+            min_coverage: Some(share),
+            ..Choices::default()
+        };
+        assert_eq!(
+            file.plan_with(&chosen(0.9))
+                .unwrap()
+                .leaderboard
+                .min_coverage,
+            0.9
+        );
+        let err = file.plan_with(&chosen(1.5)).unwrap_err().to_string();
+        assert!(
+            err.contains("leaderboard.min_coverage") && err.contains("1.5"),
+            "{err}"
+        );
+        let err = Config::parse("[leaderboard]\nprimary = \" \"\n")
+            .unwrap()
+            .plan()
+            .unwrap_err();
+        assert!(err.to_string().contains("leaderboard.primary"), "{err}");
+        assert_eq!(
+            Config::default().plan().unwrap().leaderboard.min_coverage,
+            1.0
+        );
     }
 
     #[test]

@@ -242,6 +242,54 @@ pub struct ScoreSummary {
     pub capscore: Option<(JudgeSettings, JudgeReport)>,
 }
 
+impl ScoreSummary {
+    /// One line per metric family that was scored (what `wolf score` prints).
+    pub fn lines(&self, settings: &ScoreSettings) -> Vec<String> {
+        let mut lines = Vec::new();
+        if let Some(n) = self.embed_sim {
+            lines.push(format!(
+                "embed_sim: {n} captions with `{}`",
+                settings.embedder
+            ));
+        }
+        if let Some(n) = self.classic {
+            lines.push(format!(
+                "classic: {n} captions (bleu1-4, meteor, rouge_l, cider_d)"
+            ));
+        }
+        if let Some(points) = self.efficiency {
+            lines.push(format!(
+                "efficiency: {points} curve points with `{}` (`wolf report --efficiency`)",
+                settings.embedder
+            ));
+        }
+        if let Some((ok, failed)) = self.truth {
+            let failed = if failed > 0 {
+                format!(", {failed} failed: their video is not in the truth")
+            } else {
+                String::new()
+            };
+            lines.push(format!(
+                "truth: {ok} captions (truth_precision, truth_recall, truth_f1){failed}"
+            ));
+        }
+        if let Some((judge, report)) = &self.capscore {
+            lines.push(format!(
+                "capscore ({}, judge `{}`, {} sample(s)): {} ok, {} parse_failed, {} failed; {} judge requests, {} from the cache",
+                judge.mode.as_str(),
+                judge.judge,
+                judge.samples,
+                report.ok,
+                report.parse_failed,
+                report.failed,
+                report.calls,
+                report.cached
+            ));
+        }
+        lines
+    }
+}
+
 /// Scores `items` with every metric of `settings`, storing each score; the models are
 /// checked against `plan` (and, with [`ScoreSettings::preflight`], tried) before the
 /// first is computed.

@@ -3,7 +3,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
@@ -49,26 +48,26 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
         .run
         .clone()
         .unwrap_or_else(|| wolf_pipeline::wolf::default_run_name(&args.dataset, &args.config));
-    let stop = Arc::new(AtomicBool::new(false));
     if args.enqueue_only {
-        let (run, _) = prepare(&store, &plan, &dataset, &name, &text, stop, Arc::default()).await?;
+        let (run, _) = prepare(
+            &store,
+            &plan,
+            &dataset,
+            &name,
+            &text,
+            Arc::default(),
+            Arc::default(),
+        )
+        .await?;
         let queued = store.enqueue(run.id, dataset.id).await?;
         outln!(
             "run `{name}`: {queued} videos queued; start workers with `wolf worker`, follow them with `wolf run status {name}`"
         );
         return Ok(Outcome::Done);
     }
-    let watcher = {
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                progress::eprintln(format_args!(
-                    "Stopping: no new video starts; in-flight ones stop at their next stage."
-                ));
-                stop.store(true, Ordering::Relaxed);
-            }
-        })
-    };
+    let (stop, watcher) = super::stop_on_signal(
+        "Stopping: no new video starts; in-flight ones stop at their next stage.",
+    );
     let counters = Arc::new(RunProgress::default());
     let report = {
         let _bars = draw(&counters, context.show_progress);

@@ -17,7 +17,7 @@ use wolf_pipeline::wolf::runner::{RunOptions, RunProgress};
 use wolf_scorer::report::{ReportLine, beats_lines, mean_words, report_lines, source_table};
 use wolf_scorer::run::{ScoreSettings, score_items};
 
-use super::{Context, Outcome, caption, dataset, leaderboard, score, synth};
+use super::{Context, Outcome, caption, dataset, leaderboard, synth};
 
 /// The demo's config, compiled in so that the demo runs from any folder.
 const DEMO_CONFIG: &str = include_str!("../../examples/demo.toml");
@@ -115,7 +115,9 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let summary = score_items(&store, &plan, &items, &settings)
         .await
         .with_context(|| format!("scoring with the demo config's `{embedder}` embedder"))?;
-    score::print_summary(&summary, &settings);
+    for line in summary.lines(&settings) {
+        outln!("{line}");
+    }
     let lines: Vec<ReportLine> = report_lines(&store.scores(Some(DATASET)).await?)
         .into_iter()
         .filter(|l| l.run == RUN)
@@ -135,7 +137,14 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     }
 
     let step = Instant::now();
-    let index = leaderboard::build_site(&store, &out.join("site"), true).await?;
+    let site = wolf_leaderboard::site::BuildOptions {
+        out: out.join("site"),
+        thumbnails: true,
+        threads: 0,
+        board: (&plan.leaderboard).into(),
+        videos: true,
+    };
+    let index = leaderboard::build_site(&store, &site).await?;
     outln!(
         "5/5 Leaderboard built in {:.1} s (`wolf leaderboard serve` serves it live, with submissions)",
         step.elapsed().as_secs_f64()

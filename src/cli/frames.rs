@@ -61,10 +61,7 @@ enum FormatArg {
 impl FramesArgs {
     /// The plan: the config's `[sampling]` with the flags applied, validated.
     fn plan(&self) -> anyhow::Result<Plan> {
-        let mut config = match &self.config {
-            Some(path) => Config::load(path)?,
-            None => Config::default(),
-        };
+        let mut config = Config::load_or_default(self.config.as_deref())?;
         let s = &mut config.sampling;
         if let Some(count) = self.count {
             s.count = Some(count);

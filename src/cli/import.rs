@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use wolf_datasets::import::{Import, import, read_file};
+use wolf_datasets::import::{Import, import, parse_meta, read_file};
 
 use super::{Context, Outcome};
 
@@ -24,6 +24,10 @@ pub(crate) struct ImportArgs {
     /// The longest caption taken, in bytes; a file with a longer one is refused whole.
     #[arg(long, default_value_t = wolf_datasets::import::MAX_CAPTION_BYTES)]
     max_caption_bytes: usize,
+    /// Shown with the entry on the leaderboard: `model=`, `size=`, `submitter=`,
+    /// `link=https://…` (code or paper), `license=` (repeat the flag).
+    #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
+    meta: Vec<(String, String)>,
     /// The captions (64 MiB at most): Wolf JSON, `{"clip.mp4": caption}` or
     /// `{"clip.mp4": {"output": caption}}`, or JSONL lines with `video` and `caption`
     /// (other fields are ignored; `wolf export` writes such lines).
@@ -40,6 +44,7 @@ pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<O
         origin: &origin,
         replace: true,
         max_caption_bytes: args.max_caption_bytes,
+        meta: &args.meta,
     };
     let bytes = read_file(&args.file, &request)?;
     let imported = import(&store, &request, &bytes).await?;

@@ -247,6 +247,41 @@ pub(crate) fn print(text: std::fmt::Arguments<'_>) {
 }
 
 /// The number of cores, for bounding blocking work.
+/// Completes on Ctrl-C or SIGTERM (Ctrl-C alone where SIGTERM cannot be watched).
+pub(crate) async fn interrupted() {
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    let terminated = async {
+        match term.as_mut() {
+            Some(term) => drop(term.recv().await),
+            None => std::future::pending().await,
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        () = terminated => {}
+    }
+}
+
+/// A stop flag that Ctrl-C or SIGTERM sets (after printing `message`, if any), and the
+/// task that waits for it.
+pub(crate) fn stop_on_signal(
+    message: &'static str,
+) -> (
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let on_signal = stop.clone();
+    let watcher = tokio::spawn(async move {
+        interrupted().await;
+        if !message.is_empty() {
+            progress::eprintln(format_args!("{message}"));
+        }
+        on_signal.store(true, std::sync::atomic::Ordering::Relaxed);
+    });
+    (stop, watcher)
+}
+
 pub(crate) fn cores() -> usize {
     std::thread::available_parallelism().map_or(1, |n| n.get())
 }

@@ -79,10 +79,7 @@ pub(crate) async fn run(command: ModelCommand) -> anyhow::Result<Outcome> {
 }
 
 fn plan(config: Option<&std::path::Path>) -> anyhow::Result<Plan> {
-    let config = match config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = Config::load_or_default(config)?;
     Ok(config.plan()?)
 }
 

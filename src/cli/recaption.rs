@@ -2,8 +2,6 @@
 //! `wolf_datasets::recaption::driver` runs it, this prints it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
@@ -86,7 +84,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                 setup.preflight(false).await?;
             }
             let captioner = setup.config.captioner.clone();
-            let (stop, watcher) = stop_on_ctrl_c();
+            let (stop, watcher) = super::stop_on_signal("");
             let report = {
                 let _bars = progress::Board::default()
                     .counter("items", setup.progress.clone())
@@ -109,7 +107,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                 Some(_) => Some(context.store().await?),
                 None => None,
             };
-            let (stop, watcher) = stop_on_ctrl_c();
+            let (stop, watcher) = super::stop_on_signal("");
             // Each round's line is written above the bar (`outln!` suspends it).
             let bars = progress::Board::default()
                 .counter("items", setup.progress.clone())
@@ -173,18 +171,6 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             Ok(Outcome::Done)
         }
     }
-}
-
-/// A stop flag that Ctrl-C sets, and the task that waits for it.
-fn stop_on_ctrl_c() -> (Arc<AtomicBool>, tokio::task::JoinHandle<()>) {
-    let stop = Arc::new(AtomicBool::new(false));
-    let on_signal = stop.clone();
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            on_signal.store(true, Ordering::Relaxed);
-        }
-    });
-    (stop, watcher)
 }
 
 /// The driver logs each round; this says how to finish an interrupted one.

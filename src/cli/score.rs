@@ -9,7 +9,7 @@ use clap::{Args, ValueEnum};
 use wolf_pipeline::config::{Choices, Config};
 use wolf_scorer::judge::Mode;
 use wolf_scorer::report::{efficiency_table, report_lines, table, truth_correlation_lines};
-use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, ScoreSummary, score_items};
+use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, score_items};
 
 use super::{Context, Outcome, PreflightArgs, progress};
 
@@ -64,10 +64,7 @@ enum ModeArg {
 }
 
 pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<Outcome> {
-    let config = match &args.config {
-        Some(path) => Config::load(path)?,
-        None => Config::default(),
-    };
+    let config = Config::load_or_default(args.config.as_deref())?;
     let choices = Choices {
         judge: args.judge.clone(),
         embedder: args.embedder.clone(),
@@ -117,7 +114,9 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
             .draw(context.show_progress);
         score_items(&store, &plan, &items, &settings).await?
     };
-    print_summary(&summary, &settings);
+    for line in summary.lines(&settings) {
+        outln!("{line}");
+    }
     if no_judge {
         outln!(
             "capscore: not run: {}",
@@ -130,45 +129,6 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
     } else {
         Outcome::Done
     })
-}
-
-/// One line per metric family that was scored.
-pub(crate) fn print_summary(summary: &ScoreSummary, settings: &ScoreSettings) {
-    if let Some(n) = summary.embed_sim {
-        outln!("embed_sim: {n} captions with `{}`", settings.embedder);
-    }
-    if let Some(n) = summary.classic {
-        outln!("classic: {n} captions (bleu1-4, meteor, rouge_l, cider_d)");
-    }
-    if let Some(points) = summary.efficiency {
-        outln!(
-            "efficiency: {points} curve points with `{}` (`wolf report --efficiency`)",
-            settings.embedder
-        );
-    }
-    if let Some((ok, failed)) = summary.truth {
-        outln!(
-            "truth: {ok} captions (truth_precision, truth_recall, truth_f1){}",
-            if failed > 0 {
-                format!(", {failed} failed: their video is not in the truth")
-            } else {
-                String::new()
-            }
-        );
-    }
-    if let Some((judge, report)) = &summary.capscore {
-        outln!(
-            "capscore ({}, judge `{}`, {} sample(s)): {} ok, {} parse_failed, {} failed; {} judge requests, {} from the cache",
-            judge.mode.as_str(),
-            judge.judge,
-            judge.samples,
-            report.ok,
-            report.parse_failed,
-            report.failed,
-            report.calls,
-            report.cached
-        );
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

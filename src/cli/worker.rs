@@ -4,7 +4,6 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
@@ -96,8 +95,9 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
         poll: Duration::from_secs_f64(args.poll_secs.max(0.01)),
         preflight: args.preflight.enabled(),
     };
-    let stop = Arc::new(AtomicBool::new(false));
-    let watcher = tokio::spawn(watch_signals(stop.clone()));
+    let (stop, watcher) = super::stop_on_signal(
+        "Stopping: no new video is claimed; in-flight ones stop at their next stage, finished ones commit and the rest go back to the queue.",
+    );
     let counters = Arc::new(RunProgress::default());
     let tally = {
         let _bars = super::caption::draw(&counters, context.show_progress);
@@ -123,26 +123,6 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
     } else {
         Outcome::Done
     })
-}
-
-async fn watch_signals(stop: Arc<AtomicBool>) {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(term) => {
-                term.recv().await;
-            }
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminated => {}
-    }
-    eprintln!(
-        "Stopping: no new video is claimed; in-flight ones stop at their next stage, finished ones commit and the rest go back to the queue."
-    );
-    stop.store(true, Ordering::Relaxed);
 }
 
 pub(crate) async fn run_command(command: RunCommand, context: &Context) -> anyhow::Result<Outcome> {

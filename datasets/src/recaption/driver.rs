@@ -518,6 +518,7 @@ async fn heldout(
             replace: true,
             // The loop's own captions: the captioner's length is what it is.
             max_caption_bytes: usize::MAX,
+            meta: &[],
         },
         &bytes,
     )

@@ -23,6 +23,8 @@ pub struct EntryRow {
     /// Distinct models and prompt versions of its captions.
     pub models: Vec<String>,
     pub prompt_versions: Vec<String>,
+    /// Its metadata (`wolf import --meta`, the submission form), by key.
+    pub meta: Vec<(String, String)>,
 }
 
 /// A caption as the leaderboard shows it.
@@ -116,6 +118,10 @@ pub struct SubmissionRow {
     pub sha256: String,
     pub created_at: String,
     pub updated_at: String,
+    /// Captions stored for it (0 before its entry is stored).
+    pub captions: i64,
+    /// Readable videos of its dataset (its coverage is `captions / videos`).
+    pub videos: i64,
 }
 
 /// A new submission's record.
@@ -146,6 +152,18 @@ impl Store {
         .bind(dataset_id)
         .fetch_all(self.pool())
         .await?;
+        let mut meta: std::collections::HashMap<i64, Vec<(String, String)>> =
+            std::collections::HashMap::new();
+        for r in sqlx::query(
+            "SELECT m.run_id, m.key, m.value FROM entry_meta m JOIN runs r ON r.id = m.run_id \
+             WHERE r.dataset_id = $1 ORDER BY m.run_id, m.key",
+        )
+        .bind(dataset_id)
+        .fetch_all(self.pool())
+        .await?
+        {
+            meta.entry(r.get(0)).or_default().push((r.get(1), r.get(2)));
+        }
         let split = |s: Option<String>| -> Vec<String> {
             let mut v: Vec<String> = s
                 .unwrap_or_default()
@@ -167,6 +185,11 @@ impl Store {
                 created_at: r.get(5),
                 models: split(r.get(6)),
                 prompt_versions: split(r.get(7)),
+                meta: Vec::new(),
+            })
+            .map(|mut e: EntryRow| {
+                e.meta = meta.remove(&e.run_id).unwrap_or_default();
+                e
             })
             .collect())
     }
@@ -316,8 +339,10 @@ impl Store {
     pub async fn submissions(&self) -> Result<Vec<SubmissionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT s.id, d.name, s.name, s.run_id, s.status, s.error, s.size_bytes, s.sha256, \
-             s.created_at, s.updated_at FROM submissions s JOIN datasets d ON d.id = s.dataset_id \
-             ORDER BY s.id DESC",
+             s.created_at, s.updated_at, \
+             (SELECT COUNT(*) FROM captions c WHERE c.run_id = s.run_id), \
+             (SELECT COUNT(*) FROM videos v WHERE v.dataset_id = s.dataset_id AND v.status = 'ok') \
+             FROM submissions s JOIN datasets d ON d.id = s.dataset_id ORDER BY s.id DESC",
         )
         .fetch_all(self.pool())
         .await?;
@@ -334,6 +359,8 @@ impl Store {
                     sha256: r.try_get(7)?,
                     created_at: r.try_get(8)?,
                     updated_at: r.try_get(9)?,
+                    captions: r.try_get(10)?,
+                    videos: r.try_get(11)?,
                 })
             })
             .collect::<Result<_, sqlx::Error>>()
@@ -457,6 +484,7 @@ mod tests {
                 config: "imported from f",
                 config_hash: "h",
                 captions: &captions,
+                meta: &[("model".into(), "m".into())],
             })
             .await
             .unwrap();

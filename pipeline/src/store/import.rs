@@ -38,6 +38,8 @@ pub struct NewEntry<'a> {
     pub config: &'a str,
     pub config_hash: &'a str,
     pub captions: &'a [ImportCaption],
+    /// The entry's metadata (key, value); replaces what a replaced entry had.
+    pub meta: &'a [(String, String)],
 }
 
 impl Store {
@@ -80,6 +82,18 @@ impl Store {
                 .await?;
             sqlx::query("DELETE FROM work_items WHERE run_id = $1")
                 .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM entry_meta WHERE run_id = $1")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        for (key, value) in entry.meta {
+            sqlx::query("INSERT INTO entry_meta (run_id, key, value) VALUES ($1, $2, $3)")
+                .bind(run_id)
+                .bind(key)
+                .bind(value)
                 .execute(&mut *tx)
                 .await?;
         }
