@@ -262,7 +262,7 @@ pub fn interval_chart(title: &str, x_label: &str, rows: &[Estimate]) -> Option<S
             r.high,
             LABEL_W - 6.0,
             y + 4.0,
-            escape(&truncate(&r.label, 30)),
+            escape(&truncate(&r.label, 27)),
             px(r.low),
             px(r.high),
             px(r.mean),
