@@ -636,3 +636,46 @@ fn causal_lm_matches_its_references(name: &str) {
         );
     }
 }
+
+/// `Sampling::no_loops`: the fixture fuser, given three objects that all move
+/// diagonally, repeats "moves diagonally from the" three times under greedy decoding (the
+/// guard's loop); asked for no loops, it never completes one, and until the first token
+/// it passes over it writes the same text.
+#[test]
+fn no_loops_passes_over_the_tokens_that_would_complete_a_loop() {
+    use wolf_pipeline::models::loops::{repeated_ngram, words_of};
+    use wolf_pipeline::models::onnx::CausalLm;
+    use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
+    let mut lm = CausalLm::load(&model_folder("fuser"), options()).unwrap();
+    let request = |no_loops: bool| {
+        ChatRequest {
+        messages: vec![
+            Message {
+                role: Speaker::System,
+                content: "You are a careful assistant that describes videos. Answer with the description only.".into(),
+            },
+            Message {
+                role: Speaker::User,
+                content: "Please summarize on the visual and narrative elements of the video in detail from descriptions from Image Model A (Image-level Caption: A green circle, a yellow square and a green square on a gray background.) and the Motion Caption (The green circle moves diagonally from the bottom left to the top right, the yellow square moves diagonally from the bottom right to the top left and the green square moves diagonally from the top left to the bottom right.) and descriptions from Video Model A (a green circle moves diagonally from the bottom left to the top right while a yellow square moves diagonally from the bottom right to the top left).".into(),
+            },
+        ],
+        sampling: Sampling {
+            max_tokens: 200,
+            no_loops,
+            ..Sampling::default()
+        },
+        grammar: None,
+    }
+    };
+    let plain = lm.generate(&request(false), &|| false).unwrap().text;
+    let looped = repeated_ngram(&words_of(&plain));
+    assert!(looped.is_some(), "greedy decoding did not loop: {plain:?}");
+    let free = lm.generate(&request(true), &|| false).unwrap().text;
+    assert_eq!(repeated_ngram(&words_of(&free)), None, "{free:?}");
+    let shared = plain
+        .chars()
+        .zip(free.chars())
+        .take_while(|(a, b)| a == b)
+        .count();
+    assert!(shared > 0 && free != plain, "{plain:?} / {free:?}");
+}

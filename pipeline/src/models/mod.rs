@@ -20,6 +20,7 @@ mod entries;
 mod error;
 #[cfg(feature = "gguf")]
 pub mod gguf;
+pub mod loops;
 #[cfg(feature = "onnx")]
 pub mod onnx;
 #[cfg(feature = "openai")]
@@ -124,6 +125,10 @@ pub struct Sampling {
     pub frequency_penalty: Option<f32>,
     /// OpenAI's presence penalty: subtracted from the logit of a token used before.
     pub presence_penalty: Option<f32>,
+    /// Never complete a loop ([`loops`]: a word 4-gram the third time): a token that
+    /// would is passed over for the next best. The `onnx` backend honours it; the others
+    /// cannot and ignore it (the guard's retry sets it).
+    pub no_loops: bool,
 }
 
 impl Default for Sampling {
@@ -137,6 +142,7 @@ impl Default for Sampling {
             repeat_penalty: None,
             frequency_penalty: None,
             presence_penalty: None,
+            no_loops: false,
         }
     }
 }

@@ -8,7 +8,7 @@
 //! inputs) with the highest mean embedding similarity to the other candidates
 //! (minimum-Bayes-risk selection). The path taken is recorded with the output.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 
 use serde::{Deserialize, Serialize};
 
@@ -66,10 +66,12 @@ impl std::fmt::Display for Failure {
     }
 }
 
-/// The words of the smallest loop that fails the check.
-pub const LOOP_WORDS: usize = 4;
-/// How often a [`LOOP_WORDS`]-gram may appear before it is a loop.
-pub const LOOP_REPEATS: usize = 3;
+pub use crate::models::loops::{LOOP_REPEATS, LOOP_WORDS};
+
+/// The guard's version, part of the keys of the stages it checks: 2 since its retry
+/// never completes a loop ([`crate::models::Sampling::no_loops`]).
+pub const VERSION: u32 = 2;
+use crate::models::loops::{repeated_ngram, words_of};
 
 /// Checks `text` against its `inputs` (the plain texts it was made from). `at_cap`:
 /// the model stopped because it reached its token cap.
@@ -108,30 +110,6 @@ pub fn has_machine_syntax(text: &str) -> bool {
             .starts_with(|c: char| c.is_ascii_digit())
     });
     boxes || prompts::has_frame_numbering(text)
-}
-
-/// Lower-case words without surrounding punctuation.
-fn words_of(text: &str) -> Vec<String> {
-    text.split_whitespace()
-        .map(|w| {
-            w.trim_matches(|c: char| !c.is_alphanumeric())
-                .to_lowercase()
-        })
-        .filter(|w| !w.is_empty())
-        .collect()
-}
-
-/// The first word 4-gram that appears [`LOOP_REPEATS`] times.
-fn repeated_ngram(words: &[String]) -> Option<String> {
-    let mut counts: HashMap<&[String], usize> = HashMap::new();
-    for gram in words.windows(LOOP_WORDS) {
-        let count = counts.entry(gram).or_default();
-        *count += 1;
-        if *count >= LOOP_REPEATS {
-            return Some(gram.join(" "));
-        }
-    }
-    None
 }
 
 /// Words that name something: not a short function word.

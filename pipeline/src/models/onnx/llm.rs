@@ -11,6 +11,7 @@ use super::OnnxError;
 use super::folder::{self, GenerationIds};
 use super::generate::{Context, Decoder};
 use super::runtime::{Graph, SessionOptions};
+use crate::models::loops::{completes_loop, words_of};
 use crate::models::{ChatRequest, Message, Sampling, Speaker, Usage};
 
 /// What one request produced.
@@ -158,17 +159,38 @@ impl CausalLm {
             if cancelled() {
                 return Err(OnnxError::Cancelled);
             }
-            let (logits, _) = self.decoder.step(&tokens, &mut cache, &context)?;
-            let next = sampler.choose(&logits, &generated);
+            let (mut logits, _) = self.decoder.step(&tokens, &mut cache, &context)?;
+            let mut passed_over = 0;
+            // The last word so far may be a word's start; its n-grams are checked again.
+            let said = words_of(&text).len().saturating_sub(1);
+            let before = text.clone();
+            let next = loop {
+                let next = sampler.choose(&logits, &generated);
+                if self.ids.eos.contains(&next) {
+                    break next;
+                }
+                generated.push(next as u32);
+                text = self
+                    .tokenizer
+                    .decode(&generated, true)
+                    .map_err(OnnxError::Decode)?;
+                // The text's last word counts as said: a token that may complete a loop
+                // is passed over, however the word goes on.
+                if !sampling.no_loops
+                    || passed_over >= MAX_PASSED_OVER
+                    || !completes_loop(&words_of(&text), said)
+                {
+                    break next;
+                }
+                generated.pop();
+                text.clone_from(&before);
+                logits[next as usize] = f32::NEG_INFINITY;
+                passed_over += 1;
+            };
             if self.ids.eos.contains(&next) {
                 break;
             }
             tokens[0].push(next);
-            generated.push(next as u32);
-            text = self
-                .tokenizer
-                .decode(&generated, true)
-                .map_err(OnnxError::Decode)?;
             if let Some(cut) = sampling
                 .stop
                 .iter()
@@ -189,6 +211,10 @@ impl CausalLm {
         })
     }
 }
+
+/// The most tokens passed over at one step for [`Sampling::no_loops`]; then the next
+/// choice is taken whatever it completes.
+const MAX_PASSED_OVER: usize = 32;
 
 /// Picks the next token: the most likely one at temperature 0, else a draw from the
 /// softmax at the temperature, restricted to the nucleus `top_p`.

@@ -1,6 +1,7 @@
 //! The guard's path for an LLM stage (the summary and the fusion): the output is
-//! checked ([`guard::check`]), retried once with seeded sampling, then replaced by the
-//! consensus pick among the stage's inputs (METHOD.md, the fusion guard).
+//! checked ([`guard::check`]), retried once with seeded sampling, a penalty and
+//! [`Sampling::no_loops`], then replaced by the consensus pick among the stage's inputs
+//! (METHOD.md, the fusion guard).
 
 use std::time::Instant;
 
@@ -55,6 +56,8 @@ pub(crate) async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResul
             top_p: Some(RETRY_TOP_P),
             seed: Some(fnv1a(g.key.as_bytes())),
             repeat_penalty: Some(greedy.repeat_penalty.unwrap_or(1.0).max(RETRY_PENALTY)),
+            // The check's own loop rule as a constraint, where the backend can apply it.
+            no_loops: true,
             ..greedy.clone()
         };
         let second = ask_llm(shared, g.stage, g.model, &g.text, retry).await?;
