@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
-use crate::leaderboard::{ATTRIBUTE_PAYLOAD, SCRIPT_PAYLOAD, scored_world};
+use crate::leaderboard::{ATTRIBUTE_PAYLOAD, SCRIPT_PAYLOAD, import_and_score, scored_world};
 use crate::util::Dir;
 
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -516,19 +516,7 @@ fn pages_fit_a_phone_and_a_desktop_and_play_clips() {
     let partial: BTreeMap<&String, &String> = refs.iter().take(2).collect();
     write_json(&dir, "partial.json", &partial);
     for (name, file) in [(tied, "tied.json"), ("partial", "partial.json")] {
-        dir.wolf(&[
-            "import",
-            "--dataset",
-            "ds",
-            "--name",
-            name,
-            file,
-            "--meta",
-            "model=M",
-        ])
-        .expect_code(0);
-        dir.wolf(&["score", "--run", name, "--metrics", "classic"])
-            .expect_code(0);
+        import_and_score(&dir, name, file, &["--meta", "model=M"]);
     }
     std::fs::write(dir.join("serve.toml"), "").unwrap();
     let (_server, base) = serve(&dir, "serve.toml");

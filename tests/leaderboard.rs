@@ -33,19 +33,19 @@ pub fn scored_world(dir: &Dir) -> BTreeMap<String, String> {
     .unwrap();
     std::fs::write(dir.join("xss.json"), serde_json::to_vec(&xss).unwrap()).unwrap();
     for name in ["good", "xss"] {
-        dir.wolf(&[
-            "import",
-            "--dataset",
-            "ds",
-            "--name",
-            name,
-            &format!("{name}.json"),
-        ])
-        .expect_code(0);
-        dir.wolf(&["score", "--run", name, "--metrics", "classic"])
-            .expect_code(0);
+        import_and_score(dir, name, &format!("{name}.json"), &[]);
     }
     references
+}
+
+/// `wolf import` of `file` as entry `name` of dataset `ds` (with `extra` arguments),
+/// then `wolf score` with the classic metrics.
+pub fn import_and_score(dir: &Dir, name: &str, file: &str, extra: &[&str]) {
+    let mut args = vec!["import", "--dataset", "ds", "--name", name, file];
+    args.extend(extra);
+    dir.wolf(&args).expect_code(0);
+    dir.wolf(&["score", "--run", name, "--metrics", "classic"])
+        .expect_code(0);
 }
 
 /// A page with what changes from run to run replaced: times and the test's folder.
