@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
+use wolf_pipeline::config::LeaderboardConfig;
 use wolf_pipeline::store::{
     DatasetSummary, EfficiencyRow, EntryRow, RoundRow, Store, SubmissionRow, SubmissionStatus,
     VideoRow,
@@ -168,40 +169,11 @@ pub struct Breakdown {
     pub rows: Vec<TagRow>,
 }
 
-/// How the board ranks entries (`[leaderboard]` of the config, `--min-coverage`).
-#[derive(Debug, Clone, PartialEq)]
-pub struct BoardOptions {
-    /// The metric that ranks each dataset that has it; others use the default rule of
-    /// [`DatasetBoard::primary`].
-    pub primary: Option<String>,
-    /// The least share of a dataset's readable videos an entry must caption to be
-    /// ranked; entries below are listed apart, unranked.
-    pub min_coverage: f64,
-}
-
-impl Default for BoardOptions {
-    fn default() -> Self {
-        Self {
-            primary: None,
-            min_coverage: 1.0,
-        }
-    }
-}
-
-impl From<&wolf_pipeline::config::LeaderboardConfig> for BoardOptions {
-    fn from(config: &wolf_pipeline::config::LeaderboardConfig) -> Self {
-        Self {
-            primary: config.primary.clone(),
-            min_coverage: config.min_coverage,
-        }
-    }
-}
-
 /// A dataset as the pages show it.
 #[derive(Debug, Clone)]
 pub struct DatasetBoard {
     pub summary: DatasetSummary,
-    pub options: BoardOptions,
+    pub options: LeaderboardConfig,
     pub videos: Vec<VideoRow>,
     pub entries: Vec<Entry>,
     /// Every score column present, in page order.
@@ -305,7 +277,7 @@ pub struct Board {
 
 impl Board {
     /// Loads every dataset that has videos.
-    pub async fn load(store: &Store, options: &BoardOptions) -> Result<Self, Error> {
+    pub async fn load(store: &Store, options: &LeaderboardConfig) -> Result<Self, Error> {
         let submissions = store.submissions().await?;
         // By name: a submission's row exists (queued) before its entry is stored.
         let hidden: HashSet<(String, String)> = submissions
@@ -347,7 +319,7 @@ impl Board {
 async fn load_dataset(
     store: &Store,
     summary: DatasetSummary,
-    options: &BoardOptions,
+    options: &LeaderboardConfig,
     hidden: &HashSet<(String, String)>,
     efficiency: &[EfficiencyRow],
     judges: &mut BTreeSet<JudgeUse>,
@@ -803,7 +775,7 @@ fn coverage(summary: &DatasetSummary, e: &Entry) -> f64 {
     e.captions as f64 / readable(summary).max(1) as f64
 }
 
-fn is_partial(summary: &DatasetSummary, options: &BoardOptions, e: &Entry) -> bool {
+fn is_partial(summary: &DatasetSummary, options: &LeaderboardConfig, e: &Entry) -> bool {
     below_coverage(coverage(summary, e), options.min_coverage)
 }
 

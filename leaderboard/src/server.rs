@@ -37,11 +37,12 @@ use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::{get, post};
 use tokio::sync::{Notify, Semaphore};
 use wolf_datasets::import::ImportError;
+use wolf_pipeline::config::LeaderboardConfig;
 use wolf_pipeline::hash::sha256_bytes;
 use wolf_pipeline::store::{NewSubmission, Store, SubmissionStatus};
 
 use crate::Error;
-use crate::board::{Board, BoardOptions};
+use crate::board::Board;
 use crate::frames::{NoThumbnails, Thumb, thumbnails};
 use crate::pages::{self, Settings};
 use crate::submissions::Submissions;
@@ -56,7 +57,7 @@ pub struct ServeOptions {
     /// How often the store is asked whether the board changed.
     pub refresh: Duration,
     /// How entries are ranked.
-    pub board: BoardOptions,
+    pub board: LeaderboardConfig,
     /// How long a client may take to send a request's headers.
     pub header_timeout: Duration,
     /// Connections served at once.

@@ -14,10 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
+use wolf_pipeline::config::LeaderboardConfig;
 use wolf_pipeline::store::{StageOutput, Store, VideoStatus};
 
 use crate::Error;
-use crate::board::{Board, BoardOptions};
+use crate::board::Board;
 use crate::frames::{NoThumbnails, thumbnails};
 use crate::pages::{self, FrameTimes, Settings};
 
@@ -42,7 +43,7 @@ pub struct BuildOptions {
     /// Threads for video pages (0: one per core).
     pub threads: usize,
     /// How entries are ranked.
-    pub board: BoardOptions,
+    pub board: LeaderboardConfig,
     /// Put the clips in the site (`media/`), so that video pages can play them.
     pub videos: bool,
 }

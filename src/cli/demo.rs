@@ -141,7 +141,7 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         out: out.join("site"),
         thumbnails: true,
         threads: 0,
-        board: (&plan.leaderboard).into(),
+        board: plan.leaderboard.clone(),
         videos: true,
     };
     let index = leaderboard::build_site(&store, &site).await?;

@@ -101,7 +101,7 @@ pub(crate) async fn run(command: LeaderboardCommand, context: &Context) -> anyho
                 out: args.out,
                 thumbnails: !args.no_thumbnails,
                 threads: 0,
-                board: (&plan.leaderboard).into(),
+                board: plan.leaderboard.clone(),
                 videos: args.with_videos,
             };
             let index = build_site(&context.store().await?, &options).await?;
@@ -126,7 +126,7 @@ pub(crate) async fn build_site(store: &Store, options: &BuildOptions) -> anyhow:
 async fn serve(args: ServeArgs, context: &Context) -> anyhow::Result<Outcome> {
     // A named judge is checked with the plan.
     let plan = args.ranking.plan()?;
-    let board = (&plan.leaderboard).into();
+    let board = plan.leaderboard.clone();
     let store = context.store().await?;
     let listener = tokio::net::TcpListener::bind(&args.addr)
         .await
