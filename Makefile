@@ -5,7 +5,7 @@ CARGO ?= cargo
 PROFILE_FLAG = --release
 WOLF = target/release/wolf
 
-.PHONY: setup browser venv build demo test bench lint
+.PHONY: setup browser llama-server venv build demo test bench lint
 
 setup:
 	@tools/setup.sh
@@ -14,7 +14,13 @@ setup:
 browser:
 	@tools/setup.sh --browser
 
-# The Python environment of the tests and benchmarks (a real OpenAI-compatible server).
+# llama.cpp's own OpenAI-compatible server: the tests' real third-party server and the
+# anchor of the batching bench (built once per machine, about 5 minutes).
+llama-server: setup
+	@tools/setup_llama_server.sh
+
+# The Python environment of the benchmarks' anchors (llama-cpp-python, openai,
+# onnxruntime, pycocoevalcap).
 venv: setup
 	@tools/setup_venv.sh
 
@@ -25,10 +31,10 @@ build: setup
 demo: build
 	$(WOLF) demo
 
-test: browser venv
+test: browser llama-server
 	$(CARGO) test $(PROFILE_FLAG) --workspace
 
-bench: build venv
+bench: build venv llama-server
 	$(CARGO) build $(PROFILE_FLAG) -p wolf-bench
 	target/release/wolf-bench --out bench
 

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# The Python environment the tests and benchmarks need beside the project (not the demo):
-# llama-cpp-python's OpenAI-compatible server, a real server for the `openai` backend's
-# tests, and the `openai` client, the anchor of the HTTP benchmark; onnxruntime with numpy,
+# The Python environment of the benchmarks' anchors (`make bench`; not the demo, not the
+# tests): llama-cpp-python, the anchor of the GGUF rows, and the `openai` client, the
+# anchor of the HTTP benchmark; onnxruntime with numpy,
 # tokenizers and pillow, the anchor of the ONNX benchmarks (bench/onnx_python.py; the
 # versions are those the fixture references were recorded and checked with). Into .wolf/venv.
 #
@@ -17,7 +17,7 @@ openai_version=3.57.0
 onnx_anchor="onnxruntime==1.32.0 numpy==2.4.6 tokenizers==0.23.3 pillow==13.0.0"
 # The classic metrics' anchor (bench/classic_python.py; it also needs Java).
 metrics_anchor="pycocoevalcap==1.2 pycocotools==2.0.11"
-want="llama-cpp-python[server]==$llama_version openai==$openai_version $onnx_anchor $metrics_anchor"
+want="llama-cpp-python==$llama_version openai==$openai_version $onnx_anchor $metrics_anchor"
 # Built for AVX2 machines, not with -march=native: on a virtual machine whose CPU reports
 # AMX, a native build segfaults at its first decode (a general protection fault in
 # libggml-cpu, seen on an Intel Xeon with AMX_INT8). The wheel's folder and the venv's

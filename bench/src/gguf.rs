@@ -1,7 +1,8 @@
 //! GGUF inference: wolf's `gguf` backend (llama.cpp in process, through the
 //! `GgufModel` chat API) against llama-cpp-python (`bench/llama_cpp_python.py` in
 //! `.wolf/venv`) on the default SmolLM2-135M-Instruct Q4_1, both on two threads, the
-//! same chat, greedy decoding, flash attention on (llama.cpp's `auto` picks it here).
+//! same chat, greedy decoding, flash attention off (the `gguf` backend turns it off so
+//! that batched sequences decode exactly as they do alone; the anchor follows).
 //!
 //! Both sides are timed the same way, by wall clock around a chat completion from an
 //! empty cache: a 1-token completion gives the prompt rate (prompt tokens over its
@@ -18,6 +19,8 @@ use super::Row;
 pub(super) async fn gguf(work: &Path) -> anyhow::Result<Vec<Row>> {
     real::gguf(work).await
 }
+
+pub(super) use real::messages;
 
 mod real {
     use std::io::{BufRead as _, BufReader, Write as _};
@@ -159,7 +162,7 @@ mod real {
     /// continuation runs to `MAX_TOKENS` on both sides; prompts whose first token is a
     /// near tie (logits 30.72 against 30.72) are broken differently by the two
     /// vendored llama.cpp versions, and the two sides then generate different lengths.
-    fn messages() -> Vec<Message> {
+    pub(in super::super) fn messages() -> Vec<Message> {
         let captions: Vec<String> = (1..=12)
             .map(|i| {
                 format!(
@@ -229,7 +232,7 @@ mod real {
             "model": model_path,
             "threads": THREADS,
             "context": CONTEXT,
-            "flash_attn": true,
+            "flash_attn": false,
             "messages": messages.iter().map(|m| serde_json::json!({
                 "role": m.role, "content": m.content,
             })).collect::<Vec<_>>(),
@@ -240,6 +243,7 @@ mod real {
             path: Some(model_path),
             threads: THREADS,
             context: CONTEXT,
+            parallel: 4,
             generation: Default::default(),
         };
         let model = GgufModel::load("smollm2", &config)?;
@@ -284,7 +288,7 @@ mod real {
                 ratio: format!("{:.2}x", our_prompt / their_prompt),
                 goal: ">= 1.0x".into(),
                 note: format!(
-                    "median of {REPEATS}, alternating; a 1-token chat completion from an empty cache (one sample included); flash attention on both"
+                    "median of {REPEATS}, alternating; a 1-token chat completion from an empty cache (one sample included); flash attention off on both; wolf with `parallel = 4` (one request in flight)"
                 ),
             },
             Row {

@@ -32,6 +32,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
+mod batching;
 mod gguf;
 mod http;
 mod leaderboard;
@@ -114,7 +115,7 @@ struct BenchArgs {
     /// score, leaderboard, recaption, queue. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue"]
+        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue"]
     )]
     only: Vec<String>,
 }
@@ -147,6 +148,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted("gguf") {
         rows.extend(gguf::gguf(&work).await?);
+    }
+    if wanted("batching") {
+        rows.extend(batching::batching(&work).await?);
     }
     if wanted("onnx") {
         rows.extend(onnx::onnx(&work).await?);

@@ -109,6 +109,10 @@ pub struct GgufConfig {
     /// Context size in tokens (default 4096).
     #[serde(default = "default_context")]
     pub context: u32,
+    /// Requests decoded together, each a sequence of one shared context (continuous
+    /// batching; default 4). The context's `context` tokens are shared among them.
+    #[serde(default = "default_parallel")]
+    pub parallel: usize,
     /// Generation settings of this entry's requests (`[models.NAME.generation]`); a
     /// stage's own (`[wolf.generation.STAGE]`) replace them key by key.
     #[serde(default)]
@@ -205,6 +209,11 @@ fn default_jpeg_quality() -> u8 {
 fn default_context() -> u32 {
     4096
 }
+fn default_parallel() -> usize {
+    4
+}
+/// The most sequences of a `gguf` entry (llama.cpp allows 256; 64 is plenty on a CPU).
+pub const MAX_PARALLEL: usize = 64;
 
 impl ModelConfig {
     /// The backend's name as written in configs.
@@ -269,6 +278,9 @@ impl ModelConfig {
             Self::Gguf(c) => {
                 if c.context < 64 {
                     return Err(invalid("context", "must be at least 64"));
+                }
+                if !(1..=MAX_PARALLEL).contains(&c.parallel) {
+                    return Err(invalid("parallel", "must be between 1 and 64"));
                 }
             }
             Self::Onnx(c) => {
@@ -352,6 +364,7 @@ pub fn default_models() -> BTreeMap<String, ModelConfig> {
                 path: None,
                 threads: 0,
                 context: default_context(),
+                parallel: default_parallel(),
                 generation: Generation::default(),
             }),
         ),

@@ -4,9 +4,19 @@
 //! its context (llama.cpp's context is not shareable, and inference blocks). Callers
 //! send a job over a bounded channel ([`QUEUE`] jobs) carrying the request, a oneshot
 //! for the reply and the caller's span (TEI's backend thread); a job whose caller went
-//! away is skipped, and a generation whose caller goes away stops at the next token.
-//! Requests are served one at a time, each from an empty KV cache. The thread ends when
-//! the model is dropped.
+//! away is skipped, and a generation whose caller goes away stops at the next step and
+//! frees its sequence. The thread ends when the model is dropped.
+//!
+//! Continuous batching, as llama.cpp's server does it: one context serves up to
+//! `parallel` requests, each a llama.cpp sequence with a KV stream of `context` cells of
+//! its own. Every step decodes one batch holding the next token of each generating
+//! sequence and a chunk of the prompts being read ([`PROMPT_CHUNK`] tokens at most, so
+//! that a long prompt does not stall the others); each sequence samples with its own
+//! request's settings. A request joins at the next step when a sequence is free (it
+//! waits in order otherwise) and leaves when it is done, freeing its sequence; one whose
+//! prompt does not fit `context` fails at once as `context_overflow`. On a CPU decoding
+//! four sequences costs little more than one (generation is memory-bound), hence the
+//! batching. A sequence's greedy tokens are the same whatever is decoded beside it.
 //!
 //! llama.cpp's backend is initialised once per process and shared by every model;
 //! llama.cpp's own logging (thousands of lines to stderr) is silenced then.
@@ -15,6 +25,7 @@
 //! template matcher (not a Jinja engine); a template the matcher does not know fails
 //! the load, not the first request.
 
+use std::collections::VecDeque;
 use std::num::NonZeroU32;
 use std::path::PathBuf;
 use std::sync::{Arc, OnceLock};
@@ -74,6 +85,7 @@ struct Settings {
     path: PathBuf,
     threads: i32,
     context: u32,
+    parallel: usize,
 }
 
 impl GgufModel {
@@ -107,6 +119,7 @@ impl GgufModel {
             path,
             threads: i32::try_from(threads).unwrap_or(i32::MAX),
             context: config.context,
+            parallel: config.parallel,
         };
         let (jobs, queue) = mpsc::channel(QUEUE);
         let (ready_tx, ready_rx) = std::sync::mpsc::sync_channel(1);
@@ -212,24 +225,31 @@ fn serve(
     };
     let _ = ready.send(Ok(()));
     drop(ready);
-    while let Some(job) = queue.blocking_recv() {
-        if job.reply.is_closed() {
-            debug!(model = %name, "Skipped a request whose caller went away.");
+    let mut waiting: VecDeque<Waiting> = VecDeque::new();
+    loop {
+        // Block only when there is nothing to do; otherwise take what has arrived, up
+        // to as many waiting requests as there are sequences (the rest wait in the
+        // channel, which bounds the callers).
+        if engine.slots.is_empty() && waiting.is_empty() {
+            match queue.blocking_recv() {
+                Some(job) => waiting.push_back(Waiting::new(job)),
+                None => break,
+            }
+        }
+        while waiting.len() < engine.parallel {
+            match queue.try_recv() {
+                Ok(job) => waiting.push_back(Waiting::new(job)),
+                Err(_) => break,
+            }
+        }
+        engine.admit(&mut waiting);
+        if engine.slots.is_empty() {
             continue;
         }
-        let result = job.span.in_scope(|| {
-            let run = std::panic::AssertUnwindSafe(|| {
-                engine.generate(&job.request, &|| job.reply.is_closed())
-            });
-            std::panic::catch_unwind(run).unwrap_or_else(|_| {
-                Err(ModelError::new(
-                    ErrorKind::ServerError,
-                    &name,
-                    "inference panicked",
-                ))
-            })
-        });
-        let _ = job.reply.send(result);
+        let step = std::panic::AssertUnwindSafe(|| engine.step());
+        if std::panic::catch_unwind(step).is_err() {
+            engine.fail_all("inference panicked");
+        }
     }
 }
 
@@ -252,14 +272,72 @@ fn load_model(backend: &LlamaBackend, settings: &Settings) -> Result<LlamaModel,
     Ok(model)
 }
 
-/// A model with its context, owned by the inference thread.
+/// Prompt tokens decoded in one step at most, over every sequence: a long prompt is
+/// taken in chunks, so that the sequences generating beside it wait for one chunk at a
+/// time, not for the whole prompt.
+const PROMPT_CHUNK: usize = 256;
+
+/// llama.cpp's `LLAMA_FLASH_ATTN_TYPE_DISABLED`.
+const FLASH_ATTENTION_OFF: i32 = 0;
+
+/// A request taken off the queue, waiting for a sequence and for context space.
+struct Waiting {
+    job: Job,
+    /// Its prompt and sampler, made once, on first sight.
+    prepared: Option<Prepared>,
+}
+
+impl Waiting {
+    fn new(job: Job) -> Self {
+        Self {
+            job,
+            prepared: None,
+        }
+    }
+}
+
+/// What a request needs before it can start: its prompt's tokens, its sampler and how
+/// many tokens it may generate (its prompt and those fill its sequence at most).
+struct Prepared {
+    tokens: Vec<LlamaToken>,
+    sampler: LlamaSampler,
+    max_new: usize,
+}
+
+/// A request being served: one llama.cpp sequence.
+struct Slot {
+    job: Job,
+    seq: i32,
+    prepared: Prepared,
+    /// Prompt tokens decoded so far.
+    fed: usize,
+    /// The next position of the sequence.
+    position: usize,
+    /// The token sampled last, decoded at the next step.
+    pending: Option<LlamaToken>,
+    /// Where its logits are in the batch just decoded.
+    logits: Option<i32>,
+    text: Vec<u8>,
+    generated: usize,
+    admitted: Instant,
+    prompt_time: Duration,
+}
+
+/// A model with its context and the sequences it serves, owned by the inference
+/// thread. Every step decodes one batch: the next token of each generating sequence
+/// and a chunk of the prompts still being read.
 struct Engine<'m> {
     name: String,
     model: &'m LlamaModel,
     context: LlamaContext<'m>,
     template: LlamaChatTemplate,
     batch: LlamaBatch<'static>,
-    batch_size: usize,
+    /// Sequences at most ([`GgufConfig::parallel`]).
+    parallel: usize,
+    slots: Vec<Slot>,
+    free_seqs: Vec<i32>,
+    /// KV cells of each sequence.
+    context_size: usize,
 }
 
 impl<'m> Engine<'m> {
@@ -271,25 +349,39 @@ impl<'m> Engine<'m> {
         let load_error =
             |message: String| ModelError::new(ErrorKind::Load, &settings.name, message);
         let path = settings.path.display();
+        let parallel = settings.parallel;
+        let batch_size = PROMPT_CHUNK + parallel;
         // Both thread counts, always: llama.cpp's default of 4 on two cores is ruinous.
+        // Each sequence has a KV stream of its own of `context` cells, in which its
+        // tokens lie as they would alone, and attention without flash attention: the
+        // only settings under which a sequence's greedy tokens do not depend on what is
+        // decoded beside it (docs/DECISIONS.md, "Continuous batching").
         let params = LlamaContextParams::default()
-            .with_n_ctx(NonZeroU32::new(settings.context))
+            .with_n_ctx(NonZeroU32::new(
+                settings.context.saturating_mul(parallel as u32),
+            ))
             .with_n_threads(settings.threads)
-            .with_n_threads_batch(settings.threads);
+            .with_n_threads_batch(settings.threads)
+            .with_n_seq_max(parallel as u32)
+            .with_kv_unified(false)
+            .with_flash_attention_policy(FLASH_ATTENTION_OFF)
+            .with_n_batch((batch_size as u32).max(LlamaContextParams::default().n_batch()));
         let context = model
             .new_context(backend, params)
             .map_err(|e| load_error(format!("cannot create a context for `{path}`: {e}")))?;
         let template = model
             .chat_template(None)
             .map_err(|e| load_error(format!("`{path}` has no usable chat template: {e}")))?;
-        let batch_size = context.n_batch() as usize;
         let engine = Self {
             name: settings.name.clone(),
             model,
             context,
             template,
             batch: LlamaBatch::new(batch_size, 1),
-            batch_size,
+            parallel,
+            slots: Vec::with_capacity(parallel),
+            free_seqs: (0..parallel as i32).rev().collect(),
+            context_size: settings.context as usize,
         };
         // Validate the template now: llama.cpp's matcher knows about 50 formats.
         engine.prompt(&[Message::user("hello")]).map_err(|e| {
@@ -301,7 +393,8 @@ impl<'m> Engine<'m> {
         debug!(
             model = %settings.name,
             threads = settings.threads,
-            context = engine.context.n_ctx(),
+            context = engine.context_size,
+            parallel,
             "Created a GGUF context."
         );
         Ok(engine)
@@ -355,7 +448,7 @@ impl<'m> Engine<'m> {
             // accepts; a window of 0 turns the penalties off).
             chain.push(LlamaSampler::penalties(
                 self.model.n_vocab(),
-                self.context.n_ctx() as i32,
+                self.context_size as i32,
                 sampling.repeat_penalty.unwrap_or(1.0),
                 sampling.frequency_penalty.unwrap_or(0.0),
                 sampling.presence_penalty.unwrap_or(0.0),
@@ -375,15 +468,12 @@ impl<'m> Engine<'m> {
         Ok(LlamaSampler::chain(chain, true))
     }
 
-    /// Answers one request from an empty KV cache. `cancelled` is polled once per token.
-    fn generate(
-        &mut self,
-        request: &ChatRequest,
-        cancelled: &dyn Fn() -> bool,
-    ) -> Result<Generation, ModelError> {
+    /// The request's prompt tokens, sampler and token budget; fails when it is bad or
+    /// can never fit the context.
+    fn prepare(&self, request: &ChatRequest) -> Result<Prepared, ModelError> {
         let prompt = self.prompt(&request.messages)?;
         let tokens = self.model.vocab().tokenize(prompt.as_bytes(), true, true);
-        let n_ctx = self.context.n_ctx() as usize;
+        let n_ctx = self.context_size;
         if tokens.is_empty() {
             return Err(self.error(ErrorKind::BadRequest, "the prompt has no tokens"));
         }
@@ -396,15 +486,155 @@ impl<'m> Engine<'m> {
                 ),
             ));
         }
-        let mut sampler = self.sampler(request)?;
-        self.context.clear_kv_cache();
-
-        let started = Instant::now();
-        self.decode_prompt(&tokens)?;
-        let prompt_time = started.elapsed();
-
         let max_new = (request.sampling.max_tokens as usize).min(n_ctx - tokens.len());
-        let stops: Vec<&[u8]> = request
+        Ok(Prepared {
+            sampler: self.sampler(request)?,
+            tokens,
+            max_new,
+        })
+    }
+
+    /// Starts the waiting requests in order while a sequence is free. Requests whose
+    /// callers went away are dropped, and bad ones (a prompt longer than the context,
+    /// say) are answered at once, wherever they wait.
+    fn admit(&mut self, waiting: &mut VecDeque<Waiting>) {
+        let mut index = 0;
+        while index < waiting.len() {
+            let item = &mut waiting[index];
+            if item.job.reply.is_closed() {
+                debug!(model = %self.name, "Skipped a request whose caller went away.");
+                waiting.remove(index);
+                continue;
+            }
+            if item.prepared.is_none() {
+                match item.job.span.in_scope(|| self.prepare(&item.job.request)) {
+                    Ok(prepared) => item.prepared = Some(prepared),
+                    Err(error) => {
+                        if let Some(item) = waiting.remove(index) {
+                            let _ = item.job.reply.send(Err(error));
+                        }
+                        continue;
+                    }
+                }
+            }
+            index += 1;
+        }
+        while !self.free_seqs.is_empty() {
+            let Some(Waiting {
+                job,
+                prepared: Some(prepared),
+            }) = waiting.pop_front()
+            else {
+                return;
+            };
+            let Some(seq) = self.free_seqs.pop() else {
+                return;
+            };
+            self.slots.push(Slot {
+                job,
+                seq,
+                prepared,
+                fed: 0,
+                position: 0,
+                pending: None,
+                logits: None,
+                text: Vec::new(),
+                generated: 0,
+                admitted: Instant::now(),
+                prompt_time: Duration::ZERO,
+            });
+        }
+    }
+
+    /// One decode of every slot: drops those whose callers went away, decodes the
+    /// generating sequences' last tokens and a chunk of the prompts, then samples each
+    /// sequence whose logits came out and answers those that are done.
+    fn step(&mut self) {
+        let mut index = 0;
+        while index < self.slots.len() {
+            if self.slots[index].job.reply.is_closed() {
+                let slot = self.slots.swap_remove(index);
+                debug!(model = %self.name, "Stopped a generation whose caller went away.");
+                self.release(slot, None);
+            } else {
+                index += 1;
+            }
+        }
+        if self.slots.is_empty() {
+            return;
+        }
+        self.batch.clear();
+        let mut added = Ok(());
+        for slot in &mut self.slots {
+            slot.logits = None;
+            if let Some(token) = slot.pending.take() {
+                slot.logits = Some(self.batch.n_tokens());
+                added = added.and(
+                    self.batch
+                        .add(token, slot.position as i32, &[slot.seq], true),
+                );
+                slot.position += 1;
+            }
+        }
+        let mut budget = PROMPT_CHUNK;
+        for slot in &mut self.slots {
+            let prompt = &slot.prepared.tokens;
+            while slot.fed < prompt.len() && budget > 0 {
+                let last = slot.fed + 1 == prompt.len();
+                if last {
+                    slot.logits = Some(self.batch.n_tokens());
+                }
+                let token = prompt[slot.fed];
+                added = added.and(
+                    self.batch
+                        .add(token, slot.position as i32, &[slot.seq], last),
+                );
+                slot.fed += 1;
+                slot.position += 1;
+                budget -= 1;
+            }
+        }
+        if let Err(e) = added {
+            return self.fail_all(&format!("batch: {e}"));
+        }
+        if let Err(e) = self.context.decode(&mut self.batch) {
+            return self.fail_all(&format!("decoding: {e}"));
+        }
+        let mut index = 0;
+        while index < self.slots.len() {
+            if self.sample(index) {
+                let slot = self.slots.swap_remove(index);
+                self.release(slot, Some(Ok(())));
+            } else {
+                index += 1;
+            }
+        }
+    }
+
+    /// Samples slot `index`'s next token when its logits came out of the last decode;
+    /// true when the slot is done.
+    fn sample(&mut self, index: usize) -> bool {
+        let slot = &mut self.slots[index];
+        let Some(at) = slot.logits else {
+            return false;
+        };
+        if slot.generated == 0 {
+            slot.prompt_time = slot.admitted.elapsed();
+        }
+        if slot.generated == slot.prepared.max_new {
+            return true;
+        }
+        let token = slot.prepared.sampler.sample(&self.context, at);
+        let vocab = self.model.vocab();
+        if vocab.is_eog(token) {
+            return true;
+        }
+        slot.generated += 1;
+        let before = slot.text.len();
+        vocab.token_to_piece_into(token, &mut slot.text, false, None);
+        let stops: Vec<&[u8]> = slot
+            .job
+            .request
             .sampling
             .stop
             .iter()
@@ -412,75 +642,57 @@ impl<'m> Engine<'m> {
             .map(|s| s.as_bytes())
             .collect();
         let longest_stop = stops.iter().map(|s| s.len()).max().unwrap_or(0);
-        let vocab = self.model.vocab();
-        let mut text = Vec::new();
-        let mut generated = 0usize;
-        let mut position = tokens.len();
-        while generated < max_new {
-            if cancelled() {
-                return Err(self.error(ErrorKind::Cancelled, "the caller went away"));
-            }
-            let token = sampler.sample(&self.context, self.batch.n_tokens() - 1);
-            if vocab.is_eog(token) {
-                break;
-            }
-            generated += 1;
-            let before = text.len();
-            vocab.token_to_piece_into(token, &mut text, false, None);
-            if let Some(cut) = find_stop(&text, &stops, before.saturating_sub(longest_stop)) {
-                text.truncate(cut);
-                break;
-            }
-            if generated == max_new {
-                break;
-            }
-            self.decode_one(token, position)?;
-            position += 1;
+        if let Some(cut) = find_stop(&slot.text, &stops, before.saturating_sub(longest_stop)) {
+            slot.text.truncate(cut);
+            return true;
         }
-        let generation_time = started.elapsed() - prompt_time;
-        debug!(
-            model = %self.name,
-            prompt_tokens = tokens.len(),
-            completion_tokens = generated,
-            prompt_ms = millis(prompt_time),
-            generation_ms = millis(generation_time),
-            "Generated."
-        );
-        Ok(Generation {
-            text: utf8(text),
-            usage: Usage {
-                prompt_tokens: count(tokens.len()),
-                completion_tokens: count(generated),
-            },
-        })
+        if slot.generated == slot.prepared.max_new {
+            return true;
+        }
+        slot.pending = Some(token);
+        false
     }
 
-    /// Decodes the prompt in batches; only its last token's logits are kept.
-    fn decode_prompt(&mut self, tokens: &[LlamaToken]) -> Result<(), ModelError> {
-        let last = tokens.len() - 1;
-        for (chunk_index, chunk) in tokens.chunks(self.batch_size).enumerate() {
-            self.batch.clear();
-            for (offset, &token) in chunk.iter().enumerate() {
-                let position = chunk_index * self.batch_size + offset;
-                self.batch
-                    .add(token, position as i32, &[0], position == last)
-                    .map_err(|e| self.error(ErrorKind::ServerError, format!("batch: {e}")))?;
+    /// Frees a slot's sequence and context space, and answers its caller: with its text
+    /// (`Some(Ok)`), an error (`Some(Err)`), or not at all (`None`: the caller is gone).
+    fn release(&mut self, slot: Slot, result: Option<Result<(), ModelError>>) {
+        // Removing a whole sequence cannot fail.
+        let _ = self
+            .context
+            .clear_kv_cache_seq(Some(slot.seq as u32), None, None);
+        self.free_seqs.push(slot.seq);
+        let Some(result) = result else { return };
+        let generation_time = slot.admitted.elapsed().saturating_sub(slot.prompt_time);
+        let answer = result.map(|()| {
+            slot.job.span.in_scope(|| {
+                debug!(
+                    model = %self.name,
+                    prompt_tokens = slot.prepared.tokens.len(),
+                    completion_tokens = slot.generated,
+                    prompt_ms = millis(slot.prompt_time),
+                    generation_ms = millis(generation_time),
+                    "Generated."
+                );
+            });
+            Generation {
+                text: utf8(slot.text),
+                usage: Usage {
+                    prompt_tokens: count(slot.prepared.tokens.len()),
+                    completion_tokens: count(slot.generated),
+                },
             }
-            self.context.decode(&mut self.batch).map_err(|e| {
-                self.error(ErrorKind::ServerError, format!("decoding the prompt: {e}"))
-            })?;
-        }
-        Ok(())
+        });
+        let _ = slot.job.reply.send(answer);
     }
 
-    fn decode_one(&mut self, token: LlamaToken, position: usize) -> Result<(), ModelError> {
-        self.batch.clear();
-        self.batch
-            .add(token, position as i32, &[0], true)
-            .map_err(|e| self.error(ErrorKind::ServerError, format!("batch: {e}")))?;
-        self.context
-            .decode(&mut self.batch)
-            .map_err(|e| self.error(ErrorKind::ServerError, format!("decoding: {e}")))
+    /// Answers every slot with `message` as a server error and empties the KV cache
+    /// (a failed decode or a panic leaves it in an unknown state).
+    fn fail_all(&mut self, message: &str) {
+        for slot in std::mem::take(&mut self.slots) {
+            let error = self.error(ErrorKind::ServerError, message);
+            self.release(slot, Some(Err(error)));
+        }
+        self.context.clear_kv_cache();
     }
 }
 
@@ -522,41 +734,40 @@ mod tests {
     use super::*;
     use crate::models::Sampling;
 
-    /// Where the default model pack's LLM is expected (`make setup` puts it there).
-    fn default_model_path() -> PathBuf {
-        GgufConfig {
+    /// An entry for the default model pack's LLM (`make setup` puts it in `.wolf/`).
+    fn config(parallel: usize, context: u32) -> GgufConfig {
+        let mut config = GgufConfig {
             path: None,
             threads: 2,
-            context: 2048,
+            context,
+            parallel,
             generation: crate::models::Generation::default(),
-        }
-        .resolved_path()
-        .unwrap_or_else(|| {
+        };
+        let path = config.resolved_path().unwrap_or_else(|| {
             std::path::Path::new(crate::home::DIR_NAME)
                 .join("models")
                 .join(crate::home::DEFAULT_LLM)
-        })
+        });
+        assert!(
+            path.is_file(),
+            "the test model `{}` is missing; run `make setup`",
+            path.display()
+        );
+        config.path = Some(path);
+        config
     }
 
-    /// One model shared by the tests: requests are served one at a time anyway, and
-    /// two cores are better spent on one inference thread than on several.
+    /// One model shared by most tests, serving four sequences: tests that run at the
+    /// same time share its batches, as callers do.
     fn model() -> &'static GgufModel {
         static MODEL: OnceLock<GgufModel> = OnceLock::new();
-        MODEL.get_or_init(|| {
-            let path = default_model_path();
-            assert!(
-                path.is_file(),
-                "the test model `{}` is missing; run `make setup`",
-                path.display()
-            );
-            let config = GgufConfig {
-                path: Some(path),
-                threads: 2,
-                context: 2048,
-                generation: crate::models::Generation::default(),
-            };
-            GgufModel::load("smollm2", &config).expect("the test model loads")
-        })
+        MODEL.get_or_init(|| GgufModel::load("smollm2", &config(4, 2048)).expect("it loads"))
+    }
+
+    /// The same model serving one sequence at a time: what the batched one must match.
+    fn one_at_a_time() -> &'static GgufModel {
+        static MODEL: OnceLock<GgufModel> = OnceLock::new();
+        MODEL.get_or_init(|| GgufModel::load("alone", &config(1, 2048)).expect("it loads"))
     }
 
     fn request(prompt: &str, max_tokens: u32) -> ChatRequest {
@@ -729,12 +940,133 @@ mod tests {
         }
     }
 
+    /// Prompts of different lengths, so that sequences start, read and end apart.
+    const PROMPTS: [&str; 4] = [
+        "Name a colour.",
+        CAPTIONS,
+        "Write two sentences about a blue square that moves from left to right.",
+        "List three animals that live in the sea, with one fact about each.",
+    ];
+
+    /// Each prompt's greedy text from the one-sequence model, alone.
+    async fn references(max_tokens: u32) -> Vec<String> {
+        let mut texts = Vec::new();
+        for prompt in PROMPTS {
+            let reply = one_at_a_time().chat(&request(prompt, max_tokens)).await;
+            texts.push(reply.unwrap().text);
+        }
+        texts
+    }
+
+    /// The four prompts through `model`, `in_flight` at a time.
+    async fn batched(model: &'static GgufModel, in_flight: usize, max_tokens: u32) -> Vec<String> {
+        let mut texts = Vec::new();
+        for group in PROMPTS.chunks(in_flight) {
+            let tasks: Vec<_> = group
+                .iter()
+                .map(|&prompt| {
+                    tokio::spawn(async move { model.chat(&request(prompt, max_tokens)).await })
+                })
+                .collect();
+            for task in tasks {
+                texts.push(task.await.unwrap().unwrap().text);
+            }
+        }
+        texts
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn greedy_outputs_are_the_same_at_1_2_and_4_in_flight() {
+        let alone = references(48).await;
+        for in_flight in [1, 2, 4] {
+            let texts = batched(model(), in_flight, 48).await;
+            assert_eq!(texts, alone, "{in_flight} in flight");
+        }
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn requests_join_and_leave_mid_generation() {
+        let model = model();
+        let long = tokio::spawn(async move {
+            let reply = model.chat(&request(PROMPTS[3], 120)).await;
+            (reply, Instant::now())
+        });
+        // The short one joins while the long one generates, and leaves before it.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        let short = model.chat(&request(PROMPTS[0], 4)).await.unwrap();
+        let short_done = Instant::now();
+        let (long_reply, long_done) = long.await.unwrap();
+        let long_reply = long_reply.unwrap();
+        assert!(
+            long_reply.usage.unwrap().completion_tokens > 40,
+            "the long request ended early: {:?}",
+            long_reply.usage
+        );
+        assert!(
+            short_done < long_done,
+            "the short request waited for the long one"
+        );
+        let alone_long = one_at_a_time()
+            .chat(&request(PROMPTS[3], 120))
+            .await
+            .unwrap();
+        let alone_short = one_at_a_time().chat(&request(PROMPTS[0], 4)).await.unwrap();
+        assert_eq!(long_reply.text, alone_long.text);
+        assert_eq!(short.text, alone_short.text);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_cancelled_request_frees_its_sequence() {
+        static MODEL: OnceLock<GgufModel> = OnceLock::new();
+        let model = MODEL.get_or_init(|| GgufModel::load("two", &config(2, 2048)).unwrap());
+        // Both sequences busy with stories, then both callers give up.
+        let story = request("Write a very long story about a red circle.", 2000);
+        for _ in 0..2 {
+            let gave_up =
+                tokio::time::timeout(Duration::from_millis(300), model.chat(&story)).await;
+            assert!(gave_up.is_err(), "a 2000-token story within 300 ms");
+        }
+        // Two sequences must be free again: two requests at once, answered in time and
+        // as they are alone.
+        let both = tokio::time::timeout(Duration::from_secs(120), batched(model, 2, 24))
+            .await
+            .expect("the sequences were freed");
+        let alone = references(24).await;
+        assert_eq!(both, alone);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_prompt_longer_than_a_sequence_overflows_and_the_others_go_on() {
+        static MODEL: OnceLock<GgufModel> = OnceLock::new();
+        // 256 cells a sequence, two sequences.
+        let model = MODEL.get_or_init(|| GgufModel::load("small", &config(2, 256)).unwrap());
+        let fits = tokio::spawn(async move { model.chat(&request(CAPTIONS, 120)).await });
+        let never = request(&"the red circle moves to the right. ".repeat(40), 8);
+        let error = model.chat(&never).await.unwrap_err();
+        assert_eq!(error.kind, ErrorKind::ContextOverflow, "{error}");
+        // The one that fits gets as many tokens as its sequence has cells left.
+        let reply = fits.await.unwrap().unwrap();
+        let usage = reply.usage.unwrap();
+        assert!(
+            usage.prompt_tokens + usage.completion_tokens <= 256,
+            "{usage:?}"
+        );
+        let alone = one_at_a_time().chat(&request(CAPTIONS, 120)).await.unwrap();
+        assert!(
+            alone.text.starts_with(&reply.text),
+            "{:?} against {:?}",
+            reply.text,
+            alone.text
+        );
+    }
+
     #[test]
     fn a_missing_file_fails_to_load_naming_it() {
         let config = GgufConfig {
             path: Some("/nonexistent/model.gguf".into()),
             threads: 1,
             context: 256,
+            parallel: 1,
             generation: crate::models::Generation::default(),
         };
         let error = GgufModel::load("m", &config).unwrap_err();
@@ -754,6 +1086,7 @@ mod tests {
             path: Some(path.clone()),
             threads: 1,
             context: 256,
+            parallel: 1,
             generation: crate::models::Generation::default(),
         };
         let error = GgufModel::load("m", &config).unwrap_err();

@@ -438,7 +438,7 @@ pub(crate) fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
         .map(|entry| match entry {
             ModelConfig::Openai(c) => c.max_concurrency,
             ModelConfig::Onnx(c) => c.batch,
-            ModelConfig::Gguf(_) => 1,
+            ModelConfig::Gguf(c) => c.parallel,
         })
         .max()
         .unwrap_or(1);

@@ -1395,8 +1395,8 @@ mod tests {
         assert_eq!(error.kind, ErrorKind::Connect, "{error}");
     }
 
-    /// llama-cpp-python's OpenAI-compatible server on the default GGUF model, killed
-    /// on drop.
+    /// llama.cpp's own OpenAI-compatible server (`llama-server`, built by
+    /// `tools/setup_llama_server.sh`) on the default GGUF model, killed on drop.
     struct LlamaServer {
         child: std::process::Child,
         base_url: String,
@@ -1414,15 +1414,13 @@ mod tests {
     impl LlamaServer {
         async fn start() -> Self {
             let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-            let venv = root.join(".wolf/venv");
-            let python = venv.join("bin/python");
+            let binary = root.join(".wolf/bin/llama-server");
             let gguf =
                 root.join(".wolf/models/smollm2-135m-instruct/SmolLM2-135M-Instruct.Q4_1.gguf");
             assert!(
-                python.exists() && venv.join(".wolf-requirements").exists(),
-                "the Python environment with llama-cpp-python's server is missing at `{}`: run \
-                 `make test`, which sets it up",
-                venv.display()
+                binary.exists(),
+                "llama.cpp's server is missing at `{}`: run `make test`, which builds it",
+                binary.display()
             );
             assert!(
                 gguf.exists(),
@@ -1437,22 +1435,24 @@ mod tests {
             let dir = tempfile::tempdir().unwrap();
             let log = dir.path().join("server.log");
             let out = std::fs::File::create(&log).unwrap();
-            let child = std::process::Command::new(&python)
-                .args(["-m", "llama_cpp.server", "--model"])
+            let child = std::process::Command::new(&binary)
+                .arg("--model")
                 .arg(&gguf)
                 .args([
                     "--host",
                     "127.0.0.1",
                     "--port",
                     &port.to_string(),
-                    "--n_threads",
+                    "--threads",
                     "2",
+                    "--ctx-size",
+                    "2048",
                 ])
                 .stdin(std::process::Stdio::null())
                 .stdout(out.try_clone().unwrap())
                 .stderr(out)
                 .spawn()
-                .expect("python starts");
+                .expect("llama-server starts");
             let mut server = Self {
                 child,
                 base_url: format!("http://127.0.0.1:{port}/v1"),
@@ -1469,11 +1469,11 @@ mod tests {
                     return server;
                 }
                 if let Ok(Some(status)) = server.child.try_wait() {
-                    panic!("llama_cpp.server exited ({status}):\n{}", server.log_text());
+                    panic!("llama-server exited ({status}):\n{}", server.log_text());
                 }
                 if Instant::now() > deadline {
                     panic!(
-                        "llama_cpp.server was not ready within 60 s:\n{}",
+                        "llama-server was not ready within 60 s:\n{}",
                         server.log_text()
                     );
                 }
@@ -1551,10 +1551,10 @@ mod tests {
         let error = model.chat(&long).await.unwrap_err();
         assert_eq!(error.kind, ErrorKind::ContextOverflow, "{error}");
 
-        // A text-only model: image parts crash its chat template with a 500, a
-        // `video_url` part fails validation with a 422, and embeddings need a server
-        // started with them. Each fails at once (no retries, which would take seconds
-        // with this backoff) as `unsupported`.
+        // A text-only model: llama-server refuses image and video parts (no multimodal
+        // projector) and embeddings (not started with `--embeddings`). Each fails at
+        // once (no retries, which would take seconds with this backoff) as
+        // `unsupported`.
         let image = ImageRequest {
             images: vec![RgbImage::new(32, 32)],
             prompt: "Describe.".into(),

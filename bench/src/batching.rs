@@ -1,0 +1,265 @@
+//! Continuous batching (issue 21): the aggregate generation rate of the `gguf` backend
+//! at 1, 2, 4 and 8 requests in flight against its own single-sequence rate, and at 4
+//! against llama.cpp's server with `--parallel 4` (`.wolf/bin/llama-server`, built by
+//! `tools/setup_llama_server.sh`) on the same model and threads.
+//!
+//! Every side is timed alike: `n` copies of the GGUF bench's chat (about 500 prompt
+//! tokens) sent at once, first for 1 token each (prompt processing and one sample),
+//! then for `MAX_TOKENS` each; the aggregate generation rate is the tokens generated
+//! after the first, summed over the `n`, over the difference of the two wall times.
+//! Medians of `REPEATS`; sides and sizes alternate within each repetition.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use tokio::task::JoinSet;
+use wolf_pipeline::home::Home;
+use wolf_pipeline::models::gguf::GgufModel;
+use wolf_pipeline::models::{ChatModel, ChatRequest, GgufConfig, Message, Sampling};
+
+use super::{Row, median};
+
+const THREADS: usize = 2;
+const MAX_TOKENS: u32 = 128;
+const REPEATS: usize = 3;
+const IN_FLIGHT: [usize; 4] = [1, 2, 4, 8];
+/// The anchor's slots, and the size compared with it.
+const SERVER_SLOTS: usize = 4;
+/// Cells of each sequence (of each of the server's slots).
+const CONTEXT: u32 = 2048;
+
+/// Wall times of one size on one side.
+#[derive(Default)]
+struct Series {
+    first: Vec<Duration>,
+    long: Vec<Duration>,
+    completion_tokens: u32,
+}
+
+impl Series {
+    fn push(&mut self, first: Duration, (long, tokens): (Duration, u32)) {
+        self.first.push(first);
+        self.long.push(long);
+        self.completion_tokens = tokens;
+    }
+
+    /// Generated tokens/s after the first token of each of the `n` requests.
+    fn rate(&self, n: usize, who: &str) -> anyhow::Result<f64> {
+        let first = median(self.first.clone()).as_secs_f64();
+        let long = median(self.long.clone()).as_secs_f64();
+        let after_first = f64::from(self.completion_tokens) - n as f64;
+        if after_first < 1.0 || long <= first {
+            bail!(
+                "{who} at {n} in flight generated {} tokens in {long:.3} s against {first:.3} s for one each",
+                self.completion_tokens
+            );
+        }
+        Ok(after_first / (long - first))
+    }
+}
+
+fn request(messages: &[Message], max_tokens: u32) -> ChatRequest {
+    ChatRequest {
+        messages: messages.to_vec(),
+        sampling: Sampling {
+            max_tokens,
+            ..Sampling::default()
+        },
+        grammar: None,
+    }
+}
+
+/// `n` copies of the chat through the model at once: the wall time and the completion
+/// tokens summed.
+async fn ours(
+    model: &Arc<GgufModel>,
+    messages: &[Message],
+    n: usize,
+    max_tokens: u32,
+) -> anyhow::Result<(Duration, u32)> {
+    let started = Instant::now();
+    let mut tasks = JoinSet::new();
+    for _ in 0..n {
+        let model = Arc::clone(model);
+        let request = request(messages, max_tokens);
+        tasks.spawn(async move { model.chat(&request).await });
+    }
+    let mut tokens = 0;
+    while let Some(reply) = tasks.join_next().await {
+        tokens += reply??.usage.unwrap_or_default().completion_tokens;
+    }
+    Ok((started.elapsed(), tokens))
+}
+
+/// llama.cpp's server on the model, killed on drop.
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    async fn start(binary: &Path, model: &Path) -> anyhow::Result<Self> {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")?
+            .local_addr()?
+            .port();
+        let child = Command::new(binary)
+            .arg("--model")
+            .arg(model)
+            .args(["--host", "127.0.0.1", "--port", &port.to_string()])
+            .args(["--threads", &THREADS.to_string()])
+            .args(["--threads-batch", &THREADS.to_string()])
+            .args(["--parallel", &SERVER_SLOTS.to_string()])
+            // `--ctx-size` is shared by the slots: `CONTEXT` each, as ours.
+            .args(["--ctx-size", &(CONTEXT as usize * SERVER_SLOTS).to_string()])
+            .args(["--flash-attn", "off"])
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .with_context(|| format!("cannot run `{}`", binary.display()))?;
+        let mut server = Self {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+        };
+        let client = reqwest::Client::new();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        loop {
+            let health = client.get(format!("{}/health", server.url)).send().await;
+            if health.is_ok_and(|r| r.status().is_success()) {
+                return Ok(server);
+            }
+            if let Some(status) = server.child.try_wait()? {
+                bail!("llama-server exited ({status})");
+            }
+            if Instant::now() > deadline {
+                bail!("llama-server was not ready within 60 s");
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    /// `n` copies of the chat at once, greedy, without the server's prompt cache.
+    async fn chat(
+        &mut self,
+        client: &reqwest::Client,
+        messages: &[Message],
+        n: usize,
+        max_tokens: u32,
+    ) -> anyhow::Result<(Duration, u32)> {
+        let body = serde_json::json!({
+            "messages": messages.iter().map(|m| serde_json::json!({
+                "role": m.role, "content": m.content,
+            })).collect::<Vec<_>>(),
+            "max_tokens": max_tokens,
+            "temperature": 0.0,
+            "cache_prompt": false,
+        });
+        let url = format!("{}/v1/chat/completions", self.url);
+        let started = Instant::now();
+        let mut tasks = JoinSet::new();
+        for _ in 0..n {
+            let post = client.post(&url).json(&body).send();
+            tasks.spawn(async move {
+                let reply: serde_json::Value = post.await?.error_for_status()?.json().await?;
+                anyhow::Ok(reply["usage"]["completion_tokens"].as_u64().unwrap_or(0) as u32)
+            });
+        }
+        let mut tokens = 0;
+        while let Some(reply) = tasks.join_next().await {
+            tokens += reply??;
+        }
+        Ok((started.elapsed(), tokens))
+    }
+}
+
+pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
+    let home = Home::locate().context("no `.wolf/` folder; run `make setup`")?;
+    let model_path = home.default_llm();
+    let binary = home.root().join("bin/llama-server");
+    if !binary.is_file() {
+        bail!(
+            "`{}` is missing; run `make bench`, which builds it",
+            binary.display()
+        );
+    }
+    eprintln!("Benchmarking continuous batching (gguf against llama-server) ...");
+    let messages = super::gguf::messages();
+    let config = GgufConfig {
+        path: Some(model_path.clone()),
+        threads: THREADS,
+        context: CONTEXT,
+        parallel: *IN_FLIGHT.iter().max().unwrap_or(&1),
+        generation: Default::default(),
+    };
+    let model = Arc::new(GgufModel::load("smollm2", &config)?);
+    ours(&model, &messages, 1, 8).await?; // warm-up
+    let mut our_series: Vec<Series> = IN_FLIGHT.iter().map(|_| Series::default()).collect();
+    for _ in 0..REPEATS {
+        for (series, &n) in our_series.iter_mut().zip(&IN_FLIGHT) {
+            let first = ours(&model, &messages, n, 1).await?.0;
+            series.push(first, ours(&model, &messages, n, MAX_TOKENS).await?);
+        }
+    }
+    drop(model); // its threads off the cores before the server's
+    let mut server = Server::start(&binary, &model_path).await?;
+    let client = reqwest::Client::new();
+    server.chat(&client, &messages, 1, 8).await?; // warm-up
+    let mut their_series = Series::default();
+    for _ in 0..REPEATS {
+        let first = server.chat(&client, &messages, SERVER_SLOTS, 1).await?.0;
+        let long = server
+            .chat(&client, &messages, SERVER_SLOTS, MAX_TOKENS)
+            .await?;
+        their_series.push(first, long);
+    }
+    drop(server);
+
+    let single = our_series[0].rate(1, "wolf")?;
+    let mut rows = Vec::new();
+    let mut at_slots = 0.0;
+    for (series, &n) in our_series.iter().zip(&IN_FLIGHT) {
+        let rate = series.rate(n, "wolf")?;
+        if n == SERVER_SLOTS {
+            at_slots = rate;
+        }
+        eprintln!("gguf aggregate generation at {n} in flight: {rate:.0} tokens/s.");
+        rows.push(Row {
+            benchmark: format!(
+                "GGUF aggregate generation, {n} in flight (continuous batching), SmolLM2-135M Q4_1, {THREADS} threads"
+            ),
+            wolf: format!("{rate:.0} tokens/s"),
+            anchor: format!("{single:.0} tokens/s (1 in flight)"),
+            ratio: format!("{:.2}x", rate / single),
+            goal: if n == 4 { ">= 2.5x".into() } else { "report".into() },
+            note: format!(
+                "median of {REPEATS}: {n} copies of the GGUF bench's chat at once, greedy, {MAX_TOKENS} tokens each ({} in all) minus 1 token each, wall times; `parallel = 8`, {CONTEXT} tokens a sequence, flash attention off",
+                series.completion_tokens
+            ),
+        });
+    }
+    let theirs = their_series.rate(SERVER_SLOTS, "llama-server")?;
+    rows.push(Row {
+        benchmark: format!(
+            "GGUF aggregate generation at {SERVER_SLOTS} in flight against llama.cpp's server (`--parallel {SERVER_SLOTS}`)"
+        ),
+        wolf: format!("{at_slots:.0} tokens/s"),
+        anchor: format!("{theirs:.0} tokens/s (llama-server of llama-cpp-python 0.3.36's llama.cpp)"),
+        ratio: format!("{:.2}x", at_slots / theirs),
+        goal: ">= 1.0x".into(),
+        note: format!(
+            "median of {REPEATS}, timed alike over HTTP on loopback for the server (`cache_prompt: false`, {CONTEXT} tokens a slot, flash attention off, {THREADS} threads, {} tokens generated in all)",
+            their_series.completion_tokens
+        ),
+    });
+    Ok(rows)
+}
