@@ -637,6 +637,73 @@ fn causal_lm_matches_its_references(name: &str) {
     }
 }
 
+/// Static batching of an ONNX LLM: a reference file's chats (prompts of different
+/// lengths, padded on the left) answered as one batch give the texts transformers gave
+/// each alone; a row cancelled mid-batch ends with `Cancelled` and the others go on.
+#[test]
+fn a_batch_of_chats_of_different_lengths_decodes_as_each_alone() {
+    use wolf_pipeline::models::onnx::{CausalLm, OnnxError};
+    use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
+    for name in ["tiny-lm", "fuser", "summarizer"] {
+        let reference = references(name);
+        let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
+        let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
+        let chats = reference["chats"].as_array().unwrap();
+        let requests: Vec<ChatRequest> = chats
+            .iter()
+            .map(|chat| ChatRequest {
+                messages: chat["messages"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|m| Message {
+                        role: match m["role"].as_str().unwrap() {
+                            "system" => Speaker::System,
+                            "user" => Speaker::User,
+                            _ => Speaker::Assistant,
+                        },
+                        content: m["content"].as_str().unwrap().to_owned(),
+                    })
+                    .collect(),
+                sampling: Sampling {
+                    max_tokens: max_new,
+                    ..Sampling::default()
+                },
+                grammar: None,
+            })
+            .collect();
+        let lengths: std::collections::BTreeSet<usize> = chats
+            .iter()
+            .map(|c| c["prompt_ids"].as_array().unwrap().len())
+            .collect();
+        assert!(
+            lengths.len() > 1,
+            "{name}: every prompt has the same length"
+        );
+        let borrowed: Vec<&ChatRequest> = requests.iter().collect();
+        let results = lm.generate_batch(&borrowed, &|_| false).unwrap();
+        for (chat, result) in chats.iter().zip(results) {
+            assert_eq!(
+                result.unwrap().text,
+                chat["text"].as_str().unwrap(),
+                "{name}"
+            );
+        }
+        let results = lm.generate_batch(&borrowed, &|i| i == 1).unwrap();
+        for (i, (chat, result)) in chats.iter().zip(results).enumerate() {
+            if i == 1 {
+                assert!(matches!(result, Err(OnnxError::Cancelled)), "{result:?}");
+            } else {
+                assert_eq!(
+                    result.unwrap().text,
+                    chat["text"].as_str().unwrap(),
+                    "{name}"
+                );
+            }
+        }
+    }
+}
+
 /// `Sampling::no_loops`: the fixture fuser, given three objects that all move
 /// diagonally, repeats "moves diagonally from the" three times under greedy decoding (the
 /// guard's loop); asked for no loops, it never completes one, and until the first token

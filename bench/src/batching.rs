@@ -1,7 +1,9 @@
-//! Continuous batching (issue 21): the aggregate generation rate of the `gguf` backend
-//! at 1, 2, 4 and 8 requests in flight against its own single-sequence rate, and at 4
-//! against llama.cpp's server with `--parallel 4` (`.wolf/bin/llama-server`, built by
-//! `tools/setup_llama_server.sh`) on the same model and threads.
+//! Batched generation (issue 21): the aggregate generation rate of the `gguf` backend
+//! (continuous batching) at 1, 2, 4 and 8 requests in flight against its own
+//! single-sequence rate, and at 4 against llama.cpp's server with `--parallel 4`
+//! (`.wolf/bin/llama-server`, built by `tools/setup_llama_server.sh`) on the same model
+//! and threads; and the same table for the `onnx` LLM (static batching) on the demo's
+//! fuser and a fusion prompt of its references.
 //!
 //! Every side is timed alike: `n` copies of the GGUF bench's chat (about 500 prompt
 //! tokens) sent at once, first for 1 token each (prompt processing and one sample),
@@ -18,7 +20,10 @@ use anyhow::{Context as _, bail};
 use tokio::task::JoinSet;
 use wolf_pipeline::home::Home;
 use wolf_pipeline::models::gguf::GgufModel;
-use wolf_pipeline::models::{ChatModel, ChatRequest, GgufConfig, Message, Sampling};
+use wolf_pipeline::models::onnx::OnnxModel;
+use wolf_pipeline::models::{
+    ChatModel, ChatRequest, GgufConfig, Message, OnnxConfig, Sampling, Speaker,
+};
 
 use super::{Row, median};
 
@@ -75,7 +80,7 @@ fn request(messages: &[Message], max_tokens: u32) -> ChatRequest {
 /// `n` copies of the chat through the model at once: the wall time and the completion
 /// tokens summed.
 async fn ours(
-    model: &Arc<GgufModel>,
+    model: &Arc<dyn ChatModel>,
     messages: &[Message],
     n: usize,
     max_tokens: u32,
@@ -182,6 +187,77 @@ impl Server {
     }
 }
 
+/// Each size of [`IN_FLIGHT`] through `model`, `REPEATS` times, sizes alternating.
+async fn sizes(
+    model: &Arc<dyn ChatModel>,
+    messages: &[Message],
+    max_tokens: u32,
+) -> anyhow::Result<Vec<Series>> {
+    ours(model, messages, 1, 8).await?; // warm-up
+    let mut series: Vec<Series> = IN_FLIGHT.iter().map(|_| Series::default()).collect();
+    for _ in 0..REPEATS {
+        for (series, &n) in series.iter_mut().zip(&IN_FLIGHT) {
+            let first = ours(model, messages, n, 1).await?.0;
+            series.push(first, ours(model, messages, n, max_tokens).await?);
+        }
+    }
+    Ok(series)
+}
+
+/// The ONNX LLM's table: the demo's fuser (as the demo runs it, with `batch` at the
+/// largest size, here on two threads) on the first fusion prompt of its references.
+async fn onnx(home: &Home) -> anyhow::Result<Vec<Row>> {
+    let folder = home
+        .root()
+        .parent()
+        .context("`.wolf/` has no parent folder")?
+        .join("fixtures/models/fuser");
+    let references: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+        folder.join("reference_outputs.json"),
+    )?)?;
+    let max_tokens = references["generation"]["max_new_tokens"]
+        .as_u64()
+        .context("no max_new_tokens")? as u32;
+    let messages: Vec<Message> = references["chats"][0]["messages"]
+        .as_array()
+        .context("no reference chat")?
+        .iter()
+        .map(|m| Message {
+            role: match m["role"].as_str() {
+                Some("system") => Speaker::System,
+                Some("user") => Speaker::User,
+                _ => Speaker::Assistant,
+            },
+            content: m["content"].as_str().unwrap_or_default().to_owned(),
+        })
+        .collect();
+    let mut config = OnnxConfig::new(Some(folder));
+    config.threads = THREADS;
+    config.batch = *IN_FLIGHT.iter().max().unwrap_or(&1);
+    let model: Arc<dyn ChatModel> = Arc::new(OnnxModel::load("fuser", &config)?);
+    let series = sizes(&model, &messages, max_tokens).await?;
+    let single = series[0].rate(1, "the onnx fuser")?;
+    let mut rows = Vec::new();
+    for (series, &n) in series.iter().zip(&IN_FLIGHT) {
+        let rate = series.rate(n, "the onnx fuser")?;
+        eprintln!("onnx aggregate generation at {n} in flight: {rate:.0} tokens/s.");
+        rows.push(Row {
+            benchmark: format!(
+                "ONNX LLM aggregate generation, {n} in flight (static batching), the demo's fuser, {THREADS} threads"
+            ),
+            wolf: format!("{rate:.0} tokens/s"),
+            anchor: format!("{single:.0} tokens/s (1 in flight)"),
+            ratio: format!("{:.2}x", rate / single),
+            goal: "report".into(),
+            note: format!(
+                "median of {REPEATS}: {n} copies of the fuser's first reference chat at once, greedy, up to {max_tokens} tokens ({} in all) minus 1 token each, wall times; `batch = {}`",
+                series.completion_tokens, config.batch
+            ),
+        });
+    }
+    Ok(rows)
+}
+
 pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
     let home = Home::locate().context("no `.wolf/` folder; run `make setup`")?;
     let model_path = home.default_llm();
@@ -201,26 +277,19 @@ pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
         parallel: *IN_FLIGHT.iter().max().unwrap_or(&1),
         generation: Default::default(),
     };
-    let model = Arc::new(GgufModel::load("smollm2", &config)?);
-    ours(&model, &messages, 1, 8).await?; // warm-up
-    let mut our_series: Vec<Series> = IN_FLIGHT.iter().map(|_| Series::default()).collect();
-    for _ in 0..REPEATS {
-        for (series, &n) in our_series.iter_mut().zip(&IN_FLIGHT) {
-            let first = ours(&model, &messages, n, 1).await?.0;
-            series.push(first, ours(&model, &messages, n, MAX_TOKENS).await?);
-        }
-    }
+    let model: Arc<dyn ChatModel> = Arc::new(GgufModel::load("smollm2", &config)?);
+    let our_series = sizes(&model, &messages, MAX_TOKENS).await?;
     drop(model); // its threads off the cores before the server's
     let mut server = Server::start(&binary, &model_path).await?;
     let client = reqwest::Client::new();
     server.chat(&client, &messages, 1, 8).await?; // warm-up
-    let mut their_series = Series::default();
+    // The server at 1 in flight too: its own gain from batching on this machine.
+    let (mut their_single, mut their_series) = (Series::default(), Series::default());
     for _ in 0..REPEATS {
-        let first = server.chat(&client, &messages, SERVER_SLOTS, 1).await?.0;
-        let long = server
-            .chat(&client, &messages, SERVER_SLOTS, MAX_TOKENS)
-            .await?;
-        their_series.push(first, long);
+        for (series, n) in [(&mut their_single, 1), (&mut their_series, SERVER_SLOTS)] {
+            let first = server.chat(&client, &messages, n, 1).await?.0;
+            series.push(first, server.chat(&client, &messages, n, MAX_TOKENS).await?);
+        }
     }
     drop(server);
 
@@ -248,6 +317,7 @@ pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
         });
     }
     let theirs = their_series.rate(SERVER_SLOTS, "llama-server")?;
+    let their_one = their_single.rate(1, "llama-server")?;
     rows.push(Row {
         benchmark: format!(
             "GGUF aggregate generation at {SERVER_SLOTS} in flight against llama.cpp's server (`--parallel {SERVER_SLOTS}`)"
@@ -257,9 +327,11 @@ pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
         ratio: format!("{:.2}x", at_slots / theirs),
         goal: ">= 1.0x".into(),
         note: format!(
-            "median of {REPEATS}, timed alike over HTTP on loopback for the server (`cache_prompt: false`, {CONTEXT} tokens a slot, flash attention off, {THREADS} threads, {} tokens generated in all)",
-            their_series.completion_tokens
+            "median of {REPEATS}, timed alike over HTTP on loopback for the server (`cache_prompt: false`, {CONTEXT} tokens a slot, flash attention off, {THREADS} threads, {} tokens generated in all); the server's own rate at 1 in flight: {their_one:.0} tokens/s, so its gain from {SERVER_SLOTS} in flight is {:.2}x",
+            their_series.completion_tokens,
+            theirs / their_one
         ),
     });
+    rows.extend(onnx(&home).await?);
     Ok(rows)
 }

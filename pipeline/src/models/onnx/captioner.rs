@@ -227,6 +227,7 @@ impl VisionCaptioner {
         let prefixes = vec![prefix; images.len()];
         let context = Context {
             encoder: Some(states),
+            ..Context::default()
         };
         if self.limits.num_beams > 1 {
             generate::beam_search(

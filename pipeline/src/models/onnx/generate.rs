@@ -45,9 +45,20 @@ pub struct Search {
 }
 
 /// What every step feeds besides the tokens and the cache.
+#[derive(Default)]
 pub struct Context {
     /// The encoder's output, one row per decoder row (encoder-decoders).
     pub encoder: Option<EncoderStates>,
+    /// Pad tokens at the start of each row (a batch of prompts of different lengths,
+    /// padded on the left as transformers does); empty: none. The attention mask hides
+    /// them, and positions count from each row's first real token.
+    pub left_pad: Vec<usize>,
+}
+
+impl Context {
+    fn pad(&self, row: usize) -> usize {
+        self.left_pad.get(row).copied().unwrap_or(0)
+    }
 }
 
 /// An encoder's `last_hidden_state`, row-major `[rows, positions, hidden]`.
@@ -184,15 +195,21 @@ impl Decoder {
             }
         }
         if self.graph.has_input("attention_mask") {
-            inputs.push(i64_input(
-                "attention_mask",
-                vec![rows, length],
-                vec![1; rows * length],
-            )?);
+            let mask: Vec<i64> = (0..rows)
+                .flat_map(|row| (0..length).map(move |p| i64::from(p >= context.pad(row))))
+                .collect();
+            inputs.push(i64_input("attention_mask", vec![rows, length], mask)?);
+        } else if !context.left_pad.iter().all(|&pad| pad == 0) {
+            return Err(graph_cannot_pad(&self.graph));
         }
         if self.graph.has_input("position_ids") {
+            // transformers' positions of a padded row: its real tokens count from 0,
+            // its pads are at 1 (they are masked).
             let positions: Vec<i64> = (0..rows)
-                .flat_map(|_| (past..length).map(|p| p as i64))
+                .flat_map(|row| {
+                    let pad = context.pad(row);
+                    (past..length).map(move |p| if p >= pad { (p - pad) as i64 } else { 1 })
+                })
                 .collect();
             inputs.push(i64_input(
                 "position_ids",
@@ -285,6 +302,13 @@ impl Decoder {
                 what: format!("an empty `{name}`"),
                 source,
             })
+    }
+}
+
+fn graph_cannot_pad(graph: &Graph) -> OnnxError {
+    OnnxError::Setting {
+        path: graph.file.clone(),
+        message: "the graph has no `attention_mask` input, so prompts of different lengths cannot share a batch".into(),
     }
 }
 
@@ -400,6 +424,7 @@ pub fn beam_search(
     let items = prefixes.len();
     let context = Context {
         encoder: context.encoder.as_ref().map(|e| e.repeat_rows(beams)),
+        ..Context::default()
     };
     // Every beam starts as its item's prefix; only the first counts at the start.
     let mut tokens: Vec<Vec<i64>> = prefixes

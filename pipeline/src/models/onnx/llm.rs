@@ -130,86 +130,175 @@ impl CausalLm {
         request: &ChatRequest,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Generation, OnnxError> {
+        let mut results = self.generate_batch(&[request], &|_| cancelled())?;
+        results.pop().unwrap_or(Err(OnnxError::Cancelled))
+    }
+
+    /// Answers `requests` together: their prompts, padded on the left to the longest,
+    /// run as one batch, each row sampled with its own request's settings until it
+    /// ends; a row that has ended is fed pad tokens until the others end.
+    /// `cancelled(i)` is polled once per step for each running row. A request that
+    /// cannot start (an empty prompt, one longer than the context) gets its error and
+    /// the others run; an error of the model fails the batch.
+    pub fn generate_batch(
+        &mut self,
+        requests: &[&ChatRequest],
+        cancelled: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<Result<Generation, OnnxError>>, OnnxError> {
+        let mut results: Vec<Option<Result<Generation, OnnxError>>> = Vec::new();
+        let mut rows: Vec<Row<'_>> = Vec::new();
+        for (index, request) in requests.iter().enumerate() {
+            match self.start(index, request) {
+                Ok(row) => {
+                    results.push(None);
+                    rows.push(row);
+                }
+                Err(error) => results.push(Some(Err(error))),
+            }
+        }
+        let longest = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+        let mut tokens: Vec<Vec<i64>> = Vec::with_capacity(rows.len());
+        let mut context = Context::default();
+        for row in &rows {
+            let pad = longest - row.prompt.len();
+            let mut padded = vec![self.ids.pad; pad];
+            padded.extend(&row.prompt);
+            tokens.push(padded);
+            context.left_pad.push(pad);
+        }
+        let mut cache = None;
+        while rows.iter().any(|r| r.outcome.is_none()) {
+            for row in rows.iter_mut().filter(|r| r.outcome.is_none()) {
+                if cancelled(row.index) {
+                    row.outcome = Some(Err(OnnxError::Cancelled));
+                } else if row.generated.len() >= row.max_new {
+                    row.outcome = Some(Ok(()));
+                }
+            }
+            if rows.iter().all(|r| r.outcome.is_some()) {
+                break;
+            }
+            let (logits, vocabulary) = self.decoder.step(&tokens, &mut cache, &context)?;
+            for (n, row) in rows.iter_mut().enumerate() {
+                let next = match row.outcome {
+                    Some(_) => self.ids.pad,
+                    None => {
+                        let logits = logits[n * vocabulary..(n + 1) * vocabulary].to_vec();
+                        self.advance(row, logits)?
+                    }
+                };
+                tokens[n].push(next);
+            }
+        }
+        for row in rows {
+            results[row.index] = Some(row.outcome.unwrap_or(Ok(())).map(|()| Generation {
+                usage: Usage {
+                    prompt_tokens: row.prompt.len() as u32,
+                    completion_tokens: row.generated.len() as u32,
+                },
+                text: row.text,
+            }));
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(OnnxError::Cancelled)))
+            .collect())
+    }
+
+    /// A request's row: its prompt's ids and its sampler.
+    fn start<'r>(&self, index: usize, request: &'r ChatRequest) -> Result<Row<'r>, OnnxError> {
         let prompt = self.prompt(&request.messages)?;
-        let prompt_ids: Vec<i64> = folder::prompt_ids(&self.tokenizer, &prompt)?
+        let prompt: Vec<i64> = folder::prompt_ids(&self.tokenizer, &prompt)?
             .into_iter()
             .map(i64::from)
             .collect();
-        if prompt_ids.is_empty() {
+        if prompt.is_empty() {
             return Err(OnnxError::EmptyPrompt);
         }
         let sampling = &request.sampling;
         let mut max_new = sampling.max_tokens as usize;
         if let Some(context) = self.context {
-            if prompt_ids.len() >= context {
+            if prompt.len() >= context {
                 return Err(OnnxError::ContextOverflow {
-                    tokens: prompt_ids.len(),
+                    tokens: prompt.len(),
                     context,
                 });
             }
-            max_new = max_new.min(context - prompt_ids.len());
+            max_new = max_new.min(context - prompt.len());
         }
-        let mut sampler = Sampler::new(sampling);
-        let mut tokens = vec![prompt_ids.clone()];
-        let mut generated: Vec<u32> = Vec::new();
-        let mut cache = None;
-        let mut text = String::new();
-        let context = Context { encoder: None };
-        while generated.len() < max_new {
-            if cancelled() {
-                return Err(OnnxError::Cancelled);
-            }
-            let (mut logits, _) = self.decoder.step(&tokens, &mut cache, &context)?;
-            let mut passed_over = 0;
-            // The last word so far may be a word's start; its n-grams are checked again.
-            let said = words_of(&text).len().saturating_sub(1);
-            let before = text.clone();
-            let next = loop {
-                let next = sampler.choose(&logits, &generated);
-                if self.ids.eos.contains(&next) {
-                    break next;
-                }
-                generated.push(next as u32);
-                text = self
-                    .tokenizer
-                    .decode(&generated, true)
-                    .map_err(OnnxError::Decode)?;
-                // The text's last word counts as said: a token that may complete a loop
-                // is passed over, however the word goes on.
-                if !sampling.no_loops
-                    || passed_over >= MAX_PASSED_OVER
-                    || !completes_loop(&words_of(&text), said)
-                {
-                    break next;
-                }
-                generated.pop();
-                text.clone_from(&before);
-                logits[next as usize] = f32::NEG_INFINITY;
-                passed_over += 1;
-            };
-            if self.ids.eos.contains(&next) {
-                break;
-            }
-            tokens[0].push(next);
-            if let Some(cut) = sampling
-                .stop
-                .iter()
-                .filter(|s| !s.is_empty())
-                .filter_map(|s| text.find(s.as_str()))
-                .min()
-            {
-                text.truncate(cut);
-                break;
-            }
-        }
-        Ok(Generation {
-            text,
-            usage: Usage {
-                prompt_tokens: prompt_ids.len() as u32,
-                completion_tokens: generated.len() as u32,
-            },
+        Ok(Row {
+            index,
+            sampling,
+            sampler: Sampler::new(sampling),
+            prompt,
+            max_new,
+            generated: Vec::new(),
+            text: String::new(),
+            outcome: None,
         })
     }
+
+    /// Chooses a running row's next token from its logits and takes it: the token fed
+    /// next (the pad id once the row has ended).
+    fn advance(&self, row: &mut Row<'_>, mut logits: Vec<f32>) -> Result<i64, OnnxError> {
+        let sampling = row.sampling;
+        let mut passed_over = 0;
+        // The last word so far may be a word's start; its n-grams are checked again.
+        let said = words_of(&row.text).len().saturating_sub(1);
+        let before = row.text.clone();
+        let next = loop {
+            let next = row.sampler.choose(&logits, &row.generated);
+            if self.ids.eos.contains(&next) {
+                break next;
+            }
+            row.generated.push(next as u32);
+            row.text = self
+                .tokenizer
+                .decode(&row.generated, true)
+                .map_err(OnnxError::Decode)?;
+            // The text's last word counts as said: a token that may complete a loop
+            // is passed over, however the word goes on.
+            if !sampling.no_loops
+                || passed_over >= MAX_PASSED_OVER
+                || !completes_loop(&words_of(&row.text), said)
+            {
+                break next;
+            }
+            row.generated.pop();
+            row.text.clone_from(&before);
+            logits[next as usize] = f32::NEG_INFINITY;
+            passed_over += 1;
+        };
+        if self.ids.eos.contains(&next) {
+            row.outcome = Some(Ok(()));
+            return Ok(self.ids.pad);
+        }
+        if let Some(cut) = sampling
+            .stop
+            .iter()
+            .filter(|s| !s.is_empty())
+            .filter_map(|s| row.text.find(s.as_str()))
+            .min()
+        {
+            row.text.truncate(cut);
+            row.outcome = Some(Ok(()));
+        }
+        Ok(next)
+    }
+}
+
+/// One request of a batch being generated.
+struct Row<'r> {
+    /// Its place among the batch's requests.
+    index: usize,
+    sampling: &'r Sampling,
+    sampler: Sampler,
+    prompt: Vec<i64>,
+    max_new: usize,
+    generated: Vec<u32>,
+    text: String,
+    /// `Some` once the row has ended: done, or its error.
+    outcome: Option<Result<(), OnnxError>>,
 }
 
 /// The most tokens passed over at one step for [`Sampling::no_loops`]; then the next

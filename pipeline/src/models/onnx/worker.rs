@@ -1,10 +1,13 @@
 //! The inference thread of an ONNX model and its dynamic batching.
 //!
 //! The thread waits for a job, then gathers more for up to the batch wait, until the
-//! batch holds `batch` images (captioners) or texts (embedders), and runs them as one
-//! batch; an LLM answers one request at a time. A captioner that reads its prompt runs
-//! the images of each prompt of a batch together (one decoder prefix per run). Jobs whose caller went away are
-//! skipped before the batch runs, and a batch stops early when every caller is gone.
+//! batch holds `batch` images (captioners), texts (embedders) or chats (LLMs), and runs
+//! them as one batch: an LLM's prompts padded on the left to the longest, each row
+//! decoded until it ends (static batching: a chat that arrives meanwhile waits for the
+//! next batch). A captioner that reads its prompt runs the images of each prompt of a
+//! batch together (one decoder prefix per run). Jobs whose caller went away are skipped
+//! before the batch runs; a batch stops early when every caller is gone, and a chat
+//! whose caller goes away stops at the next step.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -37,13 +40,12 @@ pub struct WorkerSettings {
 
 type Answer<T> = oneshot::Sender<Result<T, ModelError>>;
 
-/// One request. Captions and embeddings run in batches that mix callers, so only a
-/// chat carries its caller's span.
+/// One request. Batches mix callers, so no job carries its caller's span.
 enum Job {
     /// An image and the prompt it came with.
     Caption(RgbImage, String, Answer<Caption>),
     Embed(Vec<String>, Answer<Vec<Vec<f32>>>),
-    Chat(Box<ChatRequest>, Answer<Generation>, tracing::Span),
+    Chat(Box<ChatRequest>, Answer<Generation>),
 }
 
 impl Job {
@@ -51,7 +53,7 @@ impl Job {
         match self {
             Self::Caption(_, _, a) => a.is_closed(),
             Self::Embed(_, a) => a.is_closed(),
-            Self::Chat(_, a, _) => a.is_closed(),
+            Self::Chat(_, a) => a.is_closed(),
         }
     }
 
@@ -142,8 +144,7 @@ impl Worker {
 
     pub async fn chat(&self, request: ChatRequest) -> Result<Generation, ModelError> {
         let (reply, answer) = oneshot::channel();
-        let span = tracing::Span::current();
-        self.ask(|r| Job::Chat(Box::new(request), r, span), answer, reply)
+        self.ask(|r| Job::Chat(Box::new(request), r), answer, reply)
             .await
     }
 }
@@ -199,10 +200,7 @@ fn serve(
     };
     let _ = ready.send(Ok(()));
     drop(ready);
-    let limit = match engine {
-        Engine::Lm(_) => 1,
-        _ => settings.batch.max(1),
-    };
+    let limit = settings.batch.max(1);
     while let Some(first) = queue.blocking_recv() {
         let mut batch = vec![first];
         let mut size = batch[0].size();
@@ -317,14 +315,28 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
             }
         }
         Engine::Lm(lm) => {
+            let mut requests = Vec::new();
+            let mut answers = Vec::new();
             for job in batch {
-                if let Job::Chat(request, answer, span) = job {
-                    let closed = || answer.is_closed();
-                    // A context overflow keeps its own kind (`to_model_error`).
-                    let result = span
-                        .in_scope(|| guarded(|| lm.generate(&request, &closed)))
-                        .map_err(fail);
-                    let _ = answer.send(result);
+                if let Job::Chat(request, answer) = job {
+                    requests.push(request);
+                    answers.push(answer);
+                }
+            }
+            let borrowed: Vec<&ChatRequest> = requests.iter().map(|r| r.as_ref()).collect();
+            let closed = |i: usize| answers[i].is_closed();
+            // A context overflow keeps its own kind (`to_model_error`).
+            match guarded(|| lm.generate_batch(&borrowed, &closed)) {
+                Ok(results) => {
+                    for (answer, result) in answers.into_iter().zip(results) {
+                        let _ = answer.send(result.map_err(fail));
+                    }
+                }
+                Err(error) => {
+                    let error = fail(error);
+                    for answer in answers {
+                        let _ = answer.send(Err(error.clone()));
+                    }
                 }
             }
         }
