@@ -5,10 +5,10 @@
 #
 # Built with cmake from the llama.cpp that llama-cpp-python's source package vendors
 # (pinned version and checksum, fetched by pip): the crate `llama-cpp-sys-2` vendors
-# llama.cpp without the server's sources. Only the `llama-server` target is built, not
-# the Python package: about a third of llama-cpp-python's build. The binary is built once
-# per machine into a cache outside the checkout ($WOLF_BUILD_CACHE, default
-# ~/.cache/wolf/build) and copied from there by every later clone.
+# llama.cpp without the server's sources. Only the `llama-server` target is built (about
+# 5.5 minutes on two idle cores). The binary is built once per machine into a cache
+# outside the checkout ($WOLF_BUILD_CACHE, default ~/.cache/wolf/build) and copied from
+# there by every later clone.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 version=0.3.36

@@ -5,7 +5,8 @@
 # tokenizers and pillow, the anchor of the ONNX benchmarks (bench/onnx_python.py; the
 # versions are those the fixture references were recorded and checked with). Into .wolf/venv.
 #
-# llama-cpp-python builds llama.cpp from source (about 13 minutes on two cores): its
+# llama-cpp-python builds llama.cpp from source (about 4 minutes on two idle cores, 13 on
+# busy ones): its
 # wheel is built once per machine into a cache outside the checkout
 # ($WOLF_WHEEL_CACHE, default ~/.cache/wolf/wheels) and reused by every clone.
 set -euo pipefail

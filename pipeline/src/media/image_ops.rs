@@ -2,7 +2,6 @@
 
 use std::io::Cursor;
 
-use image::codecs::jpeg::JpegEncoder;
 use image::codecs::png::PngEncoder;
 use image::{ImageEncoder, Rgb, RgbImage, imageops};
 
@@ -96,17 +95,19 @@ pub fn encode_image(image: &RgbImage, format: ImageFormat) -> Result<Vec<u8>, Me
     let mut out = Cursor::new(Vec::new());
     let (w, h) = image.dimensions();
     let result = match format {
-        ImageFormat::Jpeg(quality) => JpegEncoder::new_with_quality(
-            &mut out,
-            quality.clamp(1, 100),
-        )
-        .write_image(image.as_raw(), w, h, image::ExtendedColorType::Rgb8),
-        ImageFormat::Png => PngEncoder::new(&mut out).write_image(
-            image.as_raw(),
-            w,
-            h,
-            image::ExtendedColorType::Rgb8,
-        ),
+        ImageFormat::Jpeg(quality) => {
+            let (Ok(w), Ok(h)) = (u16::try_from(w), u16::try_from(h)) else {
+                return Err(MediaError::InvalidRequest(format!(
+                    "cannot encode a {w}x{h} image as JPEG: at most 65535 pixels a side"
+                )));
+            };
+            jpeg_encoder::Encoder::new(&mut out, quality.clamp(1, 100))
+                .encode(image.as_raw(), w, h, jpeg_encoder::ColorType::Rgb)
+                .map_err(|e| e.to_string())
+        }
+        ImageFormat::Png => PngEncoder::new(&mut out)
+            .write_image(image.as_raw(), w, h, image::ExtendedColorType::Rgb8)
+            .map_err(|e| e.to_string()),
     };
     result.map_err(|e| MediaError::InvalidRequest(format!("cannot encode an image: {e}")))?;
     Ok(out.into_inner())
