@@ -590,9 +590,27 @@ fn the_fixture_summarizer_matches_transformers_greedy_generate() {
     causal_lm_matches_its_references("summarizer");
 }
 
+/// A reference chat's messages.
+fn reference_messages(chat: &Value) -> Vec<wolf_pipeline::models::Message> {
+    use wolf_pipeline::models::{Message, Speaker};
+    chat["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| Message {
+            role: match m["role"].as_str().unwrap() {
+                "system" => Speaker::System,
+                "user" => Speaker::User,
+                _ => Speaker::Assistant,
+            },
+            content: m["content"].as_str().unwrap().to_owned(),
+        })
+        .collect()
+}
+
 fn causal_lm_matches_its_references(name: &str) {
     use wolf_pipeline::models::onnx::CausalLm;
-    use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
+    use wolf_pipeline::models::{ChatRequest, Sampling};
     let reference = references(name);
     let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
     assert_eq!(
@@ -601,19 +619,7 @@ fn causal_lm_matches_its_references(name: &str) {
     );
     let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
     for chat in reference["chats"].as_array().unwrap() {
-        let messages: Vec<Message> = chat["messages"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| Message {
-                role: match m["role"].as_str().unwrap() {
-                    "system" => Speaker::System,
-                    "user" => Speaker::User,
-                    _ => Speaker::Assistant,
-                },
-                content: m["content"].as_str().unwrap().to_owned(),
-            })
-            .collect();
+        let messages = reference_messages(chat);
         assert_eq!(
             lm.prompt(&messages).unwrap(),
             chat["prompt"].as_str().unwrap()
@@ -643,7 +649,7 @@ fn causal_lm_matches_its_references(name: &str) {
 #[test]
 fn a_batch_of_chats_of_different_lengths_decodes_as_each_alone() {
     use wolf_pipeline::models::onnx::{CausalLm, OnnxError};
-    use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
+    use wolf_pipeline::models::{ChatRequest, Sampling};
     for name in ["tiny-lm", "fuser", "summarizer"] {
         let reference = references(name);
         let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
@@ -652,19 +658,7 @@ fn a_batch_of_chats_of_different_lengths_decodes_as_each_alone() {
         let requests: Vec<ChatRequest> = chats
             .iter()
             .map(|chat| ChatRequest {
-                messages: chat["messages"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|m| Message {
-                        role: match m["role"].as_str().unwrap() {
-                            "system" => Speaker::System,
-                            "user" => Speaker::User,
-                            _ => Speaker::Assistant,
-                        },
-                        content: m["content"].as_str().unwrap().to_owned(),
-                    })
-                    .collect(),
+                messages: reference_messages(chat),
                 sampling: Sampling {
                     max_tokens: max_new,
                     ..Sampling::default()
