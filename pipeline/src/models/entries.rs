@@ -106,11 +106,12 @@ pub struct GgufConfig {
     /// Inference threads (default 0: one per core).
     #[serde(default)]
     pub threads: usize,
-    /// Context size in tokens (default 4096).
+    /// Context size in tokens of each sequence (default 4096).
     #[serde(default = "default_context")]
     pub context: u32,
-    /// Requests decoded together, each a sequence of one shared context (continuous
-    /// batching; default 4). The context's `context` tokens are shared among them.
+    /// Requests decoded together, each a sequence of one context (continuous batching;
+    /// default 4). Each sequence has `context` tokens of its own: KV memory grows with
+    /// `context × parallel`.
     #[serde(default = "default_parallel")]
     pub parallel: usize,
     /// Generation settings of this entry's requests (`[models.NAME.generation]`); a
@@ -134,7 +135,8 @@ pub struct OnnxConfig {
     /// Intra-op threads (default 0: one per core).
     #[serde(default)]
     pub threads: usize,
-    /// The most images (captioners) or texts (embedders) run as one batch (default 8).
+    /// The most images (captioners), texts (embedders) or chats (LLMs) run as one batch
+    /// (default 8).
     #[serde(default = "default_batch")]
     pub batch: usize,
     /// Milliseconds a request waits for others to share its batch (default 5).

@@ -302,6 +302,8 @@ struct Prepared {
     tokens: Vec<LlamaToken>,
     sampler: LlamaSampler,
     max_new: usize,
+    /// The request's non-empty stop strings.
+    stops: Vec<Vec<u8>>,
 }
 
 /// A request being served: one llama.cpp sequence.
@@ -491,6 +493,13 @@ impl<'m> Engine<'m> {
             sampler: self.sampler(request)?,
             tokens,
             max_new,
+            stops: request
+                .sampling
+                .stop
+                .iter()
+                .filter(|s| !s.is_empty())
+                .map(|s| s.as_bytes().to_vec())
+                .collect(),
         })
     }
 
@@ -507,7 +516,15 @@ impl<'m> Engine<'m> {
                 continue;
             }
             if item.prepared.is_none() {
-                match item.job.span.in_scope(|| self.prepare(&item.job.request)) {
+                // A panic here (the template, the tokenizer, a grammar) fails this
+                // request alone.
+                let prepare = std::panic::AssertUnwindSafe(|| {
+                    item.job.span.in_scope(|| self.prepare(&item.job.request))
+                });
+                let prepared = std::panic::catch_unwind(prepare).unwrap_or_else(|_| {
+                    Err(self.error(ErrorKind::ServerError, "preparing the request panicked"))
+                });
+                match prepared {
                     Ok(prepared) => item.prepared = Some(prepared),
                     Err(error) => {
                         if let Some(item) = waiting.remove(index) {
@@ -519,16 +536,18 @@ impl<'m> Engine<'m> {
             }
             index += 1;
         }
-        while !self.free_seqs.is_empty() {
-            let Some(Waiting {
-                job,
-                prepared: Some(prepared),
-            }) = waiting.pop_front()
-            else {
-                return;
-            };
-            let Some(seq) = self.free_seqs.pop() else {
-                return;
+        while let Some(seq) = self.free_seqs.pop() {
+            let (job, prepared) = match waiting.pop_front() {
+                Some(Waiting {
+                    job,
+                    prepared: Some(prepared),
+                }) => (job, prepared),
+                // Prepared above, or answered; nothing else waits.
+                other => {
+                    waiting.extend(other);
+                    self.free_seqs.push(seq);
+                    return;
+                }
             };
             self.slots.push(Slot {
                 job,
@@ -632,17 +651,9 @@ impl<'m> Engine<'m> {
         slot.generated += 1;
         let before = slot.text.len();
         vocab.token_to_piece_into(token, &mut slot.text, false, None);
-        let stops: Vec<&[u8]> = slot
-            .job
-            .request
-            .sampling
-            .stop
-            .iter()
-            .filter(|s| !s.is_empty())
-            .map(|s| s.as_bytes())
-            .collect();
-        let longest_stop = stops.iter().map(|s| s.len()).max().unwrap_or(0);
-        if let Some(cut) = find_stop(&slot.text, &stops, before.saturating_sub(longest_stop)) {
+        let stops = &slot.prepared.stops;
+        let longest_stop = stops.iter().map(Vec::len).max().unwrap_or(0);
+        if let Some(cut) = find_stop(&slot.text, stops, before.saturating_sub(longest_stop)) {
             slot.text.truncate(cut);
             return true;
         }
@@ -698,13 +709,14 @@ impl<'m> Engine<'m> {
 
 /// Where the earliest stop string starts in `text`, looking at matches that start at
 /// or after `from` (earlier ones were looked for after earlier tokens).
-fn find_stop(text: &[u8], stops: &[&[u8]], from: usize) -> Option<usize> {
+fn find_stop<S: AsRef<[u8]>>(text: &[u8], stops: &[S], from: usize) -> Option<usize> {
     stops
         .iter()
         .filter_map(|stop| {
+            let stop = stop.as_ref();
             text.get(from..)?
                 .windows(stop.len())
-                .position(|window| window == *stop)
+                .position(|window| window == stop)
                 .map(|at| from + at)
         })
         .min()

@@ -148,6 +148,13 @@ impl Decoder {
         self.merged
     }
 
+    /// Whether rows padded on the left can share a batch: the graph takes an
+    /// `attention_mask` to hide the pads and `position_ids` to count each row from its
+    /// first real token.
+    pub fn can_pad(&self) -> bool {
+        self.graph.has_input("attention_mask") && self.graph.has_input("position_ids")
+    }
+
     /// One step: `tokens` holds every row's whole sequence so far (all rows the same
     /// length). Returns the last position's logits, row-major `[rows, vocabulary]`,
     /// and the vocabulary size.
@@ -199,7 +206,8 @@ impl Decoder {
                 .flat_map(|row| (0..length).map(move |p| i64::from(p >= context.pad(row))))
                 .collect();
             inputs.push(i64_input("attention_mask", vec![rows, length], mask)?);
-        } else if !context.left_pad.iter().all(|&pad| pad == 0) {
+        }
+        if !self.can_pad() && context.left_pad.iter().any(|&pad| pad > 0) {
             return Err(graph_cannot_pad(&self.graph));
         }
         if self.graph.has_input("position_ids") {
@@ -308,7 +316,7 @@ impl Decoder {
 fn graph_cannot_pad(graph: &Graph) -> OnnxError {
     OnnxError::Setting {
         path: graph.file.clone(),
-        message: "the graph has no `attention_mask` input, so prompts of different lengths cannot share a batch".into(),
+        message: "the graph lacks `attention_mask` or `position_ids`, so prompts of different lengths cannot share a batch".into(),
     }
 }
 

@@ -157,6 +157,18 @@ impl CausalLm {
             }
         }
         let longest = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+        if !self.decoder.can_pad() && rows.iter().any(|r| r.prompt.len() != longest) {
+            // Prompts of different lengths need padding this graph cannot take: one at
+            // a time.
+            return requests
+                .iter()
+                .enumerate()
+                .map(|(i, request)| {
+                    let mut one = self.generate_batch(&[request], &|_| cancelled(i))?;
+                    Ok(one.pop().unwrap_or(Err(OnnxError::Cancelled)))
+                })
+                .collect();
+        }
         let mut tokens: Vec<Vec<i64>> = Vec::with_capacity(rows.len());
         let mut context = Context::default();
         for row in &rows {
@@ -184,7 +196,11 @@ impl CausalLm {
                     Some(_) => self.ids.pad,
                     None => {
                         let logits = logits[n * vocabulary..(n + 1) * vocabulary].to_vec();
-                        self.advance(row, logits)?
+                        // A token the tokenizer cannot decode ends its row alone.
+                        self.advance(row, logits).unwrap_or_else(|error| {
+                            row.outcome = Some(Err(error));
+                            self.ids.pad
+                        })
                     }
                 };
                 tokens[n].push(next);
