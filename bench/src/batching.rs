@@ -9,7 +9,9 @@
 //! tokens) sent at once, first for 1 token each (prompt processing and one sample),
 //! then for `MAX_TOKENS` each; the aggregate generation rate is the tokens generated
 //! after the first, summed over the `n`, over the difference of the two wall times.
-//! Medians of `REPEATS`; sides and sizes alternate within each repetition.
+//! Medians over `REPEATS` repetitions of each pair; sizes alternate within a
+//! repetition, and the server takes its turn after each of ours (both loaded
+//! throughout, each idle while the other runs).
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -25,44 +27,51 @@ use wolf_pipeline::models::{
     ChatModel, ChatRequest, GgufConfig, Message, OnnxConfig, Sampling, Speaker,
 };
 
-use super::{Row, median};
+use super::{Row, median_f};
 
 const THREADS: usize = 2;
 const MAX_TOKENS: u32 = 128;
-const REPEATS: usize = 3;
+const REPEATS: usize = 5;
 const IN_FLIGHT: [usize; 4] = [1, 2, 4, 8];
 /// The anchor's slots, and the size compared with it.
 const SERVER_SLOTS: usize = 4;
 /// Cells of each sequence (of each of the server's slots).
 const CONTEXT: u32 = 2048;
 
-/// Wall times of one size on one side.
+/// The aggregate generation rates of one size on one side, one a repetition.
 #[derive(Default)]
 struct Series {
-    first: Vec<Duration>,
-    long: Vec<Duration>,
+    rates: Vec<f64>,
     completion_tokens: u32,
 }
 
 impl Series {
-    fn push(&mut self, first: Duration, (long, tokens): (Duration, u32)) {
-        self.first.push(first);
-        self.long.push(long);
-        self.completion_tokens = tokens;
-    }
-
-    /// Generated tokens/s after the first token of each of the `n` requests.
-    fn rate(&self, n: usize, who: &str) -> anyhow::Result<f64> {
-        let first = median(self.first.clone()).as_secs_f64();
-        let long = median(self.long.clone()).as_secs_f64();
-        let after_first = f64::from(self.completion_tokens) - n as f64;
+    /// Adds a repetition's rate: the tokens generated after the first of each of the
+    /// `n` requests, over the wall time of the long run less that of the 1-token run
+    /// just before it (adjacent runs share the machine's load).
+    fn push(
+        &mut self,
+        n: usize,
+        who: &str,
+        first: Duration,
+        (long, tokens): (Duration, u32),
+    ) -> anyhow::Result<()> {
+        let after_first = f64::from(tokens) - n as f64;
         if after_first < 1.0 || long <= first {
             bail!(
-                "{who} at {n} in flight generated {} tokens in {long:.3} s against {first:.3} s for one each",
-                self.completion_tokens
+                "{who} at {n} in flight generated {tokens} tokens in {:.3} s against {:.3} s for one each",
+                long.as_secs_f64(),
+                first.as_secs_f64()
             );
         }
-        Ok(after_first / (long - first))
+        self.rates.push(after_first / (long - first).as_secs_f64());
+        self.completion_tokens = tokens;
+        Ok(())
+    }
+
+    /// The median rate in tokens/s.
+    fn rate(&self) -> f64 {
+        median_f(self.rates.iter().copied())
     }
 }
 
@@ -187,19 +196,24 @@ impl Server {
     }
 }
 
-/// Each size of [`IN_FLIGHT`] through `model`, `REPEATS` times, sizes alternating.
+/// Each size of [`IN_FLIGHT`] through `model`, `REPEATS` times, sizes alternating;
+/// `between` runs after each repetition (the anchor's turn).
 async fn sizes(
+    who: &str,
     model: &Arc<dyn ChatModel>,
     messages: &[Message],
     max_tokens: u32,
+    mut between: impl AsyncFnMut() -> anyhow::Result<()>,
 ) -> anyhow::Result<Vec<Series>> {
     ours(model, messages, 1, 8).await?; // warm-up
     let mut series: Vec<Series> = IN_FLIGHT.iter().map(|_| Series::default()).collect();
     for _ in 0..REPEATS {
         for (series, &n) in series.iter_mut().zip(&IN_FLIGHT) {
             let first = ours(model, messages, n, 1).await?.0;
-            series.push(first, ours(model, messages, n, max_tokens).await?);
+            let long = ours(model, messages, n, max_tokens).await?;
+            series.push(n, who, first, long)?;
         }
+        between().await?;
     }
     Ok(series)
 }
@@ -235,11 +249,18 @@ async fn onnx(home: &Home) -> anyhow::Result<Vec<Row>> {
     config.threads = THREADS;
     config.batch = *IN_FLIGHT.iter().max().unwrap_or(&1);
     let model: Arc<dyn ChatModel> = Arc::new(OnnxModel::load("fuser", &config)?);
-    let series = sizes(&model, &messages, max_tokens).await?;
-    let single = series[0].rate(1, "the onnx fuser")?;
+    let series = sizes(
+        "the onnx fuser",
+        &model,
+        &messages,
+        max_tokens,
+        async || Ok(()),
+    )
+    .await?;
+    let single = series[0].rate();
     let mut rows = Vec::new();
     for (series, &n) in series.iter().zip(&IN_FLIGHT) {
-        let rate = series.rate(n, "the onnx fuser")?;
+        let rate = series.rate();
         eprintln!("onnx aggregate generation at {n} in flight: {rate:.0} tokens/s.");
         rows.push(Row {
             benchmark: format!(
@@ -250,7 +271,7 @@ async fn onnx(home: &Home) -> anyhow::Result<Vec<Row>> {
             ratio: format!("{:.2}x", rate / single),
             goal: "report".into(),
             note: format!(
-                "median of {REPEATS}: {n} copies of the fuser's first reference chat at once, greedy, up to {max_tokens} tokens ({} in all) minus 1 token each, wall times; `batch = {}`",
+                "median of {REPEATS} pairs: {n} copies of the fuser's first reference chat at once, greedy, up to {max_tokens} tokens ({} in all) minus 1 token each, wall times; `batch = {}`",
                 series.completion_tokens, config.batch
             ),
         });
@@ -278,26 +299,29 @@ pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
         generation: Default::default(),
     };
     let model: Arc<dyn ChatModel> = Arc::new(GgufModel::load("smollm2", &config)?);
-    let our_series = sizes(&model, &messages, MAX_TOKENS).await?;
-    drop(model); // its threads off the cores before the server's
     let mut server = Server::start(&binary, &model_path).await?;
     let client = reqwest::Client::new();
     server.chat(&client, &messages, 1, 8).await?; // warm-up
-    // The server at 1 in flight too: its own gain from batching on this machine.
+    // The server at 1 in flight too (its own gain from batching on this machine), its
+    // turn after each of our repetitions.
     let (mut their_single, mut their_series) = (Series::default(), Series::default());
-    for _ in 0..REPEATS {
+    let our_series = sizes("wolf", &model, &messages, MAX_TOKENS, async || {
         for (series, n) in [(&mut their_single, 1), (&mut their_series, SERVER_SLOTS)] {
             let first = server.chat(&client, &messages, n, 1).await?.0;
-            series.push(first, server.chat(&client, &messages, n, MAX_TOKENS).await?);
+            let long = server.chat(&client, &messages, n, MAX_TOKENS).await?;
+            series.push(n, "llama-server", first, long)?;
         }
-    }
+        Ok(())
+    })
+    .await?;
     drop(server);
+    drop(model);
 
-    let single = our_series[0].rate(1, "wolf")?;
+    let single = our_series[0].rate();
     let mut rows = Vec::new();
     let mut at_slots = 0.0;
     for (series, &n) in our_series.iter().zip(&IN_FLIGHT) {
-        let rate = series.rate(n, "wolf")?;
+        let rate = series.rate();
         if n == SERVER_SLOTS {
             at_slots = rate;
         }
@@ -311,13 +335,13 @@ pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
             ratio: format!("{:.2}x", rate / single),
             goal: if n == 4 { ">= 2.5x".into() } else { "report".into() },
             note: format!(
-                "median of {REPEATS}: {n} copies of the GGUF bench's chat at once, greedy, {MAX_TOKENS} tokens each ({} in all) minus 1 token each, wall times; `parallel = 8`, {CONTEXT} tokens a sequence, flash attention off",
+                "median of {REPEATS} pairs: {n} copies of the GGUF bench's chat at once, greedy, {MAX_TOKENS} tokens each ({} in all) minus 1 token each, wall times; `parallel = 8`, {CONTEXT} tokens a sequence, flash attention off",
                 series.completion_tokens
             ),
         });
     }
-    let theirs = their_series.rate(SERVER_SLOTS, "llama-server")?;
-    let their_one = their_single.rate(1, "llama-server")?;
+    let theirs = their_series.rate();
+    let their_one = their_single.rate();
     rows.push(Row {
         benchmark: format!(
             "GGUF aggregate generation at {SERVER_SLOTS} in flight against llama.cpp's server (`--parallel {SERVER_SLOTS}`)"
@@ -327,7 +351,7 @@ pub(super) async fn batching(_work: &Path) -> anyhow::Result<Vec<Row>> {
         ratio: format!("{:.2}x", at_slots / theirs),
         goal: ">= 1.0x".into(),
         note: format!(
-            "median of {REPEATS}, timed alike over HTTP on loopback for the server (`cache_prompt: false`, {CONTEXT} tokens a slot, flash attention off, {THREADS} threads, {} tokens generated in all); the server's own rate at 1 in flight: {their_one:.0} tokens/s, so its gain from {SERVER_SLOTS} in flight is {:.2}x",
+            "median of {REPEATS} pairs, alternated with ours, timed alike over HTTP on loopback for the server (`cache_prompt: false`, {CONTEXT} tokens a slot, flash attention off, {THREADS} threads, {} tokens generated in all); the server's own rate at 1 in flight: {their_one:.0} tokens/s, so its gain from {SERVER_SLOTS} in flight is {:.2}x",
             their_series.completion_tokens,
             theirs / their_one
         ),

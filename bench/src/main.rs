@@ -443,6 +443,11 @@ pub(crate) fn median(mut times: Vec<Duration>) -> Duration {
     times[times.len() / 2]
 }
 
+/// The median of positive values (seconds, rates), by [`median`].
+pub(crate) fn median_f(values: impl Iterator<Item = f64>) -> f64 {
+    median(values.map(Duration::from_secs_f64).collect()).as_secs_f64()
+}
+
 fn machine() -> String {
     let cpu = std::fs::read_to_string("/proc/cpuinfo")
         .ok()

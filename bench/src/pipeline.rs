@@ -352,19 +352,21 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
         ),
         wolf: format!("{wall:.2} s"),
         anchor: format!(
-            "{ideal:.2} s (model-bound ideal: {chat} LLM requests x {LLM_LATENCY_MS} ms / \
-             {LLM_CONCURRENCY})"
+            "{ideal_measured:.2} s (model-bound ideal: {chat} LLM requests x {llm_rt:.1} ms \
+             / {LLM_CONCURRENCY})"
         ),
-        ratio: format!("{:.3}", wall / ideal),
+        ratio: format!("{:.3}", wall / ideal_measured),
         goal: "≤ 1.05".into(),
         note: format!(
             "median of {REPEATS} (all: {all}); child process, spawn to exit, fresh database \
              each; {} requests ({image} image, {video} video, {chat} LLM; at most \
              {CAPTIONER_CONCURRENCY}, {CAPTIONER_CONCURRENCY} and {LLM_CONCURRENCY} in \
              flight) checked against the run's summary; ideal = max over models of \
-             requests x latency / concurrency: image {:.2} s, video {:.2} s, LLM {:.2} s; \
-             the servers' lone round trips are {captioner_rt:.1} ms and {llm_rt:.1} ms, at \
-             which the ideal is {ideal_measured:.2} s (ratio {:.3}); the run held the LLM's \
+             requests x round trip / concurrency, with each server's round trip measured \
+             one request at a time ({captioner_rt:.1} ms and {llm_rt:.1} ms: the timer \
+             rounds each sleep up to the next millisecond); at the nominal {CAPTIONER_LATENCY_MS} \
+             and {LLM_LATENCY_MS} ms: image {:.2} s, video {:.2} s, LLM {:.2} s, ideal \
+             {ideal:.2} s (ratio {:.3}); the run held the LLM's \
              slots {llm_held:.2} s and the video model's {video_held:.2} s (stored \
              latencies, whole ms); decode {:.1} s summed over videos = {:.0}% of the \
              wall's {cores:.0}-core time; CPU of the caption process {:.1} s",
@@ -372,7 +374,7 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
             nominal[0],
             nominal[1],
             nominal[2],
-            wall / ideal_measured,
+            wall / ideal,
             stage("frames"),
             100.0 * stage("frames") / (wall * cores),
             run.cpu_s,
