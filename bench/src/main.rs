@@ -438,6 +438,13 @@ pub(crate) fn remove_db(db: &Path) {
     }
 }
 
+/// A file or folder of the checkout (the bench crate is one of its folders).
+pub(crate) fn checkout_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("..")
+        .join(relative)
+}
+
 pub(crate) fn median(mut times: Vec<Duration>) -> Duration {
     times.sort();
     times[times.len() / 2]

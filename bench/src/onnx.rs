@@ -81,11 +81,11 @@ mod real {
     }
 
     fn script() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/onnx_python.py")
+        crate::checkout_path("bench/onnx_python.py")
     }
 
     fn fixtures() -> PathBuf {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+        crate::checkout_path("fixtures")
     }
 
     fn python_rate(args: &[String]) -> anyhow::Result<PythonRate> {

@@ -3,7 +3,7 @@
 //! Rust against pycocoevalcap (`bench/classic_python.py` in `.wolf/venv`) on 100,000
 //! pairs.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -155,7 +155,7 @@ struct PythonTimes {
 fn classic(work: &Path) -> anyhow::Result<Vec<Row>> {
     use wolf_scorer::classic::{TokenizedPair, bleu, cider, meteor, rouge};
     let committed: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/classic_pairs.json"),
+        crate::checkout_path("tests/data/classic_pairs.json"),
     )?)?;
     let base: Vec<(String, Vec<String>)> = committed["pairs"]
         .as_array()
@@ -206,7 +206,7 @@ fn classic(work: &Path) -> anyhow::Result<Vec<Row>> {
     );
     match (python, java) {
         (Some(python), true) => {
-            let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("bench/classic_python.py");
+            let script = crate::checkout_path("bench/classic_python.py");
             let out = run_ok(
                 Command::new(python)
                     .arg(script)
