@@ -3,6 +3,7 @@
 //! forms, batch sizes 1 and 4), the default embedder against sentence-transformers'
 //! vectors, folder errors, dynamic batching, and `wolf model check`.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -167,6 +168,48 @@ fn check_prompted_parity(form: DecoderForm) {
     for (caption, text) in captions.iter().zip(batch["texts"].as_array().unwrap()) {
         assert_eq!(caption.text, text.as_str().unwrap());
     }
+    // Different prompts of as many tokens in one run (as the worker batches the
+    // cascade's prompts): each row as transformers gives it alone.
+    let mut by_length: BTreeMap<usize, Vec<&Value>> = BTreeMap::new();
+    for case in cases {
+        let length = case["prompt_ids"].as_array().unwrap().len();
+        by_length.entry(length).or_default().push(case);
+    }
+    let mut different = 0;
+    for group in by_length.values().filter(|g| g.len() > 1) {
+        let images: Vec<RgbImage> = group
+            .iter()
+            .map(|c| input(c["input"].as_str().unwrap()))
+            .collect();
+        let prompts: Vec<&str> = group
+            .iter()
+            .map(|c| c["prompt"].as_str().unwrap())
+            .collect();
+        let got = captioner
+            .generate_ids_each(&images, &prompts, &never)
+            .unwrap();
+        // Rows that ended early are padded with 0 after their end, as in `batch_4`.
+        for (row, case) in got.iter().zip(group) {
+            let want = ids(&case["ids"]);
+            assert_eq!(
+                row[..want.len()],
+                want,
+                "{form:?}: prompts {prompts:?} in one run"
+            );
+            assert!(row[want.len()..].iter().all(|&t| t == 0), "{row:?}");
+        }
+        let captions = captioner.caption_each(&images, &prompts, &never).unwrap();
+        for (caption, case) in captions.iter().zip(group) {
+            assert_eq!(caption.text, case["text"].as_str().unwrap());
+        }
+        if prompts.iter().any(|p| *p != prompts[0]) {
+            different += 1;
+        }
+    }
+    assert!(
+        different > 0,
+        "no two different reference prompts have as many tokens"
+    );
 }
 
 #[test]

@@ -214,17 +214,39 @@ impl VisionCaptioner {
         prompt: &str,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Vec<Vec<i64>>, OnnxError> {
+        self.generate_ids_each(images, &vec![prompt; images.len()], cancelled)
+    }
+
+    /// As [`Self::generate_ids_prompted`], each image with its own prompt
+    /// (`prompts[i]` for `images[i]`). The prompts' ids must be equally long: the
+    /// decoder graphs of this layout have no attention mask, so rows cannot be padded.
+    pub fn generate_ids_each(
+        &mut self,
+        images: &[RgbImage],
+        prompts: &[&str],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<Vec<i64>>, OnnxError> {
+        assert_eq!(images.len(), prompts.len(), "one prompt an image");
         if images.is_empty() {
             return Ok(Vec::new());
         }
-        let states = self.encode(images)?;
         let start = self
             .ids
             .decoder_start
             .expect("checked at load; this is a bug");
-        let mut prefix = vec![start];
-        prefix.extend(self.prompt_ids(prompt)?);
-        let prefixes = vec![prefix; images.len()];
+        let prefixes = prompts
+            .iter()
+            .map(|prompt| {
+                let mut prefix = vec![start];
+                prefix.extend(self.prompt_ids(prompt)?);
+                Ok(prefix)
+            })
+            .collect::<Result<Vec<_>, OnnxError>>()?;
+        assert!(
+            prefixes.iter().all(|p| p.len() == prefixes[0].len()),
+            "prompts of one batch must have as many tokens"
+        );
+        let states = self.encode(images)?;
         let context = Context {
             encoder: Some(states),
             ..Context::default()
@@ -271,8 +293,22 @@ impl VisionCaptioner {
         prompt: &str,
         cancelled: &dyn Fn() -> bool,
     ) -> Result<Vec<Caption>, OnnxError> {
-        let prompt_tokens = self.prompt_ids(prompt)?.len();
-        let sequences = self.generate_ids_prompted(images, prompt, cancelled)?;
+        self.caption_each(images, &vec![prompt; images.len()], cancelled)
+    }
+
+    /// As [`Self::caption_prompted`], each image with its own prompt, the prompts'
+    /// ids equally long ([`Self::generate_ids_each`]).
+    pub fn caption_each(
+        &mut self,
+        images: &[RgbImage],
+        prompts: &[&str],
+        cancelled: &dyn Fn() -> bool,
+    ) -> Result<Vec<Caption>, OnnxError> {
+        let prompt_tokens = match prompts.first() {
+            Some(prompt) => self.prompt_ids(prompt)?.len(),
+            None => 0,
+        };
+        let sequences = self.generate_ids_each(images, prompts, cancelled)?;
         sequences
             .iter()
             .map(|ids| {

@@ -4,8 +4,8 @@
 //! batch holds `batch` images (captioners), texts (embedders) or chats (LLMs), and runs
 //! them as one batch: an LLM's prompts padded on the left to the longest, each row
 //! decoded until it ends (static batching: a chat that arrives meanwhile waits for the
-//! next batch). A captioner that reads its prompt runs the images of each prompt of a
-//! batch together (one decoder prefix per run). Jobs whose caller went away are skipped
+//! next batch). A captioner that reads its prompt runs the images whose prompts have
+//! as many tokens together (one run per prompt length). Jobs whose caller went away are skipped
 //! before the batch runs; a batch stops early when every caller is gone, and a chat
 //! whose caller goes away stops at the next step.
 
@@ -244,31 +244,60 @@ fn guarded<T>(f: impl FnOnce() -> Result<T, OnnxError>) -> Result<T, OnnxError> 
         .unwrap_or_else(|_| Err(OnnxError::Panicked))
 }
 
+/// Caption jobs whose prompts have `length` tokens (`None`: a prompt that does not
+/// tokenize), run together.
+struct Group {
+    length: Option<usize>,
+    prompts: Vec<String>,
+    images: Vec<RgbImage>,
+    answers: Vec<Answer<Caption>>,
+}
+
 /// Runs one batch and answers every job in it. A panic fails the batch, not the
 /// thread.
 fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
     let fail = |error: OnnxError| error.to_model_error(ErrorKind::ServerError, name);
     match engine {
         Engine::Captioner(captioner) => {
-            // One run per distinct prompt (in order of first arrival); a folder that
-            // ignores prompts runs the whole batch at once.
+            // One run per prompt length in tokens (in order of first arrival): rows whose
+            // prompts are equally long need no padding, which the decoder graph cannot
+            // express, so different prompts share a run (the cascade gives every frame
+            // a prompt of its own). A folder that ignores prompts runs the whole batch at
+            // once; a prompt that does not tokenize runs alone, to fail alone.
             let reads_prompt = captioner.reads_prompt();
-            let mut groups: Vec<(String, Vec<RgbImage>, Vec<Answer<Caption>>)> = Vec::new();
+            let mut groups: Vec<Group> = Vec::new();
             for job in batch {
                 if let Job::Caption(image, prompt, answer) = job {
                     let prompt = if reads_prompt { prompt } else { String::new() };
-                    match groups.iter_mut().find(|g| g.0 == prompt) {
+                    let length = captioner.prompt_ids(&prompt).ok().map(|ids| ids.len());
+                    match groups
+                        .iter_mut()
+                        .find(|g| length.is_some() && g.length == length)
+                    {
                         Some(group) => {
-                            group.1.push(image);
-                            group.2.push(answer);
+                            group.prompts.push(prompt);
+                            group.images.push(image);
+                            group.answers.push(answer);
                         }
-                        None => groups.push((prompt, vec![image], vec![answer])),
+                        None => groups.push(Group {
+                            length,
+                            prompts: vec![prompt],
+                            images: vec![image],
+                            answers: vec![answer],
+                        }),
                     }
                 }
             }
-            for (prompt, images, answers) in groups {
+            for group in groups {
+                let Group {
+                    prompts,
+                    images,
+                    answers,
+                    ..
+                } = group;
+                let prompts: Vec<&str> = prompts.iter().map(String::as_str).collect();
                 let closed = || answers.iter().all(|a| a.is_closed());
-                match guarded(|| captioner.caption_prompted(&images, &prompt, &closed)) {
+                match guarded(|| captioner.caption_each(&images, &prompts, &closed)) {
                     Ok(captions) => {
                         for (answer, caption) in answers.into_iter().zip(captions) {
                             let _ = answer.send(Ok(caption));
