@@ -635,7 +635,7 @@ async fn fold_scores(
     // The bootstrap intervals are most of the fold's time on large datasets: one
     // thread per core.
     let tallies: Vec<((usize, usize), Tally)> = tallies.into_iter().collect();
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = wolf_pipeline::process::cores();
     let chunk = tallies.len().div_ceil(cores).max(1);
     let summaries: Vec<Option<(f64, f64, f64)>> = std::thread::scope(|scope| {
         let handles: Vec<_> = tallies

@@ -125,7 +125,7 @@ pub async fn serve(
             "Queued again submissions a stopped server was scoring."
         );
     }
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = wolf_pipeline::process::cores();
     let app = Arc::new(App {
         store,
         options: options.clone(),

@@ -180,7 +180,7 @@ async fn write_site(
         }
     }
     let threads = if options.threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        wolf_pipeline::process::cores()
     } else {
         options.threads
     };

@@ -23,6 +23,7 @@ pub mod hash;
 pub mod home;
 pub mod media;
 pub mod models;
+pub mod process;
 pub mod progress;
 pub mod store;
 pub mod wolf;

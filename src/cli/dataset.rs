@@ -6,10 +6,10 @@ use std::sync::Arc;
 use clap::{Subcommand, ValueEnum};
 use wolf_datasets::intake::{self, IntakeSettings};
 use wolf_datasets::sources;
-use wolf_pipeline::progress::Progress;
 use wolf_pipeline::store::{Store, VideoStatus};
+use wolf_pipeline::{process::cores, progress::Progress};
 
-use super::{Context, Outcome, cores, progress};
+use super::{Context, Outcome, progress};
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum DatasetCommand {

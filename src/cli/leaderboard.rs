@@ -147,7 +147,7 @@ async fn serve(args: ServeArgs, context: &Context) -> anyhow::Result<Outcome> {
         max_connections: args.max_connections.max(1),
     };
     wolf_leaderboard::server::serve(listener, store, submissions, options, async {
-        super::interrupted().await;
+        wolf_pipeline::process::interrupted().await;
         tracing::info!("Stopping the leaderboard server.");
     })
     .await?;

@@ -5,9 +5,9 @@ use std::sync::Arc;
 
 use clap::Args;
 use wolf_datasets::synth::{self, SynthSettings, SynthSummary};
-use wolf_pipeline::progress::Progress;
+use wolf_pipeline::{process::cores, progress::Progress};
 
-use super::{Context, Outcome, cores, progress};
+use super::{Context, Outcome, progress};
 
 #[derive(Debug, Args)]
 pub(crate) struct SynthArgs {

@@ -577,7 +577,7 @@ mod tests {
     #[ignore = "slow: renders 40 clips"]
     fn time_forty_clips() {
         let root = tempfile::tempdir().expect("a temp dir");
-        let threads = std::thread::available_parallelism().map_or(1, usize::from);
+        let threads = wolf_pipeline::process::cores();
         let started = Instant::now();
         let summary = run(root.path(), 40, 1, threads);
         eprintln!(

@@ -103,7 +103,7 @@ pub fn sample_frames(
         .collect();
     let groups = group_by_keyframe(&layout, &targets);
     let threads = if threads == 0 {
-        std::thread::available_parallelism().map_or(1, |n| n.get())
+        crate::process::cores()
     } else {
         threads
     };

@@ -111,7 +111,7 @@ impl GgufModel {
             )));
         }
         let threads = match config.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::process::cores(),
             n => n,
         };
         let settings = Settings {

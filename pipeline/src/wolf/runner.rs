@@ -300,7 +300,7 @@ impl Runner {
             plan: plan.clone(),
             models: ModelSet::new(plan.models.clone()),
             run_id,
-            decode: Semaphore::new(std::thread::available_parallelism().map_or(1, |n| n.get())),
+            decode: Semaphore::new(crate::process::cores()),
             progress,
             stop,
             calls: AtomicU64::new(0),
@@ -428,7 +428,7 @@ pub(crate) fn placeholder_video() -> VideoRow {
 /// concurrency, and at least twice the cores.
 pub(crate) fn auto_in_flight(plan: &Plan, wolf: &WolfConfig) -> usize {
     use crate::models::ModelConfig;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = crate::process::cores();
     let widest = wolf
         .image_models
         .iter()

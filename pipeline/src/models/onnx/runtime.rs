@@ -96,7 +96,7 @@ impl Graph {
             return Err(OnnxError::NoGraph(file.to_owned()));
         }
         let threads = match options.threads {
-            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            0 => crate::process::cores(),
             n => n,
         };
         let fail = |e: ort::Error| OnnxError::LoadGraph {
