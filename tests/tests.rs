@@ -17,5 +17,6 @@ mod preflight;
 mod progress;
 mod recaption;
 mod score;
+mod shots;
 mod synth;
 mod worker;

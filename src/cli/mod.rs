@@ -79,6 +79,9 @@ enum Command {
     Synth(synth::SynthArgs),
     /// Sample frames from one video into a folder, with their timestamps.
     Frames(frames::FramesArgs),
+    /// Find the shots of one video with TransNetV2.
+    #[cfg(feature = "onnx")]
+    Shots(frames::ShotsArgs),
     /// List model entries and check one with a real request.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -196,6 +199,8 @@ async fn run(command: Command, context: &Context) -> anyhow::Result<Outcome> {
         Command::Dataset(cmd) => dataset::run(cmd, context).await,
         Command::Synth(args) => synth::run(args, context).await,
         Command::Frames(args) => frames::run(args).await,
+        #[cfg(feature = "onnx")]
+        Command::Shots(args) => frames::shots(args).await,
         Command::Config(cmd) => config::run(cmd),
         Command::Model(cmd) => model::run(cmd).await,
         Command::Db(cmd) => db::run(cmd, context).await,
@@ -246,23 +251,7 @@ pub(crate) fn print(text: std::fmt::Arguments<'_>) {
     }
 }
 
-/// The number of cores, for bounding blocking work.
-/// Completes on Ctrl-C or SIGTERM (Ctrl-C alone where SIGTERM cannot be watched).
-pub(crate) async fn interrupted() {
-    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-    let terminated = async {
-        match term.as_mut() {
-            Some(term) => drop(term.recv().await),
-            None => std::future::pending().await,
-        }
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        () = terminated => {}
-    }
-}
-
-/// A stop flag that Ctrl-C or SIGTERM sets (after printing `message`, if any), and the
+/// A stop flag that Ctrl-C or SIGTERM sets, after printing `message` (if any), and the
 /// task that waits for it.
 pub(crate) fn stop_on_signal(
     message: &'static str,
@@ -270,20 +259,11 @@ pub(crate) fn stop_on_signal(
     std::sync::Arc<std::sync::atomic::AtomicBool>,
     tokio::task::JoinHandle<()>,
 ) {
-    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let on_signal = stop.clone();
-    let watcher = tokio::spawn(async move {
-        interrupted().await;
+    wolf_pipeline::process::stop_on_signal(move || {
         if !message.is_empty() {
             progress::eprintln(format_args!("{message}"));
         }
-        on_signal.store(true, std::sync::atomic::Ordering::Relaxed);
-    });
-    (stop, watcher)
-}
-
-pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+    })
 }
 
 #[cfg(test)]
@@ -315,10 +295,7 @@ mod tests {
         let mut missing = Vec::new();
         walk(&command, "wolf", &mut missing);
         assert!(missing.is_empty(), "arguments without help: {missing:#?}");
-        let global = command
-            .get_arguments()
-            .find(|a| a.get_id() == "db")
-            .unwrap();
-        assert_eq!(global.get_help_heading(), Some(super::GLOBAL));
+        let db = command.get_arguments().find(|a| a.get_id() == "db");
+        assert_eq!(db.unwrap().get_help_heading(), Some(super::GLOBAL));
     }
 }

@@ -1,4 +1,5 @@
-//! Media: probing, frame sampling, resizing, storyboards, image encoding and clip writing.
+//! Media: probing, frame sampling, shot boundaries, resizing, storyboards, image encoding
+//! and clip writing.
 //!
 //! FFmpeg is reached through `ffmpeg-next`. Everything here is blocking; async callers
 //! run it on `spawn_blocking` threads. [`init`] must run once before any of it (every
@@ -11,6 +12,7 @@ mod image_ops;
 mod log;
 mod probe;
 mod sample;
+mod shots;
 mod writer;
 
 use std::path::{Path, PathBuf};
@@ -22,6 +24,10 @@ pub use image::RgbImage;
 pub use image_ops::{ImageFormat, encode_image, pad_to, rotate, storyboard};
 pub use probe::{Probe, probe};
 pub use sample::{Frame, Rate, Resize, SampleSettings, Sampled, decode_all, sample_frames};
+pub use shots::{
+    CONTEXT, DEFAULT_THRESHOLD, Decoded, FRAME_BYTES, HEIGHT, STEP, Shot, ShotError, Shots, WIDTH,
+    WINDOW, decode_small, detect_shots,
+};
 pub use writer::{Mp4Writer, WriterSettings};
 
 /// How long probing one file may take. Its one demuxing pass reads the whole file, a

