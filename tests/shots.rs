@@ -154,3 +154,40 @@ fn wolf_shots_refuses_what_is_not_a_video() {
     let run = dir.wolf(&["shots", "notes.mp4"]).expect_code(2);
     assert!(run.stderr().contains("notes.mp4"), "{}", run.stderr());
 }
+
+/// The converted model, altered after setup, or gone: an error that names the setup
+/// step, from the library and from `wolf shots` (exit status 2).
+#[test]
+fn an_altered_or_missing_model_names_the_setup_step() {
+    let dir = Dir::new();
+    let file = ShotModel::default_file().unwrap();
+    let copy = dir.join("model.onnx");
+    std::fs::copy(&file, &copy).unwrap();
+    std::fs::copy(
+        file.with_extension("onnx.sha256"),
+        dir.join("model.onnx.sha256"),
+    )
+    .unwrap();
+    ShotModel::load(&copy, SessionOptions::default()).expect("an intact copy loads");
+
+    let mut bytes = std::fs::read(&copy).unwrap();
+    let last = bytes.len() - 1;
+    bytes[last] ^= 1;
+    std::fs::write(&copy, bytes).unwrap();
+    let error = ShotModel::load(&copy, SessionOptions::default()).unwrap_err();
+    assert!(error.to_string().contains("make setup"), "{error}");
+    let cuts = root().join("fixtures/transnetv2/cuts.mp4");
+    let run = dir
+        .wolf(&["shots", cuts.to_str().unwrap(), "--model", "model.onnx"])
+        .expect_code(2);
+    assert!(run.stderr().contains("`make setup`"), "{}", run.stderr());
+
+    std::fs::remove_file(&copy).unwrap();
+    let error = ShotModel::load(&copy, SessionOptions::default()).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("does not exist: run `make setup`"),
+        "{error}"
+    );
+}

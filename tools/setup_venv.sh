@@ -3,7 +3,9 @@
 # tests): llama-cpp-python, the anchor of the GGUF rows, and the `openai` client, the
 # anchor of the HTTP benchmark; onnxruntime with numpy,
 # tokenizers and pillow, the anchor of the ONNX benchmarks (bench/onnx_python.py; the
-# versions are those the fixture references were recorded and checked with). Into .wolf/venv.
+# versions are those the fixture references were recorded and checked with); PySceneDetect
+# (its `scenedetect` command line, with OpenCV), the anchor of the shot benchmarks. Into
+# .wolf/venv.
 #
 # llama-cpp-python builds llama.cpp from source (about 4 minutes on two idle cores, 13 on
 # busy ones): its
@@ -18,7 +20,9 @@ openai_version=3.57.0
 onnx_anchor="onnxruntime==1.32.0 numpy==2.4.6 tokenizers==0.23.3 pillow==13.0.0"
 # The classic metrics' anchor (bench/classic_python.py; it also needs Java).
 metrics_anchor="pycocoevalcap==1.2 pycocotools==2.0.11"
-want="llama-cpp-python==$llama_version openai==$openai_version $onnx_anchor $metrics_anchor"
+# The shot detection anchor (bench/src/shots.rs): PySceneDetect's command line.
+shots_anchor="scenedetect==0.7.2 opencv-python==5.1.0.95"
+want="llama-cpp-python==$llama_version openai==$openai_version $onnx_anchor $metrics_anchor $shots_anchor"
 # Built for AVX2 machines, not with -march=native: on a virtual machine whose CPU reports
 # AMX, a native build segfaults at its first decode (a general protection fault in
 # libggml-cpu, seen on an Intel Xeon with AMX_INT8). The wheel's folder and the venv's

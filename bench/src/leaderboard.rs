@@ -348,7 +348,7 @@ fn latency_row(kind: &str, mut fetched: Fetched) -> Row {
         note: format!(
             "{n} requests: {CLIENTS} keep-alive HTTP/1.1 clients × {REQUESTS} on loopback, after one request of each kind per client; {:.0} KiB a page; clients and server share the machine's {} cores",
             fetched.bytes as f64 / n as f64 / 1024.0,
-            crate::cores()
+            wolf_pipeline::process::cores()
         ),
     }
 }

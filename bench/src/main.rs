@@ -23,6 +23,8 @@
 //! latency under 50 clients ([`leaderboard`]).
 //! And the VILA² recaption issue's: items/s of a round against the ideal and its peak
 //! memory for 10,000 against 100,000 items ([`recaption`]).
+//! And the long-video issue's (16): shot boundaries against PySceneDetect, F1 and
+//! frames/s ([`shots`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -44,6 +46,7 @@ mod queue;
 mod recaption;
 mod score;
 mod scripted;
+mod shots;
 
 /// Measure wolf against its anchors and write the results table.
 #[derive(Debug, Parser)]
@@ -115,7 +118,7 @@ struct BenchArgs {
     /// score, leaderboard, recaption, queue. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue"]
+        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue", "shots"]
     )]
     only: Vec<String>,
 }
@@ -176,6 +179,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     if wanted("queue") {
         rows.extend(queue::queue(&exe, &work).await?);
     }
+    if wanted("shots") {
+        rows.extend(shots::shots(&exe, &work)?);
+    }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);
     }
@@ -200,11 +206,6 @@ pub(crate) fn bench_exe() -> anyhow::Result<PathBuf> {
     std::env::current_exe().context("cannot find the bench's own binary")
 }
 
-/// The number of cores, for bounding blocking work.
-pub(crate) fn cores() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
-}
-
 /// Renders the synthetic world (the library's own renderer, on blocking threads).
 pub(crate) async fn render_world(
     out: &Path,
@@ -214,7 +215,7 @@ pub(crate) async fn render_world(
     let settings = wolf_datasets::synth::SynthSettings {
         count,
         seed,
-        threads: cores(),
+        threads: wolf_pipeline::process::cores(),
     };
     let out = out.to_owned();
     let counts = wolf_pipeline::progress::Progress::new();
@@ -478,7 +479,7 @@ fn machine() -> String {
         .unwrap_or(0);
     format!(
         "{cpu}, {} cores, {:.0} GiB",
-        cores(),
+        wolf_pipeline::process::cores(),
         memory as f64 / 1024.0 / 1024.0
     )
 }

@@ -339,7 +339,7 @@ async fn overhead(exe: &Path, work: &Path, world: &Path) -> anyhow::Result<Row> 
             .find(|(s, _)| s == name)
             .map_or(0.0, |(_, t)| *t)
     };
-    let cores = crate::cores() as f64;
+    let cores = wolf_pipeline::process::cores() as f64;
     let all = runs
         .iter()
         .map(|(r, _)| format!("{:.2}", r.wall.as_secs_f64()))

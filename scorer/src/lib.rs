@@ -9,6 +9,8 @@
 //! - [`truth`]: `truth_precision`, `truth_recall` and `truth_f1` of a caption against the
 //!   synthetic world's `boxes.json`; [`correlation`]: Kendall's tau-b, and each metric's
 //!   rank correlation with another over the scored captions;
+//! - [`dense`]: dense-captioning scores (ActivityNet Captions' tIoU precision, recall
+//!   and METEOR) and shot-boundary precision, recall and F1;
 //! - [`report`]: scores summarised per entry and metric (means, intervals, failures),
 //!   for `wolf report`, the demo and the leaderboard;
 //! - [`run`]: the scoring run (a run's captions scored with the metrics asked for and
@@ -21,6 +23,7 @@
 pub mod capscore;
 pub mod classic;
 pub mod correlation;
+pub mod dense;
 pub mod efficiency;
 pub mod judge;
 pub mod report;

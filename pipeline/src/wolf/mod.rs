@@ -16,7 +16,7 @@
 //! what is recomputed), `stages/` (one file per stage, and the guard's path),
 //! [`guard`] (the checks), [`motion`] (the tracker), [`prompts`], [`worker`] (claim,
 //! lease, commit), [`failures`] (why stages failed), [`export`] (a run's captions as
-//! text).
+//! text), [`segments`] (how a long video is cut; not used by the runner yet).
 //!
 //! Threads: see [`runner`]: one task per video in flight, decoding on blocking threads
 //! bounded by the cores, each model's concurrency bounded by its backend.
@@ -28,6 +28,7 @@ mod keys;
 pub mod motion;
 pub mod prompts;
 pub mod runner;
+pub mod segments;
 mod stages;
 pub mod summary;
 pub mod worker;

@@ -85,6 +85,9 @@ pub enum OnnxError {
 
     #[error("`{}` does not exist", .0.display())]
     NoGraph(PathBuf),
+    /// A graph `make setup` makes that is missing, or no longer the file it wrote.
+    #[error("`{}` {problem}: run `make setup` to convert it again", file.display())]
+    SetupGraph { file: PathBuf, problem: String },
     #[error("cannot load `{}`", file.display())]
     LoadGraph {
         file: PathBuf,

@@ -10,6 +10,7 @@ use ort::value::Tensor;
 
 use super::OnnxError;
 use super::runtime::{Graph, SessionOptions};
+use crate::hash::sha256_file;
 use crate::home::Home;
 use crate::media::{FRAME_BYTES, HEIGHT, ShotError, Shots, WIDTH, detect_shots};
 
@@ -28,7 +29,10 @@ impl ShotModel {
         Home::locate().map(|home| home.models_dir().join(SHOT_MODEL_DIR).join("model.onnx"))
     }
 
+    /// Loads `file`. A file `make setup` stamped (`model.onnx.sha256` beside it) must be
+    /// the one it wrote, and a missing one is an error that names the setup step.
     pub fn load(file: &Path, options: SessionOptions) -> Result<Self, OnnxError> {
+        check_stamp(file)?;
         let graph = Graph::load(file, options)?;
         graph.require(&["frames"], &["single_frame"])?;
         Ok(Self { graph })
@@ -74,4 +78,38 @@ impl ShotModel {
         }
         Ok(scores.to_vec())
     }
+}
+
+/// Checks `file` against the stamp `make setup` writes beside it (its last line is
+/// `sha256sum`'s line for the file). A file without a stamp (passed by hand) is not
+/// checked; a stamped or default file that is missing is a setup error.
+fn check_stamp(file: &Path) -> Result<(), OnnxError> {
+    let setup = |problem: &str| OnnxError::SetupGraph {
+        file: file.to_owned(),
+        problem: problem.to_owned(),
+    };
+    let stamp = std::fs::read_to_string(file.with_extension("onnx.sha256")).ok();
+    if !file.is_file() {
+        if stamp.is_some() || ShotModel::default_file().as_deref() == Some(file) {
+            return Err(setup("does not exist"));
+        }
+        return Err(OnnxError::NoGraph(file.to_owned()));
+    }
+    let Some(stamp) = stamp else {
+        return Ok(());
+    };
+    let want = stamp
+        .lines()
+        .find_map(|line| line.strip_suffix("  model.onnx"))
+        .map(str::trim);
+    let (have, _) = sha256_file(file).map_err(|source| OnnxError::Read {
+        path: file.to_owned(),
+        source,
+    })?;
+    if want != Some(have.as_str()) {
+        return Err(setup(
+            "is not the file `make setup` converted (its SHA-256 differs from the stamp beside it)",
+        ));
+    }
+    Ok(())
 }
