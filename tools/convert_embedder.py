@@ -185,6 +185,12 @@ def main(argv):
         sys.exit("usage: convert_embedder.py SRC_DIR OUT_FILE")
     src, out = argv[1], argv[2]
     model = build(src)
+    write_model(model, out)
+
+
+def write_model(model, out):
+    """Checks `model` and writes it to `out` whole (through a `.partial` file), deterministically.
+    tools/convert_transnetv2.py writes its graph with it too."""
     onnx.checker.check_model(model, full_check=True)
     tmp = out + ".partial"
     with open(tmp, "wb") as f:

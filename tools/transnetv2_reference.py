@@ -36,6 +36,8 @@ import time
 
 import numpy as np
 
+from install_pack import sha256
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 HEIGHT, WIDTH = 27, 48
 WINDOW, STEP, CONTEXT = 100, 50, 25      # 100-frame windows, advancing by 50, keep frames 25..75
@@ -83,14 +85,6 @@ def make_video(out, sources, seconds, fade):
     subprocess.run(args + ["-filter_complex", ";".join(chains + [joined]), "-map", "[v]"] + ENCODE_ARGS + [tmp],
                    check=True)
     os.replace(tmp, out)
-
-
-def sha256_file(path):
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def decode(path):
@@ -248,7 +242,7 @@ def main():
         if batch_diff > TOLERANCE:
             failed.append(f"{name}: a batch of 4 differs by {batch_diff:.2e}")
         out["videos"].append({
-            "name": name, "path": shown, "sha256": sha256_file(path),
+            "name": name, "path": shown, "sha256": sha256(path),
             "frames": len(frames), "frames_sha256": hashlib.sha256(frames.tobytes()).hexdigest(),
             "shots": shots_t,
             "closest_to_threshold": {"frame": closest, "single_frame": round(float(single_t[closest]), 6)},

@@ -161,6 +161,38 @@ fn probe_within(path: &Path, limit: Duration) -> Result<Probe, MediaError> {
     })
 }
 
+/// A file opened for decoding its best video stream from the start.
+pub(super) struct VideoInput {
+    pub input: format::context::Input,
+    /// The stream's index among the file's streams.
+    pub index: usize,
+    /// The stream's time base, in seconds.
+    pub time_base: f64,
+    /// The frames the stream's index lists (0 when it lists none).
+    pub declared_frames: u64,
+    pub decoder: ffmpeg_next::decoder::Video,
+}
+
+/// Opens `path` (no time limit) and the decoder of its best video stream with `threads`
+/// frame threads (0: one per core).
+pub(super) fn open_video(path: &Path, threads: usize) -> Result<VideoInput, MediaError> {
+    let input = open_input(path, None)?;
+    let stream = input
+        .streams()
+        .best(media::Type::Video)
+        .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
+    let (index, time_base) = (stream.index(), f64::from(stream.time_base()));
+    let declared_frames = stream.frames().max(0) as u64;
+    let decoder = open_decoder(path, &stream, threads)?;
+    Ok(VideoInput {
+        input,
+        index,
+        time_base,
+        declared_frames,
+        decoder,
+    })
+}
+
 /// Opens the decoder of a stream with `threads` frame threads (0: one per core; frame
 /// threading must be set before the decoder opens, FACTS.md).
 pub(super) fn open_decoder(

@@ -18,7 +18,7 @@ use std::path::Path;
 use ffmpeg_next::{Discard, ffi, format, frame, packet, software::scaling};
 
 use super::image_ops::{fit_within, pad_to, rotate};
-use super::probe::{open_decoder, rotation_of};
+use super::probe::{VideoInput, open_decoder, open_video, rotation_of};
 use super::{MediaError, RgbImage, next_packet, open_input};
 
 /// How many frames to take.
@@ -379,13 +379,12 @@ impl<'a> Walker<'a> {
 /// Decodes every frame of a video and returns how many there were: the throughput
 /// anchor of `make bench` and the check that a whole file decodes.
 pub fn decode_all(path: &Path) -> Result<u64, MediaError> {
-    let mut input = open_input(path, None)?;
-    let stream = input
-        .streams()
-        .best(ffmpeg_next::media::Type::Video)
-        .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
-    let index = stream.index();
-    let mut decoder = open_decoder(path, &stream, 0)?;
+    let VideoInput {
+        mut input,
+        index,
+        mut decoder,
+        ..
+    } = open_video(path, 0)?;
     let mut frame = frame::Video::empty();
     let mut packet = packet::Packet::empty();
     let mut frames = 0u64;

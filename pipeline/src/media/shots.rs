@@ -29,8 +29,8 @@ use std::path::Path;
 
 use ffmpeg_next::{ffi, frame, packet, software::scaling};
 
-use super::probe::open_decoder;
-use super::{MediaError, next_packet, open_input};
+use super::probe::{VideoInput, open_video};
+use super::{MediaError, next_packet};
 
 /// TransNetV2's frame size.
 pub const WIDTH: usize = 48;
@@ -289,15 +289,13 @@ pub fn decode_small(
     path: &Path,
     mut on_frame: impl FnMut(&[u8], f64) -> ControlFlow<()>,
 ) -> Result<Decoded, MediaError> {
-    let mut input = open_input(path, None)?;
-    let stream = input
-        .streams()
-        .best(ffmpeg_next::media::Type::Video)
-        .ok_or_else(|| MediaError::NoVideoStream(path.to_owned()))?;
-    let index = stream.index();
-    let time_base = f64::from(stream.time_base());
-    let declared = stream.frames().max(0) as u64;
-    let mut decoder = open_decoder(path, &stream, 0)?;
+    let VideoInput {
+        mut input,
+        index,
+        time_base,
+        declared_frames: declared,
+        mut decoder,
+    } = open_video(path, 0)?;
     let mut scaler = SmallScaler::default();
     let mut frame = frame::Video::empty();
     let mut packet = packet::Packet::empty();
