@@ -212,11 +212,7 @@ pub(crate) async fn render_world(
     count: usize,
     seed: u64,
 ) -> anyhow::Result<wolf_datasets::synth::SynthSummary> {
-    let settings = wolf_datasets::synth::SynthSettings {
-        count,
-        seed,
-        threads: wolf_pipeline::process::cores(),
-    };
+    let settings = wolf_datasets::synth::SynthSettings::new(count, seed);
     let out = out.to_owned();
     let counts = wolf_pipeline::progress::Progress::new();
     let summary = tokio::task::spawn_blocking(move || {

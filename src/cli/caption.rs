@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use wolf_datasets::recaption::output::write_atomic;
 use wolf_pipeline::config::{Choices, Config};
 use wolf_pipeline::wolf::export::{Export, export};
 use wolf_pipeline::wolf::runner::{RunOptions, RunPhase, RunProgress, RunReport, prepare};
@@ -180,13 +181,8 @@ pub(crate) async fn export_run(args: ExportArgs, context: &Context) -> anyhow::R
     };
     let text = export(&store, &args.run, &what).await?;
     match &args.out {
-        Some(path) => {
-            let tmp = path.with_extension("partial");
-            std::fs::write(&tmp, &text)
-                .with_context(|| format!("cannot write `{}`", tmp.display()))?;
-            std::fs::rename(&tmp, path)
-                .with_context(|| format!("cannot write `{}`", path.display()))?;
-        }
+        Some(path) => write_atomic(path, |w| w.write_all(text.as_bytes()))
+            .with_context(|| format!("cannot write `{}`", path.display()))?,
         None => out!("{text}"),
     }
     Ok(Outcome::Done)

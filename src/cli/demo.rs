@@ -61,7 +61,8 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let started = Instant::now();
 
     let step = Instant::now();
-    let rendered = synth::render(&world, args.count, args.seed, None, context).await?;
+    let settings = wolf_datasets::synth::SynthSettings::new(args.count, args.seed);
+    let rendered = synth::render(&world, settings, context).await?;
     outln!(
         "1/5 Synthetic world: {} clips, {} frames, in {:.1} s -> {}",
         rendered.clips,

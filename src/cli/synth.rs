@@ -1,11 +1,11 @@
-//! `wolf synth --out DIR --count N --seed S`: render the synthetic world.
+//! `wolf synth --out DIR --count N --seed S [--shots K]`: render the synthetic world.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use clap::Args;
 use wolf_datasets::synth::{self, SynthSettings, SynthSummary};
-use wolf_pipeline::{process::cores, progress::Progress};
+use wolf_pipeline::progress::Progress;
 
 use super::{Context, Outcome, progress};
 
@@ -23,10 +23,16 @@ pub(crate) struct SynthArgs {
     /// Clips rendered at once (default: the number of cores).
     #[arg(long)]
     threads: Option<usize>,
+    /// Scenes a clip, joined by cuts and dissolves (writes `shots.json` and `dense.json`).
+    #[arg(long, default_value_t = 1)]
+    shots: usize,
 }
 
 pub(crate) async fn run(args: SynthArgs, context: &Context) -> anyhow::Result<Outcome> {
-    let summary = render(&args.out, args.count, args.seed, args.threads, context).await?;
+    let mut settings = SynthSettings::new(args.count, args.seed);
+    settings.threads = args.threads.unwrap_or(settings.threads);
+    settings.shots = args.shots;
+    let summary = render(&args.out, settings, context).await?;
     outln!(
         "Rendered {} clips ({} frames) with their captions into {}.",
         summary.clips,
@@ -39,18 +45,11 @@ pub(crate) async fn run(args: SynthArgs, context: &Context) -> anyhow::Result<Ou
 /// Renders the world on blocking threads with a progress bar; used by the demo too.
 pub(crate) async fn render(
     out: &Path,
-    count: usize,
-    seed: u64,
-    threads: Option<usize>,
+    settings: SynthSettings,
     context: &Context,
 ) -> anyhow::Result<SynthSummary> {
     let counts = Arc::new(Progress::new());
     let bar = progress::draw(counts.clone(), "synth", context.show_progress);
-    let settings = SynthSettings {
-        count,
-        seed,
-        threads: threads.unwrap_or_else(cores),
-    };
     let out = out.to_owned();
     let summary =
         tokio::task::spawn_blocking(move || synth::generate(&out, &settings, &counts)).await?;

@@ -20,6 +20,7 @@
 mod font;
 mod render;
 mod scene;
+mod shots;
 
 use std::collections::BTreeMap;
 use std::fs;
@@ -38,6 +39,7 @@ pub use scene::{
     Background, Colour, Diagonal, FPS_CHOICES, HEIGHT, Motion, Object, Rect, SIGN_WORDS, Scene,
     Shape, Sign, WIDTH, scene,
 };
+pub use shots::{DENSE_FILE, DISSOLVE_FRAMES, SHOTS_FILE};
 
 /// Name of the captions file written next to the clips.
 pub const ANNOTATIONS_FILE: &str = "annotations.json";
@@ -53,6 +55,21 @@ pub struct SynthSettings {
     pub seed: u64,
     /// Rendering threads (0 is taken as 1); they do not change the output.
     pub threads: usize,
+    /// Shots a clip: above 1, each clip joins that many scenes by cuts and dissolves
+    /// ([`shots`]'s module documentation says what is written).
+    pub shots: usize,
+}
+
+impl SynthSettings {
+    /// `count` clips of `seed`, one shot each, rendered on every core.
+    pub fn new(count: usize, seed: u64) -> Self {
+        Self {
+            count,
+            seed,
+            threads: wolf_pipeline::process::cores(),
+            shots: 1,
+        }
+    }
 }
 
 /// What [`generate`] wrote.
@@ -119,23 +136,94 @@ pub fn generate(
     })?;
     let count = settings.count;
     progress.set_total(count as u64);
+    if settings.shots > 1 {
+        return generate_multi_shot(out, settings, progress);
+    }
     let scenes: Vec<Scene> = (0..count)
         .map(|index| scene(settings.seed, index))
         .collect();
+    render_all(count, settings.threads, progress, |index| {
+        write_clip(out, index, |path| encode(path, &scenes[index]))
+    })?;
+    write_atomically(out, ANNOTATIONS_FILE, &annotations_json(&scenes))?;
+    write_atomically(out, BOXES_FILE, &boxes_json(&scenes))?;
+    let frames = scenes.iter().map(|s| u64::from(s.frames)).sum();
+    info!(clips = count, frames, out = %out.display(), "Generated the synthetic world.");
+    Ok(SynthSummary {
+        clips: count,
+        frames,
+    })
+}
 
+/// [`generate`] with several shots a clip.
+fn generate_multi_shot(
+    out: &Path,
+    settings: &SynthSettings,
+    progress: &Progress,
+) -> Result<SynthSummary, SynthError> {
+    let count = settings.count;
+    let clips: Vec<(String, shots::MultiShot)> = (0..count)
+        .map(|index| {
+            let clip = shots::MultiShot::new(settings.seed, index, settings.shots);
+            (clip_name(index), clip)
+        })
+        .collect();
+    render_all(count, settings.threads, progress, |index| {
+        let clip = &clips[index].1;
+        write_clip(out, index, |path| {
+            let (width, height) = (clip.scenes[0].width, clip.scenes[0].height);
+            let settings = WriterSettings::new(width, height, clip.fps());
+            let mut writer = Mp4Writer::create(path, settings)?;
+            let (mut image, mut scratch) =
+                (RgbImage::new(width, height), RgbImage::new(width, height));
+            for t in 0..clip.frames {
+                clip.draw(&mut image, &mut scratch, t);
+                writer.write(&image)?;
+            }
+            writer.finish()
+        })
+    })?;
+    let captions: Vec<(String, Vec<String>)> =
+        clips.iter().map(|(_, c)| (c.caption(), c.tags())).collect();
+    let annotations: BTreeMap<&str, Annotation<'_>> = clips
+        .iter()
+        .zip(&captions)
+        .map(|((name, _), (output, tags))| (name.as_str(), Annotation { output, tags }))
+        .collect();
+    let (shots_json, dense_json) = shots::truth_json(&clips);
+    write_atomically(out, shots::SHOTS_FILE, &shots_json)?;
+    write_atomically(out, shots::DENSE_FILE, &dense_json)?;
+    write_atomically(out, ANNOTATIONS_FILE, &pretty_json(&annotations))?;
+    let frames = clips.iter().map(|(_, c)| u64::from(c.frames)).sum();
+    info!(clips = count, shots = settings.shots, frames, out = %out.display(), "Generated the synthetic world.");
+    Ok(SynthSummary {
+        clips: count,
+        frames,
+    })
+}
+
+/// Runs `write(index)` for every clip index on `threads` scoped threads that take indices
+/// from one counter; the first failure stops new clips from starting, and the failure of
+/// the lowest index is returned.
+fn render_all(
+    count: usize,
+    threads: usize,
+    progress: &Progress,
+    write: impl Fn(usize) -> Result<(), SynthError> + Sync,
+) -> Result<(), SynthError> {
     let next = AtomicUsize::new(0);
     let stop = AtomicBool::new(false);
     let failures: Mutex<Vec<(usize, SynthError)>> = Mutex::new(Vec::new());
-    let threads = settings.threads.clamp(1, count.max(1));
+    let threads = threads.clamp(1, count.max(1));
     std::thread::scope(|s| {
         for _ in 0..threads {
             s.spawn(|| {
                 while !stop.load(Ordering::Relaxed) {
                     let index = next.fetch_add(1, Ordering::Relaxed);
-                    let Some(scene) = scenes.get(index) else {
+                    if index >= count {
                         break;
-                    };
-                    let result = write_clip(out, index, scene);
+                    }
+                    let result = write(index);
                     progress.finish_one(result.is_ok());
                     if let Err(error) = result {
                         stop.store(true, Ordering::Relaxed);
@@ -151,27 +239,24 @@ pub fn generate(
     let failures = failures
         .into_inner()
         .unwrap_or_else(PoisonError::into_inner);
-    if let Some((_, error)) = failures.into_iter().min_by_key(|(index, _)| *index) {
-        return Err(error);
+    match failures.into_iter().min_by_key(|(index, _)| *index) {
+        Some((_, error)) => Err(error),
+        None => Ok(()),
     }
-
-    write_atomically(out, ANNOTATIONS_FILE, &annotations_json(&scenes))?;
-    write_atomically(out, BOXES_FILE, &boxes_json(&scenes))?;
-    let frames = scenes.iter().map(|s| u64::from(s.frames)).sum();
-    info!(clips = count, frames, out = %out.display(), "Generated the synthetic world.");
-    Ok(SynthSummary {
-        clips: count,
-        frames,
-    })
 }
 
-/// Renders and encodes one clip under a temporary name, then renames it into place.
-fn write_clip(out: &Path, index: usize, scene: &Scene) -> Result<(), SynthError> {
+/// Renders and encodes one clip (`encode` writes the file it is given) under a temporary
+/// name, then renames it into place.
+fn write_clip(
+    out: &Path,
+    index: usize,
+    encode: impl FnOnce(&Path) -> Result<(), MediaError>,
+) -> Result<(), SynthError> {
     let name = clip_name(index);
     let path = out.join(&name);
     // Hidden, and still ending in `.mp4`: the writer picks its muxer from the extension.
     let temp = out.join(format!(".{}.tmp.mp4", name.trim_end_matches(".mp4")));
-    let encoded = encode(&temp, scene).map_err(|source| SynthError::Render {
+    let encoded = encode(&temp).map_err(|source| SynthError::Render {
         path: path.clone(),
         source,
     });
@@ -186,7 +271,7 @@ fn write_clip(out: &Path, index: usize, scene: &Scene) -> Result<(), SynthError>
         let _ = fs::remove_file(&temp);
     }
     if result.is_ok() {
-        debug!(clip = %name, frames = scene.frames, "Rendered clip.");
+        debug!(clip = %name, "Rendered clip.");
     }
     result
 }
@@ -237,8 +322,13 @@ fn annotations_json(scenes: &[Scene]) -> Vec<u8> {
             )
         })
         .collect();
-    let mut bytes =
-        serde_json::to_vec_pretty(&map).expect("strings and lists always serialise; this is a bug");
+    pretty_json(&map)
+}
+
+/// Pretty JSON with a final newline.
+fn pretty_json<T: Serialize>(value: &T) -> Vec<u8> {
+    let mut bytes = serde_json::to_vec_pretty(value)
+        .expect("numbers, strings and lists always serialise; this is a bug");
     bytes.push(b'\n');
     bytes
 }
@@ -333,6 +423,7 @@ mod tests {
                 count,
                 seed,
                 threads,
+                shots: 1,
             },
             &progress,
         )
@@ -514,6 +605,74 @@ mod tests {
         assert_eq!(json(&out, BOXES_FILE), serde_json::json!({}));
     }
 
+    /// Two clips of three shots: the clips hold the frames `shots.json` counts, its
+    /// transitions are cuts (two frames) or dissolves ([`DISSOLVE_FRAMES`]) where the
+    /// shots meet, `dense.json` times each shot with its scene's caption, and the
+    /// reference is the captions in order. A cut changes the picture more than the
+    /// frames beside it do.
+    #[test]
+    fn multi_shot_clips_write_their_transitions_and_timed_sentences() {
+        let dir = tempfile::tempdir().expect("a temp dir");
+        let settings = SynthSettings {
+            shots: 3,
+            threads: 2,
+            ..SynthSettings::new(2, 11)
+        };
+        let summary = generate(dir.path(), &settings, &Progress::new()).expect("renders");
+        let (shots, dense) = (json(dir.path(), SHOTS_FILE), json(dir.path(), DENSE_FILE));
+        let annotations = json(dir.path(), ANNOTATIONS_FILE);
+        assert!(!dir.path().join(BOXES_FILE).exists());
+        let mut total = 0;
+        for index in 0..2 {
+            let name = clip_name(index);
+            let clip = shots::MultiShot::new(11, index, 3);
+            let frames = frames(&dir.path().join(&name));
+            assert_eq!(
+                frames.len() as u64,
+                shots[&name]["frames"].as_u64().unwrap()
+            );
+            total += frames.len() as u64;
+            let spans = shots[&name]["transitions"].as_array().unwrap();
+            let kinds = shots[&name]["kinds"].as_array().unwrap();
+            assert_eq!((spans.len(), kinds.len()), (2, 2));
+            let distance = |a: usize, b: usize| -> u64 {
+                let (a, b) = (&frames[a].1, &frames[b].1);
+                a.iter()
+                    .zip(b)
+                    .map(|(x, y)| u64::from(x.abs_diff(*y)))
+                    .sum()
+            };
+            for (span, kind) in spans.iter().zip(kinds) {
+                let (first, last) = (span[0].as_u64().unwrap(), span[1].as_u64().unwrap());
+                match kind.as_str().unwrap() {
+                    "cut" => {
+                        assert_eq!(last, first + 1);
+                        let (a, b) = (first as usize, last as usize);
+                        assert!(distance(a, b) > distance(a - 1, a), "{name}: cut at {b}");
+                    }
+                    "dissolve" => assert_eq!(last, first + u64::from(DISSOLVE_FRAMES) - 1),
+                    other => panic!("kind {other}"),
+                }
+            }
+            let sentences: Vec<&str> = dense[&name]["sentences"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|s| s.as_str().unwrap())
+                .collect();
+            let captions: Vec<&str> = clip.scenes.iter().map(|s| s.caption.as_str()).collect();
+            assert_eq!(sentences, captions);
+            assert_eq!(annotations[&name]["output"], captions.join(" "));
+            let stamps = dense[&name]["timestamps"].as_array().unwrap();
+            assert_eq!(stamps[0][0], 0.0);
+            let duration = dense[&name]["duration"].as_f64().unwrap();
+            assert_eq!(stamps[2][1].as_f64().unwrap(), duration);
+            let fps = f64::from(clip.fps());
+            assert!((duration - frames.len() as f64 / fps).abs() < 1e-9);
+        }
+        assert_eq!(summary.frames, total);
+    }
+
     #[test]
     fn a_folder_that_cannot_be_created_is_an_error_with_its_path() {
         let root = tempfile::tempdir().expect("a temp dir");
@@ -526,6 +685,7 @@ mod tests {
                 count: 1,
                 seed: 1,
                 threads: 1,
+                shots: 1,
             },
             &Progress::new(),
         )
