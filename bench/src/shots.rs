@@ -180,6 +180,86 @@ fn scenedetect() -> anyhow::Result<PathBuf> {
     Ok(exe)
 }
 
+/// PySceneDetect's command line on `video`, writing `out/scenes.csv`.
+fn scenedetect_command(exe: &Path, video: &Path, out: &Path) -> Command {
+    let mut c = Command::new(exe);
+    c.arg("-q").arg("-i").arg(video).arg("-o").arg(out).args([
+        "detect-content",
+        "list-scenes",
+        "-s",
+        "-f",
+        "scenes.csv",
+    ]);
+    c
+}
+
+/// The synthetic world with 4 shots a clip (`wolf synth --shots 4`, seed 901, 20 clips):
+/// both detectors' boundary F1 against its `shots.json`, pooled over the clips.
+fn world_row(exe: &Path, work: &Path, pyscenedetect: &Path) -> anyhow::Result<Row> {
+    let (seed, clips, shots) = (901, 20, 4);
+    let world = work.join("shots_world");
+    if !world.join(wolf_datasets::synth::SHOTS_FILE).exists() {
+        eprintln!("Rendering {} ...", world.display());
+        run_ok(
+            Command::new(exe)
+                .args(["--no-progress", "synth", "--out"])
+                .arg(&world)
+                .args([
+                    "--count",
+                    &clips.to_string(),
+                    "--shots",
+                    &shots.to_string(),
+                    "--seed",
+                    &seed.to_string(),
+                ]),
+        )?;
+    }
+    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(
+        world.join(wolf_datasets::synth::SHOTS_FILE),
+    )?)?;
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for index in 0..clips {
+        let name = wolf_datasets::synth::clip_name(index);
+        let video = world.join(&name);
+        let spans: Vec<(u64, u64)> = truth[&name]["transitions"]
+            .as_array()
+            .context("shots.json lists the clip's transitions")?
+            .iter()
+            .map(|s| Some((s[0].as_u64()?, s[1].as_u64()?)))
+            .collect::<Option<_>>()
+            .context("a transition without frames")?;
+        let (_, found) = wolf_shots(exe, &video)?;
+        ours.push(boundary_scores(&transitions(&found), &spans, TOLERANCE));
+        let out = work.join(format!("scenedetect_world_{index}"));
+        std::fs::create_dir_all(&out)?;
+        run_ok(&mut scenedetect_command(pyscenedetect, &video, &out))?;
+        let found = scenedetect_shots(&out.join("scenes.csv"))?;
+        theirs.push(boundary_scores(&transitions(&found), &spans, TOLERANCE));
+    }
+    let (ours, theirs) = (
+        BoundaryScores::pooled(&ours),
+        BoundaryScores::pooled(&theirs),
+    );
+    Ok(Row {
+        benchmark: format!(
+            "shots, the synthetic world with {shots} shots a clip (`wolf synth --shots {shots}`, seed {seed}, {clips} clips, cuts and 8-frame dissolves): boundary F1 at ±{TOLERANCE} frames, wolf (TransNetV2) against PySceneDetect's ContentDetector"
+        ),
+        wolf: format!("{:.3}", ours.f1),
+        anchor: format!("{:.3}", theirs.f1),
+        ratio: if theirs.f1 > 0.0 {
+            format!("{:.2}", ours.f1 / theirs.f1)
+        } else {
+            "-".into()
+        },
+        goal: "report".into(),
+        note: format!(
+            "pooled over the clips; wolf: {}; PySceneDetect (default threshold): {}; TransNetV2 misses transitions between scenes of the same background colour (docs/DECISIONS.md)",
+            describe(&ours),
+            describe(&theirs)
+        ),
+    })
+}
+
 fn describe(s: &BoundaryScores) -> String {
     format!(
         "F1 {:.3} (P {:.3}, R {:.3}: {} of {} found, {} predicted)",
@@ -195,16 +275,7 @@ pub(super) fn shots(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
         let out = work.join(format!("scenedetect_{}", video.name));
         std::fs::create_dir_all(&out)?;
         let csv = out.join("scenes.csv");
-        let theirs = || {
-            let mut c = Command::new(&pyscenedetect);
-            c.arg("-q")
-                .arg("-i")
-                .arg(&video.path)
-                .arg("-o")
-                .arg(&out)
-                .args(["detect-content", "list-scenes", "-s", "-f", "scenes.csv"]);
-            c
-        };
+        let theirs = || scenedetect_command(&pyscenedetect, &video.path, &out);
         let ours = || {
             let mut c = Command::new(exe);
             c.args(["--no-progress", "shots", "--format", "json"])
@@ -266,5 +337,6 @@ pub(super) fn shots(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
             ),
         });
     }
+    rows.push(world_row(exe, work, &pyscenedetect)?);
     Ok(rows)
 }

@@ -188,15 +188,28 @@ pub fn boundary_scores(
             matched += 1;
         }
     }
-    let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-    let (precision, recall) = (ratio(matched, predicted.len()), ratio(matched, truth.len()));
-    BoundaryScores {
-        precision,
-        recall,
-        f1: f1(precision, recall),
-        matched,
-        predicted: predicted.len(),
-        truth: truth.len(),
+    BoundaryScores::from_counts(matched, predicted.len(), truth.len())
+}
+
+impl BoundaryScores {
+    /// The ratios of these counts (0 where a count they divide by is 0).
+    pub fn from_counts(matched: usize, predicted: usize, truth: usize) -> Self {
+        let ratio = |a: usize, b: usize| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let (precision, recall) = (ratio(matched, predicted), ratio(matched, truth));
+        Self {
+            precision,
+            recall,
+            f1: f1(precision, recall),
+            matched,
+            predicted,
+            truth,
+        }
+    }
+
+    /// Several sets' scores pooled: their counts summed, the ratios recomputed.
+    pub fn pooled(parts: &[Self]) -> Self {
+        let sum = |count: fn(&Self) -> usize| parts.iter().map(count).sum();
+        Self::from_counts(sum(|s| s.matched), sum(|s| s.predicted), sum(|s| s.truth))
     }
 }
 
@@ -296,5 +309,9 @@ mod tests {
             1
         );
         assert_eq!(boundary_scores(&[], &truth, 2).f1, 0.0);
+        // Pooled: 2 of 3 and 1 of 1 found with 3 and 1 predicted.
+        let pooled = BoundaryScores::pooled(&[s, boundary_scores(&[(74, 75)], &truth[..1], 2)]);
+        assert_eq!((pooled.matched, pooled.predicted, pooled.truth), (3, 4, 3));
+        assert!((pooled.precision - 0.75).abs() < 1e-12 && (pooled.recall - 1.0).abs() < 1e-12);
     }
 }
