@@ -240,9 +240,22 @@ fn world_row(exe: &Path, work: &Path, pyscenedetect: &Path) -> anyhow::Result<Ro
         BoundaryScores::pooled(&ours),
         BoundaryScores::pooled(&theirs),
     );
-    Ok(Row {
+    let what = format!(
+        "the synthetic world with {shots} shots a clip (`wolf synth --shots {shots}`, seed {seed}, {clips} clips, cuts and 8-frame dissolves)"
+    );
+    let mut row = f1_row(&what, &ours, &theirs, "report");
+    row.note = format!(
+        "pooled over the clips; {}; TransNetV2 misses transitions between scenes of the same background colour (docs/DECISIONS.md)",
+        row.note
+    );
+    Ok(row)
+}
+
+/// A row of boundary F1, wolf against PySceneDetect, on `what`.
+fn f1_row(what: &str, ours: &BoundaryScores, theirs: &BoundaryScores, goal: &str) -> Row {
+    Row {
         benchmark: format!(
-            "shots, the synthetic world with {shots} shots a clip (`wolf synth --shots {shots}`, seed {seed}, {clips} clips, cuts and 8-frame dissolves): boundary F1 at ±{TOLERANCE} frames, wolf (TransNetV2) against PySceneDetect's ContentDetector"
+            "shots, {what}: boundary F1 at ±{TOLERANCE} frames, wolf (TransNetV2) against PySceneDetect's ContentDetector"
         ),
         wolf: format!("{:.3}", ours.f1),
         anchor: format!("{:.3}", theirs.f1),
@@ -251,13 +264,13 @@ fn world_row(exe: &Path, work: &Path, pyscenedetect: &Path) -> anyhow::Result<Ro
         } else {
             "-".into()
         },
-        goal: "report".into(),
+        goal: goal.into(),
         note: format!(
-            "pooled over the clips; wolf: {}; PySceneDetect (default threshold): {}; TransNetV2 misses transitions between scenes of the same background colour (docs/DECISIONS.md)",
-            describe(&ours),
-            describe(&theirs)
+            "wolf: {}; PySceneDetect (default threshold): {}",
+            describe(ours),
+            describe(theirs)
         ),
-    })
+    }
 }
 
 fn describe(s: &BoundaryScores) -> String {
@@ -301,26 +314,13 @@ pub(super) fn shots(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
             video.frames as f64 / t_ours.as_secs_f64(),
             video.frames as f64 / t_theirs.as_secs_f64(),
         );
-        rows.push(Row {
-            benchmark: format!(
-                "shots, {} ({SHOTS} shots, {} frames at {SIZE}): boundary F1 at ±{TOLERANCE} frames, wolf (TransNetV2) against PySceneDetect's ContentDetector",
-                if dissolves { "1 s dissolves" } else { "hard cuts" },
-                video.frames
-            ),
-            wolf: format!("{:.3}", ours_f1.f1),
-            anchor: format!("{:.3}", theirs_f1.f1),
-            ratio: if theirs_f1.f1 > 0.0 {
-                format!("{:.2}", ours_f1.f1 / theirs_f1.f1)
-            } else {
-                "-".into()
-            },
-            goal: "wolf >= PySceneDetect".into(),
-            note: format!(
-                "wolf: {}; PySceneDetect (default threshold): {}",
-                describe(&ours_f1),
-                describe(&theirs_f1)
-            ),
-        });
+        let kind = if dissolves {
+            "1 s dissolves"
+        } else {
+            "hard cuts"
+        };
+        let what = format!("{kind} ({SHOTS} shots, {} frames at {SIZE})", video.frames);
+        rows.push(f1_row(&what, &ours_f1, &theirs_f1, "wolf >= PySceneDetect"));
         rows.push(Row {
             benchmark: format!(
                 "shots, {}: frames a second of the whole process, wolf against PySceneDetect",
