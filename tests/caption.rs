@@ -199,7 +199,7 @@ fn json_lines(text: &str) -> Vec<Value> {
 }
 
 /// `wolf export --run R` (JSONL) as rows.
-fn export(dir: &Dir, run: &str) -> Vec<Value> {
+pub(crate) fn export(dir: &Dir, run: &str) -> Vec<Value> {
     json_lines(&dir.wolf(&["export", "--run", run]).expect_code(0).stdout())
 }
 
@@ -213,7 +213,7 @@ fn failed_items(dir: &Dir, run: &str) -> Vec<Value> {
 }
 
 /// (video, source) → caption, asserting that no pair comes twice.
-fn captions_by_pair(rows: &[Value]) -> BTreeMap<(String, String), String> {
+pub(crate) fn captions_by_pair(rows: &[Value]) -> BTreeMap<(String, String), String> {
     let mut out = BTreeMap::new();
     for row in rows {
         let pair = (
@@ -495,7 +495,12 @@ fn a_key_the_server_echoes_is_not_stored() {
 
 /// Spawns `wolf caption` on `dir`'s database with its output discarded, or its log
 /// written to `dir/log` when one is given.
-fn spawn_caption(dir: &Dir, config: &str, run: &str, log: Option<&str>) -> std::process::Child {
+pub(crate) fn spawn_caption(
+    dir: &Dir,
+    config: &str,
+    run: &str,
+    log: Option<&str>,
+) -> std::process::Child {
     let stderr = match log {
         Some(name) => Stdio::from(std::fs::File::create(dir.join(name)).expect("log file")),
         None => Stdio::null(),

@@ -6,13 +6,19 @@
 
 use std::ops::ControlFlow;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use serde_json::Value;
 use wolf_pipeline::hash::sha256_bytes;
 use wolf_pipeline::media::{self, FRAME_BYTES};
 use wolf_pipeline::models::onnx::{SessionOptions, ShotModel};
 
-use crate::util::Dir;
+use wolf_pipeline::models::scripted::{Script, ScriptedServer};
+
+use crate::caption::{
+    ModelsToml, add_world, answering, caption, captions_by_pair, export, spawn_caption,
+};
+use crate::util::{Dir, serve};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -190,4 +196,144 @@ fn an_altered_or_missing_model_names_the_setup_step() {
             .contains("does not exist: run `make setup`"),
         "{error}"
     );
+}
+
+/// A world of one clip of three scenes (a fresh seed), registered as dataset `world`,
+/// and a config for `server` that cuts videos longer than 8 s.
+fn long_world(dir: &Dir, server: &ScriptedServer) -> String {
+    dir.wolf(&[
+        "synth",
+        "--out",
+        "world",
+        "--count",
+        "1",
+        "--shots",
+        "3",
+        "--seed",
+        "1603",
+        "--threads",
+        "2",
+    ])
+    .expect_code(0);
+    add_world(dir, &dir.join("world"));
+    let config = ModelsToml::new(server.base_url()).write(dir, "long.toml");
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text += "\n[segments]\nmax_seconds = 8\nmin_seconds = 2\n";
+    std::fs::write(&config, text).unwrap();
+    config
+}
+
+/// A video longer than `[segments] max_seconds` is cut at its shots and captioned
+/// segment by segment: every source is told from the segments (the fused caption is
+/// the story), the dense export has one sentence a segment covering the video, and a
+/// run killed midway makes fewer requests when run again, for the same captions as a
+/// run never stopped.
+#[test]
+fn a_long_video_is_captioned_by_segment_and_resumes_where_it_was_killed() {
+    let server = serve(Script::always(answering()).with_latency(Duration::from_millis(20)));
+    // Uninterrupted.
+    let whole = Dir::new();
+    let config = long_world(&whole, &server);
+    caption(&whole, &config, "long", &[]).expect_code(0);
+    let fresh = server.requests();
+    let rows = export(&whole, "long");
+    let captions = captions_by_pair(&rows);
+    assert_eq!(captions.len(), 5, "every source once: {captions:?}");
+    let dense = whole
+        .wolf(&["export", "--run", "long", "--format", "dense"])
+        .expect_code(0)
+        .json();
+    let (_, clip) = dense.as_object().unwrap().iter().next().unwrap();
+    let stamps = clip["timestamps"].as_array().unwrap();
+    let sentences = clip["sentences"].as_array().unwrap();
+    assert!(
+        stamps.len() >= 2,
+        "a 12-24 s clip in segments of at most 8 s: {clip}"
+    );
+    assert_eq!(stamps.len(), sentences.len());
+    assert_eq!(stamps[0][0].as_f64(), Some(0.0));
+    let end = stamps[stamps.len() - 1][1].as_f64().unwrap();
+    assert!(
+        (end - clip["duration"].as_f64().unwrap()).abs() < 0.2,
+        "{clip}"
+    );
+    for pair in stamps.windows(2) {
+        assert_eq!(pair[0][1], pair[1][0], "segments follow each other: {clip}");
+        assert!(pair[0][1].as_f64().unwrap() - pair[0][0].as_f64().unwrap() <= 8.0);
+    }
+    let story = captions.iter().find(|((_, s), _)| s == "wolf").unwrap().1;
+    assert!(
+        sentences.iter().all(|s| s.as_str() != Some(story)),
+        "the story is its own text"
+    );
+    // Per segment: four frames and the middle one, the clip, the summary and the fusion;
+    // then the story.
+    assert_eq!(fresh, stamps.len() * 8 + 1, "requests of a fresh run");
+    let lines = whole
+        .wolf(&[
+            "export",
+            "--run",
+            "long",
+            "--format",
+            "dense-jsonl",
+            "--source",
+            "img:summary",
+        ])
+        .expect_code(0)
+        .stdout();
+    assert_eq!(lines.lines().count(), stamps.len());
+    // Dense scores against the world's timed references.
+    let scored = whole
+        .wolf(&["score", "--run", "long", "--metrics", "dense"])
+        .expect_code(0)
+        .stdout();
+    assert!(scored.contains("dense: 5 captions"), "{scored}");
+    let report = whole
+        .wolf(&["report", "--format", "json"])
+        .expect_code(0)
+        .stdout();
+    assert!(
+        report.contains("dense_f1") && report.contains("dense_meteor"),
+        "{report}"
+    );
+    // The video page draws the segments as a timeline.
+    whole
+        .wolf(&["leaderboard", "build", "--out", "site"])
+        .expect_code(0);
+    let page = std::fs::read_dir(whole.join("site/videos"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "html"))
+        .unwrap();
+    let page = std::fs::read_to_string(page).unwrap();
+    assert_eq!(
+        page.matches("<li class=\"segment\">").count(),
+        stamps.len(),
+        "{page}"
+    );
+
+    // Killed after 20 requests, then run again: what was answered is not asked again
+    // (two segments at a time, each with at most 3 requests in flight: the cascade, the
+    // middle frame and the clip).
+    let killed = Dir::new();
+    let config = long_world(&killed, &server);
+    let before = server.requests();
+    let mut child = spawn_caption(&killed, &config, "long", None);
+    while server.requests() < before + 20 {
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it was killed"
+        );
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let first = server.requests() - before;
+    caption(&killed, &config, "long", &[]).expect_code(0);
+    let second = server.requests() - before - first;
+    assert!(
+        second <= fresh - 8,
+        "a finished segment is not asked again: {first} then {second} of {fresh}"
+    );
+    assert_eq!(captions_by_pair(&export(&killed, "long")), captions);
 }

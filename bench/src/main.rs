@@ -38,6 +38,7 @@ mod batching;
 mod gguf;
 mod http;
 mod leaderboard;
+mod long;
 mod media;
 mod method;
 mod onnx;
@@ -114,11 +115,11 @@ struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
-    /// Run only these groups (repeatable): media, gguf, onnx, http, pipeline, method,
-    /// score, leaderboard, recaption, queue. Default: all.
+    /// Run only these groups (repeatable): media, gguf, batching, onnx, http, pipeline,
+    /// method, score, leaderboard, recaption, queue, shots, long. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue", "shots"]
+        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue", "shots", "long"]
     )]
     only: Vec<String>,
 }
@@ -181,6 +182,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted("shots") {
         rows.extend(shots::shots(&exe, &work)?);
+    }
+    if wanted("long") {
+        rows.extend(long::long(&exe, &work)?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);

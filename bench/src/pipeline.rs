@@ -98,16 +98,16 @@ guard = "off"
 /// What one `wolf caption` child did: its wall time (spawn to exit), peak RSS, CPU, and
 /// its report's request count and per-stage times.
 #[derive(Debug)]
-struct CaptionRun {
-    wall: Duration,
-    peak_kib: i64,
+pub(super) struct CaptionRun {
+    pub wall: Duration,
+    pub peak_kib: i64,
     cpu_s: f64,
-    requests: u64,
+    pub requests: u64,
     stages: Vec<(String, f64)>,
 }
 
 /// Registers `source` as dataset `pipeline` in a fresh database at `db` (not timed).
-fn fresh_dataset(exe: &Path, db: &Path, source: &Path) -> anyhow::Result<()> {
+pub(super) fn fresh_dataset(exe: &Path, db: &Path, source: &Path) -> anyhow::Result<()> {
     remove_db(db);
     run_ok(
         Command::new(exe)
@@ -122,7 +122,12 @@ fn fresh_dataset(exe: &Path, db: &Path, source: &Path) -> anyhow::Result<()> {
 
 /// Runs `wolf caption` over dataset `pipeline` as a child and measures it; fails unless
 /// every stage of every video is done.
-fn caption(exe: &Path, db: &Path, config: &Path, log: &Path) -> anyhow::Result<CaptionRun> {
+pub(super) fn caption(
+    exe: &Path,
+    db: &Path,
+    config: &Path,
+    log: &Path,
+) -> anyhow::Result<CaptionRun> {
     let start = Instant::now();
     let mut child = Command::new(exe)
         .args(["--no-progress", "--db"])

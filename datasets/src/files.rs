@@ -128,6 +128,9 @@ pub enum SourceError {
     UnknownColumn { path: PathBuf, column: String },
     #[error("manifest `{path}` has no `path` column")]
     NoPathColumn { path: PathBuf },
+    /// The folder's timed references (`dense.json`) that cannot be used.
+    #[error(transparent)]
+    Dense(#[from] wolf_scorer::dense::DenseError),
 }
 
 impl SourceError {
@@ -139,7 +142,7 @@ impl SourceError {
             Self::UnknownKind { .. } => "source_unknown_kind",
             Self::KindMismatch { .. } => "source_kind_mismatch",
             Self::NoShards { .. } => "source_no_shards",
-            Self::Annotations { .. } => "annotations_invalid",
+            Self::Annotations { .. } | Self::Dense(_) => "annotations_invalid",
             Self::Csv { .. } | Self::UnknownColumn { .. } | Self::NoPathColumn { .. } => {
                 "manifest_invalid"
             }

@@ -56,8 +56,21 @@ pub struct Source {
 /// Reads a source: a folder (with `annotations`, Wolf's annotation JSON joined with
 /// it), a `.jsonl`/`.ndjson` or `.csv` manifest, or a `.json` annotation file whose
 /// videos sit beside it.
+///
+/// The timed references (`dense.json`) of the folder, or of a file's folder, are
+/// checked here, so that a dataset whose dense scores cannot be computed is
+/// refused when it is added, with the line at fault.
 pub fn read_source(source: &Path, annotations: Option<&Path>) -> Result<Source, SourceError> {
     let meta = files::metadata(source)?;
+    let folder = if meta.is_dir() {
+        Some(source)
+    } else {
+        source.parent()
+    };
+    let dense = folder.map(|f| f.join(wolf_scorer::dense::DENSE_FILE));
+    if let Some(dense) = dense.filter(|d| d.is_file()) {
+        wolf_scorer::dense::read_references(&dense)?;
+    }
     if meta.is_dir() {
         return match annotations {
             Some(file) => read_wolf_json(file, source),

@@ -24,10 +24,14 @@ use wolf_scorer::report::{ReportLine, interval};
 use crate::Error;
 
 /// Metrics in the order pages show them, with their labels.
-pub const METRICS: [(&str, &str); 13] = [
+pub const METRICS: [(&str, &str); 17] = [
     ("truth_f1", "Truth F1"),
     ("truth_precision", "Truth precision"),
     ("truth_recall", "Truth recall"),
+    ("dense_f1", "Dense F1"),
+    ("dense_meteor", "Dense METEOR"),
+    ("dense_precision", "Dense precision"),
+    ("dense_recall", "Dense recall"),
     ("capscore_similarity", "CapScore similarity"),
     ("capscore_quality", "CapScore quality"),
     ("embed_sim", "Embedding similarity"),
@@ -41,9 +45,11 @@ pub const METRICS: [(&str, &str); 13] = [
 ];
 
 /// The metrics of the index's tables (BLEU-1..3 are on the entry pages).
-pub const INDEX_METRICS: [&str; 9] = [
+pub const INDEX_METRICS: [&str; 11] = [
     "truth_f1",
     "truth_precision",
+    "dense_f1",
+    "dense_meteor",
     "capscore_similarity",
     "capscore_quality",
     "embed_sim",

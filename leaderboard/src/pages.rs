@@ -8,8 +8,9 @@
 
 use askama::Template;
 use wolf_pipeline::store::{
-    RoundRow, StageOutput, SubmissionRow, SubmissionStatus, VideoRow, VideoStatus,
+    RoundRow, StageOutput, SubmissionRow, SubmissionStatus, TimedCaption, VideoRow, VideoStatus,
 };
+use wolf_pipeline::wolf::prompts::clock;
 use wolf_scorer::report::{RESAMPLES, SEED};
 
 use wolf_datasets::import::{MAX_META_CHARS, META_KEYS};
@@ -648,6 +649,13 @@ struct FrameView {
     width: u32,
 }
 
+/// One segment of a long video's timeline: its span, its thumbnails and its caption.
+struct SegmentView {
+    time: String,
+    frames: Vec<FrameView>,
+    caption: String,
+}
+
 struct ScoreView {
     key: String,
     label: String,
@@ -687,6 +695,8 @@ struct VideoPage {
     error: String,
     frames: Vec<FrameView>,
     frames_error: Option<String>,
+    /// A long video's segments with their fused captions (a run's `fusion` stage).
+    timeline: Vec<SegmentView>,
     reference: Option<String>,
     captions: Vec<CaptionView>,
     stages: Vec<StageRun>,
@@ -705,6 +715,26 @@ fn stage_lines(value: &str) -> Vec<(String, String)> {
     if let Some(text) = json.get("caption").and_then(|c| c.as_str()) {
         return vec![(String::new(), text.to_owned())];
     }
+    // A long video's cut: its segments' spans.
+    if let Some(spans) = json.get("spans").and_then(|s| s.as_array()) {
+        let shots = json["shots"].as_array().map_or(0, Vec::len);
+        return spans
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let (from, to) = (s["start_s"].as_f64(), s["end_s"].as_f64());
+                let time = format!(
+                    "{}–{}",
+                    clock(from.unwrap_or(0.0)),
+                    clock(to.unwrap_or(0.0))
+                );
+                (
+                    time,
+                    format!("segment {} of {} ({shots} shots)", i + 1, spans.len()),
+                )
+            })
+            .collect();
+    }
     if let Some(list) = json.get("captions").and_then(|c| c.as_array()) {
         let times = json.get("times").and_then(|t| t.as_array());
         return list
@@ -721,6 +751,37 @@ fn stage_lines(value: &str) -> Vec<(String, String)> {
             .collect();
     }
     vec![(String::new(), json.to_string())]
+}
+
+/// The segments of the first run's fused caption that has them (a long video's).
+fn timeline(stages: &[StageOutput]) -> Vec<TimedCaption> {
+    stages
+        .iter()
+        .filter(|s| s.stage == "fusion")
+        .find_map(|s| {
+            let value: serde_json::Value = serde_json::from_str(&s.value).ok()?;
+            serde_json::from_value(value.get("segments")?.clone()).ok()
+        })
+        .unwrap_or_default()
+}
+
+/// The thumbnails of a segment: those within its span, else the one nearest its middle.
+fn segment_frames(times: &[f64], start_s: f64, end_s: f64) -> Vec<usize> {
+    let inside: Vec<usize> = (0..times.len())
+        .filter(|&i| times[i] >= start_s && times[i] < end_s)
+        .collect();
+    if !inside.is_empty() || times.is_empty() {
+        return inside;
+    }
+    let middle = (start_s + end_s) / 2.0;
+    let nearest = (0..times.len())
+        .min_by(|&a, &b| {
+            (times[a] - middle)
+                .abs()
+                .total_cmp(&(times[b] - middle).abs())
+        })
+        .expect("not empty");
+    vec![nearest]
 }
 
 /// The frame times of a video page's thumbnails, or why there are none.
@@ -821,21 +882,34 @@ pub fn video(
     if let Some(codec) = &v.codec {
         meta.push(codec.clone());
     }
+    let frame_view = |i: usize, t: f64| FrameView {
+        src: format!("../{}", frame_file(v.id, i)),
+        time: format!("{t:.2} s"),
+        width: crate::frames::THUMB,
+    };
+    let times: Vec<f64> = frames.as_ref().map_or_else(|_| Vec::new(), Clone::clone);
     let (frames, frames_error) = match frames {
         Ok(times) => (
             times
                 .iter()
                 .enumerate()
-                .map(|(i, t)| FrameView {
-                    src: format!("../{}", frame_file(v.id, i)),
-                    time: format!("{t:.2} s"),
-                    width: crate::frames::THUMB,
-                })
+                .map(|(i, &t)| frame_view(i, t))
                 .collect(),
             None,
         ),
         Err(reason) => (Vec::new(), Some(reason.to_string())),
     };
+    let timeline = timeline(stages)
+        .into_iter()
+        .map(|s| SegmentView {
+            time: format!("{}–{}", clock(s.start_s), clock(s.end_s)),
+            frames: segment_frames(&times, s.start_s, s.end_s)
+                .into_iter()
+                .map(|i| frame_view(i, times[i]))
+                .collect(),
+            caption: s.caption,
+        })
+        .collect();
     render(
         "video",
         &VideoPage {
@@ -851,6 +925,7 @@ pub fn video(
             },
             frames,
             frames_error,
+            timeline,
             reference: v.reference.clone(),
             captions,
             stages: runs,

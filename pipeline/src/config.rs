@@ -39,6 +39,9 @@ pub struct Config {
     /// How the leaderboard ranks entries (`wolf leaderboard`, `wolf demo`).
     #[serde(default)]
     pub leaderboard: LeaderboardConfig,
+    /// How long videos are cut into segments (issue 16).
+    #[serde(default)]
+    pub segments: crate::wolf::segments::SegmentsConfig,
 }
 
 /// `[models]`: the file's entries by name, and whether the defaults stay beneath them.
@@ -343,6 +346,8 @@ pub struct Plan {
     pub recaption: RecaptionConfig,
     /// How the leaderboard ranks entries.
     pub leaderboard: LeaderboardConfig,
+    /// How long videos are cut into segments.
+    pub segments: crate::wolf::segments::SegmentsConfig,
 }
 
 impl Plan {
@@ -432,7 +437,9 @@ impl Config {
             score: self.score.clone(),
             recaption: self.recaption.clone(),
             leaderboard: self.leaderboard.clone(),
+            segments: self.segments.clone(),
         };
+        plan.segments.validate()?;
         if let Some(min_coverage) = choices.min_coverage {
             plan.leaderboard.min_coverage = min_coverage;
         }

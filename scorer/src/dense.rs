@@ -21,8 +21,122 @@
 //! `[9, 10]`, a dissolve its frames); a predicted boundary finds a true one when the two
 //! spans come within `tolerance` frames of each other, each true boundary found once.
 
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
 use crate::classic::TokenizedPair;
 use crate::classic::meteor::meteor;
+
+/// A dataset folder's timed references, in ActivityNet Captions' shape: `{video:
+/// {"duration": s, "timestamps": [[start, end], ...], "sentences": [...]}}`.
+pub const DENSE_FILE: &str = "dense.json";
+
+/// Seconds a reference segment may run past the stated duration (rounding of frame
+/// times).
+const END_SLACK_S: f64 = 0.5;
+
+/// Timed references that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum DenseError {
+    #[error("cannot read `{path}`: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(
+        "`{path}` is not ActivityNet Captions' JSON ({{video: {{duration, timestamps, sentences}}}}): {source}"
+    )]
+    Json {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
+    #[error("`{path}` line {line}, video `{video}`: {message}")]
+    Invalid {
+        path: PathBuf,
+        line: usize,
+        video: String,
+        message: String,
+    },
+}
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DenseEntry {
+    duration: f64,
+    timestamps: Vec<[f64; 2]>,
+    sentences: Vec<String>,
+}
+
+/// Reads and checks timed references ([`DENSE_FILE`]): every segment within the video
+/// (`0 ≤ start < end ≤ duration`, half a second of slack at the end), one sentence a
+/// segment, no span given twice. An error names the line of the video's entry.
+pub fn read_references(path: &Path) -> Result<BTreeMap<String, Vec<Segment>>, DenseError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DenseError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let entries: BTreeMap<String, DenseEntry> =
+        serde_json::from_str(&text).map_err(|source| DenseError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+    let mut out = BTreeMap::new();
+    for (video, entry) in entries {
+        let invalid = |message: String| {
+            let at = text.find(&format!("\"{video}\"")).unwrap_or(0);
+            DenseError::Invalid {
+                path: path.to_owned(),
+                line: text[..at].matches('\n').count() + 1,
+                video: video.clone(),
+                message,
+            }
+        };
+        if entry.timestamps.len() != entry.sentences.len() {
+            return Err(invalid(format!(
+                "{} timestamps for {} sentences",
+                entry.timestamps.len(),
+                entry.sentences.len()
+            )));
+        }
+        if !(entry.duration.is_finite() && entry.duration > 0.0) {
+            return Err(invalid(format!(
+                "duration {} is not a positive number of seconds",
+                entry.duration
+            )));
+        }
+        let mut segments: Vec<Segment> = Vec::with_capacity(entry.sentences.len());
+        for ([start, end], sentence) in entry.timestamps.into_iter().zip(entry.sentences) {
+            let problem = if !(start.is_finite() && end.is_finite()) {
+                Some("is not a number")
+            } else if start > end {
+                Some("is reversed")
+            } else if start == end {
+                Some("is empty")
+            } else if start < 0.0 || end > entry.duration + END_SLACK_S {
+                Some("falls outside the video")
+            } else if segments.iter().any(|s| s.start == start && s.end == end) {
+                Some("is given twice")
+            } else {
+                None
+            };
+            if let Some(problem) = problem {
+                return Err(invalid(format!(
+                    "segment [{start}, {end}] {problem} (duration {} s)",
+                    entry.duration
+                )));
+            }
+            segments.push(Segment {
+                start,
+                end,
+                sentence,
+            });
+        }
+        out.insert(video, segments);
+    }
+    Ok(out)
+}
 
 /// The tIoU thresholds of ActivityNet Captions.
 pub const TIOUS: [f64; 4] = [0.3, 0.5, 0.7, 0.9];
@@ -224,6 +338,35 @@ fn f1(precision: f64, recall: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn references_out_of_the_video_reversed_or_repeated_are_refused_with_their_line() {
+        let dir = std::env::temp_dir().join(format!("wolf-dense-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(DENSE_FILE);
+        let entry = |stamps: &str| {
+            format!(
+                "{{\n  \"a\": {{\"duration\": 10, \"timestamps\": [[0, 4], [4, 10]], \"sentences\": [\"x\", \"y\"]}},\n  \"b\": {{\"duration\": 10, \"timestamps\": {stamps}, \"sentences\": [\"x\", \"y\"]}}\n}}"
+            )
+        };
+        std::fs::write(&path, entry("[[0, 5], [5, 10.2]]")).unwrap();
+        let read = read_references(&path).unwrap();
+        assert_eq!(read["b"][1].end, 10.2);
+        for (stamps, problem) in [
+            ("[[0, 5], [5, 12]]", "falls outside"),
+            ("[[5, 0], [5, 10]]", "is reversed"),
+            ("[[0, 5], [0, 5]]", "is given twice"),
+            ("[[0, 5]]", "1 timestamps for 2 sentences"),
+        ] {
+            std::fs::write(&path, entry(stamps)).unwrap();
+            let error = read_references(&path).unwrap_err().to_string();
+            assert!(
+                error.contains("line 3, video `b`") && error.contains(problem),
+                "{error}"
+            );
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 
     fn seg(start: f64, end: f64, sentence: &str) -> Segment {
         Segment {

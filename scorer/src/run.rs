@@ -34,7 +34,7 @@ pub enum ScoreError {
     Preflight(#[from] PreflightError),
     #[error("CapScore needs a judge: `--judge NAME` or `[score] judge` names a chat LLM entry")]
     NoJudge,
-    #[error("unknown metric `{0}`: use capscore, embed_sim, classic, efficiency, truth")]
+    #[error("unknown metric `{0}`: use capscore, embed_sim, classic, efficiency, truth, dense")]
     UnknownMetric(String),
     #[error("the truth metric needs the dataset's truth: {0}")]
     Truth(#[from] TruthError),
@@ -42,6 +42,10 @@ pub enum ScoreError {
     NoTruth,
     #[error("the classic metrics stopped: {0}")]
     Classic(#[source] tokio::task::JoinError),
+    #[error("the dense metric needs timed references: {0}")]
+    Dense(#[from] crate::dense::DenseError),
+    #[error("the dense metric needs a dataset folder with a `dense.json` (timed references)")]
+    NoDense,
 }
 
 impl ScoreError {
@@ -57,6 +61,7 @@ impl ScoreError {
             Self::Classic(_) => "panic",
             Self::Truth(e) => e.kind(),
             Self::NoTruth => "no_truth",
+            Self::Dense(_) | Self::NoDense => "no_dense",
         }
     }
 }
@@ -74,6 +79,8 @@ pub enum Metric {
     Efficiency,
     /// Precision, recall and F1 of the facts stated against the world's truth.
     Truth,
+    /// ActivityNet's dense-captioning scores against timed references.
+    Dense,
 }
 
 impl Metric {
@@ -102,6 +109,7 @@ impl FromStr for Metric {
             "classic" => Ok(Self::Classic),
             "efficiency" => Ok(Self::Efficiency),
             "truth" => Ok(Self::Truth),
+            "dense" => Ok(Self::Dense),
             other => Err(ScoreError::UnknownMetric(other.to_owned())),
         }
     }
@@ -214,13 +222,16 @@ impl ScoreSettings {
     }
 
     /// The truth metric too, when the dataset's folder (`source`, as added) has a
-    /// `boxes.json`.
+    /// `boxes.json`, and the dense one when it has a `dense.json`.
     pub fn with_truth_of(mut self, source: &str) -> Self {
         let folder = crate::truth::folder_of(source);
-        if folder.join(wolf_pipeline::world::BOXES_FILE).is_file()
-            && !self.metrics.contains(&Metric::Truth)
-        {
-            self.metrics.push(Metric::Truth);
+        for (file, metric) in [
+            (wolf_pipeline::world::BOXES_FILE, Metric::Truth),
+            (crate::dense::DENSE_FILE, Metric::Dense),
+        ] {
+            if folder.join(file).is_file() && !self.metrics.contains(&metric) {
+                self.metrics.push(metric);
+            }
         }
         self.truth_folder = Some(folder);
         self
@@ -238,6 +249,8 @@ pub struct ScoreSummary {
     pub efficiency: Option<usize>,
     /// Captions given the truth metric, and those whose video the truth lacks.
     pub truth: Option<(usize, usize)>,
+    /// Captions given the dense metric, and those whose video has no timed references.
+    pub dense: Option<(usize, usize)>,
     /// The CapScore pass, with the judge's settings.
     pub capscore: Option<(JudgeSettings, JudgeReport)>,
 }
@@ -271,6 +284,12 @@ impl ScoreSummary {
             };
             lines.push(format!(
                 "truth: {ok} captions (truth_precision, truth_recall, truth_f1){failed}"
+            ));
+        }
+        if let Some((ok, failed)) = self.dense {
+            lines.push(format!(
+                "dense: {ok} captions (dense_precision, dense_recall, dense_meteor, dense_f1; mean over tIoU 0.3, 0.5, 0.7, 0.9){}",
+                if failed > 0 { format!(", {failed} failed: their video has no timed references") } else { String::new() }
             ));
         }
         if let Some((judge, report)) = &self.capscore {
@@ -344,6 +363,18 @@ pub async fn score_items_with(
             .ok_or(ScoreError::NoTruth)?;
         let world = WorldTruth::read_folder(folder)?;
         summary.truth = Some(truth(store, &world, items).await?);
+    }
+    if wants(Metric::Dense) {
+        let folder = settings
+            .truth_folder
+            .as_deref()
+            .ok_or(ScoreError::NoDense)?;
+        let file = folder.join(crate::dense::DENSE_FILE);
+        if !file.is_file() {
+            return Err(ScoreError::NoDense);
+        }
+        let references = crate::dense::read_references(&file)?;
+        summary.dense = Some(dense(store, &references, items).await?);
     }
     if wants(Metric::Efficiency)
         && let Some(run_id) = settings.run_id
@@ -490,6 +521,88 @@ async fn truth(
                 status: if result.is_ok() { "ok" } else { "failed" },
                 value: result.as_ref().ok().and_then(|s| s.get(metric)),
                 raw_reply: last.then_some(reply.as_str()),
+            });
+        }
+    }
+    store.put_scores(&rows).await?;
+    Ok((ok, failed))
+}
+
+/// Stores the dense scores of every item against its video's timed `references`
+/// (ActivityNet's precision, recall and METEOR, each the mean over the tIoU thresholds,
+/// and the F1 of that precision and recall); a video that was not cut is one segment
+/// over its length. An item whose video has no references is stored failed. Returns
+/// (scored, failed).
+async fn dense(
+    store: &Store,
+    references: &BTreeMap<String, Vec<crate::dense::Segment>>,
+    items: &[ScoringItem],
+) -> Result<(usize, usize), ScoreError> {
+    use crate::dense::{DenseVideo, Segment, dense_scores};
+    let videos: Vec<Option<DenseVideo>> = items
+        .iter()
+        .map(|item| {
+            let references = references.get(&item.video)?.clone();
+            let predicted = match &item.segments {
+                Some(segments) => segments
+                    .iter()
+                    .map(|s| Segment {
+                        start: s.start_s,
+                        end: s.end_s,
+                        sentence: s.caption.clone(),
+                    })
+                    .collect(),
+                None => vec![Segment {
+                    start: 0.0,
+                    end: item.duration_s.unwrap_or_default(),
+                    sentence: item.caption.clone(),
+                }],
+            };
+            Some(DenseVideo {
+                predicted,
+                references,
+            })
+        })
+        .collect();
+    let scores = tokio::task::spawn_blocking(move || {
+        videos
+            .iter()
+            .map(|v| {
+                v.as_ref()
+                    .map(|v| dense_scores(std::slice::from_ref(v)).mean)
+            })
+            .collect::<Vec<_>>()
+    })
+    .await
+    .map_err(ScoreError::Classic)?;
+    let (mut ok, mut failed) = (0, 0);
+    let mut rows = Vec::with_capacity(items.len() * 4);
+    for (item, score) in items.iter().zip(&scores) {
+        match score {
+            Some(_) => ok += 1,
+            None => failed += 1,
+        }
+        let values = score.map(|s| [s.precision, s.recall, s.meteor, s.f1()]);
+        for (k, metric) in [
+            "dense_precision",
+            "dense_recall",
+            "dense_meteor",
+            "dense_f1",
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            rows.push(NewScore {
+                caption_id: item.caption_id,
+                metric,
+                judge: "",
+                prompt_version: "densevid-2018",
+                sample_index: 0,
+                status: if score.is_some() { "ok" } else { "failed" },
+                value: values.map(|v| v[k]),
+                raw_reply: score
+                    .is_none()
+                    .then_some("the video is not in `dense.json`"),
             });
         }
     }

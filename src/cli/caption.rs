@@ -139,6 +139,10 @@ pub(crate) enum ExportFormat {
     Jsonl,
     /// Wolf's `{video: caption}` for one source.
     WolfJson,
+    /// ActivityNet's dense captions (timestamps, sentences) for one source.
+    Dense,
+    /// One segment a line: video, start, end, caption, source.
+    DenseJsonl,
 }
 
 #[derive(Debug, Args)]
@@ -146,11 +150,12 @@ pub(crate) struct ExportArgs {
     /// The run (`wolf caption --run`).
     #[arg(long)]
     run: String,
-    /// `jsonl` (every source, one caption a line) or `wolf-json` (one source).
+    /// `jsonl` (every source, one caption a line), `wolf-json` or `dense` (one source),
+    /// `dense-jsonl` (one segment a line).
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     format: ExportFormat,
     /// Only this source (`wolf`, `motion`, `MODEL`, `MODEL:middle`, `MODEL:summary`);
-    /// `wolf-json` defaults to `wolf`.
+    /// `wolf-json` and `dense` default to `wolf`.
     #[arg(long)]
     source: Option<String>,
     /// `wolf-json` as `{video: {"output": caption}}`.
@@ -169,14 +174,15 @@ pub(crate) async fn export_run(args: ExportArgs, context: &Context) -> anyhow::R
     let what = if args.failed {
         Export::Failed
     } else {
+        let source = args.source;
         match args.format {
-            ExportFormat::Jsonl => Export::Jsonl {
-                source: args.source,
-            },
+            ExportFormat::Jsonl => Export::Jsonl { source },
             ExportFormat::WolfJson => Export::WolfJson {
-                source: args.source,
+                source,
                 nested: args.nested,
             },
+            ExportFormat::Dense => Export::Dense { source },
+            ExportFormat::DenseJsonl => Export::DenseJsonl { source },
         }
     };
     let text = export(&store, &args.run, &what).await?;

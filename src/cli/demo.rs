@@ -156,11 +156,9 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
         annotations.display()
     );
     outln!("Leaderboard page: {}", index.display());
-    Ok(if intake == Outcome::SomeFailed || !report.complete() {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Done
-    })
+    Ok(Outcome::failed_if(
+        intake == Outcome::SomeFailed || !report.complete(),
+    ))
 }
 
 fn default_out() -> PathBuf {

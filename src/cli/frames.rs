@@ -144,8 +144,5 @@ pub(crate) async fn shots(args: ShotsArgs) -> anyhow::Result<Outcome> {
     } else {
         out!("{}", found.table());
     }
-    Ok(match found.error {
-        Some(_) => Outcome::SomeFailed,
-        None => Outcome::Done,
-    })
+    Ok(Outcome::failed_if(found.error.is_some()))
 }

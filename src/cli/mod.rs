@@ -100,14 +100,15 @@ enum Command {
     /// A run's progress across workers.
     #[command(subcommand)]
     Run(worker::RunCommand),
-    /// Write a run's captions as JSONL or Wolf JSON.
+    /// Write a run's captions as JSONL, Wolf JSON or dense captions (ActivityNet's JSON).
     Export(caption::ExportArgs),
     /// Import captions made elsewhere (Wolf JSON or JSONL) as a leaderboard entry of a
     /// dataset: validated whole, then stored in one transaction or not at all.
     Import(import::ImportArgs),
     /// Score a run's captions against the references: embedding similarity
     /// (`embed_sim`), the classic metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D), token
-    /// efficiency, the truth metric, and CapScore (an LLM judge) when a judge is named.
+    /// efficiency, the truth and dense metrics, and CapScore (an LLM judge) when a judge
+    /// is named.
     Score(score::ScoreArgs),
     /// Print the scores: mean, 95% interval, count and failures per dataset, run,
     /// source and metric.
@@ -165,6 +166,13 @@ impl Context {
 pub(crate) enum Outcome {
     Done,
     SomeFailed,
+}
+
+impl Outcome {
+    /// `SomeFailed` when `failed`, else `Done`.
+    pub(crate) fn failed_if(failed: bool) -> Self {
+        if failed { Self::SomeFailed } else { Self::Done }
+    }
 }
 
 pub fn main() -> ExitCode {

@@ -143,11 +143,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             if let Some(reason) = &outcome.stopped {
                 outln!("Stopped: {reason}");
             }
-            Ok(if outcome.some_failed {
-                Outcome::SomeFailed
-            } else {
-                Outcome::Done
-            })
+            Ok(Outcome::failed_if(outcome.some_failed))
         }
         RecaptionCommand::Stats(args) => {
             let rounds = finished_rounds(&args.out)?;
@@ -181,9 +177,5 @@ fn log_round(report: &RoundReport) {
 }
 
 fn round_outcome(report: &RoundReport) -> Outcome {
-    if report.interrupted || report.stats.failed > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Done
-    }
+    Outcome::failed_if(report.interrupted || report.stats.failed > 0)
 }

@@ -47,9 +47,10 @@ pub(crate) struct ScoreArgs {
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
     /// Metrics: `capscore`, `embed_sim`, `classic` (BLEU-1..4, METEOR, ROUGE-L,
-    /// CIDEr-D), `efficiency`, `truth` (comma-separated; `efficiency` scores every
-    /// sentence prefix of every caption with the embedder; `truth` scores the facts a
-    /// caption states against the `boxes.json` in the dataset's folder). Default:
+    /// CIDEr-D), `efficiency`, `truth`, `dense` (comma-separated; `efficiency` scores
+    /// every sentence prefix of every caption with the embedder; `truth` scores the facts
+    /// a caption states against the `boxes.json` in the dataset's folder, `dense` the
+    /// timed captions against its `dense.json`). Default:
     /// `embed_sim,classic`, and `capscore` when a judge is named.
     #[arg(long, value_delimiter = ',')]
     metrics: Option<Vec<String>>,
@@ -124,11 +125,7 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
         );
     }
     let failed = summary.capscore.as_ref().is_some_and(|(_, r)| r.failed > 0);
-    Ok(if failed {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Done
-    })
+    Ok(Outcome::failed_if(failed))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -1,4 +1,4 @@
-//! `wolf synth --out DIR --count N --seed S [--shots K]`: render the synthetic world.
+//! `wolf synth --out DIR --count N --seed S [--shots K | --minutes M]`: render the world.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,12 +26,15 @@ pub(crate) struct SynthArgs {
     /// Scenes a clip, joined by cuts and dissolves (writes `shots.json` and `dense.json`).
     #[arg(long, default_value_t = 1)]
     shots: usize,
+    /// Long clips of about this many minutes, scenes joined as with `--shots`.
+    #[arg(long, conflicts_with = "shots")]
+    minutes: Option<u32>,
 }
 
 pub(crate) async fn run(args: SynthArgs, context: &Context) -> anyhow::Result<Outcome> {
     let mut settings = SynthSettings::new(args.count, args.seed);
     settings.threads = args.threads.unwrap_or(settings.threads);
-    settings.shots = args.shots;
+    (settings.shots, settings.minutes) = (args.shots, args.minutes);
     let summary = render(&args.out, settings, context).await?;
     outln!(
         "Rendered {} clips ({} frames) with their captions into {}.",

@@ -118,11 +118,7 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
     for line in tally.failures.lines() {
         outln!("{line}");
     }
-    Ok(if tally.quarantined > 0 {
-        Outcome::SomeFailed
-    } else {
-        Outcome::Done
-    })
+    Ok(Outcome::failed_if(tally.quarantined > 0))
 }
 
 pub(crate) async fn run_command(command: RunCommand, context: &Context) -> anyhow::Result<Outcome> {

@@ -58,6 +58,9 @@ pub struct SynthSettings {
     /// Shots a clip: above 1, each clip joins that many scenes by cuts and dissolves
     /// ([`shots`]'s module documentation says what is written).
     pub shots: usize,
+    /// Long clips instead: each joins as many scenes as the first clip needs to last
+    /// this many minutes (whole scenes, so a little longer).
+    pub minutes: Option<u32>,
 }
 
 impl SynthSettings {
@@ -68,6 +71,7 @@ impl SynthSettings {
             seed,
             threads: wolf_pipeline::process::cores(),
             shots: 1,
+            minutes: None,
         }
     }
 }
@@ -136,6 +140,15 @@ pub fn generate(
     })?;
     let count = settings.count;
     progress.set_total(count as u64);
+    if let Some(minutes) = settings.minutes {
+        let shots = shots::scenes_lasting(settings.seed, f64::from(minutes) * 60.0);
+        let settings = SynthSettings {
+            shots,
+            minutes: None,
+            ..settings.clone()
+        };
+        return generate_multi_shot(out, &settings, progress);
+    }
     if settings.shots > 1 {
         return generate_multi_shot(out, settings, progress);
     }
@@ -420,10 +433,8 @@ mod tests {
         let summary = generate(
             out,
             &SynthSettings {
-                count,
-                seed,
                 threads,
-                shots: 1,
+                ..SynthSettings::new(count, seed)
             },
             &progress,
         )
@@ -682,10 +693,8 @@ mod tests {
         let error = generate(
             &out,
             &SynthSettings {
-                count: 1,
-                seed: 1,
                 threads: 1,
-                shots: 1,
+                ..SynthSettings::new(1, 1)
             },
             &Progress::new(),
         )

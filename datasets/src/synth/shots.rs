@@ -29,7 +29,7 @@ use super::scene::{Rng, Scene, scene};
 /// Per clip: frame rate, frames and transitions.
 pub const SHOTS_FILE: &str = "shots.json";
 /// Per clip: the shots' timed sentences, as ActivityNet Captions writes them.
-pub const DENSE_FILE: &str = "dense.json";
+pub use wolf_scorer::dense::DENSE_FILE;
 /// The frames of a dissolve.
 pub const DISSOLVE_FRAMES: u32 = 8;
 
@@ -41,6 +41,18 @@ pub(super) struct MultiShot {
     /// The first output frame of each shot.
     starts: Vec<u32>,
     pub frames: u32,
+}
+
+/// How many scenes the first clip of `seed` joins to last at least `seconds` (at its
+/// first scene's frame rate, dissolves left out: a little longer).
+pub(super) fn scenes_lasting(seed: u64, seconds: f64) -> usize {
+    let fps = f64::from(scene(seed, 0).fps);
+    let (mut frames, mut k) = (0.0, 0);
+    while frames / fps < seconds {
+        frames += f64::from(scene(seed, k).frames);
+        k += 1;
+    }
+    k.max(2)
 }
 
 impl MultiShot {
@@ -164,4 +176,18 @@ pub(super) fn truth_json(clips: &[(String, MultiShot)]) -> (Vec<u8>, Vec<u8>) {
         );
     }
     (pretty_json(&shots), pretty_json(&dense))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `--minutes`: the fewest scenes that reach the length, at the first scene's rate.
+    #[test]
+    fn a_long_clip_joins_the_fewest_scenes_that_last_long_enough() {
+        let k = scenes_lasting(5, 120.0);
+        let fps = f64::from(scene(5, 0).fps);
+        let seconds = |n: usize| (0..n).map(|i| f64::from(scene(5, i).frames)).sum::<f64>() / fps;
+        assert!(seconds(k) >= 120.0 && seconds(k - 1) < 120.0, "{k} scenes");
+    }
 }

@@ -23,7 +23,9 @@ pub use frames_folder::{FrameEntry, FramesError, FramesIndex, write_frames};
 pub use image::RgbImage;
 pub use image_ops::{ImageFormat, encode_image, pad_to, rotate, storyboard};
 pub use probe::{Probe, probe};
-pub use sample::{Frame, Rate, Resize, SampleSettings, Sampled, decode_all, sample_frames};
+pub use sample::{
+    Frame, Rate, Resize, SampleSettings, Sampled, decode_all, sample_frames, sample_window,
+};
 pub use shots::{
     CONTEXT, DEFAULT_THRESHOLD, Decoded, FRAME_BYTES, HEIGHT, STEP, Shot, ShotError, Shots, WIDTH,
     WINDOW, decode_small, detect_shots,

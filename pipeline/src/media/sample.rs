@@ -95,11 +95,31 @@ pub fn sample_frames(
     settings: &SampleSettings,
     threads: usize,
 ) -> Result<Sampled, MediaError> {
-    let layout = Layout::read(path)?;
+    sample_window(path, settings, threads, None)
+}
+
+/// [`sample_frames`] over the part of the video from `window.0` to `window.1` seconds
+/// (a long video's segment; the whole video when `None`): the frames are spread over
+/// the window, with times from the video's start, and the decoder seeks to the window.
+pub fn sample_window(
+    path: &Path,
+    settings: &SampleSettings,
+    threads: usize,
+    window: Option<(f64, f64)>,
+) -> Result<Sampled, MediaError> {
+    let mut layout = Layout::read(path)?;
+    let (from_s, to_s) = window.unwrap_or((0.0, layout.duration_s));
+    let to_s = to_s.min(layout.duration_s).max(from_s);
+    if window.is_some() && layout.duration_s > 0.0 {
+        let share = (to_s - from_s) / layout.duration_s;
+        layout.frame_count = ((layout.frame_count as f64 * share).round() as u64).max(1);
+        layout.duration_s = to_s - from_s;
+    }
     let count = frame_count(&layout, settings);
     let span = layout.duration_s / layout.time_base;
+    let first = layout.start + (from_s / layout.time_base).round() as i64;
     let targets: Vec<i64> = (0..count)
-        .map(|i| layout.start + ((i as f64 + 0.5) * span / count as f64).round() as i64)
+        .map(|i| first + ((i as f64 + 0.5) * span / count as f64).round() as i64)
         .collect();
     let groups = group_by_keyframe(&layout, &targets);
     let threads = if threads == 0 {

@@ -49,7 +49,7 @@ pub const DEFAULT_THRESHOLD: f32 = 0.5;
 /// One shot: frames `first..=last` (both inclusive, as the reference gives them) and
 /// their time span, from the first frame's presentation time to the next frame's (the
 /// video's end for the last).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Shot {
     pub first: u64,
     pub last: u64,

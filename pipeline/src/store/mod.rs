@@ -33,7 +33,7 @@ pub use queue::{
     Claim, JobCommit, LeaseOwner, Quarantined, QueueCount, QueueSettings, QueueStatus,
 };
 pub use rounds::RoundRow;
-pub use runs::{CaptionRow, RunRow, StageWrite, StoredResult, WorkItemRow};
+pub use runs::{CaptionRow, RunRow, StageWrite, StoredResult, TimedCaption, WorkItemRow};
 pub use scores::{EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem};
 pub use videos::{
     DatasetSummary, IntakeProblem, NewDataset, VideoMeta, VideoRecord, VideoRow, VideoStatus,

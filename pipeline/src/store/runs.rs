@@ -60,6 +60,18 @@ pub struct CaptionRow {
     /// The fusion guard's path to this caption (`fused`, `fused_retry`,
     /// `consensus:SOURCE`), for a guarded stage's output.
     pub guard: Option<String>,
+    /// The video's duration in seconds, where known.
+    pub duration_s: Option<f64>,
+    /// A long video's segments with their captions (the dense captions), in order.
+    pub segments: Option<Vec<TimedCaption>>,
+}
+
+/// One segment's caption and its span, in seconds from the video's start.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct TimedCaption {
+    pub start_s: f64,
+    pub end_s: f64,
+    pub caption: String,
 }
 
 /// One stage's outcome for (run, video): a worker buffers a video's writes and commits
@@ -282,7 +294,7 @@ impl Store {
     ) -> Result<Vec<CaptionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.video_id, v.key, v.path, c.source, c.caption, c.model, c.prompt_version, \
-             c.result_key, v.reference, r.value FROM captions c JOIN videos v ON v.id = c.video_id \
+             c.result_key, v.reference, r.value, v.duration_s FROM captions c JOIN videos v ON v.id = c.video_id \
              LEFT JOIN results r ON r.key = c.result_key WHERE c.run_id = $1 AND ($2 IS NULL OR c.source = $2) ORDER BY v.key, c.source",
         )
         .bind(run_id)
@@ -302,6 +314,8 @@ impl Store {
                 result_key: r.get(7),
                 reference: r.get(8),
                 guard: guard_path(r.get::<Option<String>, _>(9).as_deref()),
+                segments: segments_of(r.get::<Option<String>, _>(9).as_deref()),
+                duration_s: r.get(10),
             })
             .collect())
     }
@@ -483,6 +497,13 @@ async fn set_item(
 
 /// The guard's path in a stored result value (`{"caption", "guard": {"path"}}`); only a
 /// guarded stage's value is parsed.
+/// The segments a long video's caption was told from (`segments` in its result).
+pub(super) fn segments_of(value: Option<&str>) -> Option<Vec<TimedCaption>> {
+    let value = value.filter(|v| v.contains("\"segments\""))?;
+    let parsed: serde_json::Value = serde_json::from_str(value).ok()?;
+    serde_json::from_value(parsed["segments"].clone()).ok()
+}
+
 fn guard_path(value: Option<&str>) -> Option<String> {
     let value = value.filter(|v| v.contains("\"guard\""))?;
     let parsed: serde_json::Value = serde_json::from_str(value).ok()?;

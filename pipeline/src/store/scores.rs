@@ -51,6 +51,10 @@ pub struct ScoringItem {
     pub source: String,
     pub caption: String,
     pub reference: String,
+    /// The video's duration in seconds, where known.
+    pub duration_s: Option<f64>,
+    /// A long video's segments with their captions (the dense captions).
+    pub segments: Option<Vec<super::TimedCaption>>,
 }
 
 impl Store {
@@ -116,8 +120,9 @@ impl Store {
     /// The captions of a run that have a reference, to score.
     pub async fn scoring_items(&self, run_id: i64) -> Result<Vec<ScoringItem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.id, v.key, c.source, c.caption, v.reference FROM captions c \
-             JOIN videos v ON v.id = c.video_id WHERE c.run_id = $1 AND v.reference IS NOT NULL \
+            "SELECT c.id, v.key, c.source, c.caption, v.reference, v.duration_s, r.value \
+             FROM captions c JOIN videos v ON v.id = c.video_id \
+             LEFT JOIN results r ON r.key = c.result_key WHERE c.run_id = $1 AND v.reference IS NOT NULL \
              AND length(trim(v.reference)) > 0 ORDER BY v.key, c.source",
         )
         .bind(run_id)
@@ -131,6 +136,8 @@ impl Store {
                 source: r.get(2),
                 caption: r.get(3),
                 reference: r.get(4),
+                duration_s: r.get(5),
+                segments: super::runs::segments_of(r.get::<Option<String>, _>(6).as_deref()),
             })
             .collect())
     }

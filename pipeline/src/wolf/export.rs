@@ -1,9 +1,10 @@
 //! A run's captions as text, the way `wolf export` writes them: JSONL (every source,
 //! one caption a line, with the guard's path where there is one), Wolf JSON (one
-//! source, `{video: caption}` or `{video: {"output": caption}}`), or the failed stages
-//! with their reasons (JSONL). The binary writes the text; nothing here prints.
+//! source, `{video: caption}` or `{video: {"output": caption}}`), dense captions
+//! (ActivityNet's JSON, or JSONL a segment a line), or the failed stages with their
+//! reasons (JSONL). The binary writes the text; nothing here prints.
 
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TimedCaption};
 
 use super::WOLF_SOURCE;
 
@@ -19,6 +20,12 @@ pub enum Export {
     },
     /// The failed stages, one work item a line.
     Failed,
+    /// One source (default `wolf`) as ActivityNet Captions' JSON, what dense-captioning
+    /// evaluators read: `{video: {"duration", "timestamps": [[start, end], ...],
+    /// "sentences": [...]}}`; a video that was not cut is one segment.
+    Dense { source: Option<String> },
+    /// Every segment's caption, one a line: video, start, end, caption, source.
+    DenseJsonl { source: Option<String> },
 }
 
 /// An export that could not be made.
@@ -62,6 +69,46 @@ pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, E
                 out.push('\n');
             }
         }
+        Export::Dense { source } => {
+            let source = source.as_deref().unwrap_or(WOLF_SOURCE);
+            let captions = store.captions(run_id, Some(source)).await?;
+            if captions.is_empty() {
+                return Err(ExportError::NoCaptions {
+                    run: run.to_owned(),
+                    wanted: source.to_owned(),
+                });
+            }
+            let map: serde_json::Map<String, serde_json::Value> = captions
+                .into_iter()
+                .map(|c| {
+                    let duration = c.duration_s.unwrap_or_default();
+                    let segments = timed(c.segments, c.caption, duration);
+                    let value = serde_json::json!({
+                        "duration": duration,
+                        "timestamps": segments.iter().map(|s| [s.start_s, s.end_s]).collect::<Vec<_>>(),
+                        "sentences": segments.iter().map(|s| s.caption.as_str()).collect::<Vec<_>>(),
+                    });
+                    (c.video, value)
+                })
+                .collect();
+            out = serde_json::to_string_pretty(&serde_json::Value::Object(map))? + "\n";
+        }
+        Export::DenseJsonl { source } => {
+            for c in store.captions(run_id, source.as_deref()).await? {
+                let duration = c.duration_s.unwrap_or_default();
+                for s in timed(c.segments, c.caption, duration) {
+                    let line = serde_json::json!({
+                        "video": c.video,
+                        "start": s.start_s,
+                        "end": s.end_s,
+                        "caption": s.caption,
+                        "source": c.source,
+                    });
+                    out.push_str(&line.to_string());
+                    out.push('\n');
+                }
+            }
+        }
         Export::WolfJson { source, nested } => {
             let source = source.as_deref().unwrap_or(WOLF_SOURCE);
             let captions = store.captions(run_id, Some(source)).await?;
@@ -86,4 +133,19 @@ pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, E
         }
     }
     Ok(out)
+}
+
+/// A caption's segments: a long video's own, else the whole video as one.
+fn timed(
+    segments: Option<Vec<TimedCaption>>,
+    caption: String,
+    duration_s: f64,
+) -> Vec<TimedCaption> {
+    segments.unwrap_or_else(|| {
+        vec![TimedCaption {
+            start_s: 0.0,
+            end_s: duration_s,
+            caption,
+        }]
+    })
 }

@@ -28,6 +28,8 @@ pub(crate) struct Keys {
     pub motion: Option<String>,
     pub video: BTreeMap<String, String>,
     pub fusion: String,
+    /// A long video's shots and segments (`segments`): only for a video that is cut.
+    pub segments: Option<String>,
 }
 
 impl Keys {
@@ -50,6 +52,9 @@ impl Keys {
             out.push((format!("video:{v}"), k.clone()));
         }
         out.push(("fusion".into(), self.fusion.clone()));
+        if let Some(k) = &self.segments {
+            out.push((SEGMENTS.into(), k.clone()));
+        }
         out
     }
 
@@ -70,6 +75,8 @@ impl Keys {
 
 /// The name of the decoded frames' key in [`KeyMaker::inputs`].
 const FRAMES: &str = "frames";
+/// The stage of a long video's shots and segments.
+pub(crate) const SEGMENTS: &str = "segments";
 
 /// One input of a stage's key: what it is, and its value.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -94,7 +101,7 @@ impl StageInputs {
 }
 
 /// A key: the hash of its parts.
-fn key(parts: &[&str]) -> String {
+pub(crate) fn key(parts: &[&str]) -> String {
     sha256_bytes(
         serde_json::to_string(parts)
             .expect("strings serialise")
@@ -112,6 +119,9 @@ pub(crate) struct KeyMaker {
     sampling: String,
     /// LLM stage → its merged generation settings, as JSON.
     generation: BTreeMap<&'static str, String>,
+    /// `[segments]`, and what decides a long video's cut and story.
+    segments: crate::wolf::segments::SegmentsConfig,
+    cut: String,
 }
 
 impl KeyMaker {
@@ -135,6 +145,8 @@ impl KeyMaker {
             identities,
             sampling: format!("{:?}", plan.sampling),
             generation,
+            segments: plan.segments.clone(),
+            cut: cut_identity(plan),
         }
     }
 
@@ -169,6 +181,7 @@ impl KeyMaker {
             motion: by_stage.get("motion").cloned(),
             video: per_model("video", &w.video_models),
             fusion: by_stage["fusion"].clone(),
+            segments: by_stage.get(SEGMENTS).cloned(),
         }
     }
 
@@ -206,20 +219,32 @@ impl KeyMaker {
                 .map(|(name, value)| KeyInput { name, value })
                 .collect(),
         };
-        out.push(stage(
-            FRAMES.into(),
-            vec![
-                ("stage", FRAMES.into()),
-                (
-                    "video",
-                    per_video(
-                        &|v, _| v.sha256.clone().unwrap_or_default(),
-                        "the video's sha256",
-                    ),
-                ),
-                ("sampling", self.sampling.clone()),
-            ],
-        ));
+        let sha = || {
+            per_video(
+                &|v, _| v.sha256.clone().unwrap_or_default(),
+                "the video's sha256",
+            )
+        };
+        // A long video's stages are told from its segments': its cut is part of each key
+        // (described for a video that is not cut).
+        let cut = video.is_some_and(|(v, _)| self.segments.cuts(v.duration_s));
+        let mut frames = vec![
+            ("stage", FRAMES.into()),
+            ("video", sha()),
+            ("sampling", self.sampling.clone()),
+        ];
+        if cut {
+            out.push(stage(
+                SEGMENTS.into(),
+                vec![
+                    ("stage", SEGMENTS.into()),
+                    ("video", sha()),
+                    ("cut", self.cut.clone()),
+                ],
+            ));
+            frames.push(("segments", dep(&out, SEGMENTS)));
+        }
+        out.push(stage(FRAMES.into(), frames));
         let caption_tokens = w.caption_max_tokens.to_string();
         // The guard's mode and its version: a change of its retry recomputes what it made.
         let guard = format!("{} v{}", w.guard.as_str(), super::guard::VERSION);
@@ -374,6 +399,28 @@ impl KeyMaker {
     }
 }
 
+/// What decides a long video's cut and its story: the shot detector's file and
+/// threshold, the segment rule, the story's prompt, group and LLM.
+fn cut_identity(plan: &Plan) -> String {
+    let s = &plan.segments;
+    let model = s
+        .shot_model_file()
+        .map(|p| p.display().to_string())
+        .unwrap_or_default();
+    format!(
+        "transnetv2:{model}:{}:{}:{}:{}:{}:{}",
+        s.threshold,
+        s.max_seconds,
+        s.min_seconds,
+        s.group,
+        prompts::STORY.version,
+        plan.models
+            .get(plan.wolf.fusion_llm())
+            .map(model_identity)
+            .unwrap_or_default(),
+    )
+}
+
 /// A model entry's identity in result keys: what decides its output, not how it is
 /// reached (concurrency, timeouts and retries are left out).
 pub fn model_identity(entry: &ModelConfig) -> String {
@@ -457,6 +504,40 @@ backend = "onnx"
             .filter(|((_, x), (_, y))| x != y)
             .map(|((stage, _), _)| stage)
             .collect()
+    }
+
+    /// A video longer than `[segments] max_seconds` has a `segments` stage, and every
+    /// other key of it differs from the same content left whole (and with the settings
+    /// of the cut); a segment (the video's sha256 with its span) has keys of its own.
+    #[test]
+    fn a_cut_video_has_a_segments_stage_and_keys_of_its_own() {
+        let text = format!(
+            "{MODELS}\n[wolf]\nimage_models = [\"cap\"]\nvideo_models = [\"board\"]\nllm = \"llm\"\n"
+        );
+        let plan = Config::parse(&text).unwrap().plan().unwrap();
+        let maker = KeyMaker::new(&plan);
+        let long = |seconds: f64| VideoRow {
+            duration_s: Some(seconds),
+            ..video("aaa")
+        };
+        let whole = maker.keys(&long(60.0), None);
+        let cut = maker.keys(&long(61.0), None);
+        assert_eq!(whole.segments, None);
+        assert!(cut.segments.is_some());
+        assert_eq!(changed(&whole, &cut).len(), whole.stages().len());
+        let mut shorter = plan.clone();
+        shorter.segments.min_seconds = 1.0;
+        let other = KeyMaker::new(&shorter).keys(&long(61.0), None);
+        assert_eq!(changed(&cut, &other).len(), cut.stages().len());
+        let segment = |span: &str| VideoRow {
+            sha256: Some(format!("aaa@{span}")),
+            ..long(30.0)
+        };
+        let (first, second) = (
+            maker.keys(&segment("0-30"), None),
+            maker.keys(&segment("30-61"), None),
+        );
+        assert_eq!(changed(&first, &second).len(), first.stages().len());
     }
 
     #[test]

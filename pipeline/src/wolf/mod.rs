@@ -51,6 +51,18 @@ pub const WOLF_SOURCE: &str = "wolf";
 /// The source name of the motion caption.
 pub const MOTION_SOURCE: &str = "motion";
 
+/// The source that stage `stage` writes (`None` for a cascade, which writes none).
+pub fn stage_source(stage: &str) -> Option<String> {
+    match stage.split_once(':') {
+        Some(("middle", m)) => Some(format!("{m}:middle")),
+        Some(("summary", m)) => Some(format!("{m}:summary")),
+        Some(("video", v)) => Some(v.to_owned()),
+        None if stage == "motion" => Some(MOTION_SOURCE.to_owned()),
+        None if stage == "fusion" => Some(WOLF_SOURCE.to_owned()),
+        _ => None,
+    }
+}
+
 /// `[wolf]`: which models play which part. Absent: the embedded default (the fixture
 /// captioners and the pack's LLM).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

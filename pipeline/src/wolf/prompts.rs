@@ -33,6 +33,16 @@ pub const SUMMARY: Prompt = Prompt {
            information. Answer with one paragraph.\n\n{captions}",
 };
 
+/// A long video's story (issue 16): the captions of its segments in order, each led by
+/// its time span ([`story_lines`]), told as one caption; also each group's story when
+/// there are more segments than `[segments] group`.
+pub const STORY: Prompt = Prompt {
+    version: "story-v1",
+    text: "Here are descriptions of consecutive parts of one video, each with its time \
+           span. Describe the whole video in one paragraph, telling what happens in order \
+           with accurate temporal information.\n\n{captions}",
+};
+
 /// The motion caption from tracks.
 pub const MOTION: Prompt = Prompt {
     version: "motion-v1",
@@ -156,6 +166,24 @@ pub fn timed_lines(captions: &[String], times: &[f64]) -> String {
         .join("\n")
 }
 
+/// Timed captions for the story: one line each, `0:00–0:42: caption` ([`plain`]).
+pub fn story_lines(parts: &[(f64, f64, String)]) -> String {
+    parts
+        .iter()
+        .map(|(from, to, text)| format!("{}–{}: {}", clock(*from), clock(*to), plain(text)))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A time as `m:ss`, or `h:mm:ss` from an hour on (whole seconds, rounded down).
+pub fn clock(s: f64) -> String {
+    let s = s.max(0.0) as u64;
+    match s / 3600 {
+        0 => format!("{}:{:02}", s / 60, s % 60),
+        h => format!("{h}:{:02}:{:02}", s / 60 % 60, s % 60),
+    }
+}
+
 /// Seconds with one decimal.
 fn seconds(s: f64) -> String {
     format!("{s:.1}")
@@ -263,6 +291,18 @@ mod tests {
         assert_eq!(
             plain("\"OPEN\" [[237, 162, 125, on a \"BANK\" [237, 982, 237, [824, on]]]"),
             "\"OPEN\" on a \"BANK\" on"
+        );
+    }
+
+    #[test]
+    fn story_lines_lead_each_caption_with_its_clock_span() {
+        let parts = [
+            (0.0, 42.5, "a red circle [1,2,3,4] moves".to_owned()),
+            (42.5, 3725.0, "a blue square".to_owned()),
+        ];
+        assert_eq!(
+            story_lines(&parts),
+            "0:00–0:42: a red circle moves\n0:42–1:02:05: a blue square"
         );
     }
 

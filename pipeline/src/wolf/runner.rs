@@ -22,9 +22,9 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 use tracing::{Instrument, debug, info_span, warn};
 
-use super::keys::{KeyMaker, Keys};
+use super::keys::{KeyMaker, Keys, SEGMENTS};
 use super::stages::cascade::{self, ImageOutcome};
-use super::stages::{self, StageError, StageResult, fusion, summary, video};
+use super::stages::{self, StageError, StageResult, fusion, long, summary, video};
 use super::{MotionSource, WolfConfig};
 use crate::config::Plan;
 use crate::hash::sha256_bytes;
@@ -203,6 +203,11 @@ pub(crate) struct Shared {
     /// `wolf.boxes_file`'s clips by video key.
     pub boxes: HashMap<String, serde_json::Value>,
     pub keys: KeyMaker,
+    /// The shot detector of long videos, loaded on first use.
+    #[cfg(feature = "onnx")]
+    pub shot_model: Arc<std::sync::Mutex<Option<crate::models::onnx::ShotModel>>>,
+    #[cfg(not(feature = "onnx"))]
+    pub shot_model: Arc<std::sync::Mutex<Option<()>>>,
 }
 
 impl Shared {
@@ -234,13 +239,16 @@ pub async fn prepare(
         .open_run(name, dataset.id, config_text, &config_hash)
         .await?;
     let runner = Runner::new(store, plan, run.id, stop, progress)?;
-    let stage_names: Vec<String> = runner
+    let mut stage_names: Vec<String> = runner
         .shared
         .keys(&placeholder_video())
         .stages()
         .into_iter()
         .map(|(s, _)| s)
         .collect();
+    if plan.segments.max_seconds > 0.0 {
+        stage_names.push(SEGMENTS.to_owned());
+    }
     store
         .prune_run(run.id, &plan.wolf.sources(), &stage_names)
         .await?;
@@ -307,6 +315,7 @@ impl Runner {
             times: Default::default(),
             boxes,
             keys: KeyMaker::new(plan),
+            shot_model: Default::default(),
         });
         Ok(Self {
             shared,
@@ -374,9 +383,16 @@ impl Runner {
             });
         }
         let writes = std::sync::Mutex::new(Vec::new());
-        let outcome = process(shared, video, &keys, &writes)
-            .instrument(info_span!("video", video = %video.key))
-            .await;
+        let span = info_span!("video", video = %video.key);
+        let outcome = if keys.segments.is_some() {
+            process_long(shared, video, &keys, &writes)
+                .instrument(span)
+                .await
+        } else {
+            process(shared, video, None, &keys, &writes)
+                .instrument(span)
+                .await
+        };
         Ok(VideoJob {
             skipped: false,
             writes: writes.into_inner().unwrap_or_else(|e| e.into_inner()),
@@ -487,11 +503,12 @@ impl VideoOutcome {
     }
 }
 
-/// Runs the stages of one video; each stage's outcome is pushed to `buffer`, which the
-/// worker commits with its queue item.
+/// Runs the stages of one video (of its span `window` for a long video's segment); each
+/// stage's outcome is pushed to `buffer`, which the worker commits with its queue item.
 async fn process(
     shared: &Arc<Shared>,
     video: &VideoRow,
+    window: Option<(f64, f64)>,
     keys: &Keys,
     buffer: &std::sync::Mutex<Vec<StageWrite>>,
 ) -> VideoOutcome {
@@ -512,7 +529,7 @@ async fn process(
         }
     }
     let frames: Result<Option<Arc<media::Sampled>>, StageError> = if need_frames {
-        stages::decode(shared, video).await.map(Some)
+        stages::decode(shared, video, window).await.map(Some)
     } else {
         Ok(None)
     };
@@ -601,7 +618,7 @@ async fn process(
         async move {
             let result = match &frames {
                 Ok(f) => {
-                    video::video_caption(shared, video, v, keys, f.as_deref())
+                    video::video_caption(shared, video, v, keys, f.as_deref(), window.is_some())
                         .instrument(info_span!("stage", stage = "video", model = %v))
                         .await
                 }
@@ -683,6 +700,115 @@ async fn process(
         }
     }
     debug!(failed = outcome.failed, "Processed a video.");
+    outcome
+}
+
+/// Runs the stages of a long video: its cut (`segments`), then every segment's stages
+/// over its span, a few segments at a time, each under its own keys (what a killed run
+/// finished is found again), then each stage of the video from its segments': the
+/// timed captions joined, and for `fusion` the story. A stage failed in a segment fails
+/// the video's stage with the segment's reason.
+async fn process_long(
+    shared: &Arc<Shared>,
+    video: &VideoRow,
+    keys: &Keys,
+    buffer: &std::sync::Mutex<Vec<StageWrite>>,
+) -> VideoOutcome {
+    let mut outcome = VideoOutcome::default();
+    let cut_key = keys
+        .segments
+        .as_deref()
+        .expect("a long video has a cut; this is a bug");
+    let cut = long::cut(shared, video, cut_key)
+        .instrument(info_span!("stage", stage = SEGMENTS))
+        .await;
+    let done = cut.as_ref().map(|_| None).map_err(Clone::clone);
+    record(shared, buffer, SEGMENTS, cut_key, None, &done).await;
+    let stages: Vec<(String, String)> = keys
+        .stages()
+        .into_iter()
+        .filter(|(stage, _)| stage != SEGMENTS)
+        .collect();
+    let cut = match cut {
+        Ok(cut) => cut,
+        Err(e) => {
+            outcome.count(&e);
+            for (stage, key) in &stages {
+                let failed = Err(StageError::dependency(SEGMENTS));
+                outcome.count(failed.as_ref().unwrap_err());
+                record(
+                    shared,
+                    buffer,
+                    stage,
+                    key,
+                    super::stage_source(stage).as_deref(),
+                    &failed,
+                )
+                .await;
+            }
+            return outcome;
+        }
+    };
+    // Stage → each segment's outcome, in order.
+    let mut by_stage: HashMap<String, Vec<StageResult>> = HashMap::new();
+    for chunk in cut.spans.chunks(crate::process::cores()) {
+        let tasks = chunk.iter().map(|span| async move {
+            let mut segment = video.clone();
+            segment.sha256 = Some(format!(
+                "{}@{}-{}",
+                video.sha256.clone().unwrap_or_default(),
+                span.start_s,
+                span.end_s
+            ));
+            segment.duration_s = Some(span.end_s - span.start_s);
+            let keys = shared.keys.keys(&segment, None);
+            let writes = std::sync::Mutex::new(Vec::new());
+            let window = Some((span.start_s, span.end_s));
+            let outcome = process(shared, &segment, window, &keys, &writes).await;
+            (
+                outcome,
+                writes.into_inner().unwrap_or_else(|e| e.into_inner()),
+            )
+        });
+        for (done, writes) in futures_join_all(tasks.collect()).await {
+            outcome.stopped |= done.stopped;
+            for write in writes {
+                let (stage, result) = match write {
+                    StageWrite::Caption { stage, caption, .. } => (stage, Ok(Some(caption))),
+                    StageWrite::Item { stage, error, .. } => (
+                        stage,
+                        match error {
+                            None => Ok(None),
+                            Some((kind, message)) => Err(StageError::new(&kind, message)),
+                        },
+                    ),
+                };
+                by_stage.entry(stage).or_default().push(result);
+            }
+        }
+        if outcome.stopped || shared.stop.load(Ordering::Relaxed) {
+            outcome.stopped = true;
+            return outcome;
+        }
+    }
+    for (stage, key) in &stages {
+        let results = by_stage.remove(stage).unwrap_or_default();
+        let result = long::whole(shared, stage, key, &cut.spans, results)
+            .instrument(info_span!("stage", stage = %stage))
+            .await;
+        if let Err(e) = &result {
+            outcome.count(e);
+        }
+        record(
+            shared,
+            buffer,
+            stage,
+            key,
+            super::stage_source(stage).as_deref(),
+            &result,
+        )
+        .await;
+    }
     outcome
 }
 

@@ -7,9 +7,110 @@
 //! segments cover the whole video: each shot's span runs to the next shot's start, the
 //! first from 0, the last to the end.
 //!
-//! The rule alone: the runner does not cut videos into segments yet.
+//! `[segments]` ([`SegmentsConfig`]) sets the rule, the shot detector and the story's
+//! groups; the runner cuts a video longer than `max_seconds` and runs each segment's
+//! stages as a unit (`runner`, `stages::long`).
 
+use std::path::PathBuf;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::ConfigError;
 use crate::media::Shot;
+
+/// `[segments]`: how long videos are cut, and how their story is told.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SegmentsConfig {
+    /// Videos longer than this many seconds are cut into segments (default 60); 0
+    /// turns segmentation off.
+    pub max_seconds: f64,
+    /// Shots shorter than this join a neighbour (default 2).
+    pub min_seconds: f64,
+    /// Cut at the shots TransNetV2 finds (default); `false` cuts equal windows of at
+    /// most `max_seconds` without looking at the pictures.
+    pub shots: bool,
+    /// TransNetV2's boundary threshold (default 0.5, the reference's).
+    pub threshold: f32,
+    /// The shot detector's ONNX file (default: the one `make setup` converts).
+    pub shot_model: Option<PathBuf>,
+    /// The most timed captions the story's LLM reads at once (default 12); more
+    /// segments are told in groups, then over the groups' stories.
+    pub group: usize,
+}
+
+impl Default for SegmentsConfig {
+    fn default() -> Self {
+        Self {
+            max_seconds: 60.0,
+            min_seconds: 2.0,
+            shots: true,
+            threshold: crate::media::DEFAULT_THRESHOLD,
+            shot_model: None,
+            group: 12,
+        }
+    }
+}
+
+impl SegmentsConfig {
+    pub(crate) fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |key, message: String| Err(ConfigError::Invalid { key, message });
+        if !(self.max_seconds >= 0.0 && self.max_seconds.is_finite()) {
+            return invalid(
+                "segments.max_seconds",
+                format!("is {}, not 0 or more seconds", self.max_seconds),
+            );
+        }
+        if self.max_seconds > 0.0
+            && !(self.min_seconds >= 0.0 && self.min_seconds * 2.0 <= self.max_seconds)
+        {
+            return invalid(
+                "segments.min_seconds",
+                format!(
+                    "is {}, not between 0 and half of `max_seconds` ({})",
+                    self.min_seconds, self.max_seconds
+                ),
+            );
+        }
+        if !(self.threshold > 0.0 && self.threshold < 1.0) {
+            return invalid(
+                "segments.threshold",
+                format!("is {}, not between 0 and 1", self.threshold),
+            );
+        }
+        if self.group < 2 {
+            return invalid(
+                "segments.group",
+                format!("is {}, not 2 or more", self.group),
+            );
+        }
+        Ok(())
+    }
+
+    /// The rule's settings.
+    pub fn settings(&self) -> SegmentSettings {
+        SegmentSettings {
+            max_seconds: self.max_seconds,
+            min_seconds: self.min_seconds,
+        }
+    }
+
+    /// Whether a video of `duration_s` seconds is cut into segments.
+    pub fn cuts(&self, duration_s: Option<f64>) -> bool {
+        self.max_seconds > 0.0 && duration_s.is_some_and(|d| d > self.max_seconds)
+    }
+
+    /// The shot detector's file: `shot_model`, else the one `make setup` converts.
+    pub fn shot_model_file(&self) -> Option<PathBuf> {
+        self.shot_model.clone().or_else(|| {
+            crate::home::Home::locate()
+                .map(|home| home.models_dir().join(SHOT_MODEL_DIR).join("model.onnx"))
+        })
+    }
+}
+
+/// The shot detector's folder inside the models folder.
+pub const SHOT_MODEL_DIR: &str = "transnetv2";
 
 /// The segment rule's settings.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -30,7 +131,7 @@ impl Default for SegmentSettings {
 }
 
 /// A segment's time span, in seconds from the video's start.
-#[derive(Debug, Clone, Copy, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Span {
     pub start_s: f64,
     pub end_s: f64,

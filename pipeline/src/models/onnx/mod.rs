@@ -45,7 +45,7 @@ pub use error::OnnxError;
 pub use generate::{DecoderForm, Search};
 pub use llm::CausalLm;
 pub use runtime::{Device, SessionOptions};
-pub use shots::{SHOT_MODEL_DIR, ShotModel};
+pub use shots::ShotModel;
 
 use super::{
     BoxFuture, ChatModel, ChatRequest, Embedder, ErrorKind, ImageCaptioner, ImageRequest,

@@ -11,11 +11,7 @@ use ort::value::Tensor;
 use super::OnnxError;
 use super::runtime::{Graph, SessionOptions};
 use crate::hash::sha256_file;
-use crate::home::Home;
 use crate::media::{FRAME_BYTES, HEIGHT, ShotError, Shots, WIDTH, detect_shots};
-
-/// The folder of the shot detector inside [`Home::models_dir`].
-pub const SHOT_MODEL_DIR: &str = "transnetv2";
 
 /// A loaded TransNetV2 graph.
 #[derive(Debug)]
@@ -26,7 +22,7 @@ pub struct ShotModel {
 impl ShotModel {
     /// The file `make setup` writes, where a project-local folder is found.
     pub fn default_file() -> Option<PathBuf> {
-        Home::locate().map(|home| home.models_dir().join(SHOT_MODEL_DIR).join("model.onnx"))
+        crate::wolf::segments::SegmentsConfig::default().shot_model_file()
     }
 
     /// Loads `file`. A file `make setup` stamped (`model.onnx.sha256` beside it) must be

@@ -9,6 +9,7 @@
 pub(crate) mod cascade;
 pub(crate) mod fusion;
 pub(crate) mod guarded;
+pub(crate) mod long;
 pub(crate) mod motion;
 pub(crate) mod summary;
 pub(crate) mod video;
@@ -71,10 +72,12 @@ impl StageError {
 /// A stage's result: its text (None when it has nothing to say, e.g. no boxes).
 pub(crate) type StageResult = Result<Option<String>, StageError>;
 
-/// The video's sampled frames (at most one decode per core at a time).
+/// The video's sampled frames, over `window` (a segment's span) when given (at most one
+/// decode per core at a time).
 pub(crate) async fn decode(
     shared: &Shared,
     video: &VideoRow,
+    window: Option<(f64, f64)>,
 ) -> Result<Arc<media::Sampled>, StageError> {
     let _permit = shared
         .decode
@@ -87,9 +90,10 @@ pub(crate) async fn decode(
     let started = Instant::now();
     let path = std::path::PathBuf::from(&video.path);
     let settings = shared.plan.sampling;
-    let sampled = tokio::task::spawn_blocking(move || media::sample_frames(&path, &settings, 1))
-        .await
-        .map_err(|e| StageError::new("panic", format!("frame sampling panicked: {e}")))?;
+    let sampled =
+        tokio::task::spawn_blocking(move || media::sample_window(&path, &settings, 1, window))
+            .await
+            .map_err(|e| StageError::new("panic", format!("frame sampling panicked: {e}")))?;
     shared.count_time("frames", started);
     let ok = sampled.is_ok();
     shared.progress.frames.finish_one(ok);

@@ -31,15 +31,20 @@ pub(crate) async fn video_caption(
     v: &str,
     keys: &Keys,
     frames: Option<&media::Sampled>,
+    segment: bool,
 ) -> StageResult {
     let value = cached(shared, &keys.video[v], "video", || async {
         let frames = frames_of(frames)?;
         let captioner = shared.models.video_captioner(v)?;
-        let request = video_request(
+        let mut request = video_request(
             frames,
             std::path::Path::new(&video.path),
             caption_sampling(shared),
         );
+        if segment {
+            // The file is the whole video, not the segment.
+            request.video_path = None;
+        }
         caption_request(
             shared,
             "video captions",

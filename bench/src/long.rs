@@ -1,0 +1,200 @@
+//! Long videos (issue 16): the peak memory of `wolf shots` and of `wolf caption` on a
+//! 60-minute synthetic video (`wolf synth --minutes 60`, 320×240) against a 5-minute one
+//! of the same seed. Shot detection streams, and a cut video's segments run a few at a
+//! time, so neither should grow with the length: the goal is ≤ 1.2×.
+//!
+//! The captioning runs use the pipeline group's scripted servers (answering at once) and
+//! `[segments]` defaults (60 s): the cost measured is the runner's, with TransNetV2 real.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::Context as _;
+
+use super::pipeline::{caption, fresh_dataset, write_config};
+use super::{Row, ServerChild, run_logged, run_ok};
+
+const MINUTES: [u32; 2] = [5, 60];
+const SEED: u64 = 1709;
+
+pub(crate) fn long(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
+    let mut videos: Vec<PathBuf> = Vec::new();
+    for minutes in MINUTES {
+        let world = work.join(format!("long_{minutes}min"));
+        let annotations = world.join(wolf_datasets::synth::ANNOTATIONS_FILE);
+        if !annotations.exists() {
+            eprintln!("Rendering a {minutes}-minute video ...");
+            run_ok(
+                Command::new(exe)
+                    .args(["--no-progress", "synth", "--out"])
+                    .arg(&world)
+                    .args(["--count", "1", "--minutes", &minutes.to_string()])
+                    .args(["--seed", &SEED.to_string()]),
+            )?;
+        }
+        videos.push(world);
+    }
+    let mib = |kib: i64| kib as f64 / 1024.0;
+    let mut shots = Vec::new();
+    for (minutes, world) in MINUTES.iter().zip(&videos) {
+        eprintln!("Long videos: `wolf shots` of {minutes} minutes ...");
+        let mut command = Command::new(exe);
+        command
+            .args(["--no-progress", "shots"])
+            .arg(world.join(wolf_datasets::synth::clip_name(0)));
+        let log = work.join(format!("long_shots_{minutes}.log"));
+        shots.push(run_logged(command, &log, "wolf shots")?);
+    }
+    let ((short_wall, short_kib), (long_wall, long_kib)) = (shots[0], shots[1]);
+    let mut rows = vec![Row {
+        benchmark:
+            "long videos: peak RSS of `wolf shots`, a 60-minute video against a 5-minute one".into(),
+        wolf: format!("{:.0} MiB", mib(long_kib)),
+        anchor: format!("{:.0} MiB (5 minutes)", mib(short_kib)),
+        ratio: format!("{:.2}", long_kib as f64 / short_kib.max(1) as f64),
+        goal: "≤ 1.2".into(),
+        note: format!(
+            "`wolf synth --minutes`, seed {SEED}, 320×240; TransNetV2 on the CPU: {:.0} s and {:.0} s",
+            long_wall.as_secs_f64(),
+            short_wall.as_secs_f64()
+        ),
+    }];
+    let captioners = ServerChild::scripted(0, "grounded")?;
+    let llm = ServerChild::scripted(0, "fixed")?;
+    let config = work.join("long.toml");
+    write_config(&config, &captioners.base_url, &llm.base_url)?;
+    let db = work.join("long.db");
+    let mut runs = Vec::new();
+    for (minutes, world) in MINUTES.iter().zip(&videos) {
+        eprintln!("Long videos: `wolf caption` of {minutes} minutes ...");
+        fresh_dataset(exe, &db, world)?;
+        let log = work.join(format!("long_caption_{minutes}.log"));
+        let run = caption(exe, &db, &config, &log)?;
+        let dense = run_ok(
+            Command::new(exe)
+                .args(["--no-progress", "--db"])
+                .arg(&db)
+                .args([
+                    "export",
+                    "--run",
+                    "pipeline",
+                    "--format",
+                    "dense-jsonl",
+                    "--source",
+                    "wolf",
+                ]),
+        )?;
+        runs.push((run, dense.lines().count()));
+    }
+    let [(short, short_segments), (long, long_segments)] = [&runs[0], &runs[1]];
+    rows.push(Row {
+        benchmark: "long videos: peak RSS of `wolf caption`, a 60-minute video against a 5-minute one".into(),
+        wolf: format!("{:.0} MiB", mib(long.peak_kib)),
+        anchor: format!("{:.0} MiB (5 minutes)", mib(short.peak_kib)),
+        ratio: format!("{:.2}", long.peak_kib as f64 / short.peak_kib.max(1) as f64),
+        goal: "≤ 1.2".into(),
+        note: format!(
+            "{long_segments} and {short_segments} segments (`[segments]` defaults), shots by TransNetV2, \
+             scripted models answering at once ({} and {} requests); runs of {:.0} s and {:.0} s",
+            long.requests,
+            short.requests,
+            long.wall.as_secs_f64(),
+            short.wall.as_secs_f64()
+        ),
+    });
+    rows.push(dense_row(exe, work)?);
+    Ok(rows)
+}
+
+/// The multi-shot world of [`dense_row`]: seed, clips, scenes a clip.
+const DENSE_WORLD: (u64, usize, usize) = (1907, 8, 4);
+
+/// Dense scores of multi-shot clips (`wolf synth --shots 4`: 16 to 32 s, with
+/// `dense.json`) captioned by the embedded default (`examples/demo.toml`) with `[segments]
+/// max_seconds = 10`: cut at TransNetV2's shots, against equal windows of at most 10 s
+/// (`shots = false`). The `wolf` source's mean `dense_f1` and `dense_meteor`.
+fn dense_row(exe: &Path, work: &Path) -> anyhow::Result<Row> {
+    let (seed, clips, scenes) = DENSE_WORLD;
+    let world = work.join("long_dense_world");
+    let annotations = world.join(wolf_datasets::synth::ANNOTATIONS_FILE);
+    if !annotations.exists() {
+        run_ok(
+            Command::new(exe)
+                .args(["--no-progress", "synth", "--out"])
+                .arg(&world)
+                .args([
+                    "--count",
+                    &clips.to_string(),
+                    "--shots",
+                    &scenes.to_string(),
+                ])
+                .args(["--seed", &seed.to_string()]),
+        )?;
+    }
+    let demo = std::fs::read_to_string("examples/demo.toml")?;
+    let db = work.join("long_dense.db");
+    let mut scores = Vec::new();
+    for shots in [true, false] {
+        let name = if shots { "shots" } else { "windows" };
+        eprintln!("Long videos: dense scores, segments from {name} ...");
+        let config = work.join(format!("long_dense_{name}.toml"));
+        std::fs::write(
+            &config,
+            format!("{demo}\n[segments]\nmax_seconds = 10\nmin_seconds = 2\nshots = {shots}\n"),
+        )?;
+        super::remove_db(&db);
+        let wolf = |args: &[&str]| -> anyhow::Result<String> {
+            run_ok(
+                Command::new(exe)
+                    .args(["--no-progress", "--db"])
+                    .arg(&db)
+                    .args(args),
+            )
+        };
+        let (world_arg, annotations_arg) = (
+            world.display().to_string(),
+            annotations.display().to_string(),
+        );
+        wolf(&[
+            "dataset",
+            "add",
+            "pipeline",
+            &world_arg,
+            "--annotations",
+            &annotations_arg,
+        ])?;
+        caption(
+            exe,
+            &db,
+            &config,
+            &work.join(format!("long_dense_{name}.log")),
+        )?;
+        let run = wolf_pipeline::wolf::default_run_name("pipeline", &config);
+        wolf(&["score", "--run", &run, "--metrics", "dense"])?;
+        let lines: serde_json::Value =
+            serde_json::from_str(&wolf(&["report", "--format", "json"])?)?;
+        let mean = |metric: &str| -> anyhow::Result<f64> {
+            lines
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|l| l["source"] == "wolf" && l["metric"] == metric)
+                .and_then(|l| l["mean"].as_f64())
+                .with_context(|| format!("no `{metric}` of `wolf` in the report"))
+        };
+        scores.push((mean("dense_f1")?, mean("dense_meteor")?));
+    }
+    let [(f1, meteor), (window_f1, window_meteor)] = [scores[0], scores[1]];
+    Ok(Row {
+        benchmark: format!(
+            "long videos: dense F1 of the `wolf` source on multi-shot clips (`wolf synth --shots {scenes}`, seed {seed}, {clips} clips), segments from shots against 10 s windows"
+        ),
+        wolf: format!("{f1:.3}"),
+        anchor: format!("{window_f1:.3}"),
+        ratio: format!("{:.2}", f1 / window_f1.max(1e-9)),
+        goal: "report".into(),
+        note: format!(
+            "embedded default, `[segments] max_seconds = 10`; dense METEOR {meteor:.3} against {window_meteor:.3}; ActivityNet's precision and recall at tIoU 0.3-0.9"
+        ),
+    })
+}
