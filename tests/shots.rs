@@ -288,6 +288,7 @@ fn a_long_video_is_captioned_by_segment_and_resumes_where_it_was_killed() {
         .expect_code(0)
         .stdout();
     assert!(scored.contains("dense: 5 captions"), "{scored}");
+    assert!(scored.contains("boundaries: 5 captions"), "{scored}");
     let report = whole
         .wolf(&["report", "--format", "json"])
         .expect_code(0)

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::{Context as _, bail};
-use wolf_scorer::dense::{BoundaryScores, boundary_scores};
+use wolf_scorer::dense::{BoundaryScores, boundary_scores, read_transitions, transitions};
 
 use super::{Row, alternate, run_ok};
 
@@ -22,7 +22,7 @@ const CUT_SHOT: u64 = 60;
 /// Seconds of a shot and of a dissolve in the dissolves video.
 const DISSOLVE_SHOT: u64 = 3;
 const DISSOLVE: u64 = 1;
-const TOLERANCE: u64 = 2;
+const TOLERANCE: u64 = wolf_scorer::dense::BOUNDARY_TOLERANCE;
 const REPEATS: usize = 3;
 
 /// The scenes, in order: each a lavfi source distinct from its neighbours.
@@ -120,12 +120,6 @@ fn make_video(work: &Path, dissolves: bool) -> anyhow::Result<Video> {
     })
 }
 
-/// Transitions between consecutive shots given as inclusive frame ranges: from the last
-/// frame of one to the first of the next.
-fn transitions(shots: &[(u64, u64)]) -> Vec<(u64, u64)> {
-    shots.windows(2).map(|w| (w[0].1, w[1].0)).collect()
-}
-
 fn wolf_shots(exe: &Path, video: &Path) -> anyhow::Result<(u64, Vec<(u64, u64)>)> {
     let text = run_ok(
         Command::new(exe)
@@ -214,27 +208,21 @@ fn world_row(exe: &Path, work: &Path, pyscenedetect: &Path) -> anyhow::Result<Ro
                 ]),
         )?;
     }
-    let truth: serde_json::Value = serde_json::from_slice(&std::fs::read(
-        world.join(wolf_datasets::synth::SHOTS_FILE),
-    )?)?;
+    let truth = read_transitions(&world.join(wolf_datasets::synth::SHOTS_FILE))?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for index in 0..clips {
         let name = wolf_datasets::synth::clip_name(index);
         let video = world.join(&name);
-        let spans: Vec<(u64, u64)> = truth[&name]["transitions"]
-            .as_array()
-            .context("shots.json lists the clip's transitions")?
-            .iter()
-            .map(|s| Some((s[0].as_u64()?, s[1].as_u64()?)))
-            .collect::<Option<_>>()
-            .context("a transition without frames")?;
+        let spans = truth
+            .get(&name)
+            .context("shots.json lists the clip's transitions")?;
         let (_, found) = wolf_shots(exe, &video)?;
-        ours.push(boundary_scores(&transitions(&found), &spans, TOLERANCE));
+        ours.push(boundary_scores(&transitions(&found), spans, TOLERANCE));
         let out = work.join(format!("scenedetect_world_{index}"));
         std::fs::create_dir_all(&out)?;
         run_ok(&mut scenedetect_command(pyscenedetect, &video, &out))?;
         let found = scenedetect_shots(&out.join("scenes.csv"))?;
-        theirs.push(boundary_scores(&transitions(&found), &spans, TOLERANCE));
+        theirs.push(boundary_scores(&transitions(&found), spans, TOLERANCE));
     }
     let (ours, theirs) = (
         BoundaryScores::pooled(&ours),

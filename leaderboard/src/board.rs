@@ -24,7 +24,7 @@ use wolf_scorer::report::{ReportLine, interval};
 use crate::Error;
 
 /// Metrics in the order pages show them, with their labels.
-pub const METRICS: [(&str, &str); 17] = [
+pub const METRICS: [(&str, &str); 20] = [
     ("truth_f1", "Truth F1"),
     ("truth_precision", "Truth precision"),
     ("truth_recall", "Truth recall"),
@@ -32,6 +32,9 @@ pub const METRICS: [(&str, &str); 17] = [
     ("dense_meteor", "Dense METEOR"),
     ("dense_precision", "Dense precision"),
     ("dense_recall", "Dense recall"),
+    ("boundary_f1", "Shot boundary F1"),
+    ("boundary_precision", "Shot boundary precision"),
+    ("boundary_recall", "Shot boundary recall"),
     ("capscore_similarity", "CapScore similarity"),
     ("capscore_quality", "CapScore quality"),
     ("embed_sim", "Embedding similarity"),
@@ -45,11 +48,12 @@ pub const METRICS: [(&str, &str); 17] = [
 ];
 
 /// The metrics of the index's tables (BLEU-1..3 are on the entry pages).
-pub const INDEX_METRICS: [&str; 11] = [
+pub const INDEX_METRICS: [&str; 12] = [
     "truth_f1",
     "truth_precision",
     "dense_f1",
     "dense_meteor",
+    "boundary_f1",
     "capscore_similarity",
     "capscore_quality",
     "embed_sim",

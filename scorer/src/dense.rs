@@ -31,6 +31,40 @@ use crate::classic::meteor::meteor;
 /// {"duration": s, "timestamps": [[start, end], ...], "sentences": [...]}}`.
 pub const DENSE_FILE: &str = "dense.json";
 
+/// A dataset folder's true shot transitions (`wolf synth --shots` writes it): `{video:
+/// {"transitions": [[first, last], ...], ...}}`, inclusive frame spans.
+pub const SHOTS_FILE: &str = "shots.json";
+
+/// The tolerance of shot-boundary matching, in frames.
+pub const BOUNDARY_TOLERANCE: u64 = 2;
+
+/// Reads [`SHOTS_FILE`]: each video's true transitions.
+pub fn read_transitions(path: &Path) -> Result<BTreeMap<String, Vec<(u64, u64)>>, DenseError> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        transitions: Vec<(u64, u64)>,
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| DenseError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let entries: BTreeMap<String, Entry> =
+        serde_json::from_str(&text).map_err(|source| DenseError::Json {
+            path: path.to_owned(),
+            source,
+        })?;
+    Ok(entries
+        .into_iter()
+        .map(|(k, e)| (k, e.transitions))
+        .collect())
+}
+
+/// The transitions between consecutive shots given as inclusive frame ranges: from the
+/// last frame of one to the first of the next.
+pub fn transitions(shots: &[(u64, u64)]) -> Vec<(u64, u64)> {
+    shots.windows(2).map(|w| (w[0].1, w[1].0)).collect()
+}
+
 /// Seconds a reference segment may run past the stated duration (rounding of frame
 /// times).
 const END_SLACK_S: f64 = 0.5;

@@ -251,6 +251,9 @@ pub struct ScoreSummary {
     pub truth: Option<(usize, usize)>,
     /// Captions given the dense metric, and those whose video has no timed references.
     pub dense: Option<(usize, usize)>,
+    /// Captions given the shot-boundary scores (of videos the run cut at their shots and
+    /// whose true transitions are known).
+    pub boundaries: Option<usize>,
     /// The CapScore pass, with the judge's settings.
     pub capscore: Option<(JudgeSettings, JudgeReport)>,
 }
@@ -290,6 +293,12 @@ impl ScoreSummary {
             lines.push(format!(
                 "dense: {ok} captions (dense_precision, dense_recall, dense_meteor, dense_f1; mean over tIoU 0.3, 0.5, 0.7, 0.9){}",
                 if failed > 0 { format!(", {failed} failed: their video has no timed references") } else { String::new() }
+            ));
+        }
+        if let Some(n) = self.boundaries {
+            lines.push(format!(
+                "boundaries: {n} captions of videos cut at their shots (boundary_precision, boundary_recall, boundary_f1 at ±{} frames)",
+                crate::dense::BOUNDARY_TOLERANCE
             ));
         }
         if let Some((judge, report)) = &self.capscore {
@@ -375,6 +384,11 @@ pub async fn score_items_with(
         }
         let references = crate::dense::read_references(&file)?;
         summary.dense = Some(dense(store, &references, items).await?);
+        let shots = folder.join(crate::dense::SHOTS_FILE);
+        if shots.is_file() {
+            let truth = crate::dense::read_transitions(&shots)?;
+            summary.boundaries = Some(boundaries(store, &truth, items).await?);
+        }
     }
     if wants(Metric::Efficiency)
         && let Some(run_id) = settings.run_id
@@ -608,6 +622,43 @@ async fn dense(
     }
     store.put_scores(&rows).await?;
     Ok((ok, failed))
+}
+
+/// Stores the shot-boundary scores of every item whose video the run cut at its shots
+/// and whose true transitions `truth` has: the transitions between the cut's shots
+/// against the true ones, at [`BOUNDARY_TOLERANCE`](crate::dense::BOUNDARY_TOLERANCE)
+/// frames. Returns how many.
+async fn boundaries(
+    store: &Store,
+    truth: &BTreeMap<String, Vec<(u64, u64)>>,
+    items: &[ScoringItem],
+) -> Result<usize, ScoreError> {
+    use crate::dense::{BOUNDARY_TOLERANCE, boundary_scores, transitions};
+    let mut rows = Vec::new();
+    for item in items {
+        let (Some(shots), Some(truth)) = (&item.shots, truth.get(&item.video)) else {
+            continue;
+        };
+        let s = boundary_scores(&transitions(shots), truth, BOUNDARY_TOLERANCE);
+        for (metric, value) in [
+            ("boundary_precision", s.precision),
+            ("boundary_recall", s.recall),
+            ("boundary_f1", s.f1),
+        ] {
+            rows.push(NewScore {
+                caption_id: item.caption_id,
+                metric,
+                judge: "",
+                prompt_version: "transnetv2",
+                sample_index: 0,
+                status: "ok",
+                value: Some(value),
+                raw_reply: None,
+            });
+        }
+    }
+    store.put_scores(&rows).await?;
+    Ok(rows.len() / 3)
 }
 
 /// Token efficiency with `embed_sim`: every sentence prefix of every caption embedded

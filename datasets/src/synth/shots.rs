@@ -26,10 +26,10 @@ use super::pretty_json;
 use super::render::draw_frame;
 use super::scene::{Rng, Scene, scene};
 
-/// Per clip: frame rate, frames and transitions.
-pub const SHOTS_FILE: &str = "shots.json";
 /// Per clip: the shots' timed sentences, as ActivityNet Captions writes them.
 pub use wolf_scorer::dense::DENSE_FILE;
+/// Per clip: frame rate, frames and transitions.
+pub use wolf_scorer::dense::SHOTS_FILE;
 /// The frames of a dissolve.
 pub const DISSOLVE_FRAMES: u32 = 8;
 

@@ -55,6 +55,18 @@ pub struct ScoringItem {
     pub duration_s: Option<f64>,
     /// A long video's segments with their captions (the dense captions).
     pub segments: Option<Vec<super::TimedCaption>>,
+    /// The shots the run found in a long video, as inclusive frame ranges.
+    pub shots: Option<Vec<(u64, u64)>>,
+}
+
+/// The shots of a long video's cut (its `segments` result), as frame ranges.
+fn shots_of(value: Option<&str>) -> Option<Vec<(u64, u64)>> {
+    let parsed: serde_json::Value = serde_json::from_str(value?).ok()?;
+    parsed["shots"]
+        .as_array()?
+        .iter()
+        .map(|s| Some((s["first"].as_u64()?, s["last"].as_u64()?)))
+        .collect()
 }
 
 impl Store {
@@ -120,9 +132,13 @@ impl Store {
     /// The captions of a run that have a reference, to score.
     pub async fn scoring_items(&self, run_id: i64) -> Result<Vec<ScoringItem>, StoreError> {
         let rows = sqlx::query(
-            "SELECT c.id, v.key, c.source, c.caption, v.reference, v.duration_s, r.value \
+            "SELECT c.id, v.key, c.source, c.caption, v.reference, v.duration_s, r.value, cut.value \
              FROM captions c JOIN videos v ON v.id = c.video_id \
-             LEFT JOIN results r ON r.key = c.result_key WHERE c.run_id = $1 AND v.reference IS NOT NULL \
+             LEFT JOIN results r ON r.key = c.result_key \
+             LEFT JOIN work_items w ON w.run_id = c.run_id AND w.video_id = c.video_id \
+             AND w.stage = 'segments' AND w.status = 'done' \
+             LEFT JOIN results cut ON cut.key = w.result_key \
+             WHERE c.run_id = $1 AND v.reference IS NOT NULL \
              AND length(trim(v.reference)) > 0 ORDER BY v.key, c.source",
         )
         .bind(run_id)
@@ -138,6 +154,7 @@ impl Store {
                 reference: r.get(4),
                 duration_s: r.get(5),
                 segments: super::runs::segments_of(r.get::<Option<String>, _>(6).as_deref()),
+                shots: shots_of(r.get::<Option<String>, _>(7).as_deref()),
             })
             .collect())
     }
