@@ -331,6 +331,23 @@ pub async fn score_items(
     score_items_with(store, plan, &models, items, settings).await
 }
 
+/// Scores run `run` with the config's `[score]` metrics and the truth of the dataset
+/// folder `folder` (`boxes.json`, `dense.json`, `shots.json`, where present): the run's
+/// id, the settings and what was scored (`wolf demo`'s scoring).
+pub async fn score_run_with_truth(
+    store: &Store,
+    plan: &Plan,
+    run: &str,
+    folder: &std::path::Path,
+) -> Result<(i64, ScoreSettings, ScoreSummary), ScoreError> {
+    let run_id = store.run(run).await?.id;
+    let items = store.scoring_items(run_id).await?;
+    let settings =
+        ScoreSettings::from_config(&plan.score).with_truth_of(&folder.display().to_string());
+    let summary = score_items(store, plan, &items, &settings).await?;
+    Ok((run_id, settings, summary))
+}
+
 /// [`score_items`] with models the caller built already (the recaption loop's, whose
 /// embedder its preflight loaded).
 pub async fn score_items_with(

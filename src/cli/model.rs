@@ -6,10 +6,8 @@ use std::time::Instant;
 use anyhow::Context as _;
 use clap::Subcommand;
 use wolf_pipeline::config::{Config, Plan};
-use wolf_pipeline::models::{
-    ChatRequest, ImageRequest, Message, ModelConfig, ModelSet, Role, Sampling,
-};
-use wolf_pipeline::wolf::prompts;
+use wolf_pipeline::models::check::{Probe, probe};
+use wolf_pipeline::models::{ModelConfig, ModelSet, Role};
 
 use super::Outcome;
 
@@ -65,9 +63,9 @@ pub(crate) async fn run(command: ModelCommand) -> anyhow::Result<Outcome> {
         } => {
             let plan = plan(config.as_deref())?;
             let input = match (image, video) {
-                (Some(image), _) => Input::Image(image),
-                (None, Some(video)) => Input::Video(video),
-                (None, None) => Input::Text,
+                (Some(image), _) => Probe::Image(image_rgb(&image)?),
+                (None, Some(video)) => Probe::Video(video),
+                (None, None) => Probe::Text,
             };
             if text.is_empty() {
                 check(&plan, &name, input, prompt, max_tokens).await
@@ -121,82 +119,31 @@ fn served_roles(entry: &ModelConfig) -> &'static [Role] {
     entry.roles()
 }
 
-/// What `model check` asks the entry about.
-enum Input {
-    Text,
-    Image(PathBuf),
-    Video(PathBuf),
-}
-
 async fn check(
     plan: &Plan,
     name: &str,
-    input: Input,
+    input: Probe,
     prompt: Option<String>,
     max_tokens: u32,
 ) -> anyhow::Result<Outcome> {
-    let role = match input {
-        Input::Text => Role::Chat,
-        Input::Image(_) => Role::ImageCaptioner,
-        Input::Video(_) => Role::VideoCaptioner,
+    let video = match &input {
+        Probe::Video(path) => Some(path.display().to_string()),
+        _ => None,
     };
-    plan.model_for(name, role)?;
-    let models = ModelSet::new(plan.models.clone());
-    let sampling = Sampling {
-        max_tokens,
-        ..Sampling::default()
-    };
-    let started = Instant::now();
-    let reply = match input {
-        Input::Video(path) => {
-            let settings = plan.sampling;
-            let clip = path.clone();
-            let frames = tokio::task::spawn_blocking(move || {
-                wolf_pipeline::media::sample_frames(&clip, &settings, 0)
-            })
-            .await?
-            .with_context(|| format!("cannot sample frames from `{}`", path.display()))?;
-            outln!(
-                "{} frames of `{}`, at {}",
-                frames.frames.len(),
-                path.display(),
-                frames
-                    .frames
-                    .iter()
-                    .map(|f| format!("{:.2} s", f.time_s))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
-            let mut request = wolf_pipeline::wolf::video_request(&frames, &path, sampling);
-            if let Some(prompt) = prompt {
-                request.prompt = prompt;
-            }
-            models.video_captioner(name)?.caption_video(&request).await
-        }
-        Input::Image(path) => {
-            let image = image_rgb(&path)?;
-            let captioner = models.image_captioner(name)?;
-            let request = ImageRequest {
-                images: vec![image],
-                prompt: prompt.unwrap_or_else(|| prompts::FRAME.text.to_owned()),
-                system: None,
-                sampling,
-            };
-            captioner.caption_images(&request).await
-        }
-        Input::Text => {
-            let chat = models.chat(name)?;
-            let request = ChatRequest {
-                messages: vec![Message::user(
-                    prompt.unwrap_or_else(|| "Say hello in one short sentence.".into()),
-                )],
-                sampling,
-                grammar: None,
-            };
-            chat.chat(&request).await
-        }
-    };
-    let reply = reply?;
+    let probed = probe(plan, name, input, prompt, max_tokens).await?;
+    if let Some(path) = video {
+        let times: Vec<String> = probed
+            .frame_times
+            .iter()
+            .map(|t| format!("{t:.2} s"))
+            .collect();
+        outln!(
+            "{} frames of `{path}`, at {}",
+            times.len(),
+            times.join(", ")
+        );
+    }
+    let reply = probed.reply;
     outln!("{}", reply.text.trim());
     let usage = reply.usage.map_or_else(
         || "not reported".into(),
@@ -210,7 +157,7 @@ async fn check(
     outln!(
         "-- `{name}`: {:.0} ms for the request ({:.0} ms with loading), {} attempt(s), tokens: {usage}",
         reply.latency.as_secs_f64() * 1000.0,
-        started.elapsed().as_secs_f64() * 1000.0,
+        probed.elapsed.as_secs_f64() * 1000.0,
         reply.attempts,
     );
     Ok(Outcome::Done)

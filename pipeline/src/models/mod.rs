@@ -16,6 +16,7 @@
 //! thread each and take requests over a bounded channel (STYLE.md, TEI's backend
 //! thread); a request whose caller went away is skipped.
 
+pub mod check;
 mod entries;
 mod error;
 #[cfg(feature = "gguf")]

@@ -102,6 +102,30 @@ pub fn check(text: &str, inputs: &[String], at_cap: bool) -> Result<(), Failure>
     Ok(())
 }
 
+/// How many of `parts` (a long video's segment captions, in order) `text` tells: a part
+/// is told when the text holds one of its content words that not every part holds (what
+/// sets it apart: a shape, a colour, a sign, not the word all of them share).
+pub fn parts_told(text: &str, parts: &[String]) -> usize {
+    let words: HashSet<String> = words_of(text).into_iter().collect();
+    let part_words: Vec<HashSet<String>> = parts
+        .iter()
+        .map(|p| words_of(p).into_iter().filter(|w| is_content(w)).collect())
+        .collect();
+    let everywhere = |w: &String| part_words.iter().all(|p| p.contains(w));
+    part_words
+        .iter()
+        .filter(|p| p.iter().any(|w| !everywhere(w) && words.contains(w)))
+        .count()
+}
+
+/// Whether `text` says one word three times in a row (`background background
+/// background`): a small model's stutter, which the 4-gram loop rule does not see.
+pub fn stutters(text: &str) -> bool {
+    words_of(text)
+        .windows(3)
+        .any(|w| w[0] == w[1] && w[1] == w[2])
+}
+
 /// A box (`[` then a digit) or frame numbering (`No.1 frame:`).
 pub fn has_machine_syntax(text: &str) -> bool {
     let boxes = text.match_indices('[').any(|(i, _)| {
@@ -201,6 +225,24 @@ pub struct Rejected {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_part_is_told_by_a_word_that_sets_it_apart() {
+        let parts = [
+            "A red circle moves left on a white background.",
+            "A blue square stays on a white background.",
+            "A sign reads PARK on a white background.",
+        ]
+        .map(String::from);
+        assert_eq!(
+            parts_told("A white background, white background.", &parts),
+            0
+        );
+        assert_eq!(parts_told("A red circle, then a blue square.", &parts), 2);
+        assert_eq!(parts_told("Circle, square, and the sign: PARK.", &parts), 3);
+        assert!(stutters("on a white background background background."));
+        assert!(!stutters("a white background, a black background."));
+    }
 
     fn inputs() -> Vec<String> {
         vec![

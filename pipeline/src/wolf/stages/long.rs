@@ -14,9 +14,9 @@ use super::{StageError, StageResult, cached, computed};
 use crate::media::Shot;
 use crate::store::VideoRow;
 use crate::wolf::keys::key;
-use crate::wolf::prompts;
 use crate::wolf::runner::Shared;
 use crate::wolf::segments::{Span, segments};
+use crate::wolf::{guard, prompts};
 
 /// A long video's cut, as cached under its `segments` key.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -137,7 +137,7 @@ pub(crate) async fn story(
     shared: &Shared,
     key: &str,
     parts: Vec<(f64, f64, String)>,
-) -> StageResult {
+) -> Result<Told, StageError> {
     let group = shared.plan.segments.group;
     let mut level = parts;
     let mut depth = 0;
@@ -145,16 +145,27 @@ pub(crate) async fn story(
         let mut next = Vec::new();
         for (i, chunk) in level.chunks(group).enumerate() {
             let chunk_key = key_of(key, depth, i, level.len() <= group);
-            let text = tell(shared, &chunk_key, chunk).await?;
+            let told = tell(shared, &chunk_key, chunk).await?;
             let (from, to) = (chunk[0].0, chunk[chunk.len() - 1].1);
-            next.push((from, to, text));
+            next.push((from, to, told));
         }
         if next.len() == 1 {
-            return Ok(next.pop().map(|(_, _, text)| text));
+            let (_, _, told) = next.pop().expect("one story");
+            return Ok(told);
         }
-        level = next;
+        level = next
+            .into_iter()
+            .map(|(from, to, t)| (from, to, t.text))
+            .collect();
         depth += 1;
     }
+}
+
+/// A story, and whether it is its parts' captions joined in order (the one told dropped
+/// most of them).
+pub(crate) struct Told {
+    pub text: String,
+    pub joined: bool,
 }
 
 /// The key of group `i` at `depth`: the story's own `key` for the last level.
@@ -166,14 +177,22 @@ fn key_of(key: &str, depth: usize, i: usize, last: bool) -> String {
     }
 }
 
-/// One story request behind the guard; the candidates are the parts' captions.
+/// One story request behind the guard; the candidates are the parts' captions. A story
+/// that tells fewer than half of its parts ([`guard::parts_told`]) or stutters
+/// ([`guard::stutters`]) is replaced by the parts' captions in order: a video's story
+/// must not drop most of the video, and a told story must read as prose.
 async fn tell(
     shared: &Shared,
     key: &str,
     parts: &[(f64, f64, String)],
-) -> Result<String, StageError> {
-    if let [(_, _, only)] = parts {
-        return Ok(only.clone());
+) -> Result<Told, StageError> {
+    let captions: Vec<String> = parts.iter().map(|(_, _, t)| prompts::plain(t)).collect();
+    if let [only] = captions.as_slice() {
+        let text = only.clone();
+        return Ok(Told {
+            text,
+            joined: false,
+        });
     }
     let stage = Guarded {
         stage: "fusion",
@@ -189,9 +208,17 @@ async fn tell(
             .map(|(i, (_, _, text))| (format!("segment:{}", i + 1), prompts::plain(text)))
             .collect(),
     };
-    guarded_stage(shared, stage)
+    let text = guarded_stage(shared, stage)
         .await?
-        .ok_or_else(|| StageError::new("empty", "the story is empty"))
+        .ok_or_else(|| StageError::new("empty", "the story is empty"))?;
+    if guard::stutters(&text) || guard::parts_told(&text, &captions) * 2 < captions.len() {
+        let text = captions.join(" ");
+        return Ok(Told { text, joined: true });
+    }
+    Ok(Told {
+        text,
+        joined: false,
+    })
 }
 
 /// The key under which a long video's story is cached: apart from its `fusion` key,
@@ -275,14 +302,15 @@ pub(crate) async fn whole(
             return Ok((value, computed(model, "segments-v1")));
         }
         let story_key = story_key(key);
-        let text = story(shared, &story_key, parts.clone())
-            .await?
-            .ok_or_else(|| StageError::new("empty", "the story is empty"))?;
+        let told = story(shared, &story_key, parts.clone()).await?;
         let mut value = match shared.store.result(&story_key).await? {
             Some(stored) => serde_json::from_str(&stored.value).unwrap_or_default(),
             None => serde_json::json!({}),
         };
-        value["caption"] = text.into();
+        if told.joined {
+            value["guard"]["path"] = "joined".into();
+        }
+        value["caption"] = told.text.into();
         value["segments"] = segments.into();
         let llm = shared.plan.wolf.fusion_llm();
         Ok((value, computed(Some(llm), prompts::STORY.version)))
