@@ -21,17 +21,12 @@ pub(crate) fn long(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
     let mut videos: Vec<PathBuf> = Vec::new();
     for minutes in MINUTES {
         let world = work.join(format!("long_{minutes}min"));
-        let annotations = world.join(wolf_datasets::synth::ANNOTATIONS_FILE);
-        if !annotations.exists() {
-            eprintln!("Rendering a {minutes}-minute video ...");
-            run_ok(
-                Command::new(exe)
-                    .args(["--no-progress", "synth", "--out"])
-                    .arg(&world)
-                    .args(["--count", "1", "--minutes", &minutes.to_string()])
-                    .args(["--seed", &SEED.to_string()]),
-            )?;
-        }
+        let args = [
+            format!("--minutes={minutes}"),
+            "--count=1".into(),
+            format!("--seed={SEED}"),
+        ];
+        super::synth_once(exe, &world, &args)?;
         videos.push(world);
     }
     let mib = |kib: i64| kib as f64 / 1024.0;
@@ -125,20 +120,12 @@ fn dense_row(exe: &Path, work: &Path) -> anyhow::Result<Row> {
     let (seed, clips, scenes) = DENSE_WORLD;
     let world = work.join("long_dense_world");
     let annotations = world.join(wolf_datasets::synth::ANNOTATIONS_FILE);
-    if !annotations.exists() {
-        run_ok(
-            Command::new(exe)
-                .args(["--no-progress", "synth", "--out"])
-                .arg(&world)
-                .args([
-                    "--count",
-                    &clips.to_string(),
-                    "--shots",
-                    &scenes.to_string(),
-                ])
-                .args(["--seed", &seed.to_string()]),
-        )?;
-    }
+    let args = [
+        ("--count", clips),
+        ("--shots", scenes),
+        ("--seed", seed as usize),
+    ];
+    super::synth_once(exe, &world, &args.map(|(k, v)| format!("{k}={v}")))?;
     let demo = std::fs::read_to_string("examples/demo.toml")?;
     let db = work.join("long_dense.db");
     let (mut scores, mut story) = (Vec::new(), String::new());

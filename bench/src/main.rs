@@ -226,6 +226,22 @@ pub(crate) async fn render_world(
     Ok(summary?)
 }
 
+/// Renders a synthetic world into `world` with `wolf synth`'s `args` (`--count`,
+/// `--seed`, ...), unless its `annotations.json` is there from an earlier run.
+pub(crate) fn synth_once(exe: &Path, world: &Path, args: &[String]) -> anyhow::Result<()> {
+    if world.join(wolf_datasets::synth::ANNOTATIONS_FILE).exists() {
+        return Ok(());
+    }
+    eprintln!("Rendering {} ...", world.display());
+    run_ok(
+        Command::new(exe)
+            .args(["--no-progress", "synth", "--out"])
+            .arg(world)
+            .args(args),
+    )?;
+    Ok(())
+}
+
 /// A count with thousands separated: `10,000`.
 pub(crate) fn grouped(n: usize) -> String {
     let digits = n.to_string();

@@ -192,22 +192,8 @@ fn scenedetect_command(exe: &Path, video: &Path, out: &Path) -> Command {
 fn world_row(exe: &Path, work: &Path, pyscenedetect: &Path) -> anyhow::Result<Row> {
     let (seed, clips, shots) = (901, 20, 4);
     let world = work.join("shots_world");
-    if !world.join(wolf_datasets::synth::SHOTS_FILE).exists() {
-        eprintln!("Rendering {} ...", world.display());
-        run_ok(
-            Command::new(exe)
-                .args(["--no-progress", "synth", "--out"])
-                .arg(&world)
-                .args([
-                    "--count",
-                    &clips.to_string(),
-                    "--shots",
-                    &shots.to_string(),
-                    "--seed",
-                    &seed.to_string(),
-                ]),
-        )?;
-    }
+    let args = [("--count", clips), ("--shots", shots), ("--seed", seed)];
+    super::synth_once(exe, &world, &args.map(|(k, v)| format!("{k}={v}")))?;
     let truth = read_transitions(&world.join(wolf_datasets::synth::SHOTS_FILE))?;
     let (mut ours, mut theirs) = (Vec::new(), Vec::new());
     for index in 0..clips {

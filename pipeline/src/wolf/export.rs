@@ -4,7 +4,7 @@
 //! (ActivityNet's JSON, or JSONL a segment a line), or the failed stages with their
 //! reasons (JSONL). The binary writes the text; nothing here prints.
 
-use crate::store::{Store, StoreError, TimedCaption};
+use crate::store::{CaptionRow, Store, StoreError, TimedCaption};
 
 use super::WOLF_SOURCE;
 
@@ -70,27 +70,22 @@ pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, E
             }
         }
         Export::Dense { source } => {
-            let source = source.as_deref().unwrap_or(WOLF_SOURCE);
-            let captions = store.captions(run_id, Some(source)).await?;
-            if captions.is_empty() {
-                return Err(ExportError::NoCaptions {
-                    run: run.to_owned(),
-                    wanted: source.to_owned(),
+            let map: serde_json::Map<String, serde_json::Value> = one_source(
+                store, run_id, run, source,
+            )
+            .await?
+            .into_iter()
+            .map(|c| {
+                let duration = c.duration_s.unwrap_or_default();
+                let segments = timed(c.segments, c.caption, duration);
+                let value = serde_json::json!({
+                    "duration": duration,
+                    "timestamps": segments.iter().map(|s| [s.start_s, s.end_s]).collect::<Vec<_>>(),
+                    "sentences": segments.iter().map(|s| s.caption.as_str()).collect::<Vec<_>>(),
                 });
-            }
-            let map: serde_json::Map<String, serde_json::Value> = captions
-                .into_iter()
-                .map(|c| {
-                    let duration = c.duration_s.unwrap_or_default();
-                    let segments = timed(c.segments, c.caption, duration);
-                    let value = serde_json::json!({
-                        "duration": duration,
-                        "timestamps": segments.iter().map(|s| [s.start_s, s.end_s]).collect::<Vec<_>>(),
-                        "sentences": segments.iter().map(|s| s.caption.as_str()).collect::<Vec<_>>(),
-                    });
-                    (c.video, value)
-                })
-                .collect();
+                (c.video, value)
+            })
+            .collect();
             out = serde_json::to_string_pretty(&serde_json::Value::Object(map))? + "\n";
         }
         Export::DenseJsonl { source } => {
@@ -110,29 +105,41 @@ pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, E
             }
         }
         Export::WolfJson { source, nested } => {
-            let source = source.as_deref().unwrap_or(WOLF_SOURCE);
-            let captions = store.captions(run_id, Some(source)).await?;
-            if captions.is_empty() {
-                return Err(ExportError::NoCaptions {
-                    run: run.to_owned(),
-                    wanted: source.to_owned(),
-                });
-            }
-            let map: serde_json::Map<String, serde_json::Value> = captions
-                .into_iter()
-                .map(|c| {
-                    let value = if *nested {
-                        serde_json::json!({ "output": c.caption })
-                    } else {
-                        serde_json::Value::String(c.caption)
-                    };
-                    (c.video, value)
-                })
-                .collect();
+            let map: serde_json::Map<String, serde_json::Value> =
+                one_source(store, run_id, run, source)
+                    .await?
+                    .into_iter()
+                    .map(|c| {
+                        let value = if *nested {
+                            serde_json::json!({ "output": c.caption })
+                        } else {
+                            serde_json::Value::String(c.caption)
+                        };
+                        (c.video, value)
+                    })
+                    .collect();
             out = serde_json::to_string_pretty(&serde_json::Value::Object(map))? + "\n";
         }
     }
     Ok(out)
+}
+
+/// The captions of one source (default `wolf`) of run `run`; none is an error.
+async fn one_source(
+    store: &Store,
+    run_id: i64,
+    run: &str,
+    source: &Option<String>,
+) -> Result<Vec<CaptionRow>, ExportError> {
+    let source = source.as_deref().unwrap_or(WOLF_SOURCE);
+    let captions = store.captions(run_id, Some(source)).await?;
+    if captions.is_empty() {
+        return Err(ExportError::NoCaptions {
+            run: run.to_owned(),
+            wanted: source.to_owned(),
+        });
+    }
+    Ok(captions)
 }
 
 /// A caption's segments: a long video's own, else the whole video as one.

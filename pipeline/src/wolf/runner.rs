@@ -729,29 +729,13 @@ async fn process_long(
         .into_iter()
         .filter(|(stage, _)| stage != SEGMENTS)
         .collect();
-    let cut = match cut {
-        Ok(cut) => cut,
-        Err(e) => {
-            outcome.count(&e);
-            for (stage, key) in &stages {
-                let failed = Err(StageError::dependency(SEGMENTS));
-                outcome.count(failed.as_ref().unwrap_err());
-                record(
-                    shared,
-                    buffer,
-                    stage,
-                    key,
-                    super::stage_source(stage).as_deref(),
-                    &failed,
-                )
-                .await;
-            }
-            return outcome;
-        }
-    };
+    if let Err(e) = &cut {
+        outcome.count(e);
+    }
+    let spans = cut.as_ref().map_or(&[][..], |c| &c.spans[..]);
     // Stage → each segment's outcome, in order.
     let mut by_stage: HashMap<String, Vec<StageResult>> = HashMap::new();
-    for chunk in cut.spans.chunks(crate::process::cores()) {
+    for chunk in spans.chunks(crate::process::cores()) {
         let tasks = chunk.iter().map(|span| async move {
             let mut segment = video.clone();
             segment.sha256 = Some(format!(
@@ -792,10 +776,15 @@ async fn process_long(
         }
     }
     for (stage, key) in &stages {
-        let results = by_stage.remove(stage).unwrap_or_default();
-        let result = long::whole(shared, stage, key, &cut.spans, results)
-            .instrument(info_span!("stage", stage = %stage))
-            .await;
+        let result = match &cut {
+            Ok(cut) => {
+                let results = by_stage.remove(stage).unwrap_or_default();
+                long::whole(shared, stage, key, &cut.spans, results)
+                    .instrument(info_span!("stage", stage = %stage))
+                    .await
+            }
+            Err(_) => Err(StageError::dependency(SEGMENTS)),
+        };
         if let Err(e) = &result {
             outcome.count(e);
         }
