@@ -12,6 +12,9 @@
 //! features; an entry whose backend was left out of the build is an error when it is
 //! built, naming the feature.
 //!
+//! Also: [`check`] (one request to one entry, `wolf model check`), `preflight` (every
+//! entry a command uses, tried before work starts), [`loops`] (the repetition rules).
+//!
 //! Threads: HTTP backends are async. In-process backends run inference on a dedicated
 //! thread each and take requests over a bounded channel (STYLE.md, TEI's backend
 //! thread); a request whose caller went away is skipped.
