@@ -43,23 +43,35 @@ pub(super) struct MultiShot {
     pub frames: u32,
 }
 
-/// How many scenes the first clip of `seed` joins to last at least `seconds` (at its
-/// first scene's frame rate, dissolves left out: a little longer).
+/// How many scenes the first clip of `seed` joins to last at least `seconds` at its
+/// first scene's frame rate, its dissolves (which overlap two scenes) counted as
+/// [`MultiShot::new`] draws them.
 pub(super) fn scenes_lasting(seed: u64, seconds: f64) -> usize {
     let fps = f64::from(scene(seed, 0).fps);
-    let (mut frames, mut k) = (0.0, 0);
-    while frames / fps < seconds {
-        frames += f64::from(scene(seed, k).frames);
+    let mut rng = Rng::for_clip(seed ^ DISSOLVE_STREAM, 0);
+    let (mut frames, mut k, mut previous) = (0.0, 0, None::<Scene>);
+    while frames / fps < seconds || k < 2 {
+        let next = scene(seed, k);
+        if let Some(before) = &previous {
+            let long_enough = |s: &Scene| s.frames >= 2 * DISSOLVE_FRAMES;
+            if rng.chance(1, 2) && long_enough(before) && long_enough(&next) {
+                frames -= f64::from(DISSOLVE_FRAMES);
+            }
+        }
+        frames += f64::from(next.frames);
+        previous = Some(next);
         k += 1;
     }
-    k.max(2)
+    k
 }
+
+/// The dissolves' random stream: another than the scenes' own (mixed into the seed).
+const DISSOLVE_STREAM: u64 = 0x5348_4F54_5331_3600;
 
 impl MultiShot {
     pub fn new(seed: u64, index: usize, shots: usize) -> Self {
         let scenes: Vec<Scene> = (0..shots).map(|k| scene(seed, index * shots + k)).collect();
-        // Another stream than the scenes' own (a constant mixed into the seed).
-        let mut rng = Rng::for_clip(seed ^ 0x5348_4F54_5331_3600, index);
+        let mut rng = Rng::for_clip(seed ^ DISSOLVE_STREAM, index);
         let long_enough = |s: &Scene| s.frames >= 2 * DISSOLVE_FRAMES;
         let dissolves: Vec<bool> = scenes
             .windows(2)
@@ -182,12 +194,15 @@ pub(super) fn truth_json(clips: &[(String, MultiShot)]) -> (Vec<u8>, Vec<u8>) {
 mod tests {
     use super::*;
 
-    /// `--minutes`: the fewest scenes that reach the length, at the first scene's rate.
+    /// `--minutes`: the fewest scenes whose first clip reaches the length, dissolves
+    /// counted.
     #[test]
     fn a_long_clip_joins_the_fewest_scenes_that_last_long_enough() {
         let k = scenes_lasting(5, 120.0);
-        let fps = f64::from(scene(5, 0).fps);
-        let seconds = |n: usize| (0..n).map(|i| f64::from(scene(5, i).frames)).sum::<f64>() / fps;
+        let seconds = |n: usize| {
+            let clip = MultiShot::new(5, 0, n);
+            f64::from(clip.frames) / f64::from(clip.fps())
+        };
         assert!(seconds(k) >= 120.0 && seconds(k - 1) < 120.0, "{k} scenes");
     }
 }
