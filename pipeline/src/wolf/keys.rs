@@ -400,8 +400,8 @@ impl KeyMaker {
 }
 
 /// What decides a long video's cut and its story: the shot detector's file and
-/// threshold, the segment rule, the story's prompt, group, rule (a story must tell half of
-/// its parts and not stutter) and LLM.
+/// threshold, the segment rule, the story's prompt, group, rule (a story must tell every
+/// part and not stutter) and LLM.
 fn cut_identity(plan: &Plan) -> String {
     let s = &plan.segments;
     let model = s
@@ -409,7 +409,7 @@ fn cut_identity(plan: &Plan) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     format!(
-        "transnetv2:{model}:{}:{}:{}:{}:{}:told-half-no-stutter:{}",
+        "transnetv2:{model}:{}:{}:{}:{}:{}:told-all-no-stutter:{}",
         s.threshold,
         s.max_seconds,
         s.min_seconds,

@@ -178,9 +178,9 @@ fn key_of(key: &str, depth: usize, i: usize, last: bool) -> String {
 }
 
 /// One story request behind the guard; the candidates are the parts' captions. A story
-/// that tells fewer than half of its parts ([`guard::parts_told`]) or stutters
-/// ([`guard::stutters`]) is replaced by the parts' captions in order: a video's story
-/// must not drop most of the video, and a told story must read as prose.
+/// that leaves a part untold ([`guard::parts_told`]) or stutters ([`guard::stutters`])
+/// is replaced by the parts' captions in order: a video's story must not drop a part of
+/// the video, and a told story must read as prose.
 async fn tell(
     shared: &Shared,
     key: &str,
@@ -211,7 +211,7 @@ async fn tell(
     let text = guarded_stage(shared, stage)
         .await?
         .ok_or_else(|| StageError::new("empty", "the story is empty"))?;
-    if guard::stutters(&text) || guard::parts_told(&text, &captions) * 2 < captions.len() {
+    if guard::stutters(&text) || guard::parts_told(&text, &captions) < captions.len() {
         let text = captions.join(" ");
         return Ok(Told { text, joined: true });
     }
