@@ -38,21 +38,26 @@ pub const SHOTS_FILE: &str = "shots.json";
 /// The tolerance of shot-boundary matching, in frames.
 pub const BOUNDARY_TOLERANCE: u64 = 2;
 
+/// A JSON file's text and value.
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<(String, T), DenseError> {
+    let text = std::fs::read_to_string(path).map_err(|source| DenseError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let value = serde_json::from_str(&text).map_err(|source| DenseError::Json {
+        path: path.to_owned(),
+        source,
+    })?;
+    Ok((text, value))
+}
+
 /// Reads [`SHOTS_FILE`]: each video's true transitions.
 pub fn read_transitions(path: &Path) -> Result<BTreeMap<String, Vec<(u64, u64)>>, DenseError> {
     #[derive(serde::Deserialize)]
     struct Entry {
         transitions: Vec<(u64, u64)>,
     }
-    let text = std::fs::read_to_string(path).map_err(|source| DenseError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let entries: BTreeMap<String, Entry> =
-        serde_json::from_str(&text).map_err(|source| DenseError::Json {
-            path: path.to_owned(),
-            source,
-        })?;
+    let (_, entries): (_, BTreeMap<String, Entry>) = read_json(path)?;
     Ok(entries
         .into_iter()
         .map(|(k, e)| (k, e.transitions))
@@ -107,15 +112,7 @@ struct DenseEntry {
 /// (`0 ≤ start < end ≤ duration`, half a second of slack at the end), one sentence a
 /// segment, no span given twice. An error names the line of the video's entry.
 pub fn read_references(path: &Path) -> Result<BTreeMap<String, Vec<Segment>>, DenseError> {
-    let text = std::fs::read_to_string(path).map_err(|source| DenseError::Read {
-        path: path.to_owned(),
-        source,
-    })?;
-    let entries: BTreeMap<String, DenseEntry> =
-        serde_json::from_str(&text).map_err(|source| DenseError::Json {
-            path: path.to_owned(),
-            source,
-        })?;
+    let (text, entries): (_, BTreeMap<String, DenseEntry>) = read_json(path)?;
     let mut out = BTreeMap::new();
     for (video, entry) in entries {
         let invalid = |message: String| {
