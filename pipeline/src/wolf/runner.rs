@@ -566,7 +566,6 @@ async fn process(
                 buffer,
                 &format!("cascade:{m}"),
                 &keys.cascade[m],
-                None,
                 &cascade.as_ref().map(|_| None).map_err(Clone::clone),
             )
             .await;
@@ -584,7 +583,6 @@ async fn process(
                 buffer,
                 &format!("middle:{m}"),
                 &keys.middle[m],
-                Some(&format!("{m}:middle")),
                 &middle,
             )
             .await;
@@ -601,7 +599,6 @@ async fn process(
                 buffer,
                 &format!("summary:{m}"),
                 &keys.summary[m],
-                Some(&format!("{m}:summary")),
                 &summary,
             )
             .await;
@@ -629,7 +626,6 @@ async fn process(
                 buffer,
                 &format!("video:{v}"),
                 &keys.video[v],
-                Some(v),
                 &result,
             )
             .await;
@@ -649,15 +645,7 @@ async fn process(
             let result = stages::motion::motion(shared, video, k, &image_results)
                 .instrument(info_span!("stage", stage = "motion"))
                 .await;
-            record(
-                shared,
-                buffer,
-                "motion",
-                k,
-                Some(super::MOTION_SOURCE),
-                &result,
-            )
-            .await;
+            record(shared, buffer, "motion", k, &result).await;
             Some(result)
         }
     };
@@ -672,15 +660,7 @@ async fn process(
     )
     .instrument(info_span!("stage", stage = "fusion"))
     .await;
-    record(
-        shared,
-        buffer,
-        "fusion",
-        &keys.fusion,
-        Some(super::WOLF_SOURCE),
-        &fusion,
-    )
-    .await;
+    record(shared, buffer, "fusion", &keys.fusion, &fusion).await;
 
     // Tally.
     for image in &image_results {
@@ -723,7 +703,7 @@ async fn process_long(
         .instrument(info_span!("stage", stage = SEGMENTS))
         .await;
     let done = cut.as_ref().map(|_| None).map_err(Clone::clone);
-    record(shared, buffer, SEGMENTS, cut_key, None, &done).await;
+    record(shared, buffer, SEGMENTS, cut_key, &done).await;
     let stages: Vec<(String, String)> = keys
         .stages()
         .into_iter()
@@ -788,15 +768,7 @@ async fn process_long(
         if let Err(e) = &result {
             outcome.count(e);
         }
-        record(
-            shared,
-            buffer,
-            stage,
-            key,
-            super::stage_source(stage).as_deref(),
-            &result,
-        )
-        .await;
+        record(shared, buffer, stage, key, &result).await;
     }
     outcome
 }
@@ -827,17 +799,18 @@ async fn futures_join_all<F: std::future::Future>(futures: Vec<F>) -> Vec<F::Out
         .collect()
 }
 
-/// Pushes a stage's outcome to `buffer`: its caption (with the item done), the item
-/// done without a caption, or the item failed with its reason. A stopped stage leaves
-/// nothing: it runs again.
+/// Pushes a stage's outcome to `buffer`: its caption (of the stage's source,
+/// [`super::stage_source`]) with the item done, the item done without a caption, or the
+/// item failed with its reason. A stopped stage leaves nothing: it runs again.
 async fn record(
     shared: &Shared,
     buffer: &std::sync::Mutex<Vec<StageWrite>>,
     stage: &str,
     key: &str,
-    source: Option<&str>,
     result: &StageResult,
 ) {
+    let source = super::stage_source(stage);
+    let source = source.as_deref();
     if let Err(e) = result
         && e.kind != "cancelled"
     {
