@@ -297,6 +297,56 @@ fn a_long_video_is_captioned_by_segment_and_resumes_where_it_was_killed() {
         report.contains("dense_f1") && report.contains("dense_meteor"),
         "{report}"
     );
+    // Dense captions come back in, in both shapes the export writes, as they went out.
+    let story_lines = whole
+        .wolf(&[
+            "export",
+            "--run",
+            "long",
+            "--format",
+            "dense-jsonl",
+            "--source",
+            "wolf",
+        ])
+        .expect_code(0)
+        .stdout();
+    std::fs::write(whole.join("dense.json"), dense.to_string()).unwrap();
+    std::fs::write(whole.join("dense.jsonl"), &story_lines).unwrap();
+    for (name, file) in [("in-json", "dense.json"), ("in-jsonl", "dense.jsonl")] {
+        whole
+            .wolf(&["import", "--dataset", "world", "--name", name, file])
+            .expect_code(0);
+        let back = whole
+            .wolf(&[
+                "export", "--run", name, "--format", "dense", "--source", name,
+            ])
+            .expect_code(0)
+            .json();
+        assert_eq!(back, dense, "{file} imported and exported");
+        let scored = whole
+            .wolf(&["score", "--run", name, "--metrics", "dense"])
+            .expect_code(0)
+            .stdout();
+        assert!(scored.contains("dense: 1 captions"), "{scored}");
+    }
+    // A segment past the video's end is refused with its line, and nothing is written.
+    let past = story_lines.replacen("\"end\":", "\"end\":1e3,\"x\":", 1);
+    std::fs::write(whole.join("past.jsonl"), past).unwrap();
+    let refused = whole
+        .wolf(&[
+            "import",
+            "--dataset",
+            "world",
+            "--name",
+            "past",
+            "past.jsonl",
+        ])
+        .expect_code(2);
+    assert!(
+        refused.stderr().contains("line 1") && refused.stderr().contains("falls outside the video"),
+        "{}",
+        refused.stderr()
+    );
     // The video page draws the segments as a timeline.
     whole
         .wolf(&["leaderboard", "build", "--out", "site"])

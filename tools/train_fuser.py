@@ -8,7 +8,8 @@ the `wolf` caption, exported with Optimum in the layout of `fixtures/models/tiny
 Data: the training examples of tools/record_prompts.py (`join`): one JSON object a line,
 {"seed", "video", "task": "summary" | "fusion", "messages": [system, user], "target"},
 the exact chat the pipeline sent for a video of a synthetic *training* world and that
-video's reference caption. `--fake N` makes N hand-made examples instead (the scripts'
+video's reference caption; or those of tools/story_examples.py (task `story`: a long
+video's story over its segments' fused captions, `--tasks story`: the storyteller). `--fake N` makes N hand-made examples instead (the scripts'
 smoke test, before real data exists). `--summary-target objects` replaces each summary
 example's target by its reference without motion or position phrases (objects, background,
 sign: what frame captions can say; `objects_only`), fusion targets staying the references;
@@ -65,7 +66,9 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "fixtures" / "models" / "fuser"
 PAD, IM_START, IM_END = "<pad>", "<|im_start|>", "<|im_end|>"
 SPECIALS = [PAD, IM_START, IM_END]  # ids 0, 1, 2
-TASKS = ("summary", "fusion")
+TASKS = ("summary", "fusion", "story")
+# The tasks whose targets are one scene's reference (`--target-order sorted` applies).
+SCENE_TASKS = ("summary", "fusion")
 
 
 # ---------------------------------------------------------------- data
@@ -166,7 +169,10 @@ def objects_only(reference: str) -> str:
 # writes the clauses of a clip in a random order that no input carries, so a model that
 # must guess it learns a blurred binding of colour, shape and motion; sorted, the target
 # follows its inputs. The facts, words and connectives stay the reference's.
-def sorted_clauses(reference: str) -> str:
+def sorted_clauses(reference: str, order=None) -> str:
+    """The reference with its object clauses sorted by their labels, or by `order(label)`
+    (a label is (colour, shape)) where given: tools/story_examples.py orders them as a
+    segment's caption does."""
     m = SCENE_RE.match(reference.strip())
     if not m:
         raise ValueError(f"no background clause: {reference!r}")
@@ -184,7 +190,7 @@ def sorted_clauses(reference: str) -> str:
             two = parts[2].strip(" ,")
         label = (o[2].lower(), o[3].lower())
         clauses.append((label, f"{o[1].lower()} {o[2].lower()} {o[3]}{parts[1]}"))
-    ordered = [c for _, c in sorted(clauses, key=lambda c: c[0])]
+    ordered = [c for _, c in sorted(clauses, key=lambda c: order(c[0]) if order else c[0])]
     body = join_clauses(ordered, two)
     out = body[0].upper() + body[1:] + " " + m["background"] + m["rest"]
     if sorted(words(out)) != sorted(words(reference)):
@@ -546,6 +552,21 @@ def fact_f1(pred: str, ref: str) -> float:
     return 2 * prec * rec / (prec + rec)
 
 
+def story_parts(user: str) -> list[str]:
+    """The captions of a story prompt's `m:ss–m:ss: caption` lines, in order."""
+    return [m[1] for m in re.finditer(r"^[0-9:]+\u2013[0-9:]+: (.*)$", user, re.M)]
+
+
+def story_loops(text: str, parts: list[str], n: int = 4, repeats: int = 3) -> bool:
+    """guard::check_story's loop: a word n-gram said `repeats` times and more often than
+    the parts say it together."""
+    said = Counter(tuple(g) for g in zip(*(words(text)[i:] for i in range(n))))
+    inputs: Counter = Counter()
+    for p in parts:
+        inputs.update(tuple(g) for g in zip(*(words(p)[i:] for i in range(n))))
+    return any(c >= repeats and c > inputs[g] for g, c in said.items())
+
+
 def fusion_sources(user: str) -> dict[str, str]:
     """The parenthesised inputs of a fusion prompt, by name."""
     out = {}
@@ -606,6 +627,14 @@ def evaluate(model, tok, held: list[dict], max_new: int, limit: int, seed: int) 
                     per_fact.setdefault(name, []).append(fact_f1(text, e["target"]))
             m["input_word_f1"] = {k: round(float(np.mean(v)), 4) for k, v in per.items()}
             m["input_fact_f1"] = {k: round(float(np.mean(v)), 4) for k, v in per_fact.items()}
+        if task == "story":
+            # Against the parts' captions joined in order (what the pipeline falls back to),
+            # and loops as the pipeline's story check counts them (beyond the parts').
+            joined = [" ".join(story_parts(e["messages"][-1]["content"])) for e in ex]
+            m["joined_word_f1"] = round(float(np.mean([word_f1(j, e["target"]) for j, e in zip(joined, ex)])), 4)
+            m["joined_fact_f1"] = round(float(np.mean([fact_f1(j, e["target"]) for j, e in zip(joined, ex)])), 4)
+            m["no_loop"] = round(float(np.mean([not story_loops(o, story_parts(e["messages"][-1]["content"]))
+                                                for (o, _), e in zip(outs, ex)])), 4)
         metrics[task] = m
         for (o, _), e in list(zip(outs, ex))[:3]:
             samples.append({"task": task, "seed": e["seed"], "video": e["video"], "output": o, "target": e["target"]})
@@ -665,7 +694,7 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--examples", type=Path, nargs="*", default=[], help="record_prompts.py join output(s)")
     p.add_argument("--fake", type=int, default=0, help="use N made-up scenes instead (smoke test)")
-    p.add_argument("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
+    p.add_argument("--tasks", nargs="+", default=list(SCENE_TASKS), choices=TASKS)
     p.add_argument("--heldout-seeds", type=int, nargs="*", default=[])
     p.add_argument("--heldout-frac", type=float, default=0.1, help="of the videos, without --heldout-seeds")
     p.add_argument("--work", type=Path, required=True, help="HF checkpoint, logs, Optimum output")
@@ -707,7 +736,7 @@ def main() -> None:
     p.add_argument("--target-order", choices=("reference", "sorted"), default="reference",
                    help="targets' object clauses as the reference has them, or sorted by label "
                         "(the motion stage's order)")
-    p.add_argument("--sorted-tasks", nargs="+", default=list(TASKS), choices=TASKS,
+    p.add_argument("--sorted-tasks", nargs="+", default=list(SCENE_TASKS), choices=SCENE_TASKS,
                    help="the tasks whose targets --target-order sorted sorts")
     p.add_argument("--relabel-copies", type=int, default=0,
                    help="add this many consistently renamed copies of each training example")

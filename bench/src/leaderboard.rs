@@ -182,6 +182,7 @@ async fn board(db: &Path) -> anyhow::Result<Vec<i64>> {
                     video_id: video.id,
                     result_key: sha256_bytes(caption.as_bytes()),
                     caption,
+                    value: None,
                 }
             })
             .collect();

@@ -2,6 +2,11 @@
 //! captions carry the entry's name as their source, so that `wolf score --run NAME`
 //! and `wolf report` treat it like a run of `wolf caption`.
 //!
+//! Dense captions are taken too, in the shapes `wolf export` writes them: ActivityNet
+//! Captions' JSON (`{video: {"duration", "timestamps", "sentences"}}`) and JSONL a
+//! segment a line (`video, start, end, caption`). Their segments are checked as a
+//! dataset's `dense.json` is; the video's caption is its sentences in order.
+//!
 //! The file is read and validated whole before anything is written: every problem
 //! (an unknown video, a duplicate, an empty caption, a value of the wrong type, bytes
 //! that are not UTF-8, a file over the size limit) is collected with where it is, and
@@ -16,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 use wolf_pipeline::hash::sha256_bytes;
-use wolf_pipeline::store::{ImportCaption, NewEntry, Store, StoreError};
+use wolf_pipeline::store::{ImportCaption, NewEntry, Store, StoreError, TimedCaption};
 use wolf_pipeline::wolf::WOLF_SOURCE;
 
 /// An import that wrote nothing.
@@ -148,12 +153,12 @@ pub async fn import(
     bytes: &[u8],
 ) -> Result<Imported, ImportError> {
     let dataset = store.dataset(request.dataset).await?;
-    let videos: HashMap<String, i64> = store
-        .videos(dataset.id)
-        .await?
-        .into_iter()
-        .map(|v| (v.key, v.id))
+    let rows = store.videos(dataset.id).await?;
+    let durations: HashMap<String, f64> = rows
+        .iter()
+        .filter_map(|v| Some((v.key.clone(), v.duration_s?)))
         .collect();
+    let videos: HashMap<String, i64> = rows.into_iter().map(|v| (v.key, v.id)).collect();
     let mut problems = Problems::default();
     let name = request.name;
     if name.trim().is_empty() {
@@ -184,6 +189,7 @@ pub async fn import(
     let settings = ParseSettings {
         dataset: request.dataset,
         videos: &videos,
+        durations: &durations,
         source: request.source,
         max_caption_bytes: request.max_caption_bytes,
     };
@@ -199,10 +205,16 @@ pub async fn import(
     );
     let captions: Vec<ImportCaption> = captions
         .into_iter()
-        .map(|(key, caption)| ImportCaption {
-            video_id: videos[&key],
-            result_key: sha256_bytes(caption.as_bytes()),
-            caption,
+        .map(|read| {
+            let value = read.segments.map(|segments| {
+                serde_json::json!({ "caption": read.caption, "segments": segments }).to_string()
+            });
+            ImportCaption {
+                video_id: videos[&read.video],
+                result_key: sha256_bytes(value.as_deref().unwrap_or(&read.caption).as_bytes()),
+                caption: read.caption,
+                value,
+            }
         })
         .collect();
     let run_id = store
@@ -297,17 +309,25 @@ struct ParseSettings<'a> {
     dataset: &'a str,
     /// The dataset's video keys and ids.
     videos: &'a HashMap<String, i64>,
+    /// The dataset's videos' durations in seconds, where known (dense JSONL's bound).
+    durations: &'a HashMap<String, f64>,
     /// `--source`, for JSONL.
     source: Option<&'a str>,
     max_caption_bytes: usize,
 }
 
-/// The (video key, caption) pairs of a file, in file order; every problem is pushed.
-fn parse(
-    bytes: &[u8],
-    settings: &ParseSettings<'_>,
-    problems: &mut Problems,
-) -> Vec<(String, String)> {
+/// A dense JSONL line's span and sentence.
+type TimedLine = ([f64; 2], String);
+
+/// One video's caption as read, with its segments for dense captions.
+struct Read {
+    video: String,
+    caption: String,
+    segments: Option<Vec<TimedCaption>>,
+}
+
+/// The captions of a file, in file order; every problem is pushed.
+fn parse(bytes: &[u8], settings: &ParseSettings<'_>, problems: &mut Problems) -> Vec<Read> {
     let text = match std::str::from_utf8(bytes) {
         Ok(text) => text,
         Err(_) => {
@@ -330,6 +350,7 @@ fn parse(
         problems,
         captions: Vec::new(),
         seen: HashMap::new(),
+        segments: BTreeMap::new(),
     };
     if text.trim_start().starts_with('{') {
         match serde_json::from_str::<Fields>(text) {
@@ -369,6 +390,49 @@ fn parse(
     }
     reader.jsonl(text);
     reader.captions
+}
+
+/// A dense entry `{"duration", "timestamps", "sentences"}` as a caption (its sentences in
+/// order) and its segments; the error says what is wrong with it.
+fn dense_entry(value: Value) -> Result<(String, Vec<TimedCaption>), String> {
+    #[derive(serde::Deserialize)]
+    struct Entry {
+        duration: f64,
+        timestamps: Vec<[f64; 2]>,
+        sentences: Vec<String>,
+    }
+    let entry: Entry = serde_json::from_value(value).map_err(|e| {
+        format!("not a dense entry {{\"duration\", \"timestamps\", \"sentences\"}}: {e}")
+    })?;
+    timed_caption(entry.duration, entry.timestamps, entry.sentences)
+}
+
+/// Timed sentences checked as a dataset's `dense.json` is, in time order, none empty: the
+/// caption (the sentences in order) and the segments.
+fn timed_caption(
+    duration: f64,
+    timestamps: Vec<[f64; 2]>,
+    sentences: Vec<String>,
+) -> Result<(String, Vec<TimedCaption>), String> {
+    if let Some(i) = sentences.iter().position(|s| s.trim().is_empty()) {
+        return Err(format!("sentence {} is empty", i + 1));
+    }
+    let mut segments = wolf_scorer::dense::checked_segments(duration, timestamps, sentences)?;
+    if segments.is_empty() {
+        return Err("no segments".into());
+    }
+    segments.sort_by(|a, b| a.start.total_cmp(&b.start));
+    let caption: Vec<&str> = segments.iter().map(|s| s.sentence.trim()).collect();
+    let caption = caption.join(" ");
+    let segments = segments
+        .into_iter()
+        .map(|s| TimedCaption {
+            start_s: s.start,
+            end_s: s.end,
+            caption: s.sentence,
+        })
+        .collect();
+    Ok((caption, segments))
 }
 
 /// A serde_json error's message without its position (given separately).
@@ -439,6 +503,8 @@ impl Fields {
 enum Shape {
     Caption,
     Output,
+    /// ActivityNet Captions' `{"duration", "timestamps", "sentences"}`.
+    Dense,
 }
 
 /// Checks entries one by one, keeping the valid ones.
@@ -447,14 +513,27 @@ struct Reader<'a, 'p> {
     problems: &'p mut Problems,
     /// Problems found before the file was read (of `--name`).
     before: usize,
-    captions: Vec<(String, String)>,
+    captions: Vec<Read>,
     /// Video key → where it was first given.
     seen: HashMap<String, String>,
+    /// Dense JSONL: video key → where its first segment is, and its segments.
+    segments: BTreeMap<String, (String, Vec<TimedLine>)>,
 }
 
 impl Reader<'_, '_> {
     /// Checks a video and its caption and keeps them; false after a problem.
     fn take(&mut self, location: &str, video: &str, caption: &str) -> bool {
+        self.take_timed(location, video, caption, None)
+    }
+
+    /// [`Self::take`] with a dense caption's segments.
+    fn take_timed(
+        &mut self,
+        location: &str,
+        video: &str,
+        caption: &str,
+        segments: Option<Vec<TimedCaption>>,
+    ) -> bool {
         if let Some(first) = self.seen.get(video) {
             let message = if first == location {
                 format!("the object gives video `{video}` more than once")
@@ -487,7 +566,11 @@ impl Reader<'_, '_> {
             self.problems.push(location, message);
             return false;
         }
-        self.captions.push((video.to_owned(), caption.to_owned()));
+        self.captions.push(Read {
+            video: video.to_owned(),
+            caption: caption.to_owned(),
+            segments,
+        });
         true
     }
 
@@ -495,10 +578,19 @@ impl Reader<'_, '_> {
         let mut shape: Option<(Shape, String)> = None;
         for (key, value) in fields.0 {
             let location = key_location(&key);
-            let (this, caption) = match value {
-                Value::String(caption) => (Shape::Caption, caption),
+            let (this, caption, segments) = match value {
+                Value::String(caption) => (Shape::Caption, caption, None),
+                Value::Object(object) if object.contains_key("timestamps") => {
+                    match dense_entry(Value::Object(object)) {
+                        Ok((caption, segments)) => (Shape::Dense, caption, Some(segments)),
+                        Err(message) => {
+                            self.problems.push(location, message);
+                            continue;
+                        }
+                    }
+                }
                 Value::Object(mut object) => match object.remove("output") {
-                    Some(Value::String(caption)) => (Shape::Output, caption),
+                    Some(Value::String(caption)) => (Shape::Output, caption, None),
                     Some(other) => {
                         let message = format!("`output` is {}, not a string", type_name(&other));
                         self.problems.push(location, message);
@@ -532,7 +624,7 @@ impl Reader<'_, '_> {
                 }
                 Some(_) => {}
             }
-            self.take(&location, &key, &caption);
+            self.take_timed(&location, &key, &caption, segments);
         }
         if self.problems.total == self.before && self.captions.is_empty() {
             self.problems
@@ -543,6 +635,7 @@ impl Reader<'_, '_> {
             match shape {
                 Shape::Caption => "a caption string",
                 Shape::Output => "an {\"output\": caption} object",
+                Shape::Dense => "a dense entry {\"duration\", \"timestamps\", \"sentences\"}",
             }
         }
     }
@@ -602,7 +695,25 @@ impl Reader<'_, '_> {
             Some(other) => Err(format!("`{name}` is {}, not a string", type_name(other))),
             None => Err(format!("the line has no `{name}`")),
         };
+        let number = |name: &str| match fields.get(name) {
+            Some(Value::Number(n)) => n
+                .as_f64()
+                .ok_or_else(|| format!("`{name}` is not a number")),
+            Some(other) => Err(format!("`{name}` is {}, not a number", type_name(other))),
+            None => Err(format!("the line has no `{name}`")),
+        };
+        let timed = fields.get("start").is_some() || fields.get("end").is_some();
         match (string("video"), string("caption")) {
+            (Ok(video), Ok(caption)) if timed => match (number("start"), number("end")) {
+                (Ok(start), Ok(end)) => {
+                    let (_, segments) = self
+                        .segments
+                        .entry(video.to_owned())
+                        .or_insert_with(|| (location, Vec::new()));
+                    segments.push(([start, end], caption.to_owned()));
+                }
+                (Err(message), _) | (_, Err(message)) => self.problems.push(location, message),
+            },
             (Ok(video), Ok(caption)) => {
                 self.take(&location, video, caption);
             }
@@ -610,7 +721,32 @@ impl Reader<'_, '_> {
         }
     }
 
+    /// Takes each video's dense JSONL segments, in time order, as one dense caption
+    /// within the video's duration (or its last segment's end, where it is not known).
+    fn take_segments(&mut self) {
+        for (video, (location, mut segments)) in std::mem::take(&mut self.segments) {
+            segments.sort_by(|a, b| a.0[0].total_cmp(&b.0[0]));
+            let last_end = segments.iter().map(|(t, _)| t[1]).fold(0.0, f64::max);
+            let duration = self
+                .settings
+                .durations
+                .get(&video)
+                .copied()
+                .unwrap_or(last_end);
+            let (timestamps, sentences) = segments.into_iter().unzip();
+            match timed_caption(duration, timestamps, sentences) {
+                Ok((caption, segments)) => {
+                    self.take_timed(&location, &video, &caption, Some(segments));
+                }
+                Err(message) => self
+                    .problems
+                    .push(location, format!("video `{video}`: {message}")),
+            }
+        }
+    }
+
     fn finish_jsonl(&mut self, skipped: &BTreeMap<String, usize>) {
+        self.take_segments();
         if self.problems.total > self.before || !self.captions.is_empty() {
             return;
         }

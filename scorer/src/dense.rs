@@ -124,49 +124,61 @@ pub fn read_references(path: &Path) -> Result<BTreeMap<String, Vec<Segment>>, De
                 message,
             }
         };
-        if entry.timestamps.len() != entry.sentences.len() {
-            return Err(invalid(format!(
-                "{} timestamps for {} sentences",
-                entry.timestamps.len(),
-                entry.sentences.len()
-            )));
-        }
-        if !(entry.duration.is_finite() && entry.duration > 0.0) {
-            return Err(invalid(format!(
-                "duration {} is not a positive number of seconds",
-                entry.duration
-            )));
-        }
-        let mut segments: Vec<Segment> = Vec::with_capacity(entry.sentences.len());
-        for ([start, end], sentence) in entry.timestamps.into_iter().zip(entry.sentences) {
-            let problem = if !(start.is_finite() && end.is_finite()) {
-                Some("is not a number")
-            } else if start > end {
-                Some("is reversed")
-            } else if start == end {
-                Some("is empty")
-            } else if start < 0.0 || end > entry.duration + END_SLACK_S {
-                Some("falls outside the video")
-            } else if segments.iter().any(|s| s.start == start && s.end == end) {
-                Some("is given twice")
-            } else {
-                None
-            };
-            if let Some(problem) = problem {
-                return Err(invalid(format!(
-                    "segment [{start}, {end}] {problem} (duration {} s)",
-                    entry.duration
-                )));
-            }
-            segments.push(Segment {
-                start,
-                end,
-                sentence,
-            });
-        }
+        let segments =
+            checked_segments(entry.duration, entry.timestamps, entry.sentences).map_err(invalid)?;
         out.insert(video, segments);
     }
     Ok(out)
+}
+
+/// Timed sentences checked as [`read_references`] checks a video's entry: one sentence a
+/// segment, a positive `duration`, every segment within it (`0 ≤ start < end ≤
+/// duration`, half a second of slack at the end), no span given twice. The error says
+/// what is wrong.
+pub fn checked_segments(
+    duration: f64,
+    timestamps: Vec<[f64; 2]>,
+    sentences: Vec<String>,
+) -> Result<Vec<Segment>, String> {
+    if timestamps.len() != sentences.len() {
+        return Err(format!(
+            "{} timestamps for {} sentences",
+            timestamps.len(),
+            sentences.len()
+        ));
+    }
+    if !(duration.is_finite() && duration > 0.0) {
+        return Err(format!(
+            "duration {duration} is not a positive number of seconds"
+        ));
+    }
+    let mut segments: Vec<Segment> = Vec::with_capacity(sentences.len());
+    for ([start, end], sentence) in timestamps.into_iter().zip(sentences) {
+        let problem = if !(start.is_finite() && end.is_finite()) {
+            Some("is not a number")
+        } else if start > end {
+            Some("is reversed")
+        } else if start == end {
+            Some("is empty")
+        } else if start < 0.0 || end > duration + END_SLACK_S {
+            Some("falls outside the video")
+        } else if segments.iter().any(|s| s.start == start && s.end == end) {
+            Some("is given twice")
+        } else {
+            None
+        };
+        if let Some(problem) = problem {
+            return Err(format!(
+                "segment [{start}, {end}] {problem} (duration {duration} s)"
+            ));
+        }
+        segments.push(Segment {
+            start,
+            end,
+            sentence,
+        });
+    }
+    Ok(segments)
 }
 
 /// The tIoU thresholds of ActivityNet Captions.

@@ -102,8 +102,8 @@ enum Command {
     Run(worker::RunCommand),
     /// Write a run's captions as JSONL, Wolf JSON or dense captions (ActivityNet's JSON).
     Export(caption::ExportArgs),
-    /// Import captions made elsewhere (Wolf JSON or JSONL) as a leaderboard entry of a
-    /// dataset: validated whole, then stored in one transaction or not at all.
+    /// Import captions made elsewhere (Wolf JSON, JSONL, dense JSON or JSONL) as a leaderboard
+    /// entry of a dataset: validated whole, then stored in one transaction or not at all.
     Import(import::ImportArgs),
     /// Score a run's captions against the references: embedding similarity
     /// (`embed_sim`), the classic metrics (BLEU-1..4, METEOR, ROUGE-L, CIDEr-D), token
@@ -127,9 +127,8 @@ enum Command {
 /// `--no-preflight`, for the commands that check their models before they start work.
 #[derive(Debug, Clone, Copy, clap::Args)]
 pub(crate) struct PreflightArgs {
-    /// Skip the check of every model before work starts (`GET /v1/models` for
-    /// `openai` entries, a load for `gguf` and `onnx` ones), for servers without
-    /// `/v1/models`.
+    /// Skip the check of every model before work starts (`GET /v1/models` for `openai`
+    /// entries, a load for `gguf` and `onnx`): for servers without `/v1/models`.
     #[arg(long)]
     no_preflight: bool,
 }
@@ -176,6 +175,7 @@ impl Outcome {
 }
 
 pub fn main() -> ExitCode {
+    wolf_pipeline::process::bound_allocator_arenas();
     let cli = Cli::parse();
     init_logging(cli.log_format);
     let context = Context {

@@ -476,6 +476,7 @@ mod tests {
             video_id: video,
             caption: "a red circle".into(),
             result_key: "k".into(),
+            value: None,
         }];
         let run = store
             .import_entry(&NewEntry {

@@ -4,6 +4,7 @@
 //! An import is one transaction: the run, and all its captions or none of them. A
 //! re-import of the same name replaces the run's captions (and with them their scores)
 //! inside that transaction, so a reader sees the old entry or the new one, never a mix.
+//! Dense captions keep their segments in a `results` row, as a long video's stage does.
 
 use sqlx::Row;
 
@@ -25,8 +26,12 @@ pub struct RunOrigin {
 pub struct ImportCaption {
     pub video_id: i64,
     pub caption: String,
-    /// The SHA-256 of the caption's text.
+    /// The SHA-256 of the caption's text, or of `value` where there is one.
     pub result_key: String,
+    /// Dense captions' stored value, `{"caption", "segments": [{start_s, end_s,
+    /// caption}]}` (what a long video's stage stores), kept under `result_key` so that
+    /// the export and the dense scores read the segments as they read a run's.
+    pub value: Option<String>,
 }
 
 /// A validated entry to store as the run `name` of `dataset_id`, whose captions all
@@ -98,6 +103,17 @@ impl Store {
                 .await?;
         }
         for caption in entry.captions {
+            if let Some(value) = &caption.value {
+                // Content-addressed: the same value under the same key is already there.
+                sqlx::query(
+                    "INSERT INTO results (key, stage, value) VALUES ($1, 'import', $2) \
+                     ON CONFLICT (key) DO NOTHING",
+                )
+                .bind(&caption.result_key)
+                .bind(value)
+                .execute(&mut *tx)
+                .await?;
+            }
             sqlx::query(
                 "INSERT INTO captions (run_id, video_id, source, caption, result_key) \
                  VALUES ($1, $2, $3, $4, $5)",

@@ -76,14 +76,32 @@ use crate::models::loops::{repeated_ngram, words_of};
 /// Checks `text` against its `inputs` (the plain texts it was made from). `at_cap`:
 /// the model stopped because it reached its token cap.
 pub fn check(text: &str, inputs: &[String], at_cap: bool) -> Result<(), Failure> {
+    checked(text, inputs, at_cap, false)
+}
+
+/// [`check`] for a long video's story, whose parts say the same things again (`on a
+/// white background` in each scene): a word 4-gram is a loop only where the story says
+/// it [`LOOP_REPEATS`] times and more often than its parts do together, and a story that
+/// tells its parts word for word is no copy (their captions in order are what a story
+/// falls back to).
+pub fn check_story(text: &str, parts: &[String], at_cap: bool) -> Result<(), Failure> {
+    checked(text, parts, at_cap, true)
+}
+
+fn checked(text: &str, inputs: &[String], at_cap: bool, story: bool) -> Result<(), Failure> {
     if has_machine_syntax(text) {
         return Err(Failure::MachineSyntax);
     }
     let words = words_of(text);
-    if let Some(ngram) = repeated_ngram(&words) {
+    let input_words: Vec<Vec<String>> = inputs.iter().map(|i| words_of(i)).collect();
+    let looped = if story {
+        story_loop(&words, &input_words)
+    } else {
+        repeated_ngram(&words)
+    };
+    if let Some(ngram) = looped {
         return Err(Failure::Loop { ngram });
     }
-    let input_words: Vec<Vec<String>> = inputs.iter().map(|i| words_of(i)).collect();
     let known: HashSet<&str> = input_words
         .iter()
         .flatten()
@@ -93,7 +111,7 @@ pub fn check(text: &str, inputs: &[String], at_cap: bool) -> Result<(), Failure>
     if !known.is_empty() && !words.iter().any(|w| known.contains(w.as_str())) {
         return Err(Failure::Ungrounded);
     }
-    if copies(&words, &input_words) {
+    if !story && copies(&words, &input_words) {
         return Err(Failure::Copy);
     }
     if at_cap && !ends_a_sentence(text) {
@@ -149,6 +167,18 @@ fn is_content(word: &str) -> bool {
 
 /// The text is one input word for word, or holds two or more inputs whole (inputs of
 /// four words or more, so that a short caption may be quoted).
+/// The first word 4-gram `words` says [`LOOP_REPEATS`] times or more and more often than
+/// `parts` say it together.
+fn story_loop(words: &[String], parts: &[Vec<String>]) -> Option<String> {
+    let said =
+        |gram: &[String], text: &[String]| text.windows(LOOP_WORDS).filter(|g| *g == gram).count();
+    words.windows(LOOP_WORDS).find_map(|gram| {
+        let n = said(gram, words);
+        let in_parts: usize = parts.iter().map(|p| said(gram, p)).sum();
+        (n >= LOOP_REPEATS && n > in_parts).then(|| gram.join(" "))
+    })
+}
+
 fn copies(words: &[String], inputs: &[Vec<String>]) -> bool {
     let distinct: HashSet<&Vec<String>> = inputs.iter().filter(|i| !i.is_empty()).collect();
     if distinct.len() < 2 {
@@ -308,6 +338,36 @@ mod tests {
         assert!(!has_machine_syntax(text));
         assert!(has_machine_syntax("a circle [ 12,3,4,5]"));
         assert!(has_machine_syntax("at No. 3 frame: a circle"));
+    }
+
+    #[test]
+    fn a_story_may_say_again_what_its_parts_say_but_not_loop() {
+        let parts: Vec<String> = ["white", "gray", "black"]
+            .iter()
+            .map(|bg| format!("A red circle moves on a {bg} background."))
+            .collect();
+        let told = "A red circle moves on a white background. Then a red circle moves on a \
+                    gray background, and a red circle moves on a black background.";
+        // `a red circle moves` three times: as often as the parts say it.
+        assert_eq!(check_story(told, &parts, false), Ok(()));
+        assert!(matches!(
+            check(told, &parts, false),
+            Err(Failure::Loop { .. })
+        ));
+        // The parts in order are a story, not a copy.
+        assert_eq!(check_story(&parts.join(" "), &parts, false), Ok(()));
+        // More often than the parts: a loop.
+        let looped = format!("{told} A red circle moves on and on.");
+        assert_eq!(
+            check_story(&looped, &parts, false),
+            Err(Failure::Loop {
+                ngram: "a red circle moves".into()
+            })
+        );
+        assert_eq!(
+            check_story("A red circle moves on a white", &parts, true),
+            Err(Failure::Truncated)
+        );
     }
 
     #[test]

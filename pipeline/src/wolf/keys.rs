@@ -409,16 +409,18 @@ fn cut_identity(plan: &Plan) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     format!(
-        "transnetv2:{model}:{}:{}:{}:{}:{}:told-all-no-stutter:{}",
+        "transnetv2:{model}:{}:{}:{}:{}:{}:told-all-no-stutter-story-check:{}:{}",
         s.threshold,
         s.max_seconds,
         s.min_seconds,
         s.group,
         prompts::STORY.version,
         plan.models
-            .get(plan.wolf.fusion_llm())
+            .get(plan.wolf.story_llm())
             .map(model_identity)
             .unwrap_or_default(),
+        serde_json::to_string(&plan.wolf.stage_sampling(&plan.models, "story"))
+            .expect("sampling serialises"),
     )
 }
 

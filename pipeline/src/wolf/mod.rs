@@ -43,8 +43,8 @@ use std::collections::BTreeMap;
 use crate::config::ConfigError;
 use crate::models::{Generation, ModelConfig, ModelUse, Role, Sampling};
 
-/// The stages an LLM writes.
-pub const LLM_STAGES: [&str; 3] = ["summary", "motion", "fusion"];
+/// The stages an LLM writes (`story`: a long video's, from its segments' captions).
+pub const LLM_STAGES: [&str; 4] = ["summary", "motion", "fusion", "story"];
 
 /// The source name of the fused caption.
 pub const WOLF_SOURCE: &str = "wolf";
@@ -78,9 +78,11 @@ pub struct WolfConfig {
     pub summary_llm: Option<String>,
     /// The LLM of the fusion, when not `llm`.
     pub fusion_llm: Option<String>,
+    /// The LLM of a long video's story (issue 16), when not the fusion's.
+    pub story_llm: Option<String>,
     /// What a summary or fusion that fails the guard's check leads to.
     pub guard: guard::GuardMode,
-    /// Generation settings per LLM stage (`summary`, `motion`, `fusion`), over the
+    /// Generation settings per LLM stage (`summary`, `motion`, `fusion`, `story`), over the
     /// stage's LLM entry's own; `max_tokens` here replaces `llm_max_tokens`.
     pub generation: BTreeMap<String, Generation>,
     /// Caption each frame given the previous frame's caption (the paper's cascade);
@@ -114,6 +116,7 @@ impl Default for WolfConfig {
             llm: "smollm2".into(),
             summary_llm: None,
             fusion_llm: None,
+            story_llm: None,
             guard: guard::GuardMode::default(),
             generation: BTreeMap::new(),
             cascade: true,
@@ -175,7 +178,12 @@ impl WolfConfig {
                 "may not use the names `wolf` or `motion` (they name sources)",
             ));
         }
-        for llm in [&self.llm, self.summary_llm(), self.fusion_llm()] {
+        for llm in [
+            &self.llm,
+            self.summary_llm(),
+            self.fusion_llm(),
+            self.story_llm(),
+        ] {
             plan_models.model_for(llm, Role::Chat)?;
         }
         if self.guard == guard::GuardMode::Consensus {
@@ -258,6 +266,11 @@ impl WolfConfig {
         if let Some(name) = &self.fusion_llm {
             uses.push(ModelUse::named("[wolf] fusion_llm", name, Role::Chat));
         }
+        if let Some(name) = &self.story_llm
+            && plan.segments.max_seconds > 0.0
+        {
+            uses.push(ModelUse::named("[wolf] story_llm", name, Role::Chat));
+        }
         if self.guard == guard::GuardMode::Consensus {
             let name = &plan.score.embedder;
             uses.push(ModelUse::named("[score] embedder", name, Role::Embedder));
@@ -270,6 +283,7 @@ impl WolfConfig {
         match stage {
             "summary" => self.summary_llm(),
             "fusion" => self.fusion_llm(),
+            "story" => self.story_llm(),
             _ => &self.llm,
         }
     }
@@ -317,6 +331,11 @@ impl WolfConfig {
     /// The LLM of the fusion.
     pub fn fusion_llm(&self) -> &String {
         self.fusion_llm.as_ref().unwrap_or(&self.llm)
+    }
+
+    /// The LLM of a long video's story: `story_llm`, else the fusion's.
+    pub fn story_llm(&self) -> &String {
+        self.story_llm.as_ref().unwrap_or_else(|| self.fusion_llm())
     }
 
     /// The sources a video gets, in a fixed order.

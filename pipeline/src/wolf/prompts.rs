@@ -37,7 +37,7 @@ pub const SUMMARY: Prompt = Prompt {
 /// its time span ([`story_lines`]), told as one caption; also each group's story when
 /// there are more segments than `[segments] group`.
 pub const STORY: Prompt = Prompt {
-    version: "story-v1",
+    version: "story-v2",
     text: "Here are descriptions of consecutive parts of one video, each with its time \
            span. Describe the whole video in one paragraph, telling what happens in order \
            with accurate temporal information.\n\n{captions}",

@@ -754,6 +754,9 @@ async fn process_long(
             outcome.stopped = true;
             return outcome;
         }
+        // What the segments decoded is freed: give it back, or an hour's segments keep
+        // it in the allocator's arenas.
+        crate::process::release_freed_memory();
     }
     for (stage, key) in &stages {
         let result = match &cut {

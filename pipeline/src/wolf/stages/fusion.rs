@@ -68,6 +68,7 @@ pub(crate) async fn fusion(
         model: shared.plan.wolf.fusion_llm(),
         text: prompt,
         candidates,
+        story: false,
     };
     guarded_stage(shared, stage).await
 }

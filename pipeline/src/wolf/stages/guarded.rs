@@ -25,6 +25,10 @@ pub(crate) struct Guarded<'a> {
     /// The stage's inputs as plain text, each with its name: what the output must be
     /// grounded in, and the consensus pick's candidates.
     pub candidates: Vec<(String, String)>,
+    /// A long video's story: as many tokens as the stage's for each part, checked by
+    /// [`guard::check_story`], its retry free to say again what its parts say (the retry
+    /// of the others never completes a loop).
+    pub story: bool,
 }
 
 /// An LLM stage behind the fusion guard ([`guard`]): the output is checked, retried
@@ -33,7 +37,14 @@ pub(crate) struct Guarded<'a> {
 pub(crate) async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResult {
     let value = cached(shared, g.key, g.stage, || async {
         let mode = shared.plan.wolf.guard;
-        let greedy = llm_sampling(shared, g.stage);
+        let mut greedy = llm_sampling(shared, g.stage);
+        let check = if g.story {
+            let parts = g.candidates.len().max(1) as u32;
+            greedy.max_tokens = greedy.max_tokens.saturating_mul(parts);
+            guard::check_story
+        } else {
+            guard::check
+        };
         let first = ask_llm(shared, g.stage, g.model, &g.text, greedy.clone()).await?;
         let mut stored = stored_from(&first, g.model, g.prompt);
         if mode == GuardMode::Off {
@@ -47,7 +58,7 @@ pub(crate) async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResul
         };
         let mut rejected = Vec::new();
         let text = first.text.trim().to_owned();
-        match guard::check(&text, &inputs, at_cap(&first)) {
+        match check(&text, &inputs, at_cap(&first)) {
             Ok(()) => return Ok((guarded_value(&text, "fused", rejected), stored)),
             Err(failure) => rejected.push(Rejected { text, failure }),
         }
@@ -57,13 +68,13 @@ pub(crate) async fn guarded_stage(shared: &Shared, g: Guarded<'_>) -> StageResul
             seed: Some(fnv1a(g.key.as_bytes())),
             repeat_penalty: Some(greedy.repeat_penalty.unwrap_or(1.0).max(RETRY_PENALTY)),
             // The check's own loop rule as a constraint, where the backend can apply it.
-            no_loops: true,
+            no_loops: !g.story,
             ..greedy.clone()
         };
         let second = ask_llm(shared, g.stage, g.model, &g.text, retry).await?;
         add_usage(&mut stored, &second);
         let text = second.text.trim().to_owned();
-        match guard::check(&text, &inputs, at_cap(&second)) {
+        match check(&text, &inputs, at_cap(&second)) {
             Ok(()) => return Ok((guarded_value(&text, "fused_retry", rejected), stored)),
             Err(failure) => rejected.push(Rejected { text, failure }),
         }

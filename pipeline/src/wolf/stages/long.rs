@@ -195,10 +195,11 @@ async fn tell(
         });
     }
     let stage = Guarded {
-        stage: "fusion",
+        stage: "story",
         key,
         prompt: prompts::STORY,
-        model: shared.plan.wolf.fusion_llm(),
+        model: shared.plan.wolf.story_llm(),
+        story: true,
         text: prompts::STORY
             .text
             .replace("{captions}", &prompts::story_lines(parts)),
@@ -312,7 +313,7 @@ pub(crate) async fn whole(
         }
         value["caption"] = told.text.into();
         value["segments"] = segments.into();
-        let llm = shared.plan.wolf.fusion_llm();
+        let llm = shared.plan.wolf.story_llm();
         Ok((value, computed(Some(llm), prompts::STORY.version)))
     })
     .await?;

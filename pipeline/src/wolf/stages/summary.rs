@@ -32,6 +32,7 @@ pub(crate) async fn summary(
         model: shared.plan.wolf.summary_llm(),
         text,
         candidates,
+        story: false,
     };
     guarded_stage(shared, stage).await
 }
