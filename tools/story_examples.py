@@ -21,6 +21,12 @@ order its segment's caption names them (`aligned`). Stories are made of
   other, their times shifted to follow each other (stories of long videos, whose groups
   hold up to `[segments] group` = 12 parts).
 
+With `--times` each part of a target starts with its span, as the prompt asks ("with
+accurate temporal information"): `From 0:04 to 0:07, a purple square moves ...`. It also
+gives a small model a handle on where it is: a part's span leads to its line in the
+prompt, which without the spans it has to count (a first storyteller trained without
+them told no part: held-out fact F1 0.23 against 0.77 for the parts joined).
+
   py=/work/venvs/devenv/bin/python
   $py tools/story_examples.py --world /tmp/story/world-4001 --export /tmp/story/dense-4001.jsonl \\
       --seed 4001 --out /tmp/story/examples-4001.jsonl
@@ -111,8 +117,18 @@ def clips(world: Path, export: Path) -> list[dict]:
     return out
 
 
-def example(seed: int, video: str, parts: list, targets: list[list[str]], kind: str) -> dict:
-    sentences = [s for t in targets for s in t]
+def timed(start: float, end: float, sentences: list[str]) -> str:
+    """A part of a timed story: `From 0:04 to 0:07, a purple square ...`."""
+    text = " ".join(sentences)
+    return f"From {clock(start)} to {clock(end)}, {text[:1].lower()}{text[1:]}"
+
+
+def example(seed: int, video: str, parts: list, targets: list[list[str]], kind: str,
+            with_times: bool) -> dict:
+    if with_times:
+        sentences = [timed(a, b, t) for (a, b, _), t in zip(parts, targets) if t]
+    else:
+        sentences = [s for t in targets for s in t]
     return {
         "seed": seed,
         "video": video,
@@ -145,19 +161,21 @@ def main() -> None:
     p.add_argument("--windows", type=int, default=2, help="consecutive runs per clip")
     p.add_argument("--mixes", type=int, default=200, help="stories across clips")
     p.add_argument("--max-parts", type=int, default=12)
+    p.add_argument("--times", action="store_true",
+                   help="targets tell each part with its span: `From 0:04 to 0:07, a ...`")
     p.add_argument("--out", type=Path, required=True)
     a = p.parse_args()
     rng = random.Random(a.seed)
     found = [c for c in clips(a.world, a.export) if len(c["parts"]) >= 2]
     out = []
     for c in found:
-        out.append(example(a.seed, c["video"], c["parts"], c["targets"], "clip"))
+        out.append(example(a.seed, c["video"], c["parts"], c["targets"], "clip", a.times))
         n = len(c["parts"])
         for _ in range(a.windows if n > 2 else 0):
             length = rng.randint(2, n - 1)
             start = rng.randint(0, n - length)
             parts, targets = shifted([(c["parts"][start:start + length], c["targets"][start:start + length])])
-            out.append(example(a.seed, c["video"], parts, targets, "window"))
+            out.append(example(a.seed, c["video"], parts, targets, "window", a.times))
     for i in range(a.mixes):
         want = rng.randint(2, a.max_parts)
         runs, have = [], 0
@@ -169,7 +187,7 @@ def main() -> None:
             runs.append((c["parts"][start:start + length], c["targets"][start:start + length]))
             have += length
         parts, targets = shifted(runs)
-        out.append(example(a.seed, f"mix_{i:04d}", parts, targets, "mix"))
+        out.append(example(a.seed, f"mix_{i:04d}", parts, targets, "mix", a.times))
     out = [e for e in out if e["target"]]
     a.out.parent.mkdir(parents=True, exist_ok=True)
     with a.out.open("w") as f:

@@ -114,7 +114,9 @@ pub(crate) fn long(exe: &Path, work: &Path) -> anyhow::Result<Vec<Row>> {
 }
 
 /// The multi-shot world of [`dense_row`]: seed, clips, scenes a clip.
-const DENSE_WORLD: (u64, usize, usize) = (1907, 8, 4);
+/// (Seed 1907 until 2026-12-05, when the story's rules were chosen looking at it: a fresh
+/// seed since.)
+const DENSE_WORLD: (u64, usize, usize) = (2503, 8, 4);
 
 /// Dense scores of multi-shot clips (`wolf synth --shots 4`: 16 to 32 s, with
 /// `dense.json`) captioned by the embedded default (`examples/demo.toml`) with `[segments]
@@ -132,15 +134,29 @@ fn dense_row(exe: &Path, work: &Path) -> anyhow::Result<Row> {
     super::synth_once(exe, &world, &args.map(|(k, v)| format!("{k}={v}")))?;
     let demo = std::fs::read_to_string("examples/demo.toml")?;
     let db = work.join("long_dense.db");
-    let (mut scores, mut story) = (Vec::new(), String::new());
-    for shots in [true, false] {
-        let name = if shots { "shots" } else { "windows" };
-        eprintln!("Long videos: dense scores, segments from {name} ...");
+    let (mut scores, mut stories) = (Vec::new(), Vec::new());
+    // The demo's `[segments]` (its story), then windows, then the story LLM's story.
+    let runs = [
+        ("shots", true, false),
+        ("windows", false, false),
+        ("llm-story", true, true),
+    ];
+    for (name, shots, llm_story) in runs {
+        eprintln!("Long videos: dense scores, {name} ...");
         let config = work.join(format!("long_dense_{name}.toml"));
-        std::fs::write(
-            &config,
-            format!("{demo}\n[segments]\nmax_seconds = 10\nmin_seconds = 2\nshots = {shots}\n"),
-        )?;
+        let segments = format!("[segments]\nmax_seconds = 10\nmin_seconds = 2\nshots = {shots}\n");
+        let text = if demo.contains("\n[segments]\n") {
+            demo.replace("\n[segments]\n", &format!("\n{segments}"))
+        } else {
+            format!("{demo}\n{segments}")
+        };
+        // `llm` is the default: the demo's `joined`, where it says so, becomes it.
+        let text = if llm_story {
+            text.replace("story = \"joined\"", "story = \"llm\"")
+        } else {
+            text
+        };
+        std::fs::write(&config, text)?;
         super::remove_db(&db);
         let wolf = |args: &[&str]| -> anyhow::Result<String> {
             run_ok(
@@ -199,16 +215,26 @@ fn dense_row(exe: &Path, work: &Path) -> anyhow::Result<Row> {
                 .unwrap_or_default()
         };
         if shots {
+            // How the stories were told: the guard's paths of the `wolf` captions.
+            let mut paths = std::collections::BTreeMap::<String, usize>::new();
+            for line in wolf(&["export", "--run", &run, "--source", "wolf"])?.lines() {
+                let line: serde_json::Value = serde_json::from_str(line)?;
+                let path = line["guard"].as_str().unwrap_or("none").to_owned();
+                *paths.entry(path).or_default() += 1;
+            }
+            let paths: Vec<String> = paths.iter().map(|(p, n)| format!("{p} {n}")).collect();
             let (sim, meteor) = (mean("embed_sim")?, mean("meteor")?);
             let ((best_sim, by_sim), (best_meteor, by_meteor)) =
                 (best("embed_sim"), best("meteor"));
-            story = format!(
-                "the story (video level) against the best other source: embed_sim {sim:.3} against {best_sim:.3} ({by_sim}), METEOR {meteor:.3} against {best_meteor:.3} ({by_meteor})"
-            );
+            stories.push(format!(
+                "{name}: the `wolf` caption (video level) against the best other source: embed_sim {sim:.3} against {best_sim:.3} ({by_sim}), METEOR {meteor:.3} against {best_meteor:.3} ({by_meteor}); paths {}",
+                paths.join(", ")
+            ));
         }
         scores.push((mean("dense_f1")?, mean("dense_meteor")?));
     }
-    let [(f1, meteor), (window_f1, window_meteor)] = [scores[0], scores[1]];
+    let [(f1, meteor), (window_f1, window_meteor), _] = [scores[0], scores[1], scores[2]];
+    let story = stories.join("; ");
     Ok(Row {
         benchmark: format!(
             "long videos: dense F1 of the `wolf` source on multi-shot clips (`wolf synth --shots {scenes}`, seed {seed}, {clips} clips), segments from shots against 10 s windows"
@@ -218,7 +244,7 @@ fn dense_row(exe: &Path, work: &Path) -> anyhow::Result<Row> {
         ratio: format!("{:.2}", f1 / window_f1.max(1e-9)),
         goal: "report".into(),
         note: format!(
-            "embedded default, `[segments] max_seconds = 10`; dense METEOR {meteor:.3} against {window_meteor:.3}; ActivityNet's precision and recall at tIoU 0.3-0.9; {story}"
+            "embedded default (its `[segments] story`), `[segments] max_seconds = 10`; dense METEOR {meteor:.3} against {window_meteor:.3}; ActivityNet's precision and recall at tIoU 0.3-0.9; {story}"
         ),
     })
 }

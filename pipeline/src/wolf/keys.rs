@@ -409,12 +409,13 @@ fn cut_identity(plan: &Plan) -> String {
         .map(|p| p.display().to_string())
         .unwrap_or_default();
     format!(
-        "transnetv2:{model}:{}:{}:{}:{}:{}:told-all-no-stutter-story-check:{}:{}",
+        "transnetv2:{model}:{}:{}:{}:{}:{}:{:?}:told-all-no-stutter-no-pick-story-check:{}:{}",
         s.threshold,
         s.max_seconds,
         s.min_seconds,
         s.group,
         prompts::STORY.version,
+        s.story,
         plan.models
             .get(plan.wolf.story_llm())
             .map(model_identity)
@@ -532,6 +533,18 @@ backend = "onnx"
         shorter.segments.min_seconds = 1.0;
         let other = KeyMaker::new(&shorter).keys(&long(61.0), None);
         assert_eq!(changed(&cut, &other).len(), cut.stages().len());
+        // The story's mode and LLM decide a cut video's caption: in its keys, and not in
+        // an uncut video's.
+        let mut joined = plan.clone();
+        joined.segments.story = crate::wolf::segments::StoryMode::Joined;
+        let mut teller = plan.clone();
+        teller.wolf.story_llm = Some("other-llm".into());
+        for story in [joined, teller] {
+            let maker = KeyMaker::new(&story);
+            let told = maker.keys(&long(61.0), None);
+            assert_eq!(changed(&cut, &told).len(), cut.stages().len());
+            assert_eq!(maker.keys(&long(60.0), None), whole);
+        }
         let segment = |span: &str| VideoRow {
             sha256: Some(format!("aaa@{span}")),
             ..long(30.0)

@@ -37,6 +37,20 @@ pub struct SegmentsConfig {
     /// The most timed captions the story's LLM reads at once (default 12); more
     /// segments are told in groups, then over the groups' stories.
     pub group: usize,
+    /// The video's caption: the story LLM's (`llm`, default), or the segments' captions
+    /// in order (`joined`: ActivityNet's paragraph, for an LLM that cannot tell one).
+    pub story: StoryMode,
+}
+
+/// `[segments] story`: how a long video's `wolf` caption is told.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StoryMode {
+    /// The story LLM tells it from the segments' timed captions, behind the guard.
+    #[default]
+    Llm,
+    /// The segments' captions in order, without a request.
+    Joined,
 }
 
 impl Default for SegmentsConfig {
@@ -48,6 +62,7 @@ impl Default for SegmentsConfig {
             threshold: crate::media::DEFAULT_THRESHOLD,
             shot_model: None,
             group: 12,
+            story: StoryMode::default(),
         }
     }
 }

@@ -15,7 +15,7 @@ use crate::media::Shot;
 use crate::store::VideoRow;
 use crate::wolf::keys::key;
 use crate::wolf::runner::Shared;
-use crate::wolf::segments::{Span, segments};
+use crate::wolf::segments::{Span, StoryMode, segments};
 use crate::wolf::{guard, prompts};
 
 /// A long video's cut, as cached under its `segments` key.
@@ -178,15 +178,20 @@ fn key_of(key: &str, depth: usize, i: usize, last: bool) -> String {
 }
 
 /// One story request behind the guard; the candidates are the parts' captions. A story
-/// that leaves a part untold ([`guard::parts_told`]) or stutters ([`guard::stutters`])
-/// is replaced by the parts' captions in order: a video's story must not drop a part of
-/// the video, and a told story must read as prose.
+/// that leaves a part untold ([`guard::parts_told`]), stutters ([`guard::stutters`]) or
+/// is one part's caption (the guard's consensus pick) is replaced by the parts' captions
+/// in order: a video's story must not drop a part of the video, and a told story must
+/// read as prose.
 async fn tell(
     shared: &Shared,
     key: &str,
     parts: &[(f64, f64, String)],
 ) -> Result<Told, StageError> {
     let captions: Vec<String> = parts.iter().map(|(_, _, t)| prompts::plain(t)).collect();
+    if shared.plan.segments.story == StoryMode::Joined {
+        let text = captions.join(" ");
+        return Ok(Told { text, joined: true });
+    }
     if let [only] = captions.as_slice() {
         let text = only.clone();
         return Ok(Told {
@@ -212,7 +217,12 @@ async fn tell(
     let text = guarded_stage(shared, stage)
         .await?
         .ok_or_else(|| StageError::new("empty", "the story is empty"))?;
-    if guard::stutters(&text) || guard::parts_told(&text, &captions) < captions.len() {
+    // One part's caption (the guard's consensus pick) tells one part, whatever words
+    // it shares with the others.
+    if captions.contains(&text)
+        || guard::stutters(&text)
+        || guard::parts_told(&text, &captions) < captions.len()
+    {
         let text = captions.join(" ");
         return Ok(Told { text, joined: true });
     }
