@@ -269,19 +269,20 @@ fn a_long_video_is_captioned_by_segment_and_resumes_where_it_was_killed() {
     // Per segment: four frames and the middle one, the clip, the summary and the fusion;
     // then the story.
     assert_eq!(fresh, stamps.len() * 8 + 1, "requests of a fresh run");
-    let lines = whole
-        .wolf(&[
+    let dense_lines = |source: &str| {
+        let args = [
             "export",
             "--run",
             "long",
             "--format",
             "dense-jsonl",
             "--source",
-            "img:summary",
-        ])
-        .expect_code(0)
-        .stdout();
-    assert_eq!(lines.lines().count(), stamps.len());
+        ];
+        let mut args = args.to_vec();
+        args.push(source);
+        whole.wolf(&args).expect_code(0).stdout()
+    };
+    assert_eq!(dense_lines("img:summary").lines().count(), stamps.len());
     // Dense scores against the world's timed references.
     let scored = whole
         .wolf(&["score", "--run", "long", "--metrics", "dense"])
@@ -298,18 +299,7 @@ fn a_long_video_is_captioned_by_segment_and_resumes_where_it_was_killed() {
         "{report}"
     );
     // Dense captions come back in, in both shapes the export writes, as they went out.
-    let story_lines = whole
-        .wolf(&[
-            "export",
-            "--run",
-            "long",
-            "--format",
-            "dense-jsonl",
-            "--source",
-            "wolf",
-        ])
-        .expect_code(0)
-        .stdout();
+    let story_lines = dense_lines("wolf");
     std::fs::write(whole.join("dense.json"), dense.to_string()).unwrap();
     std::fs::write(whole.join("dense.jsonl"), &story_lines).unwrap();
     for (name, file) in [("in-json", "dense.json"), ("in-jsonl", "dense.jsonl")] {
