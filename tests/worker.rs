@@ -432,3 +432,35 @@ fn ctrl_c_releases_the_videos_in_flight_and_another_worker_finishes_them() {
     );
     drop(q.server);
 }
+
+/// The systemd unit template of `examples/scaling` passes `systemd-analyze verify`, its
+/// `ExecStart` pointed at the built binary (the unit names the installed one). Where
+/// `systemd-analyze` is missing the test says so loudly and passes without running.
+#[test]
+fn the_systemd_unit_template_verifies() {
+    let Ok(found) = std::process::Command::new("systemd-analyze")
+        .arg("--version")
+        .output()
+    else {
+        eprintln!("SKIPPED: no `systemd-analyze` on this machine");
+        return;
+    };
+    assert!(found.status.success());
+    let dir = Dir::new();
+    let unit = include_str!("../examples/scaling/wolf-worker@.service");
+    assert!(unit.contains("ExecStart=/usr/local/bin/wolf "), "{unit}");
+    let unit = unit.replace("/usr/local/bin/wolf", env!("CARGO_BIN_EXE_wolf"));
+    // An instance of the template: `%i` is `1`.
+    let path = dir.join("wolf-worker@1.service");
+    std::fs::write(&path, unit).unwrap();
+    let verified = std::process::Command::new("systemd-analyze")
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert!(
+        verified.status.success() && verified.stderr.is_empty(),
+        "systemd-analyze verify: {}",
+        String::from_utf8_lossy(&verified.stderr)
+    );
+}
