@@ -464,3 +464,46 @@ fn the_systemd_unit_template_verifies() {
         String::from_utf8_lossy(&verified.stderr)
     );
 }
+
+/// Enqueueing wakes an idle worker at once (PostgreSQL's LISTEN/NOTIFY): a worker that
+/// looks at an empty queue only every 30 s finishes a run enqueued after it went idle in
+/// a few seconds.
+#[test]
+fn an_idle_worker_claims_an_enqueued_run_at_once() {
+    let Some(db) = fresh_postgres() else {
+        return;
+    };
+    let dir = Dir::with_db(&db);
+    world(&dir, 2);
+    let server = serve(Script::always(answering()).with_recording(false));
+    let config = ModelsToml::new(server.base_url()).write(&dir, "c.toml");
+    let worker = dir
+        .command_with_db(&db, &["worker", "--name", "idle", "--poll-secs", "30"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("wolf worker starts");
+    let mut worker = KillOnDrop(worker);
+    // Long enough to start and find the queue empty: its next look is 30 s away.
+    std::thread::sleep(Duration::from_secs(3));
+    assert!(worker.0.try_wait().unwrap().is_none(), "the worker exited");
+    let enqueued = Instant::now();
+    caption(&dir, &config, "r", &["--enqueue-only"]).expect_code(0);
+    wait_for(&dir, "the run, done", |s| count(s, "done") == 2);
+    let took = enqueued.elapsed();
+    assert!(
+        took < Duration::from_secs(15),
+        "an idle worker waited {took:?} for an enqueued run"
+    );
+}
+
+/// A child killed when the test ends, passed or not.
+struct KillOnDrop(Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}

@@ -156,6 +156,8 @@ pub struct Store {
     dialect: Dialect,
     /// The SQLite database file (none for PostgreSQL).
     file: Option<PathBuf>,
+    /// The PostgreSQL URL (none for SQLite): the queue's listener connects with it.
+    url: Option<String>,
 }
 
 impl Store {
@@ -190,6 +192,7 @@ impl Store {
                 pool,
                 dialect: Dialect::Postgres,
                 file: None,
+                url: Some(target.to_owned()),
             });
         }
         let options = if let Some(rest) = target.strip_prefix("sqlite:") {
@@ -239,6 +242,7 @@ impl Store {
             pool,
             dialect: Dialect::Sqlite,
             file: Some(file),
+            url: None,
         })
     }
 

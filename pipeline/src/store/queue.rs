@@ -11,13 +11,21 @@
 //!   that commits only while the worker still holds the lease, so two workers never
 //!   both commit an item.
 //!
+//! - **Wake-up**: on PostgreSQL, enqueueing notifies channel [`QUEUE_CHANNEL`], and idle
+//!   workers listening on it claim at once; polling stays the fallback.
+//!
 //! Times are milliseconds of the database's clock ([`super::Dialect::now_ms`]).
+
+use std::sync::Arc;
 
 use serde::Serialize;
 use sqlx::{AssertSqlSafe, Row};
 
 use super::runs::{StageWrite, write_stage};
 use super::{Dialect, Store, StoreError};
+
+/// The PostgreSQL channel enqueueing notifies.
+pub const QUEUE_CHANNEL: &str = "wolf_queue";
 
 /// The queue's knobs, shared by the claim, the reaper and the finish.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -118,6 +126,55 @@ impl Store {
     /// is there and not running starts over (pending, no attempts). Returns the items
     /// added or reset.
     pub async fn enqueue(&self, run_id: i64, dataset_id: i64) -> Result<u64, StoreError> {
+        let queued = self.enqueue_items(run_id, dataset_id).await?;
+        if queued > 0 && self.url.is_some() {
+            // Idle workers listening on PostgreSQL claim at once ([`Store::queue_wakeups`]).
+            sqlx::query(AssertSqlSafe(format!("NOTIFY {QUEUE_CHANNEL}")))
+                .execute(self.pool())
+                .await?;
+        }
+        Ok(queued)
+    }
+
+    /// A `Notify` woken each time a run is enqueued on this database (PostgreSQL's
+    /// `LISTEN` on a connection of its own, which sqlx reconnects when it is lost), and
+    /// the task that listens; None on SQLite, or when the listener cannot connect (with
+    /// a warning). Polling stays: a notification lost while the connection was down
+    /// strands nothing, it only waits for the next look at the queue.
+    pub async fn queue_wakeups(
+        &self,
+    ) -> Option<(Arc<tokio::sync::Notify>, tokio::task::JoinHandle<()>)> {
+        let url = self.url.as_deref()?;
+        let listening = async {
+            let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+            listener.listen(QUEUE_CHANNEL).await?;
+            Ok::<_, sqlx::Error>(listener)
+        };
+        let mut listener = match listening.await {
+            Ok(listener) => listener,
+            Err(e) => {
+                tracing::warn!(error = %e, "Cannot listen for enqueued runs; polling only.");
+                return None;
+            }
+        };
+        let wake = Arc::new(tokio::sync::Notify::new());
+        let woken = Arc::clone(&wake);
+        let task = tokio::spawn(async move {
+            loop {
+                match listener.recv().await {
+                    // One stored permit: a worker that was busy claims at its next wait.
+                    Ok(_) => woken.notify_one(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "The queue's listener lost its connection; reconnecting.");
+                        tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                    }
+                }
+            }
+        });
+        Some((wake, task))
+    }
+
+    async fn enqueue_items(&self, run_id: i64, dataset_id: i64) -> Result<u64, StoreError> {
         let done = sqlx::query(
             "INSERT INTO queue (run_id, video_id, status) \
              SELECT $1, id, 'pending' FROM videos WHERE dataset_id = $2 AND status = 'ok' \

@@ -288,6 +288,9 @@ pub async fn work(
     let owner = options.owner.clone();
     // The items in flight: the heartbeat extends only these leases.
     let held: Held = Arc::default();
+    // Enqueueing wakes an idle worker at once on PostgreSQL; the poll is the fallback.
+    let wakeups = store.queue_wakeups().await;
+    let wake = wakeups.as_ref().map(|(wake, _)| Arc::clone(wake));
     let beat = tokio::spawn(heartbeat(
         store.clone(),
         owner.clone(),
@@ -306,7 +309,7 @@ pub async fn work(
             Err(e) => {
                 db_down += 1;
                 warn!(error = %e, "Cannot read the queue; retrying.");
-                wait_or_join(&mut tasks, &mut tally, retry_delay(db_down)).await;
+                wait_or_join(&mut tasks, &mut tally, retry_delay(db_down), None).await;
                 continue;
             }
         };
@@ -319,7 +322,7 @@ pub async fn work(
             Err(e) => {
                 db_down += 1;
                 warn!(error = %e, "Cannot claim; retrying.");
-                wait_or_join(&mut tasks, &mut tally, retry_delay(db_down)).await;
+                wait_or_join(&mut tasks, &mut tally, retry_delay(db_down), None).await;
                 continue;
             }
         };
@@ -357,7 +360,7 @@ pub async fn work(
                 Err(e) => warn!(error = %e, "Cannot read the queue; retrying."),
             }
         }
-        wait_or_join(&mut tasks, &mut tally, options.poll).await;
+        wait_or_join(&mut tasks, &mut tally, options.poll, wake.as_deref()).await;
     }
     // Stopping: the runners share `stop`, so in-flight videos stop at their next stage;
     // what finished commits, the rest is released.
@@ -365,6 +368,9 @@ pub async fn work(
         count(&mut tally, done);
     }
     beat.abort();
+    if let Some((_, listener)) = wakeups {
+        listener.abort();
+    }
     tally.model_calls = runners
         .values()
         .filter_map(|r| r.as_ref().ok())
@@ -546,15 +552,31 @@ fn plan_for(
     })?)
 }
 
-/// Waits for a video to finish or for `delay`, whichever comes first.
-async fn wait_or_join(tasks: &mut tokio::task::JoinSet<Ended>, tally: &mut Tally, delay: Duration) {
+/// Waits for a video to finish, for `delay`, or for `wake` (a run enqueued), whichever
+/// comes first.
+async fn wait_or_join(
+    tasks: &mut tokio::task::JoinSet<Ended>,
+    tally: &mut Tally,
+    delay: Duration,
+    wake: Option<&tokio::sync::Notify>,
+) {
+    let woken = async {
+        match wake {
+            Some(wake) => wake.notified().await,
+            None => std::future::pending().await,
+        }
+    };
     if tasks.is_empty() {
-        tokio::time::sleep(delay).await;
+        tokio::select! {
+            () = tokio::time::sleep(delay) => {}
+            () = woken => {}
+        }
         return;
     }
     tokio::select! {
         Some(done) = tasks.join_next() => count(tally, done),
         () = tokio::time::sleep(delay) => {}
+        () = woken => {}
     }
     while let Some(done) = tasks.try_join_next() {
         count(tally, done);
