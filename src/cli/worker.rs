@@ -1,6 +1,5 @@
-//! `wolf worker` (work on queued runs' videos, on any machine that reaches the database:
-//! `wolf_pipeline::wolf::worker`) and `wolf run status` (a run's progress across
-//! workers).
+//! `wolf worker` (queued runs' videos, on any machine that reaches the database:
+//! `wolf_pipeline::wolf::worker`) and `wolf run status` (a run's progress).
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -17,9 +16,8 @@ use super::{Context, Outcome, PreflightArgs};
 
 #[derive(Debug, Args)]
 pub(crate) struct WorkerArgs {
-    /// This machine's model entries (`[models]`): they replace the run's stored ones,
-    /// and a run that needs a model this file lacks is left to other workers.
-    /// Default: the run's stored config as it is.
+    /// This machine's `[models]`, replacing the run's stored ones (default: those as they
+    /// are); a run that needs a model this file lacks is left to other workers.
     #[arg(long)]
     config: Option<PathBuf>,
     /// Videos in flight.
@@ -46,14 +44,16 @@ pub(crate) struct WorkerArgs {
     /// Seconds between looks at an empty queue.
     #[arg(long, default_value_t = 1.0)]
     poll_secs: f64,
+    /// Poll only: no LISTEN for enqueued runs (a transaction-mode PgBouncer drops it).
+    #[arg(long)]
+    no_listen: bool,
     #[command(flatten)]
     preflight: PreflightArgs,
 }
 
 #[derive(Debug, Subcommand)]
 pub(crate) enum RunCommand {
-    /// A run's progress across workers: done, in flight by lease owner, retrying,
-    /// quarantined with the last error, failed stages.
+    /// A run's progress across workers: done, in flight by owner, retrying, quarantined.
     Status(RunStatusArgs),
 }
 
@@ -74,10 +74,8 @@ pub(crate) struct RunStatusArgs {
 
 pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
-    let models = match &args.config {
-        Some(path) => Some(Config::load(path)?.file_models()?),
-        None => None,
-    };
+    let config = args.config.as_deref().map(Config::load).transpose()?;
+    let models = config.map(|c| c.file_models()).transpose()?;
     let options = WorkerOptions {
         owner: args.name.clone().unwrap_or_else(default_owner),
         concurrency: args.concurrency,
@@ -93,6 +91,7 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
         },
         exit_when_idle: args.exit_when_idle,
         poll: Duration::from_secs_f64(args.poll_secs.max(0.01)),
+        listen: !args.no_listen,
         preflight: args.preflight.enabled(),
     };
     let (stop, watcher) = super::stop_on_signal(

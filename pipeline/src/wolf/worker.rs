@@ -44,6 +44,8 @@ pub struct WorkerOptions {
     pub exit_when_idle: bool,
     /// The wait between looks at an empty queue.
     pub poll: Duration,
+    /// Wake at once when a run is enqueued (PostgreSQL's LISTEN/NOTIFY), beside polling.
+    pub listen: bool,
     /// Check the models of each run before serving it ([`Runner::preflight`]): a run
     /// queued when the worker starts fails [`work`] at once; one that comes later is
     /// left to other workers.
@@ -218,6 +220,7 @@ pub async fn caption(
         },
         exit_when_idle: true,
         poll: Duration::from_millis(100),
+        listen: true,
         // Checked above, before the run was opened.
         preflight: false,
     };
@@ -289,7 +292,11 @@ pub async fn work(
     // The items in flight: the heartbeat extends only these leases.
     let held: Held = Arc::default();
     // Enqueueing wakes an idle worker at once on PostgreSQL; the poll is the fallback.
-    let wakeups = store.queue_wakeups().await;
+    let wakeups = if options.listen {
+        store.queue_wakeups().await
+    } else {
+        None
+    };
     let wake = wakeups.as_ref().map(|(wake, _)| Arc::clone(wake));
     let beat = tokio::spawn(heartbeat(
         store.clone(),
