@@ -127,7 +127,7 @@ impl Store {
     /// added or reset.
     pub async fn enqueue(&self, run_id: i64, dataset_id: i64) -> Result<u64, StoreError> {
         let queued = self.enqueue_items(run_id, dataset_id).await?;
-        if queued > 0 && self.url.is_some() {
+        if queued > 0 && self.dialect == Dialect::Postgres {
             // Idle workers listening on PostgreSQL claim at once ([`Store::queue_wakeups`]).
             sqlx::query(AssertSqlSafe(format!("NOTIFY {QUEUE_CHANNEL}")))
                 .execute(self.pool())

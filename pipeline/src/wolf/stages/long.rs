@@ -138,6 +138,10 @@ pub(crate) async fn story(
     key: &str,
     parts: Vec<(f64, f64, String)>,
 ) -> Result<Told, StageError> {
+    if shared.plan.segments.story == StoryMode::Joined {
+        let captions: Vec<String> = parts.iter().map(|(_, _, t)| prompts::plain(t)).collect();
+        return Ok(Told::joined(&captions));
+    }
     let group = shared.plan.segments.group;
     let mut level = parts;
     let mut depth = 0;
@@ -168,6 +172,16 @@ pub(crate) struct Told {
     pub joined: bool,
 }
 
+impl Told {
+    /// The parts' captions in order, as the story.
+    fn joined(captions: &[String]) -> Self {
+        Self {
+            text: captions.join(" "),
+            joined: true,
+        }
+    }
+}
+
 /// The key of group `i` at `depth`: the story's own `key` for the last level.
 fn key_of(key: &str, depth: usize, i: usize, last: bool) -> String {
     if last {
@@ -188,10 +202,6 @@ async fn tell(
     parts: &[(f64, f64, String)],
 ) -> Result<Told, StageError> {
     let captions: Vec<String> = parts.iter().map(|(_, _, t)| prompts::plain(t)).collect();
-    if shared.plan.segments.story == StoryMode::Joined {
-        let text = captions.join(" ");
-        return Ok(Told { text, joined: true });
-    }
     if let [only] = captions.as_slice() {
         let text = only.clone();
         return Ok(Told {
@@ -223,8 +233,7 @@ async fn tell(
         || guard::stutters(&text)
         || guard::parts_told(&text, &captions) < captions.len()
     {
-        let text = captions.join(" ");
-        return Ok(Told { text, joined: true });
+        return Ok(Told::joined(&captions));
     }
     Ok(Told {
         text,
