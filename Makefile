@@ -10,7 +10,8 @@ WOLF = target/release/wolf
 setup:
 	@tools/setup.sh
 
-# Setup plus Debian's Chromium and ChromeDriver (the leaderboard's browser test).
+# Setup plus what only the tests use: Chromium and ChromeDriver (the leaderboard's browser
+# test), a one-node Slurm (the job array's test) and .wolf/testenv (kubernetes-validate).
 browser:
 	@tools/setup.sh --browser
 

@@ -18,5 +18,6 @@ mod progress;
 mod recaption;
 mod score;
 mod shots;
+mod slurm;
 mod synth;
 mod worker;

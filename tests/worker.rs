@@ -67,14 +67,14 @@ fn finish(child: Child) -> (i32, String, String) {
     )
 }
 
-fn status(dir: &Dir) -> Value {
+pub(crate) fn status(dir: &Dir) -> Value {
     dir.wolf(&["run", "status", "r", "--format", "json"])
         .expect_code(0)
         .json()
 }
 
 /// Polls `wolf run status` until `done` holds (or panics after a minute).
-fn wait_for(dir: &Dir, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+pub(crate) fn wait_for(dir: &Dir, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     let started = Instant::now();
     loop {
         let s = status(dir);
@@ -89,18 +89,18 @@ fn wait_for(dir: &Dir, what: &str, done: impl Fn(&Value) -> bool) -> Value {
     }
 }
 
-fn count(s: &Value, key: &str) -> i64 {
+pub(crate) fn count(s: &Value, key: &str) -> i64 {
     s["count"][key].as_i64().unwrap()
 }
 
 /// The world, the scripted models and the queued run `r` in a fresh database.
-struct Queued {
-    dir: Dir,
-    server: ScriptedServer,
+pub(crate) struct Queued {
+    pub(crate) dir: Dir,
+    pub(crate) server: ScriptedServer,
 }
 
 /// `wolf_extra` gives lines for the config's `[wolf]` section, once the world is there.
-fn queued(
+pub(crate) fn queued(
     clips: usize,
     latency_ms: u64,
     wolf_extra: impl FnOnce(&Dir) -> String,
@@ -433,6 +433,47 @@ fn ctrl_c_releases_the_videos_in_flight_and_another_worker_finishes_them() {
     drop(q.server);
 }
 
+/// The Kubernetes manifests of `examples/scaling` validate against the Kubernetes API's
+/// schemas, strictly (an unknown field is an error), with `kubernetes-validate` from
+/// `make test`'s `.wolf/testenv`; a manifest with a misspelt field fails the same check.
+/// No cluster runs here: what a real one would do with them is not tested.
+#[test]
+fn the_kubernetes_manifests_validate_against_the_api_schemas() {
+    let tool = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join(".wolf/testenv/bin/kubernetes-validate");
+    assert!(
+        tool.exists(),
+        "{} is missing: `make test` installs it (tools/setup.sh --browser)",
+        tool.display()
+    );
+    let validate = |path: &std::path::Path| {
+        std::process::Command::new(&tool)
+            .arg("--strict")
+            .arg(path)
+            .output()
+            .unwrap()
+    };
+    let examples = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/scaling");
+    for name in ["k8s-deployment.yaml", "k8s-indexed-job.yaml"] {
+        let checked = validate(&examples.join(name));
+        let said = String::from_utf8_lossy(&checked.stdout).into_owned()
+            + &String::from_utf8_lossy(&checked.stderr);
+        assert!(checked.status.success(), "{name}: {said}");
+        assert!(said.contains("passed for resource"), "{name}: {said}");
+    }
+    let dir = Dir::new();
+    let text = std::fs::read_to_string(examples.join("k8s-indexed-job.yaml")).unwrap();
+    let broken = dir.join("broken.yaml");
+    std::fs::write(&broken, text.replacen("completions:", "completion:", 1)).unwrap();
+    let checked = validate(&broken);
+    assert!(
+        !checked.status.success()
+            && String::from_utf8_lossy(&checked.stdout).contains("completion"),
+        "a misspelt field passed: {}",
+        String::from_utf8_lossy(&checked.stdout)
+    );
+}
+
 /// The systemd unit template of `examples/scaling` passes `systemd-analyze verify`, its
 /// `ExecStart` pointed at the built binary (the unit names the installed one). Where
 /// `systemd-analyze` is missing the test says so loudly and passes without running.
@@ -506,4 +547,164 @@ impl Drop for KillOnDrop {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// `wolf worker --metrics-addr`: scraped while videos are in flight, and once the run is
+/// drained, where the counters agree with the run's status, the model server's own
+/// count of requests and the worker's summary.
+#[test]
+fn the_metrics_endpoint_counts_what_the_worker_did() {
+    const CLIPS: usize = 6;
+    let Some(q) = queued(CLIPS, 150, |_| String::new()) else {
+        return;
+    };
+    let dir = &q.dir;
+    // No --exit-when-idle: the worker stays to be scraped once the run is drained.
+    let args = [
+        "worker",
+        "--name",
+        "watched",
+        "--concurrency",
+        "2",
+        "--poll-secs",
+        "0.1",
+        "--metrics-addr",
+        "127.0.0.1:0",
+    ];
+    let mut worker = KillOnDrop(
+        dir.command_with_db(dir.db(), &args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wolf worker starts"),
+    );
+    let stderr = worker.0.stderr.take().unwrap();
+    let (found, address) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stderr)) {
+            let line = line.unwrap_or_default();
+            if let Some(rest) = line.strip_prefix("metrics: http://") {
+                let _ = found.send(rest.trim_end_matches("/metrics").to_owned());
+            }
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let addr = address
+        .recv_timeout(Duration::from_secs(60))
+        .expect("the worker prints where its metrics are");
+
+    wait_for(dir, "videos in flight", |s| {
+        count(s, "running") >= 1 && count(s, "done") >= 1
+    });
+    let mid = scrape(&addr);
+    assert!(metric(&mid, "wolf_videos_in_flight") >= 1.0, "{mid}");
+    assert!(
+        metric(&mid, "wolf_items_total{state=\"claimed\"}")
+            >= metric(&mid, "wolf_items_total{state=\"done\"}") + 1.0,
+        "{mid}"
+    );
+    assert!(
+        mid.contains("# TYPE wolf_stage_duration_seconds histogram"),
+        "{mid}"
+    );
+
+    wait_for(dir, "the run, drained", |s| {
+        count(s, "done") == CLIPS as i64
+    });
+    // The commit is visible before the video's task counts it: a moment later.
+    let started = Instant::now();
+    let end = loop {
+        let end = scrape(&addr);
+        if metric(&end, "wolf_items_total{state=\"done\"}") == CLIPS as f64
+            || started.elapsed() > Duration::from_secs(10)
+        {
+            break end;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    for (series, value) in [
+        ("wolf_items_total{state=\"claimed\"}", CLIPS),
+        ("wolf_items_total{state=\"done\"}", CLIPS),
+        ("wolf_items_total{state=\"failed\"}", 0),
+        ("wolf_items_total{state=\"lost\"}", 0),
+        ("wolf_videos_in_flight", 0),
+    ] {
+        assert_eq!(metric(&end, series), value as f64, "{series} in\n{end}");
+    }
+    // Every request the server answered was counted once, under its model and stage.
+    let requests = sum(&end, "wolf_model_requests_total{");
+    assert_eq!(requests, q.server.requests() as f64, "{end}");
+    let timed = end
+        .lines()
+        .filter(|l| {
+            l.starts_with("wolf_stage_duration_seconds_count{") && !l.contains("model=\"\"")
+        })
+        .map(value_of)
+        .sum::<f64>();
+    assert_eq!(timed, requests, "{end}");
+    assert_eq!(sum(&end, "wolf_model_errors_total{"), 0.0, "{end}");
+
+    // SAFETY: a signal to our own child process.
+    unsafe { libc::kill(worker.0.id() as i32, libc::SIGTERM) };
+    let stdout = {
+        let mut out = String::new();
+        worker
+            .0
+            .stdout
+            .take()
+            .unwrap()
+            .read_to_string(&mut out)
+            .unwrap();
+        out
+    };
+    let code = worker.0.wait().unwrap().code();
+    let stderr = reader.join().unwrap();
+    assert_eq!(code, Some(0), "{stdout}\n{stderr}");
+    let summary = format!(
+        "{CLIPS} videos done (0 already done), 0 failed attempts, 0 quarantined, 0 released, 0 leases lost"
+    );
+    assert!(stdout.contains(&summary), "{stdout}");
+    drop(q.server);
+}
+
+/// `GET /metrics` at `addr`: the body.
+fn scrape(addr: &str) -> String {
+    let mut stream = TcpStream::connect(addr).expect("the metrics endpoint answers");
+    write!(
+        stream,
+        "GET /metrics HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("an HTTP response");
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(head.contains("text/plain; version=0.0.4"), "{head}");
+    body.to_owned()
+}
+
+fn value_of(line: &str) -> f64 {
+    let (_, value) = line.rsplit_once(' ').expect("a sample line");
+    value.parse().expect("a number")
+}
+
+/// The value of one series (its name and labels as written).
+fn metric(text: &str, series: &str) -> f64 {
+    let prefix = format!("{series} ");
+    text.lines()
+        .find(|l| l.starts_with(&prefix))
+        .map(value_of)
+        .unwrap_or_else(|| panic!("no {series} in\n{text}"))
+}
+
+/// The sum of the series whose lines start with `prefix`.
+fn sum(text: &str, prefix: &str) -> f64 {
+    text.lines()
+        .filter(|l| l.starts_with(prefix))
+        .map(value_of)
+        .sum()
 }

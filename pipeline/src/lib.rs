@@ -10,6 +10,7 @@
 //! - [`home`] finds the project-local folder that `make setup` fills (ONNX Runtime,
 //!   the model pack, the default database).
 //! - [`hash`] streams files through SHA-256.
+//! - [`metrics`] counts what a worker did, for Prometheus (`wolf worker --metrics-addr`).
 //! - [`progress`] holds the plain counters that libraries bump and the binary draws.
 //! - [`world`] is the synthetic world's closed vocabulary (colours, shapes, sign words,
 //!   motions and their phrases), shared by the world's generator and the truth metric.
@@ -22,6 +23,7 @@ pub mod config;
 pub mod hash;
 pub mod home;
 pub mod media;
+pub mod metrics;
 pub mod models;
 pub mod process;
 pub mod progress;

@@ -1,6 +1,7 @@
 //! `wolf worker` (queued runs' videos, on any machine that reaches the database:
 //! `wolf_pipeline::wolf::worker`) and `wolf run status` (a run's progress).
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -8,7 +9,8 @@ use std::time::Duration;
 use anyhow::Context as _;
 use clap::{Args, Subcommand, ValueEnum};
 use wolf_pipeline::config::Config;
-use wolf_pipeline::store::{QueueSettings, QueueStatus};
+use wolf_pipeline::metrics;
+use wolf_pipeline::store::QueueSettings;
 use wolf_pipeline::wolf::runner::RunProgress;
 use wolf_pipeline::wolf::worker::{Serve, WorkerOptions, default_owner, work};
 
@@ -47,6 +49,9 @@ pub(crate) struct WorkerArgs {
     /// Poll only: no LISTEN for enqueued runs (a transaction-mode PgBouncer drops it).
     #[arg(long)]
     no_listen: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (port 0 picks a free one).
+    #[arg(long, value_name = "ADDR")]
+    metrics_addr: Option<SocketAddr>,
     #[command(flatten)]
     preflight: PreflightArgs,
 }
@@ -70,6 +75,9 @@ pub(crate) struct RunStatusArgs {
     /// `table` for people, `json` for programs.
     #[arg(long, value_enum, default_value_t = StatusFormat::Table)]
     format: StatusFormat,
+    /// Redraw every SECS seconds (default 2) until the run is drained or Ctrl-C.
+    #[arg(long, value_name = "SECS", num_args = 0..=1, default_missing_value = "2")]
+    watch: Option<f64>,
 }
 
 pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Result<Outcome> {
@@ -98,6 +106,14 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
         "Stopping: no new video is claimed; in-flight ones stop at their next stage, finished ones commit and the rest go back to the queue.",
     );
     let counters = Arc::new(RunProgress::default());
+    let mut _serving = None;
+    if let Some(addr) = args.metrics_addr {
+        let (bound, serving) = metrics::serve(addr, counters.metrics.clone())
+            .await
+            .with_context(|| format!("cannot serve metrics at {addr}"))?;
+        super::progress::eprintln(format_args!("metrics: http://{bound}/metrics"));
+        _serving = Some(serving);
+    }
     let tally = {
         let _bars = super::caption::draw(&counters, context.show_progress);
         work(&store, &options, stop, counters.clone()).await
@@ -123,45 +139,27 @@ pub(crate) async fn worker(args: WorkerArgs, context: &Context) -> anyhow::Resul
 pub(crate) async fn run_command(command: RunCommand, context: &Context) -> anyhow::Result<Outcome> {
     let RunCommand::Status(args) = command;
     let store = context.store().await?;
-    let status = store
-        .queue_status(&args.run)
-        .await
-        .with_context(|| format!("the queue of run `{}`", args.run))?;
-    match args.format {
-        StatusFormat::Json => outln!("{}", serde_json::to_string_pretty(&status)?),
-        StatusFormat::Table => print_status(&status),
+    loop {
+        let status = store
+            .queue_status(&args.run)
+            .await
+            .with_context(|| format!("the queue of run `{}`", args.run))?;
+        if args.watch.is_some() && std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+            // A terminal: clear it and redraw from the top.
+            out!("\x1b[2J\x1b[H");
+        }
+        match args.format {
+            StatusFormat::Json => outln!("{}", serde_json::to_string_pretty(&status)?),
+            StatusFormat::Table => out!("{status}"),
+        }
+        let Some(every) = args.watch else { break };
+        if status.drained() {
+            break;
+        }
+        tokio::select! {
+            () = tokio::time::sleep(Duration::from_secs_f64(every.max(0.1))) => {}
+            () = wolf_pipeline::process::interrupted() => break,
+        }
     }
     Ok(Outcome::Done)
-}
-
-fn print_status(status: &QueueStatus) {
-    let c = &status.count;
-    let total = c.pending + c.running + c.done + c.quarantined;
-    outln!(
-        "run `{}`: {total} videos queued: {} done, {} running, {} pending ({} retrying), {} quarantined; {} failed stages",
-        status.run,
-        c.done,
-        c.running,
-        c.pending,
-        status.retrying,
-        c.quarantined,
-        status.failed_stages
-    );
-    for owner in &status.owners {
-        outln!(
-            "  in flight: {:<32} {:>6} videos, next lease expiry in {:.1} s",
-            owner.owner,
-            owner.items,
-            owner.expires_in_ms as f64 / 1000.0
-        );
-    }
-    for q in &status.quarantined {
-        outln!(
-            "  quarantined: {} after {} attempts: {}: {}",
-            q.video,
-            q.attempts,
-            q.error_kind.as_deref().unwrap_or("?"),
-            q.error_message.as_deref().unwrap_or("")
-        );
-    }
 }

@@ -121,6 +121,53 @@ pub struct QueueStatus {
     pub commits: i64,
 }
 
+impl QueueStatus {
+    /// Nothing pending or running: the run's queue is drained.
+    pub fn drained(&self) -> bool {
+        self.count.pending == 0 && self.count.running == 0
+    }
+}
+
+/// The table `wolf run status` prints: the counts, then a line per owner in flight and
+/// per quarantined video.
+impl std::fmt::Display for QueueStatus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let c = &self.count;
+        let total = c.pending + c.running + c.done + c.quarantined;
+        writeln!(
+            f,
+            "run `{}`: {total} videos queued: {} done, {} running, {} pending ({} retrying), {} quarantined; {} failed stages",
+            self.run,
+            c.done,
+            c.running,
+            c.pending,
+            self.retrying,
+            c.quarantined,
+            self.failed_stages
+        )?;
+        for owner in &self.owners {
+            writeln!(
+                f,
+                "  in flight: {:<32} {:>6} videos, next lease expiry in {:.1} s",
+                owner.owner,
+                owner.items,
+                owner.expires_in_ms as f64 / 1000.0
+            )?;
+        }
+        for q in &self.quarantined {
+            writeln!(
+                f,
+                "  quarantined: {} after {} attempts: {}: {}",
+                q.video,
+                q.attempts,
+                q.error_kind.as_deref().unwrap_or("?"),
+                q.error_message.as_deref().unwrap_or("")
+            )?;
+        }
+        Ok(())
+    }
+}
+
 impl Store {
     /// Puts every readable video of `dataset_id` in the queue of `run_id`; an item that
     /// is there and not running starts over (pending, no attempts). Returns the items

@@ -58,6 +58,8 @@ pub struct RunProgress {
     pub frame_captions: Arc<Progress>,
     pub llm_calls: Arc<Progress>,
     pub video_captions: Arc<Progress>,
+    /// What an operator scrapes (`wolf worker --metrics-addr`).
+    pub metrics: Arc<crate::metrics::Metrics>,
     phase: AtomicU8,
 }
 
@@ -211,9 +213,26 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Counts the time since `since` as stage `stage`'s work with no model (decoding,
+    /// the guard, shot detection).
     pub fn count_time(&self, stage: &str, since: Instant) {
+        let took = self.add_time(stage, since);
+        self.progress.metrics.stage(stage, None, took, None);
+    }
+
+    /// Counts one request of stage `stage` to model entry `model`, sent at `since`, with
+    /// its error's kind when it failed.
+    pub fn count_request(&self, stage: &str, model: &str, since: Instant, error: Option<&str>) {
+        self.calls.fetch_add(1, Ordering::Relaxed);
+        let took = self.add_time(stage, since);
+        self.progress.metrics.stage(stage, Some(model), took, error);
+    }
+
+    fn add_time(&self, stage: &str, since: Instant) -> Duration {
+        let took = since.elapsed();
         let mut times = self.times.lock().unwrap_or_else(|e| e.into_inner());
-        *times.entry(stage.to_owned()).or_default() += since.elapsed().as_micros() as u64;
+        *times.entry(stage.to_owned()).or_default() += took.as_micros() as u64;
+        took
     }
 
     fn keys(&self, video: &VideoRow) -> Keys {

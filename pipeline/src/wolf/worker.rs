@@ -25,6 +25,7 @@ use super::runner::{
     prepare,
 };
 use crate::config::{Choices, Config, ConfigError, Plan};
+use crate::metrics::{ItemState, Metrics};
 use crate::models::{ModelConfig, ModelSet, PreflightError};
 use crate::store::{
     Claim, DatasetSummary, JobCommit, QueueSettings, StageWrite, Store, StoreError,
@@ -124,6 +125,25 @@ enum Ended {
     },
     Released,
     Lost,
+}
+
+impl Ended {
+    fn count_in(&self, metrics: &Metrics) {
+        match self {
+            Self::Committed {
+                commit: JobCommit::Done,
+                ..
+            } => metrics.item(ItemState::Done),
+            Self::Committed { quarantined, .. } => {
+                metrics.item(ItemState::Failed);
+                if *quarantined {
+                    metrics.item(ItemState::Quarantined);
+                }
+            }
+            Self::Released => metrics.item(ItemState::Released),
+            Self::Lost => metrics.item(ItemState::Lost),
+        }
+    }
 }
 
 /// A run this worker can serve, or why not.
@@ -346,14 +366,17 @@ pub async fn work(
             };
             let holding = Holding::new(&held, claim.id);
             let progress = progress.clone();
+            progress.metrics.item(ItemState::Claimed);
+            let flying = progress.metrics.in_flight();
             tasks.spawn(async move {
-                let _holding = holding;
+                let _holding = (holding, flying);
                 let ended = job.run(claim).await;
                 if let Ended::Committed { commit, .. } = &ended {
                     progress
                         .videos
                         .finish_one(matches!(commit, JobCommit::Done));
                 }
+                ended.count_in(&progress.metrics);
                 ended
             });
         }

@@ -156,17 +156,18 @@ pub(crate) fn caption_of(value: &serde_json::Value) -> Option<String> {
     value["caption"].as_str().map(str::to_owned)
 }
 
-/// One model request: counted, timed under `stage` and in `progress`.
+/// One request to model entry `model`: counted, timed under `stage` and in `progress`.
 pub(crate) async fn model_request(
     shared: &Shared,
     stage: &str,
+    model: &str,
     progress: &Progress,
     request: impl std::future::Future<Output = Result<Reply, ModelError>>,
 ) -> Result<Reply, ModelError> {
     let started = Instant::now();
-    shared.calls.fetch_add(1, Ordering::Relaxed);
     let reply = request.await;
-    shared.count_time(stage, started);
+    let error = reply.as_ref().err().map(ModelError::kind);
+    shared.count_request(stage, model, started, error);
     progress.finish_one(reply.is_ok());
     reply
 }
@@ -189,7 +190,7 @@ pub(crate) async fn caption_request(
     prompt: Prompt,
     request: impl std::future::Future<Output = Result<Reply, ModelError>>,
 ) -> Result<(serde_json::Value, StoredResult), StageError> {
-    let reply = model_request(shared, stage, progress, request).await?;
+    let reply = model_request(shared, stage, model, progress, request).await?;
     let stored = stored_from(&reply, model, prompt);
     Ok((json!({ "caption": reply.text }), stored))
 }
@@ -240,6 +241,7 @@ pub(crate) async fn ask_llm(
     Ok(model_request(
         shared,
         stage,
+        model,
         &shared.progress.llm_calls,
         llm.chat(&request),
     )

@@ -1,0 +1,214 @@
+#!/usr/bin/env bash
+# Single-node Slurm cluster on loopback, everything (config, state, sockets,
+# logs, pids, munge key) kept in one directory.  Needs root and the Debian
+# packages slurmctld, slurmd, slurm-client and munge
+# (apt-get install -y --no-install-recommends slurm-wlm munge).
+#
+#   tools/slurm_cluster.sh [start] DIR   start munged, slurmctld, slurmd
+#   tools/slurm_cluster.sh stop DIR      cancel jobs, stop what start started
+#
+# After start:  export SLURM_CONF=DIR/slurm.conf  (printed on stdout).
+# Env knobs: SLURM_CLUSTER_TIMEOUT (s to wait for an idle node, default 60),
+#            SLURM_CLUSTER_CPUS (CPUs advertised, default nproc).
+set -euo pipefail
+
+usage() { echo "usage: $0 [start|stop] DIR" >&2; exit 2; }
+
+mode=start
+case "${1:-}" in
+  start|stop) mode=$1; shift ;;
+  ""|-h|--help) usage ;;
+esac
+[[ $# -eq 1 ]] || usage
+if [[ $mode == start ]]; then mkdir -p "$1"; fi
+[[ -d $1 ]] || { echo "no directory $1" >&2; exit 1; }
+DIR=$(cd "$1" && pwd -P)
+
+# Pid of a daemon we started, only if it is still that daemon (its command
+# line names the binary and mentions DIR).
+live_pid() {  # name pidfile
+  local pid cmd
+  [[ -s $2 ]] || return 1
+  pid=$(tr -dc 0-9 <"$2")
+  [[ -n $pid && -r /proc/$pid/cmdline ]] || return 1
+  cmd=$(tr '\0' ' ' </proc/"$pid"/cmdline)
+  [[ $cmd == *"$1"* && $cmd == *"$DIR"* ]] || return 1
+  echo "$pid"
+}
+
+kill_wait() {  # pid...: TERM, wait up to 10 s, then KILL
+  local p
+  [[ $# -gt 0 ]] || return 0
+  kill -TERM "$@" 2>/dev/null || true
+  for _ in $(seq 100); do
+    for p in "$@"; do [[ -d /proc/$p ]] && break; p=; done
+    [[ -z ${p:-} ]] && return 0
+    sleep 0.1
+  done
+  kill -KILL "$@" 2>/dev/null || true
+}
+
+# slurmstepd processes serving this cluster: they hold unix sockets in our
+# spool directory (slurmstepd daemonizes, so it is no child of slurmd).
+stepd_pids() {
+  ss -xlpH 2>/dev/null | grep -F " $DIR/spool/" \
+    | grep -o 'pid=[0-9]*' | cut -d= -f2 | sort -u || true
+}
+
+descendants() {  # pid...: all their descendants
+  local kids p
+  for p in "$@"; do
+    kids=$(ps -o pid= --ppid "$p" 2>/dev/null | tr -d ' ' || true)
+    # shellcheck disable=SC2086
+    [[ -n $kids ]] && { echo "$kids"; descendants $kids; }
+  done
+  return 0
+}
+
+stop() {
+  export SLURM_CONF=$DIR/slurm.conf
+  local p
+  if [[ -f $SLURM_CONF ]] && live_pid slurmctld "$DIR/slurmctld.pid" >/dev/null; then
+    # Let Slurm end the jobs itself (signals the job scripts, cleans steps).
+    scancel --quiet --user="$(id -un)" 2>/dev/null || true
+    for _ in $(seq 50); do
+      [[ -z $(squeue -h -o %i 2>/dev/null) ]] && break
+      sleep 0.2
+    done
+  fi
+  # Steps still alive (slurmctld was gone, or jobs ignored the cancel):
+  # kill their job processes, then the slurmstepd themselves.
+  local stepds procs
+  stepds=$(stepd_pids | xargs echo)
+  if [[ -n ${stepds// } ]]; then
+    # shellcheck disable=SC2086
+    procs=$(descendants $stepds | xargs echo)
+    # shellcheck disable=SC2086
+    kill_wait $procs $stepds
+    echo "stopped slurmstepd ($stepds) and job processes ($procs)"
+  fi
+  # The daemons take 1-2 s each to exit: stop them together.
+  local pids=() names=()
+  for d in slurmd slurmctld munged; do
+    p=$(live_pid "$d" "$DIR/$d.pid") && pids+=("$p") && names+=("$d=$p")
+  done
+  if [[ ${#pids[@]} -gt 0 ]]; then
+    kill_wait "${pids[@]}"
+    echo "stopped ${names[*]}"
+  fi
+  return 0
+}
+
+if [[ $mode == stop ]]; then stop; exit 0; fi
+
+for b in munged slurmctld slurmd sinfo; do
+  command -v "$b" >/dev/null || { echo "$b not found (apt-get install slurm-wlm munge)" >&2; exit 1; }
+done
+if live_pid slurmctld "$DIR/slurmctld.pid" >/dev/null; then
+  echo "a cluster is already running in $DIR (stop it first)" >&2; exit 1
+fi
+
+# munge insists that its directories are not writable by group/others.
+chmod 0755 "$DIR"
+mkdir -p "$DIR/state" "$DIR/spool" "$DIR/log"
+
+# --- munge ---------------------------------------------------------------
+if [[ ! -s $DIR/munge.key ]]; then
+  (umask 077; head -c 1024 /dev/urandom >"$DIR/munge.key")
+fi
+chmod 0400 "$DIR/munge.key"
+rm -f "$DIR/munge.socket" "$DIR/munge.socket.lock"
+munged --force \
+  --key-file="$DIR/munge.key" --socket="$DIR/munge.socket" \
+  --pid-file="$DIR/munged.pid" --log-file="$DIR/log/munged.log" \
+  --seed-file="$DIR/munged.seed"
+for _ in $(seq 50); do [[ -S $DIR/munge.socket ]] && break; sleep 0.1; done
+
+# --- slurm.conf ----------------------------------------------------------
+free_port() {  # a TCP port nobody listens on, not one in $*
+  local p
+  while :; do
+    p=$(( 20000 + RANDOM % 30000 ))
+    [[ " $* " == *" $p "* ]] && continue
+    ss -Htan "( sport = :$p )" | grep -q . || { echo "$p"; return; }
+  done
+}
+host=$(hostname -s)
+cpus=${SLURM_CLUSTER_CPUS:-$(nproc)}
+mem_mb=$(( $(awk '/^MemTotal:/ {print $2}' /proc/meminfo) * 9 / 10 / 1024 ))
+ctld_port=$(free_port)
+slurmd_port=$(free_port "$ctld_port")
+
+cat >"$DIR/slurm.conf" <<EOF
+# generated by tools/slurm_cluster.sh
+ClusterName=wolf
+SlurmctldHost=$host(127.0.0.1)
+SlurmctldPort=$ctld_port
+SlurmdPort=$slurmd_port
+SlurmUser=root
+SlurmdUser=root
+AuthType=auth/munge
+CredType=cred/munge
+AuthInfo=socket=$DIR/munge.socket
+StateSaveLocation=$DIR/state
+SlurmdSpoolDir=$DIR/spool
+SlurmctldPidFile=$DIR/slurmctld.pid
+SlurmdPidFile=$DIR/slurmd.pid
+SlurmctldLogFile=$DIR/log/slurmctld.log
+SlurmdLogFile=$DIR/log/slurmd.log
+SlurmctldDebug=info
+SlurmdDebug=info
+PlugStackConfig=$DIR/plugstack.conf
+ProctrackType=proctrack/linuxproc
+TaskPlugin=task/none
+JobAcctGatherType=jobacct_gather/none
+AccountingStorageType=accounting_storage/none
+JobCompType=jobcomp/none
+SchedulerType=sched/backfill
+SchedulerParameters=batch_sched_delay=0
+SelectType=select/cons_tres
+SelectTypeParameters=CR_Core
+MpiDefault=none
+SwitchType=switch/none
+ReturnToService=2
+# trust the CPUs= below even where it exceeds the hardware (else: INVAL)
+SlurmdParameters=config_overrides
+MailProg=/bin/true
+SlurmctldTimeout=30
+SlurmdTimeout=30
+InactiveLimit=0
+KillWait=5
+MinJobAge=300
+NodeName=$host NodeAddr=127.0.0.1 NodeHostname=$host CPUs=$cpus RealMemory=$mem_mb State=UNKNOWN
+PartitionName=debug Nodes=$host Default=YES MaxTime=INFINITE State=UP OverSubscribe=NO
+EOF
+: >"$DIR/plugstack.conf"   # keep /etc/slurm/plugstack.conf (spank plugins) out
+
+export SLURM_CONF=$DIR/slurm.conf
+t0=$(date +%s.%N)
+slurmctld -f "$SLURM_CONF" -i
+slurmd -f "$SLURM_CONF" -N "$host"
+
+timeout=${SLURM_CLUSTER_TIMEOUT:-60}
+state=
+for _ in $(seq $(( timeout * 5 ))); do
+  state=$(sinfo -h -n "$host" -o %T 2>/dev/null || true)
+  [[ $state == idle ]] && break
+  [[ $state == inval* || $state == drain* ]] && break   # will not recover
+  sleep 0.2
+done
+if [[ $state != idle ]]; then
+  echo "node $host not idle (state '${state}', waited up to ${timeout}s)" >&2
+  sinfo -h -N -o '%N %T %E' >&2 2>/dev/null || true
+  for f in "$DIR"/log/*.log; do echo "==> $f" >&2; tail -n 30 "$f" >&2; done
+  stop >&2
+  exit 1
+fi
+t1=$(date +%s.%N)
+
+echo "export SLURM_CONF=$SLURM_CONF"
+echo "# idle after $(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.1f", b-a}')s;" \
+     "munged=$(live_pid munged "$DIR/munged.pid" || echo '?')" \
+     "slurmctld=$(live_pid slurmctld "$DIR/slurmctld.pid" || echo '?')" \
+     "slurmd=$(live_pid slurmd "$DIR/slurmd.pid" || echo '?')" \
+     "ports=$ctld_port,$slurmd_port"
