@@ -201,6 +201,61 @@ fn good_videos_are_measured() {
     assert_eq!(db["o"]["width"], 161);
 }
 
+/// A Data-Juicer-shaped JSONL (`videos`, `text`, fields of its own) added with a column
+/// mapping: the mapped columns fill the roles and every other field is kept as the
+/// video's metadata; a mapped column the manifest lacks is refused, naming it, with
+/// nothing stored.
+#[test]
+fn a_mapped_manifest_keeps_its_other_fields_as_metadata() {
+    let dir = Dir::new();
+    bad_inputs(&dir);
+    std::fs::write(
+        dir.join("dj.jsonl"),
+        concat!(
+            "{\"videos\": \"v/good.mp4\", \"id\": 12, \"text\": \"A test pattern.\", \"stats\": {\"aesthetic\": 5.5}}\n",
+            "{\"videos\": \"v/single_frame.mp4\", \"id\": 13, \"text\": \"One frame.\", \"stats\": {\"aesthetic\": 4.0}}\n",
+        ),
+    )
+    .unwrap();
+    let refused = dir.wolf(&[
+        "dataset",
+        "add",
+        "good",
+        "dj.jsonl",
+        "--path-column",
+        "videos",
+        "--caption-column",
+        "caption_en",
+    ]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("`caption_en`"),
+        "{}",
+        refused.stderr()
+    );
+    dir.wolf(&[
+        "dataset",
+        "add",
+        "good",
+        "dj.jsonl",
+        "--path-column",
+        "videos",
+        "--key-column",
+        "id",
+        "--caption-column",
+        "text",
+    ])
+    .expect_code(0);
+    let db = videos_by_key(&dir);
+    assert_eq!(db.keys().collect::<Vec<_>>(), ["12", "13"]);
+    assert_eq!(db["12"]["reference"], "A test pattern.");
+    assert_eq!(
+        db["12"]["metadata"],
+        serde_json::json!({"stats": {"aesthetic": 5.5}})
+    );
+    assert_eq!(db["13"]["frame_count"], 1);
+}
+
 /// A FIFO named like a video: opening it would wait for a writer forever, so it is
 /// refused by its metadata, found in a folder or named by a manifest, and by
 /// `wolf frames`.

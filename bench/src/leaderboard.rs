@@ -143,6 +143,7 @@ async fn board(db: &Path) -> anyhow::Result<Vec<i64>> {
                 key,
                 reference: Some(sentence(&mut rng, words)),
                 tags,
+                metadata: None,
                 outcome: Ok(VideoMeta {
                     sha256: format!(
                         "{:016x}{:016x}{:016x}{:016x}",

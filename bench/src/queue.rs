@@ -259,6 +259,7 @@ async fn ceiling() -> anyhow::Result<Row> {
             path: format!("/bench/v{i:06}.mp4"),
             reference: None,
             tags: Vec::new(),
+            metadata: None,
             outcome: Ok(VideoMeta {
                 sha256: format!("{i:064x}"),
                 size_bytes: 1,

@@ -122,12 +122,18 @@ pub enum SourceError {
         #[source]
         source: csv::Error,
     },
+    /// A column named by a mapping (`--caption-column text`) that the manifest lacks.
+    #[error("manifest `{path}` has no column `{column}` ({option}); its columns: {present}")]
+    MissingColumn {
+        path: PathBuf,
+        column: String,
+        option: &'static str,
+        present: String,
+    },
     #[error(
-        "manifest `{path}` has an unknown column `{column}`; the columns are path, key, caption and tags (separated by `|`)"
+        "manifest `{path}` has no path column (`path`, `video` or `url`; `--path-column` names another); its columns: {present}"
     )]
-    UnknownColumn { path: PathBuf, column: String },
-    #[error("manifest `{path}` has no `path` column")]
-    NoPathColumn { path: PathBuf },
+    NoPathColumn { path: PathBuf, present: String },
     /// The folder's timed references (`dense.json`) that cannot be used.
     #[error(transparent)]
     Dense(#[from] wolf_scorer::dense::DenseError),
@@ -143,7 +149,7 @@ impl SourceError {
             Self::KindMismatch { .. } => "source_kind_mismatch",
             Self::NoShards { .. } => "source_no_shards",
             Self::Annotations { .. } | Self::Dense(_) => "annotations_invalid",
-            Self::Csv { .. } | Self::UnknownColumn { .. } | Self::NoPathColumn { .. } => {
+            Self::Csv { .. } | Self::MissingColumn { .. } | Self::NoPathColumn { .. } => {
                 "manifest_invalid"
             }
         }

@@ -133,6 +133,7 @@ fn measure(entry: Entry, previous: Option<&VideoRow>) -> (VideoRecord, bool) {
         path: path_text,
         reference: entry.reference,
         tags: entry.tags,
+        metadata: entry.metadata,
         outcome,
     };
     (record, unchanged)

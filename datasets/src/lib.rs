@@ -5,7 +5,9 @@
 //!   file under a folder is keyed: the one list that [`sources`] and [`recaption`]
 //!   share, and the error of a source that cannot be opened.
 //! - [`sources`] reads what `wolf dataset add` is pointed at (a folder of videos, a
-//!   JSONL or CSV manifest, Wolf's annotation JSON joined with a folder) into entries.
+//!   JSONL or CSV manifest with its column mapping, Wolf's annotation JSON joined with
+//!   a folder) into entries.
+//! - [`overview`] is what `wolf dataset show` prints of a stored dataset.
 //! - [`intake`] hashes and probes the entries' files and stores them, each failure
 //!   with its reason.
 //! - [`import`] validates captions made elsewhere (`wolf import`, a leaderboard
@@ -24,6 +26,7 @@
 pub mod files;
 pub mod import;
 pub mod intake;
+pub mod overview;
 pub mod recaption;
 pub mod sources;
 pub mod synth;

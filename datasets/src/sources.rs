@@ -8,7 +8,6 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
 use wolf_pipeline::store::IntakeProblem;
 
 use crate::files;
@@ -43,6 +42,8 @@ pub struct Entry {
     pub path: PathBuf,
     pub reference: Option<String>,
     pub tags: Vec<String>,
+    /// A manifest row's other columns (a JSON object), if it had any.
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// A source read into entries and problems.
@@ -60,7 +61,11 @@ pub struct Source {
 /// The timed references (`dense.json`) of the folder, or of a file's folder, are
 /// checked here, so that a dataset whose dense scores cannot be computed is
 /// refused when it is added, with the line at fault.
-pub fn read_source(source: &Path, annotations: Option<&Path>) -> Result<Source, SourceError> {
+pub fn read_source(
+    source: &Path,
+    annotations: Option<&Path>,
+    columns: &Columns,
+) -> Result<Source, SourceError> {
     let meta = files::metadata(source)?;
     let folder = if meta.is_dir() {
         Some(source)
@@ -79,8 +84,8 @@ pub fn read_source(source: &Path, annotations: Option<&Path>) -> Result<Source, 
     }
     let extension = files::lower_extension(source);
     match extension.as_deref() {
-        Some("jsonl" | "ndjson") => read_jsonl(source),
-        Some("csv") => read_csv(source),
+        Some("jsonl" | "ndjson") => read_jsonl(source, columns),
+        Some("csv") => read_csv(source, columns),
         Some("json") => {
             let folder = source.parent().unwrap_or(Path::new("."));
             read_wolf_json(source, folder)
@@ -185,6 +190,7 @@ fn read_folder(root: &Path) -> Result<Source, SourceError> {
             path,
             reference: None,
             tags: Vec::new(),
+            metadata: None,
         })
         .collect();
     Ok(Source {
@@ -195,7 +201,7 @@ fn read_folder(root: &Path) -> Result<Source, SourceError> {
 }
 
 /// A value of Wolf's annotation files: a caption, or `{"output": caption, "tags": [...]}`.
-#[derive(Deserialize)]
+#[derive(serde::Deserialize)]
 #[serde(untagged)]
 enum Annotation {
     Caption(String),
@@ -241,6 +247,7 @@ fn read_wolf_json(file: &Path, folder: &Path) -> Result<Source, SourceError> {
             key,
             reference,
             tags,
+            metadata: None,
         });
     }
     let annotated: std::collections::HashSet<&str> =
@@ -283,37 +290,147 @@ fn non_empty_caption(
     Some(caption)
 }
 
-/// One manifest row, from JSONL or CSV.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ManifestRow {
-    path: Option<String>,
-    key: Option<String>,
-    caption: Option<String>,
-    #[serde(default)]
-    tags: Vec<String>,
+/// Which manifest columns (JSONL fields, CSV columns) hold a video's path, key,
+/// reference caption and tags (`wolf dataset add --path-column …`). A name given here
+/// must be in the manifest, or the manifest is refused naming it. Unset, the defaults:
+/// the path is `path`, else `video`, else `url` (a local path or a `file://` URL), then
+/// `key` (default: the path as written), `caption` and `tags` (a list, or `a|b`). Every
+/// other column is kept as the video's metadata.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Columns {
+    pub path: Option<String>,
+    pub key: Option<String>,
+    pub caption: Option<String>,
+    pub tags: Option<String>,
 }
+
+/// The path column's default names, in order of preference.
+const PATH_COLUMNS: [&str; 3] = ["path", "video", "url"];
+
+/// The column of each role in one manifest.
+struct Resolved {
+    /// None: each row's first of [`PATH_COLUMNS`] (a manifest may mix them).
+    path: Option<String>,
+    key: String,
+    caption: String,
+    tags: String,
+}
+
+impl Resolved {
+    /// Row `row`'s path column.
+    fn path_of<'a>(&'a self, row: &Row) -> &'a str {
+        match &self.path {
+            Some(path) => path,
+            None => PATH_COLUMNS
+                .iter()
+                .find(|c| row.contains_key(**c))
+                .unwrap_or(&PATH_COLUMNS[0]),
+        }
+    }
+
+    /// Whether some column of `present` can hold the path.
+    fn has_path(&self, present: &[String]) -> bool {
+        present.iter().any(|c| match &self.path {
+            Some(path) => c == path,
+            None => PATH_COLUMNS.contains(&c.as_str()),
+        })
+    }
+}
+
+impl Columns {
+    /// Each role's column among the manifest's `present` columns; a name given that is
+    /// not there is an error.
+    fn resolve(&self, present: &[String], manifest: &Path) -> Result<Resolved, SourceError> {
+        let has = |name: &str| present.iter().any(|c| c == name);
+        for (option, given) in [
+            ("--path-column", &self.path),
+            ("--key-column", &self.key),
+            ("--caption-column", &self.caption),
+            ("--tags-column", &self.tags),
+        ] {
+            if let Some(name) = given.as_deref().filter(|n| !has(n)) {
+                return Err(SourceError::MissingColumn {
+                    path: manifest.to_owned(),
+                    column: name.to_owned(),
+                    option,
+                    present: present.join(", "),
+                });
+            }
+        }
+        Ok(Resolved {
+            path: self.path.clone(),
+            key: self.key.clone().unwrap_or_else(|| "key".into()),
+            caption: self.caption.clone().unwrap_or_else(|| "caption".into()),
+            tags: self.tags.clone().unwrap_or_else(|| "tags".into()),
+        })
+    }
+}
+
+/// Problems for columns that look like a misspelt role (`captoin`): kept as metadata, as
+/// every column no role names, but said, since the user most likely meant the role.
+fn misspelt_columns(present: &[String], columns: &Resolved, manifest: &Path) -> Vec<IntakeProblem> {
+    let roles = [
+        ("path", columns.path.as_deref(), "--path-column"),
+        ("key", Some(columns.key.as_str()), "--key-column"),
+        (
+            "caption",
+            Some(columns.caption.as_str()),
+            "--caption-column",
+        ),
+        ("tags", Some(columns.tags.as_str()), "--tags-column"),
+    ];
+    let is_role = |c: &str| {
+        roles.iter().any(|(_, column, _)| *column == Some(c))
+            || (columns.path.is_none() && PATH_COLUMNS.contains(&c))
+    };
+    let mut problems = Vec::new();
+    for column in present.iter().filter(|c| !is_role(c)) {
+        for (role, _, option) in roles {
+            // One edit (two for `caption`): `stats` is not `tags`.
+            let edits = if role.len() >= 6 { 2 } else { 1 };
+            if strsim::damerau_levenshtein(&column.to_lowercase(), role) <= edits {
+                problems.push(IntakeProblem {
+                    location: manifest.display().to_string(),
+                    kind: "misspelt_column".into(),
+                    message: format!(
+                        "column `{column}` is kept as metadata; if it holds the {role}, add with \
+                         `{option} {column}`"
+                    ),
+                });
+            }
+        }
+    }
+    problems
+}
+
+/// One manifest row's values by column (JSON values; a CSV's cells are strings).
+type Row = serde_json::Map<String, serde_json::Value>;
 
 /// Collects manifest rows into entries, with problems for missing paths and
 /// duplicate keys. Relative paths are resolved against the manifest's folder.
 struct ManifestReader<'a> {
     manifest: &'a Path,
     base: PathBuf,
+    columns: Resolved,
     seen: HashMap<String, String>,
     entries: Vec<Entry>,
     problems: Vec<IntakeProblem>,
 }
 
 impl<'a> ManifestReader<'a> {
-    fn new(manifest: &'a Path) -> Self {
+    /// A reader of `manifest`, whose columns are `present`, mapped by `columns`.
+    fn new(manifest: &'a Path, columns: &Columns, present: &[String]) -> Result<Self, SourceError> {
         let base = manifest.parent().map(Path::to_owned).unwrap_or_default();
-        Self {
+        let columns = columns.resolve(present, manifest)?;
+        let problems = misspelt_columns(present, &columns, manifest);
+        Ok(Self {
             manifest,
             base,
+            columns,
             seen: HashMap::new(),
             entries: Vec::new(),
-            problems: Vec::new(),
-        }
+            problems,
+        })
     }
 
     fn location(&self, line: usize) -> String {
@@ -329,36 +446,88 @@ impl<'a> ManifestReader<'a> {
         });
     }
 
-    fn add(&mut self, line: usize, row: ManifestRow) {
-        let Some(path) = row.path.filter(|p| !p.trim().is_empty()) else {
-            self.problem(line, "missing_path", "the row has no `path`".into());
+    /// Column `name`'s value as text: a string, or a number; None when absent, null or
+    /// empty; an `invalid_value` problem for anything else.
+    fn text(&mut self, line: usize, row: &Row, name: &str) -> Result<Option<String>, ()> {
+        match row.get(name) {
+            None | Some(serde_json::Value::Null) => Ok(None),
+            Some(serde_json::Value::String(s)) => Ok(Some(s.clone()).filter(|s| !s.is_empty())),
+            Some(serde_json::Value::Number(n)) => Ok(Some(n.to_string())),
+            Some(other) => {
+                let message = format!("column `{name}` holds {other}, not text");
+                self.problem(line, "invalid_value", message);
+                Err(())
+            }
+        }
+    }
+
+    fn add(&mut self, line: usize, mut row: Row) {
+        let columns = [
+            self.columns.path_of(&row).to_owned(),
+            self.columns.key.clone(),
+            self.columns.caption.clone(),
+        ];
+        let [Ok(path), Ok(key), Ok(caption)] = columns.each_ref().map(|c| self.text(line, &row, c))
+        else {
             return;
         };
-        let key = row
-            .key
-            .filter(|k| !k.trim().is_empty())
-            .unwrap_or_else(|| path.clone());
+        let Some(path) = path.filter(|p| !p.trim().is_empty()) else {
+            let message = format!("the row has no `{}`", columns[0]);
+            self.problem(line, "missing_path", message);
+            return;
+        };
+        let local = match path.split_once("://") {
+            None => path.clone(),
+            Some(("file", rest)) => rest.to_owned(),
+            Some(_) => {
+                let message = format!(
+                    "`{path}` is not a local file: wolf reads local videos only (download them first)"
+                );
+                self.problem(line, "remote_path", message);
+                return;
+            }
+        };
+        let key = key.filter(|k| !k.trim().is_empty()).unwrap_or(path);
         if let Some(first) = self.seen.get(&key) {
             let message = format!("key `{key}` was already given at {first}; this row is left out");
             self.problem(line, "duplicate_key", message);
             return;
         }
+        let tags = match row.remove(&self.columns.tags) {
+            None | Some(serde_json::Value::Null) => Vec::new(),
+            Some(serde_json::Value::String(joined)) => {
+                joined.split('|').map(str::to_owned).collect()
+            }
+            Some(serde_json::Value::Array(list)) if list.iter().all(|t| t.is_string()) => list
+                .into_iter()
+                .filter_map(|t| t.as_str().map(str::to_owned))
+                .collect(),
+            Some(other) => {
+                let message = format!(
+                    "column `{}` holds {other}, not a list of tags",
+                    self.columns.tags
+                );
+                self.problem(line, "invalid_value", message);
+                return;
+            }
+        };
         self.seen.insert(key.clone(), self.location(line));
         let location = self.location(line);
-        let reference = row
-            .caption
-            .and_then(|c| non_empty_caption(c, &location, &mut self.problems));
-        let tags = row
-            .tags
+        let reference = caption.and_then(|c| non_empty_caption(c, &location, &mut self.problems));
+        let tags = tags
             .into_iter()
             .map(|t| t.trim().to_owned())
             .filter(|t| !t.is_empty())
             .collect();
+        for column in columns {
+            row.remove(&column);
+        }
         self.entries.push(Entry {
             key,
-            path: self.base.join(path),
+            path: self.base.join(local),
             reference,
             tags,
+            metadata: (!row.is_empty()).then_some(serde_json::Value::Object(row)),
         });
     }
 
@@ -371,30 +540,44 @@ impl<'a> ManifestReader<'a> {
     }
 }
 
-fn read_jsonl(manifest: &Path) -> Result<Source, SourceError> {
+fn read_jsonl(manifest: &Path, columns: &Columns) -> Result<Source, SourceError> {
     let text = std::fs::read(manifest).map_err(|source| SourceError::Io {
         path: manifest.to_owned(),
         source,
     })?;
-    let mut reader = ManifestReader::new(manifest);
+    // Every row first: the columns present are those of any row.
+    let mut rows = Vec::new();
+    let mut present: Vec<String> = Vec::new();
     for (i, line) in text.split(|&b| b == b'\n').enumerate() {
-        let line_no = i + 1;
-        let Ok(line) = std::str::from_utf8(line) else {
-            reader.problem(line_no, "invalid_line", "the line is not UTF-8".into());
-            continue;
+        let row = match std::str::from_utf8(line) {
+            Err(_) => Err("the line is not UTF-8".to_owned()),
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => match serde_json::from_str::<serde_json::Value>(line) {
+                Ok(serde_json::Value::Object(row)) => Ok(row),
+                Ok(other) => Err(format!("not a manifest row (a JSON object): {other}")),
+                Err(e) => Err(format!("not a manifest row: {e}")),
+            },
         };
-        if line.trim().is_empty() {
-            continue;
+        if let Ok(row) = &row {
+            for column in row.keys() {
+                if !present.contains(column) {
+                    present.push(column.clone());
+                }
+            }
         }
-        match serde_json::from_str::<ManifestRow>(line) {
-            Ok(row) => reader.add(line_no, row),
-            Err(e) => reader.problem(line_no, "invalid_line", format!("not a manifest row: {e}")),
+        rows.push((i + 1, row));
+    }
+    let mut reader = ManifestReader::new(manifest, columns, &present)?;
+    for (line, row) in rows {
+        match row {
+            Ok(row) => reader.add(line, row),
+            Err(message) => reader.problem(line, "invalid_line", message),
         }
     }
     Ok(reader.finish(SourceKind::Jsonl))
 }
 
-fn read_csv(manifest: &Path) -> Result<Source, SourceError> {
+fn read_csv(manifest: &Path, columns: &Columns) -> Result<Source, SourceError> {
     let invalid = |source| SourceError::Csv {
         path: manifest.to_owned(),
         source,
@@ -403,27 +586,19 @@ fn read_csv(manifest: &Path) -> Result<Source, SourceError> {
         .flexible(false)
         .from_path(manifest)
         .map_err(invalid)?;
-    let headers = csv.headers().map_err(invalid)?.clone();
-    const COLUMNS: &[&str] = &["path", "key", "caption", "tags"];
-    if let Some(unknown) = headers.iter().find(|h| !COLUMNS.contains(&h.trim())) {
-        return Err(SourceError::UnknownColumn {
-            path: manifest.to_owned(),
-            column: unknown.to_owned(),
-        });
-    }
-    if !headers.iter().any(|h| h.trim() == "path") {
+    let headers: Vec<String> = csv
+        .headers()
+        .map_err(invalid)?
+        .iter()
+        .map(|h| h.trim().to_owned())
+        .collect();
+    let mut reader = ManifestReader::new(manifest, columns, &headers)?;
+    if !reader.columns.has_path(&headers) {
         return Err(SourceError::NoPathColumn {
             path: manifest.to_owned(),
+            present: headers.join(", "),
         });
     }
-    let column = |name: &str| headers.iter().position(|h| h.trim() == name);
-    let (path_col, key_col, caption_col, tags_col) = (
-        column("path"),
-        column("key"),
-        column("caption"),
-        column("tags"),
-    );
-    let mut reader = ManifestReader::new(manifest);
     for record in csv.records() {
         let record = match record {
             Ok(r) => r,
@@ -434,19 +609,12 @@ fn read_csv(manifest: &Path) -> Result<Source, SourceError> {
             }
         };
         let line = record.position().map_or(0, |p| p.line() as usize);
-        let cell = |col: Option<usize>| {
-            col.and_then(|c| record.get(c))
-                .map(str::to_owned)
-                .filter(|v| !v.is_empty())
-        };
-        let row = ManifestRow {
-            path: cell(path_col),
-            key: cell(key_col),
-            caption: cell(caption_col),
-            tags: cell(tags_col)
-                .map(|t| t.split('|').map(str::to_owned).collect())
-                .unwrap_or_default(),
-        };
+        let row: Row = headers
+            .iter()
+            .zip(record.iter())
+            .filter(|(_, cell)| !cell.is_empty())
+            .map(|(h, cell)| (h.clone(), serde_json::Value::String(cell.to_owned())))
+            .collect();
         reader.add(line, row);
     }
     Ok(reader.finish(SourceKind::Csv))
@@ -471,7 +639,7 @@ mod tests {
         write(dir.path(), "b/clip.MP4", "x");
         write(dir.path(), "a.mkv", "x");
         write(dir.path(), "notes.txt", "x");
-        let source = read_source(dir.path(), None).unwrap();
+        let source = read_source(dir.path(), None, &Columns::default()).unwrap();
         let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["a.mkv", "b/clip.MP4"]);
         assert_eq!(source.kind, SourceKind::Folder);
@@ -480,7 +648,7 @@ mod tests {
     #[test]
     fn a_folder_without_videos_says_what_it_holds() {
         let message = |dir: &Path| {
-            let source = read_source(dir, None).unwrap();
+            let source = read_source(dir, None, &Columns::default()).unwrap();
             assert!(source.entries.is_empty());
             assert_eq!(source.problems.len(), 1, "{:?}", source.problems);
             assert_eq!(source.problems[0].kind, NO_VIDEOS);
@@ -531,13 +699,19 @@ mod tests {
                 "{\"path\": \"d.mp4\", \"caption\": \"  \"}\n",
             ),
         );
-        let source = read_source(&manifest, None).unwrap();
+        let source = read_source(&manifest, None, &Columns::default()).unwrap();
         let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
-        assert_eq!(keys, ["a.mp4", "d.mp4"]);
+        assert_eq!(keys, ["a.mp4", "c.mp4", "d.mp4"]);
         assert_eq!(source.entries[0].path, dir.path().join("a.mp4"));
         assert_eq!(source.entries[0].reference.as_deref(), Some("A cat."));
         assert_eq!(source.entries[0].tags, ["pets"]);
-        assert_eq!(source.entries[1].reference, None);
+        assert_eq!(source.entries[0].metadata, None);
+        // A column no role names is kept; one that looks like a misspelt role is said.
+        assert_eq!(
+            source.entries[1].metadata,
+            Some(serde_json::json!({"captoin": "typo"}))
+        );
+        assert_eq!(source.entries[2].reference, None);
         let problems: Vec<_> = source
             .problems
             .iter()
@@ -548,34 +722,106 @@ mod tests {
                 )
             })
             .collect();
+        let whole = manifest.display().to_string();
         assert_eq!(
             problems,
             [
+                (whole, "misspelt_column"),
                 ("2".to_owned(), "missing_path"),
                 ("4".to_owned(), "duplicate_key"),
-                ("5".to_owned(), "invalid_line"),
                 ("6".to_owned(), "invalid_line"),
                 ("7".to_owned(), "empty_caption"),
             ]
         );
-        assert!(source.problems[2].message.contains("captoin"));
+        assert!(
+            source.problems[0]
+                .message
+                .contains("--caption-column captoin"),
+            "{:?}",
+            source.problems[0]
+        );
+    }
+
+    /// video2dataset's and Hugging Face's rows: `video` or `url` as the path, a `file://`
+    /// URL, an integer key, other fields kept; a mapping names other columns, and a name
+    /// it gives that the manifest lacks refuses the manifest, naming it.
+    #[test]
+    fn manifests_of_other_tools_map_their_columns_and_keep_the_rest() {
+        let dir = tempfile::tempdir().unwrap();
+        let clip = dir.path().join("v/b.mp4");
+        let manifest = write(
+            dir.path(),
+            "hf.jsonl",
+            &format!(
+                concat!(
+                    "{{\"video\": \"v/a.mp4\", \"key\": 7, \"caption\": \"A cat.\", \"width\": 640, \"status\": \"success\"}}\n",
+                    "{{\"url\": \"file://{}\", \"caption\": \"A dog.\"}}\n",
+                    "{{\"url\": \"https://example.invalid/c.mp4\"}}\n",
+                ),
+                clip.display()
+            ),
+        );
+        let source = read_source(&manifest, None, &Columns::default()).unwrap();
+        let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
+        let url = format!("file://{}", clip.display());
+        assert_eq!(keys, ["7", url.as_str()]);
+        assert_eq!(source.entries[0].path, dir.path().join("v/a.mp4"));
+        assert_eq!(source.entries[1].path, clip);
+        assert_eq!(
+            source.entries[0].metadata,
+            Some(serde_json::json!({"width": 640, "status": "success"}))
+        );
+        assert_eq!(source.problems.len(), 1, "{:?}", source.problems);
+        assert_eq!(source.problems[0].kind, "remote_path");
+
+        // Cosmos-Curate's and Data-Juicer's names, mapped.
+        let mapped = write(
+            dir.path(),
+            "dj.jsonl",
+            "{\"videos\": \"v/a.mp4\", \"text\": \"A cat.\", \"labels\": [\"pets\"]}\n",
+        );
+        let columns = Columns {
+            path: Some("videos".into()),
+            caption: Some("text".into()),
+            tags: Some("labels".into()),
+            ..Columns::default()
+        };
+        let source = read_source(&mapped, None, &columns).unwrap();
+        assert_eq!(source.entries[0].reference.as_deref(), Some("A cat."));
+        assert_eq!(source.entries[0].tags, ["pets"]);
+        assert_eq!(source.entries[0].metadata, None);
+        assert!(source.problems.is_empty(), "{:?}", source.problems);
+        let wrong = Columns {
+            caption: Some("caption_text".into()),
+            ..columns
+        };
+        let err = read_source(&mapped, None, &wrong).unwrap_err();
+        let said = err.to_string();
+        assert!(
+            said.contains("`caption_text`") && said.contains("--caption-column"),
+            "{said}"
+        );
     }
 
     #[test]
-    fn csv_manifests_read_tags_and_refuse_unknown_columns() {
+    fn csv_manifests_read_tags_keep_other_columns_and_need_a_path_column() {
         let dir = tempfile::tempdir().unwrap();
         let manifest = write(
             dir.path(),
             "m.csv",
-            "path,caption,tags\na.mp4,\"A dog, running.\",pets|outdoor\n,missing,\n",
+            "video,caption,tags,source\na.mp4,\"A dog, running.\",pets|outdoor,web\n,missing,,\n",
         );
-        let source = read_source(&manifest, None).unwrap();
+        let source = read_source(&manifest, None, &Columns::default()).unwrap();
         assert_eq!(source.entries.len(), 1);
         assert_eq!(
             source.entries[0].reference.as_deref(),
             Some("A dog, running.")
         );
         assert_eq!(source.entries[0].tags, ["pets", "outdoor"]);
+        assert_eq!(
+            source.entries[0].metadata,
+            Some(serde_json::json!({"source": "web"}))
+        );
         assert_eq!(source.problems[0].kind, "missing_path");
         assert!(
             source.problems[0].location.ends_with(":3"),
@@ -583,9 +829,16 @@ mod tests {
             source.problems[0]
         );
 
-        let bad = write(dir.path(), "bad.csv", "path,captoin\na.mp4,x\n");
-        let err = read_source(&bad, None).unwrap_err();
-        assert!(err.to_string().contains("captoin"), "{err}");
+        let bad = write(dir.path(), "bad.csv", "file,caption\na.mp4,x\n");
+        let err = read_source(&bad, None, &Columns::default()).unwrap_err();
+        assert!(err.to_string().contains("no path column"), "{err}");
+        assert!(err.to_string().contains("file, caption"), "{err}");
+        let columns = Columns {
+            path: Some("file".into()),
+            ..Columns::default()
+        };
+        let source = read_source(&bad, None, &columns).unwrap();
+        assert_eq!(source.entries[0].path, dir.path().join("a.mp4"));
     }
 
     #[test]
@@ -599,7 +852,7 @@ mod tests {
             "plain.json",
             r#"{"a.mp4": "A car turns left.", "missing.mp4": "Gone."}"#,
         );
-        let source = read_source(&dir.path().join("v"), Some(&plain)).unwrap();
+        let source = read_source(&dir.path().join("v"), Some(&plain), &Columns::default()).unwrap();
         assert_eq!(source.kind, SourceKind::WolfJson);
         assert_eq!(source.entries.len(), 2);
         assert_eq!(source.entries[1].path, dir.path().join("v/missing.mp4"));
@@ -615,7 +868,8 @@ mod tests {
             "detailed.json",
             r#"{"a.mp4": {"output": "A beach.", "tags": ["Travel & Events"]}, "b.mp4": 7}"#,
         );
-        let source = read_source(&dir.path().join("v"), Some(&detailed)).unwrap();
+        let source =
+            read_source(&dir.path().join("v"), Some(&detailed), &Columns::default()).unwrap();
         assert_eq!(source.entries.len(), 1);
         assert_eq!(source.entries[0].tags, ["Travel & Events"]);
         assert!(
@@ -627,7 +881,7 @@ mod tests {
 
         let broken = write(dir.path(), "broken.json", "[1, 2]");
         assert_eq!(
-            read_source(&dir.path().join("v"), Some(&broken))
+            read_source(&dir.path().join("v"), Some(&broken), &Columns::default())
                 .unwrap_err()
                 .kind(),
             "annotations_invalid"
@@ -636,7 +890,8 @@ mod tests {
 
     #[test]
     fn a_missing_source_is_an_error() {
-        let err = read_source(Path::new("/definitely/not/here"), None).unwrap_err();
+        let err =
+            read_source(Path::new("/definitely/not/here"), None, &Columns::default()).unwrap_err();
         assert_eq!(err.kind(), "source_not_found");
     }
 }

@@ -1,12 +1,13 @@
 //! `wolf dataset add|list|show`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use clap::{Subcommand, ValueEnum};
+use clap::{Args, Subcommand, ValueEnum};
 use wolf_datasets::intake::{self, IntakeSettings};
+use wolf_datasets::overview::Overview;
 use wolf_datasets::sources;
-use wolf_pipeline::store::{Store, VideoStatus};
+use wolf_pipeline::store::Store;
 use wolf_pipeline::{process::cores, progress::Progress};
 
 use super::{Context, Outcome, progress};
@@ -18,8 +19,9 @@ pub(crate) enum DatasetCommand {
         /// The dataset's name.
         name: String,
         /// A folder of videos (searched recursively by extension), a `.jsonl` or
-        /// `.csv` manifest (`path`, optional `key`, `caption`, `tags`), or a Wolf
-        /// annotation `.json` whose videos sit beside it.
+        /// `.csv` manifest (`path`, `video` or `url`, optional `key`, `caption`, `tags`;
+        /// other columns are kept as metadata), or a Wolf annotation `.json` whose
+        /// videos sit beside it.
         source: PathBuf,
         /// Wolf's annotation JSON (`{"clip.mp4": caption}` or
         /// `{"clip.mp4": {"output": caption, "tags": [...]}}`) for a folder source.
@@ -28,6 +30,8 @@ pub(crate) enum DatasetCommand {
         /// Files measured at once (default: the number of cores).
         #[arg(long)]
         threads: Option<usize>,
+        #[command(flatten)]
+        columns: ColumnArgs,
     },
     /// List the datasets with their counts.
     List {
@@ -48,6 +52,23 @@ pub(crate) enum DatasetCommand {
     },
 }
 
+/// A manifest's columns (`wolf_datasets::sources::Columns`); a name given must be there.
+#[derive(Debug, Args)]
+pub(crate) struct ColumnArgs {
+    /// The manifest's column of each video's path (default: `path`, `video` or `url`).
+    #[arg(long)]
+    path_column: Option<String>,
+    /// The manifest's column of each video's key (default: `key`, else the path).
+    #[arg(long)]
+    key_column: Option<String>,
+    /// The manifest's column of each reference caption (default: `caption`).
+    #[arg(long)]
+    caption_column: Option<String>,
+    /// The manifest's column of each video's tags, a list or `a|b` (default: `tags`).
+    #[arg(long)]
+    tags_column: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub(crate) enum Format {
     Table,
@@ -62,16 +83,16 @@ pub(crate) async fn run(command: DatasetCommand, context: &Context) -> anyhow::R
             source,
             annotations,
             threads,
+            columns: c,
         } => {
-            add(
-                &store,
-                context,
-                &name,
-                &source,
-                annotations.as_deref(),
-                threads,
-            )
-            .await
+            let columns = sources::Columns {
+                path: c.path_column,
+                key: c.key_column,
+                caption: c.caption_column,
+                tags: c.tags_column,
+            };
+            let source = (source.as_path(), annotations.as_deref(), &columns);
+            add(&store, context, &name, source, threads).await
         }
         DatasetCommand::List { format } => list(&store, format).await,
         DatasetCommand::Show {
@@ -87,11 +108,10 @@ pub(crate) async fn add(
     store: &Store,
     context: &Context,
     name: &str,
-    source: &std::path::Path,
-    annotations: Option<&std::path::Path>,
+    (source, annotations, columns): (&Path, Option<&Path>, &sources::Columns),
     threads: Option<usize>,
 ) -> anyhow::Result<Outcome> {
-    let read = sources::read_source(source, annotations)?;
+    let read = sources::read_source(source, annotations, columns)?;
     let no_videos = read
         .problems
         .iter()
@@ -158,93 +178,11 @@ async fn list(store: &Store, format: Format) -> anyhow::Result<Outcome> {
     Ok(Outcome::Done)
 }
 
-async fn show(
-    store: &Store,
-    name: &str,
-    format: Format,
-    list_videos: bool,
-) -> anyhow::Result<Outcome> {
-    let summary = store.dataset(name).await?;
-    let videos = store.videos(summary.id).await?;
-    let problems = store.intake_problems(summary.id).await?;
-    let failed: Vec<_> = videos
-        .iter()
-        .filter(|v| v.status == VideoStatus::Failed)
-        .collect();
-    if format == Format::Json {
-        let mut value = serde_json::json!({
-            "dataset": summary,
-            "failed": failed.iter().map(|v| serde_json::json!({
-                "key": v.key, "path": v.path, "kind": v.error_kind, "message": v.error_message,
-            })).collect::<Vec<_>>(),
-            "problems": problems,
-        });
-        if list_videos {
-            value["videos"] = serde_json::to_value(&videos)?;
-        }
-        outln!("{}", serde_json::to_string_pretty(&value)?);
-        return Ok(Outcome::Done);
-    }
-    let ok: Vec<_> = videos
-        .iter()
-        .filter(|v| v.status == VideoStatus::Ok)
-        .collect();
-    outln!(
-        "Dataset `{}` ({} source `{}`)",
-        summary.name,
-        summary.source_kind,
-        summary.source
-    );
-    outln!(
-        "  {} videos ok, {} failed, {} source problems; {} with a reference caption",
-        ok.len(),
-        failed.len(),
-        problems.len(),
-        summary.with_reference
-    );
-    if !ok.is_empty() {
-        let mean = |f: &dyn Fn(&&wolf_pipeline::store::VideoRow) -> f64| {
-            ok.iter().map(f).sum::<f64>() / ok.len() as f64
-        };
-        outln!(
-            "  duration {:.1} s in all, {:.2} s on average; {:.1} fps and {:.0} frames on average",
-            summary.total_duration_s,
-            mean(&|v| v.duration_s.unwrap_or(0.0)),
-            mean(&|v| v.fps.unwrap_or(0.0)),
-            mean(&|v| v.frame_count.unwrap_or(0) as f64),
-        );
-    }
-    if !failed.is_empty() {
-        outln!("Failed files:");
-        for v in &failed {
-            outln!(
-                "  {}  [{}] {}",
-                v.key,
-                v.error_kind.as_deref().unwrap_or("?"),
-                v.error_message.as_deref().unwrap_or("")
-            );
-        }
-    }
-    if !problems.is_empty() {
-        outln!("Source problems:");
-        for p in &problems {
-            outln!("  {}  [{}] {}", p.location, p.kind, p.message);
-        }
-    }
-    if list_videos {
-        outln!("Videos:");
-        for v in &videos {
-            outln!(
-                "  {}  {}  {:.2} s  {}x{}  {:.2} fps  {}",
-                v.key,
-                v.codec.as_deref().unwrap_or("-"),
-                v.duration_s.unwrap_or(0.0),
-                v.width.unwrap_or(0),
-                v.height.unwrap_or(0),
-                v.fps.unwrap_or(0.0),
-                v.sha256.as_deref().unwrap_or("-")
-            );
-        }
+async fn show(store: &Store, name: &str, format: Format, videos: bool) -> anyhow::Result<Outcome> {
+    let overview = Overview::load(store, name, videos).await?;
+    match format {
+        Format::Json => outln!("{}", serde_json::to_string_pretty(&overview.to_json())?),
+        Format::Table => out!("{overview}"),
     }
     Ok(Outcome::Done)
 }

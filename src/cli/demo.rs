@@ -79,7 +79,12 @@ pub(crate) async fn run(args: DemoArgs, context: &Context) -> anyhow::Result<Out
     let step = Instant::now();
     let store = context.store().await?;
     let annotations = world.join("annotations.json");
-    let intake = dataset::add(&store, context, DATASET, &world, Some(&annotations), None).await?;
+    let source = (
+        world.as_path(),
+        Some(annotations.as_path()),
+        &Default::default(),
+    );
+    let intake = dataset::add(&store, context, DATASET, source, None).await?;
     outln!(
         "2/6 Intake into `{}` in {:.1} s",
         context.db_target(),
@@ -161,15 +166,13 @@ async fn multi_shot(
     let mut settings = wolf_datasets::synth::SynthSettings::new(clips, seed);
     settings.shots = scenes;
     synth::render(&world, settings, context).await?;
-    dataset::add(
-        store,
-        context,
-        name,
-        &world,
-        Some(&world.join("annotations.json")),
-        None,
-    )
-    .await?;
+    let annotations = world.join("annotations.json");
+    let source = (
+        world.as_path(),
+        Some(annotations.as_path()),
+        &Default::default(),
+    );
+    dataset::add(store, context, name, source, None).await?;
     let mut plan = plan.clone();
     plan.segments.max_seconds = max_seconds;
     let text = format!("{text}\n# `wolf demo`: [segments] max_seconds = {max_seconds}\n");

@@ -51,6 +51,8 @@ pub struct VideoRecord {
     pub path: String,
     pub reference: Option<String>,
     pub tags: Vec<String>,
+    /// The manifest's other columns for this video (a JSON object), if it had any.
+    pub metadata: Option<serde_json::Value>,
     pub outcome: Result<VideoMeta, (String, String)>,
 }
 
@@ -86,6 +88,9 @@ pub struct VideoRow {
     pub has_audio: Option<bool>,
     pub reference: Option<String>,
     pub tags: Vec<String>,
+    /// The manifest's other columns (a JSON object), if it had any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// Counts of one dataset.
@@ -145,9 +150,9 @@ impl Store {
             sqlx::query(
                 "INSERT INTO videos (dataset_id, key, path, status, error_kind, error_message,
                      sha256, size_bytes, mtime_ns, duration_s, fps, width, height, rotation, codec,
-                     frame_count, keyframe_count, has_audio, reference, tags)
+                     frame_count, keyframe_count, has_audio, reference, tags, metadata)
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16,
-                     $17, $18, $19, $20)
+                     $17, $18, $19, $20, $21)
                  ON CONFLICT (dataset_id, key) DO UPDATE SET path = excluded.path,
                      status = excluded.status, error_kind = excluded.error_kind,
                      error_message = excluded.error_message, sha256 = excluded.sha256,
@@ -156,7 +161,8 @@ impl Store {
                      height = excluded.height, rotation = excluded.rotation, codec = excluded.codec,
                      frame_count = excluded.frame_count, keyframe_count = excluded.keyframe_count,
                      has_audio = excluded.has_audio, reference = excluded.reference,
-                     tags = excluded.tags, updated_at = CURRENT_TIMESTAMP",
+                     tags = excluded.tags, metadata = excluded.metadata,
+                     updated_at = CURRENT_TIMESTAMP",
             )
             .bind(dataset_id)
             .bind(&video.key)
@@ -178,6 +184,7 @@ impl Store {
             .bind(probe.map(|p| p.has_audio))
             .bind(video.reference.as_deref())
             .bind(tags)
+            .bind(video.metadata.as_ref().map(|m| m.to_string()))
             .execute(&mut *tx)
             .await?;
         }
@@ -349,12 +356,14 @@ impl Store {
 const VIDEO_COLUMNS: &str = "id, key, path, status, error_kind, error_message, sha256, \
      size_bytes, mtime_ns, duration_s, fps, width, height, rotation, codec, frame_count, \
      keyframe_count, CASE WHEN has_audio IS NULL THEN NULL WHEN has_audio THEN 1 ELSE 0 END \
-     AS has_audio, reference, tags";
+     AS has_audio, reference, tags, metadata";
 
 fn video_row(row: &sqlx::any::AnyRow) -> Result<VideoRow, sqlx::Error> {
     let has_audio: Option<i64> = row.try_get("has_audio")?;
     let status: String = row.try_get("status")?;
     let tags: String = row.try_get("tags")?;
+    let metadata: Option<String> = row.try_get("metadata")?;
+    let decode = |e| sqlx::Error::Decode(Box::new(e));
     Ok(VideoRow {
         id: row.try_get("id")?,
         key: row.try_get("key")?,
@@ -379,7 +388,11 @@ fn video_row(row: &sqlx::any::AnyRow) -> Result<VideoRow, sqlx::Error> {
         keyframe_count: row.try_get("keyframe_count")?,
         has_audio: has_audio.map(|a| a != 0),
         reference: row.try_get("reference")?,
-        tags: serde_json::from_str(&tags).map_err(|e| sqlx::Error::Decode(Box::new(e)))?,
+        tags: serde_json::from_str(&tags).map_err(decode)?,
+        metadata: metadata
+            .map(|m| serde_json::from_str(&m))
+            .transpose()
+            .map_err(decode)?,
     })
 }
 
@@ -407,6 +420,7 @@ pub(crate) mod tests {
             path: format!("/data/{key}"),
             reference: Some("A red circle.".into()),
             tags: vec!["still".into()],
+            metadata: None,
             outcome: if ok {
                 Ok(VideoMeta {
                     sha256: "ab".repeat(32),

@@ -456,6 +456,7 @@ pub(crate) fn placeholder_video() -> VideoRow {
         has_audio: None,
         reference: None,
         tags: Vec::new(),
+        metadata: None,
     }
 }
 
