@@ -388,3 +388,71 @@ fn capscore_needs_a_judge_and_without_one_the_other_metrics_run() {
         .expect_code(0);
     assert!(run.stdout().contains("judge `judge`"), "{}", run.stdout());
 }
+
+/// `wolf report --per-video`: a row per video, source and metric with the caption the
+/// export has and the video's reference; the videos' mean is the report's mean; CSV holds
+/// the same rows; a table is refused.
+#[test]
+fn the_per_video_report_has_every_score_with_its_caption_and_reference() {
+    let dir = Dir::new();
+    let export = captioned_run(&dir, 2);
+    let captions = crate::caption::captions_by_pair(&export);
+    dir.wolf(&["score", "--run", "r", "--metrics", "classic"])
+        .expect_code(0);
+    let out = dir
+        .wolf(&["report", "--per-video", "--format", "jsonl"])
+        .expect_code(0)
+        .stdout();
+    let rows: Vec<Value> = out
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let lines = report(&dir);
+    let metrics = lines.iter().filter(|l| l["source"] == "wolf").count();
+    assert_eq!(rows.len(), captions.len() * metrics, "{out}");
+    let annotations: Value =
+        serde_json::from_slice(&std::fs::read(dir.join("world/annotations.json")).unwrap())
+            .unwrap();
+    for row in &rows {
+        let pair = (
+            row["video"].as_str().unwrap().to_owned(),
+            row["source"].as_str().unwrap().to_owned(),
+        );
+        assert_eq!(
+            row["caption"].as_str(),
+            Some(captions[&pair].as_str()),
+            "{row}"
+        );
+        assert_eq!(row["reference"], annotations[&pair.0]["output"], "{row}");
+        assert_eq!(
+            (row["run"].as_str(), row["samples"].as_i64()),
+            (Some("r"), Some(1))
+        );
+    }
+    for l in &lines {
+        let values: Vec<f64> = rows
+            .iter()
+            .filter(|r| r["source"] == l["source"] && r["metric"] == l["metric"])
+            .map(|r| r["value"].as_f64().unwrap())
+            .collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!(
+            (mean - l["mean"].as_f64().unwrap()).abs() < 1e-9,
+            "{l} against {values:?}"
+        );
+    }
+
+    let csv = dir
+        .wolf(&["report", "--per-video", "--format", "csv"])
+        .expect_code(0)
+        .stdout();
+    let mut read = csv::Reader::from_reader(csv.as_bytes());
+    let header: Vec<String> = read.headers().unwrap().iter().map(str::to_owned).collect();
+    assert_eq!(
+        header[..6],
+        ["dataset", "run", "source", "video", "reference", "caption"]
+    );
+    assert_eq!(read.records().count(), rows.len());
+    let refused = dir.wolf(&["report", "--per-video"]);
+    assert_eq!(refused.code(), 2, "{}", refused.stderr());
+}

@@ -8,9 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-use crate::caption::{add_world, caption, sorted_export};
-use crate::util::Dir;
-use crate::worker::{count, queued, status, wait_for};
+use crate::worker::{count, drained_once_as_uninterrupted, queued, wait_for};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -128,21 +126,7 @@ fn a_slurm_job_array_drains_a_run_with_one_task_cancelled() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let s = status(dir);
-    assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
-    assert_eq!(
-        (
-            count(&s, "pending"),
-            count(&s, "running"),
-            count(&s, "quarantined")
-        ),
-        (0, 0, 0),
-        "{s}"
-    );
-    assert_eq!(
-        s["commits"], CLIPS as i64,
-        "a video was committed twice: {s}"
-    );
+    drained_once_as_uninterrupted(dir, CLIPS);
 
     // Task 2 stopped on Slurm's SIGTERM; the others ended with their summaries.
     let log = |task: usize| {
@@ -155,12 +139,6 @@ fn a_slurm_job_array_drains_a_run_with_one_task_cancelled() {
         .count();
     assert_eq!(finished, 3, "{}\n{}\n{}", log(0), log(1), log(3));
 
-    // The same captions as one uninterrupted `wolf caption` in its own database.
-    let reference = Dir::new();
-    add_world(&reference, &dir.join("world"));
-    let config = dir.join("c.toml").display().to_string();
-    caption(&reference, &config, "r", &[]).expect_code(0);
-    assert_eq!(sorted_export(dir, "r"), sorted_export(&reference, "r"));
     drop(cluster);
     drop(q.server);
 }

@@ -159,8 +159,16 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
     for (code, stdout, stderr) in &outputs {
         assert_eq!(*code, 0, "{stdout}\n{stderr}");
     }
+    // Every video committed once: the killed worker's leases were reaped and redone.
+    drained_once_as_uninterrupted(dir, CLIPS);
+    drop(q.server);
+}
+
+/// Run `r` of `clips` is drained, each video committed once with no failed stage, and
+/// its captions are those of one uninterrupted `wolf caption` in a database of its own.
+pub(crate) fn drained_once_as_uninterrupted(dir: &Dir, clips: usize) {
     let s = status(dir);
-    assert_eq!(count(&s, "done"), CLIPS as i64, "{s}");
+    assert_eq!(count(&s, "done"), clips as i64, "{s}");
     assert_eq!(
         (
             count(&s, "pending"),
@@ -170,19 +178,18 @@ fn four_workers_one_killed_mid_lease_lose_and_duplicate_nothing() {
         (0, 0, 0),
         "{s}"
     );
-    // Every video committed once: the killed worker's leases were reaped and redone.
-    assert_eq!(s["commits"], CLIPS as i64, "{s}");
+    assert_eq!(
+        s["commits"], clips as i64,
+        "a video was committed twice: {s}"
+    );
     assert_eq!(s["failed_stages"], 0, "{s}");
-
-    // The same captions as one uninterrupted `wolf caption` in its own database.
     let reference = Dir::new();
     add_world(&reference, &dir.join("world"));
     let config = dir.join("c.toml").display().to_string();
     caption(&reference, &config, "r", &[]).expect_code(0);
     let expected = sorted_export(&reference, "r");
-    assert_eq!(expected.len(), CLIPS * SOURCES.len());
+    assert_eq!(expected.len(), clips * SOURCES.len());
     assert_eq!(sorted_export(dir, "r"), expected);
-    drop(q.server);
 }
 
 /// A queued run of `clips` on slow models (300 ms) and worker `name` holding two of its

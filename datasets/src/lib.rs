@@ -15,6 +15,7 @@
 //! - [`recaption`] is the core of the VILA² recaption loop: streamed readers of
 //!   WebDataset shards, manifests and folders, the prompts, the merge templates, VILA's
 //!   caption files, the round's log and its statistics.
+//! - [`tables`] writes rows as JSON Lines or CSV (`wolf report --per-video`).
 //! - `tar` streams tar archives member by member (WebDataset shards).
 //! - [`synth`] renders the synthetic world: clips of coloured shapes with exact
 //!   reference captions, tags and per-frame boxes, from a seed.
@@ -30,4 +31,5 @@ pub mod overview;
 pub mod recaption;
 pub mod sources;
 pub mod synth;
+pub mod tables;
 mod tar;

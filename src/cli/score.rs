@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
+use wolf_datasets::tables::{TableFormat, write_table};
 use wolf_pipeline::config::{Choices, Config};
 use wolf_scorer::judge::Mode;
 use wolf_scorer::report::{efficiency_table, report_lines, table, truth_correlation_lines};
@@ -132,6 +133,10 @@ pub(crate) async fn score(args: ScoreArgs, context: &Context) -> anyhow::Result<
 enum ReportFormat {
     Table,
     Json,
+    /// One JSON object a line (`--per-video` only).
+    Jsonl,
+    /// A header, then a line a row (`--per-video` only).
+    Csv,
 }
 
 #[derive(Debug, Args)]
@@ -139,9 +144,13 @@ pub(crate) struct ReportArgs {
     /// Only this dataset.
     #[arg(long)]
     dataset: Option<String>,
-    /// `table` for people, `json` for programs.
+    /// `table` for people, `json` for programs; `jsonl` and `csv` with `--per-video`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     format: ReportFormat,
+    /// A row per video, source, metric and judge, with the caption, the reference and the
+    /// score (samples averaged), as `jsonl`, `csv` or `json`.
+    #[arg(long)]
+    per_video: bool,
     /// Print the token-efficiency curves (`wolf score --metrics efficiency`) instead.
     #[arg(long)]
     efficiency: bool,
@@ -152,17 +161,32 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
     if args.efficiency {
         let rows = store.efficiency(None).await?;
         match args.format {
-            ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&rows)?),
             ReportFormat::Table => out!("{}", efficiency_table(&rows)),
+            ReportFormat::Json => return json_out(&rows),
+            _ => bail!("jsonl and csv are the formats of --per-video"),
         }
         return Ok(Outcome::Done);
     }
     if let Some(name) = &args.dataset {
         store.dataset(name).await.context("the report's dataset")?;
     }
+    if args.per_video {
+        let rows = store.video_scores(args.dataset.as_deref()).await?;
+        let format = match args.format {
+            ReportFormat::Json => return json_out(&rows),
+            ReportFormat::Jsonl => TableFormat::Jsonl,
+            ReportFormat::Csv => TableFormat::Csv,
+            ReportFormat::Table => bail!("--per-video prints jsonl, csv or json"),
+        };
+        write_table(&rows, format, std::io::stdout().lock())?;
+        return Ok(Outcome::Done);
+    }
     let scores = store.scores(args.dataset.as_deref()).await?;
     let lines = report_lines(&scores);
     match args.format {
+        ReportFormat::Jsonl | ReportFormat::Csv => {
+            bail!("jsonl and csv are the formats of --per-video")
+        }
         ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
         ReportFormat::Table => {
             out!("{}", table(&lines));
@@ -172,5 +196,10 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
             }
         }
     }
+    Ok(Outcome::Done)
+}
+
+fn json_out(rows: &impl serde::Serialize) -> anyhow::Result<Outcome> {
+    outln!("{}", serde_json::to_string_pretty(rows)?);
     Ok(Outcome::Done)
 }

@@ -186,6 +186,59 @@ impl Store {
             })
             .collect())
     }
+
+    /// Every (video, source, metric, judge) score of every run, samples averaged, with
+    /// the caption and the reference; one dataset when given.
+    pub async fn video_scores(&self, dataset: Option<&str>) -> Result<Vec<VideoScore>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT d.name, r.name, c.source, v.key, v.reference, c.caption, s.metric, s.judge, \
+             AVG(s.value), COUNT(*), SUM(CASE WHEN s.status = 'ok' THEN 0 ELSE 1 END) \
+             FROM scores s JOIN captions c ON c.id = s.caption_id \
+             JOIN runs r ON r.id = c.run_id JOIN videos v ON v.id = c.video_id \
+             JOIN datasets d ON d.id = r.dataset_id WHERE ($1 IS NULL OR d.name = $1) \
+             GROUP BY d.name, r.name, c.source, v.key, v.reference, c.caption, s.metric, s.judge \
+             ORDER BY d.name, r.name, v.key, c.source, s.metric, s.judge",
+        )
+        .bind(dataset)
+        .fetch_all(self.pool())
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| VideoScore {
+                dataset: r.get(0),
+                run: r.get(1),
+                source: r.get(2),
+                video: r.get(3),
+                reference: r.get(4),
+                caption: r.get(5),
+                metric: r.get(6),
+                judge: r.get(7),
+                value: r.get(8),
+                samples: r.get(9),
+                failed: r.get(10),
+            })
+            .collect())
+    }
+}
+
+/// One video's score of one metric for one source of a run, with the caption and the
+/// reference it compared: a row of `wolf report --per-video`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VideoScore {
+    pub dataset: String,
+    pub run: String,
+    pub source: String,
+    pub video: String,
+    pub reference: Option<String>,
+    pub caption: String,
+    pub metric: String,
+    /// The judge of a judged metric (CapScore), else empty.
+    pub judge: String,
+    /// The mean of the samples scored; None when none could be.
+    pub value: Option<f64>,
+    pub samples: i64,
+    /// Samples that could not be scored (a judge's reply that did not parse, say).
+    pub failed: i64,
 }
 
 /// One point of a stored token-efficiency curve.
