@@ -256,6 +256,100 @@ fn a_mapped_manifest_keeps_its_other_fields_as_metadata() {
     assert_eq!(db["13"]["frame_count"], 1);
 }
 
+/// Runs a Python script in `make test`'s `.wolf/testenv` (pyarrow) in `dir`.
+pub(crate) fn testenv_python(dir: &Dir, script: &str) {
+    let python = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".wolf/testenv/bin/python");
+    let out = std::process::Command::new(&python)
+        .arg("-c")
+        .arg(script)
+        .current_dir(dir.path())
+        .output()
+        .unwrap_or_else(|e| panic!("{}: {e} (`make test` installs it)", python.display()));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// video2dataset's Parquet metadata, written by pyarrow (snappy, as it writes it): the
+/// `url` column is the path, `key` the key, the rest metadata; a Parquet manifest whose
+/// path column holds numbers has a problem for each row, with its number.
+#[test]
+fn a_video2dataset_parquet_manifest_is_read_with_its_metadata() {
+    let dir = Dir::new();
+    bad_inputs(&dir);
+    testenv_python(
+        &dir,
+        r#"
+import pyarrow as pa, pyarrow.parquet as pq
+pq.write_table(pa.table({
+    "key": ["000000000", "000000001", "000000002"],
+    "url": ["v/good.mp4", "v/single_frame.mp4", None],
+    "caption": ["A test pattern.", None, "No video."],
+    "width": [160, 160, 0],
+    "status": ["success", "success", "failed_to_download"],
+}), "v2d.parquet", compression="snappy")
+pq.write_table(pa.table({"path": [1, 2]}), "numbers.parquet")
+"#,
+    );
+    let added = dir.wolf(&["dataset", "add", "good", "v2d.parquet"]);
+    assert_eq!(added.code(), 1, "{}", added.stdout());
+    let db = videos_by_key(&dir);
+    assert_eq!(db.keys().collect::<Vec<_>>(), ["000000000", "000000001"]);
+    assert_eq!(db["000000000"]["reference"], "A test pattern.");
+    assert_eq!(db["000000000"]["codec"], "h264");
+    assert_eq!(
+        db["000000001"]["metadata"],
+        serde_json::json!({"width": 160, "status": "success"})
+    );
+    let shown = dir
+        .wolf(&["dataset", "show", "good", "--format", "json"])
+        .json();
+    let problem = &shown["problems"][0];
+    assert_eq!(problem["kind"], "missing_path", "{shown}");
+    assert!(
+        problem["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("v2d.parquet:3"),
+        "{shown}"
+    );
+
+    dir.wolf(&["dataset", "add", "numbers", "numbers.parquet"])
+        .expect_code(1);
+    let shown = dir
+        .wolf(&["dataset", "show", "numbers", "--format", "json"])
+        .json();
+    let problems = shown["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 2, "{shown}");
+    assert!(
+        problems[1]["location"]
+            .as_str()
+            .unwrap()
+            .ends_with("numbers.parquet:2")
+    );
+    assert!(
+        problems[1]["message"]
+            .as_str()
+            .unwrap()
+            .contains("not a path"),
+        "{shown}"
+    );
+
+    // A file cut short is no Parquet file: refused whole, nothing stored.
+    let bytes = std::fs::read(dir.join("v2d.parquet")).unwrap();
+    std::fs::write(dir.join("cut.parquet"), &bytes[..bytes.len() / 2]).unwrap();
+    let refused = dir
+        .wolf(&["dataset", "add", "cut", "cut.parquet"])
+        .expect_code(2);
+    assert!(
+        refused.stderr().contains("not a readable Parquet file"),
+        "{}",
+        refused.stderr()
+    );
+}
+
 /// A FIFO named like a video: opening it would wait for a writer forever, so it is
 /// refused by its metadata, found in a folder or named by a manifest, and by
 /// `wolf frames`.

@@ -453,6 +453,88 @@ fn the_per_video_report_has_every_score_with_its_caption_and_reference() {
         ["dataset", "run", "source", "video", "reference", "caption"]
     );
     assert_eq!(read.records().count(), rows.len());
+    // The columns are every field of a row, in one order.
+    let mut fields: Vec<&String> = rows[0].as_object().unwrap().keys().collect();
+    let mut sorted: Vec<&String> = header.iter().collect();
+    fields.sort();
+    sorted.sort();
+    assert_eq!(fields, sorted);
+
+    // Parquet, read back by pyarrow: the same rows, values as numbers.
+    let parquet = dir
+        .command(&["report", "--per-video", "--format", "parquet"])
+        .output()
+        .unwrap();
+    assert!(
+        parquet.status.success(),
+        "{}",
+        String::from_utf8_lossy(&parquet.stderr)
+    );
+    std::fs::write(dir.join("scores.parquet"), &parquet.stdout).unwrap();
+    crate::intake::testenv_python(
+        &dir,
+        "import json, pyarrow.parquet as pq\n\
+         json.dump(pq.read_table('scores.parquet').to_pylist(), open('back.json', 'w'))",
+    );
+    let back: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("back.json")).unwrap()).unwrap();
+    assert_eq!(back, rows);
     let refused = dir.wolf(&["report", "--per-video"]);
     assert_eq!(refused.code(), 2, "{}", refused.stderr());
+}
+
+/// `wolf export --format csv|parquet`: the JSONL export's rows as a table, pyarrow
+/// reading the Parquet back equal to them; Parquet to `--out`, written whole.
+#[test]
+fn the_export_as_csv_and_parquet_holds_the_jsonl_rows() {
+    let dir = Dir::new();
+    let export = captioned_run(&dir, 2);
+    let csv = dir
+        .wolf(&["export", "--run", "r", "--format", "csv"])
+        .expect_code(0)
+        .stdout();
+    let mut read = csv::Reader::from_reader(csv.as_bytes());
+    assert_eq!(
+        read.headers().unwrap(),
+        vec![
+            "video",
+            "path",
+            "source",
+            "caption",
+            "model",
+            "prompt_version",
+            "guard"
+        ]
+    );
+    let records: Vec<csv::StringRecord> = read.records().map(Result::unwrap).collect();
+    assert_eq!(records.len(), export.len());
+    assert_eq!(&records[0][3], export[0]["caption"].as_str().unwrap());
+
+    dir.wolf(&[
+        "export",
+        "--run",
+        "r",
+        "--format",
+        "parquet",
+        "--out",
+        "c.parquet",
+    ])
+    .expect_code(0);
+    crate::intake::testenv_python(
+        &dir,
+        "import json, pyarrow.parquet as pq\n\
+         rows = pq.read_table('c.parquet').to_pylist()\n\
+         json.dump([{k: v for k, v in r.items() if v is not None} for r in rows], open('back.json', 'w'))",
+    );
+    let back: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("back.json")).unwrap()).unwrap();
+    let without_nulls: Vec<Value> = export
+        .iter()
+        .map(|row| {
+            let mut row = row.clone();
+            row.as_object_mut().unwrap().retain(|_, v| !v.is_null());
+            row
+        })
+        .collect();
+    assert_eq!(back, without_nulls);
 }

@@ -87,10 +87,11 @@ fi
 
 # 5. With `--browser` (make test): the tests' Python tools in .wolf/testenv, pinned wheels
 #    only: kubernetes-validate checks examples/scaling's manifests against the Kubernetes
-#    API's schemas, which it ships (no cluster, nothing fetched at run time).
+#    API's schemas, which it ships (no cluster, nothing fetched at run time); pyarrow
+#    writes the Parquet manifests wolf reads and reads back the tables it writes.
 if [ "${1:-}" = "--browser" ]; then
   testenv="$root/.wolf/testenv"
-  test_want="kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib-resources==7.1.0 typing_extensions==4.16.0"
+  test_want="kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib-resources==7.1.0 typing_extensions==4.16.0 pyarrow==26.0.1"
   [ -x "$testenv/bin/python" ] || python3 -m venv "$testenv"
   if [ "$(cat "$testenv/.wolf-requirements" 2>/dev/null)" != "$test_want" ]; then
     echo "setup: installing $test_want into $testenv"

@@ -130,6 +130,8 @@ pub enum SourceError {
         option: &'static str,
         present: String,
     },
+    #[error("manifest `{path}` is not a readable Parquet file: {message}")]
+    Parquet { path: PathBuf, message: String },
     #[error(
         "manifest `{path}` has no path column (`path`, `video` or `url`; `--path-column` names another); its columns: {present}"
     )]
@@ -149,9 +151,10 @@ impl SourceError {
             Self::KindMismatch { .. } => "source_kind_mismatch",
             Self::NoShards { .. } => "source_no_shards",
             Self::Annotations { .. } | Self::Dense(_) => "annotations_invalid",
-            Self::Csv { .. } | Self::MissingColumn { .. } | Self::NoPathColumn { .. } => {
-                "manifest_invalid"
-            }
+            Self::Csv { .. }
+            | Self::Parquet { .. }
+            | Self::MissingColumn { .. }
+            | Self::NoPathColumn { .. } => "manifest_invalid",
         }
     }
 }

@@ -1,11 +1,17 @@
-//! Tables out: rows of any serialisable shape written as JSON Lines or CSV, the forms that
-//! pandas, `datasets.load_dataset` and spreadsheets read (`wolf report --per-video`).
+//! Tables out: rows of any serialisable shape written as JSON Lines, CSV or Parquet, the
+//! forms that pandas, `datasets.load_dataset` and spreadsheets read (`wolf report
+//! --per-video`).
 //!
-//! CSV takes flat rows: a field that is a list or an object is written as its JSON text.
+//! The caller names the columns in their order (serde_json's maps sort their keys). CSV
+//! and Parquet take flat rows: a field that is a list or an object is written as its
+//! JSON text. A Parquet column's type is that of its values: text, 64-bit integers,
+//! doubles or booleans, every column nullable; a column of mixed values is text.
 
 use std::io::Write;
+use std::sync::Arc;
 
 use serde::Serialize;
+use serde_json::{Map, Value};
 
 /// How a table is written.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -14,7 +20,12 @@ pub enum TableFormat {
     Jsonl,
     /// A header line, then one line a row; a missing value is an empty cell.
     Csv,
+    /// Snappy-compressed, in row groups of [`ROW_GROUP`] rows.
+    Parquet,
 }
+
+/// Rows in a Parquet row group.
+pub const ROW_GROUP: usize = 65_536;
 
 #[derive(Debug, thiserror::Error)]
 pub enum TableError {
@@ -24,29 +35,176 @@ pub enum TableError {
     Csv(#[from] csv::Error),
     #[error("cannot write the table as JSON: {0}")]
     Json(#[from] serde_json::Error),
+    #[error("cannot write the table as Parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+    #[error("a table's row must be a struct or a map; got {0}")]
+    NotARow(Value),
 }
 
-/// Writes `rows` to `out` in `format`.
+/// Writes `rows` to `out` in `format`, with the columns `columns` in that order.
 pub fn write_table<T: Serialize>(
     rows: &[T],
+    columns: &[&str],
     format: TableFormat,
     mut out: impl Write,
 ) -> Result<(), TableError> {
-    match format {
-        TableFormat::Jsonl => {
-            for row in rows {
-                serde_json::to_writer(&mut out, row)?;
-                out.write_all(b"\n")?;
-            }
+    if format == TableFormat::Jsonl {
+        for row in rows {
+            serde_json::to_writer(&mut out, row)?;
+            out.write_all(b"\n")?;
         }
-        TableFormat::Csv => {
-            let mut csv = csv::Writer::from_writer(out);
-            for row in rows {
-                csv.serialize(row)?;
-            }
-            csv.flush()?;
-        }
+        return Ok(());
     }
+    let rows = rows
+        .iter()
+        .map(|row| match serde_json::to_value(row)? {
+            Value::Object(map) => Ok(map),
+            other => Err(TableError::NotARow(other)),
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if format == TableFormat::Csv {
+        let mut csv = csv::Writer::from_writer(out);
+        csv.write_record(columns)?;
+        for row in &rows {
+            csv.write_record(columns.iter().map(|c| cell(row.get(*c))))?;
+        }
+        csv.flush()?;
+        return Ok(());
+    }
+    // The Parquet writer wants `Send`; the file is written whole at the end anyway.
+    let mut bytes = Vec::new();
+    write_parquet(&rows, columns, &mut bytes)?;
+    out.write_all(&bytes)?;
+    Ok(())
+}
+
+/// A value as a CSV cell or a Parquet text: strings as they are, null as nothing, the
+/// rest as JSON.
+fn cell(value: Option<&Value>) -> String {
+    match value {
+        None | Some(Value::Null) => String::new(),
+        Some(Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    }
+}
+
+/// A Parquet column's type, from its values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    Text,
+    Int,
+    Float,
+    Bool,
+}
+
+impl Kind {
+    fn of<'a>(values: impl Iterator<Item = &'a Value>) -> Self {
+        let mut kind = None;
+        for value in values {
+            let this = match value {
+                Value::Null => continue,
+                Value::Bool(_) => Self::Bool,
+                Value::Number(n) if n.is_i64() => Self::Int,
+                Value::Number(_) => Self::Float,
+                _ => return Self::Text,
+            };
+            kind = match (kind, this) {
+                (None, this) => Some(this),
+                (Some(Self::Int), Self::Float) | (Some(Self::Float), Self::Int) => {
+                    Some(Self::Float)
+                }
+                (Some(before), this) if before == this => Some(this),
+                _ => return Self::Text,
+            };
+        }
+        kind.unwrap_or(Self::Text)
+    }
+}
+
+fn write_parquet(
+    rows: &[Map<String, Value>],
+    columns: &[&str],
+    out: &mut Vec<u8>,
+) -> Result<(), TableError> {
+    use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
+    use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
+    use parquet::file::properties::WriterProperties;
+    use parquet::file::writer::SerializedFileWriter;
+    use parquet::schema::types::Type;
+
+    let kinds: Vec<Kind> = columns
+        .iter()
+        .map(|c| Kind::of(rows.iter().filter_map(|r| r.get(*c))))
+        .collect();
+    let fields = columns
+        .iter()
+        .zip(&kinds)
+        .map(|(name, kind)| {
+            let (physical, logical) = match kind {
+                Kind::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
+                Kind::Int => (Physical::INT64, None),
+                Kind::Float => (Physical::DOUBLE, None),
+                Kind::Bool => (Physical::BOOLEAN, None),
+            };
+            Type::primitive_type_builder(name, physical)
+                .with_repetition(Repetition::OPTIONAL)
+                .with_logical_type(logical)
+                .build()
+                .map(Arc::new)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let schema = Type::group_type_builder("table")
+        .with_fields(fields)
+        .build()?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .build();
+    let mut writer = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(properties))?;
+    for group in rows.chunks(ROW_GROUP) {
+        let mut row_group = writer.next_row_group()?;
+        for (column, kind) in columns.iter().zip(&kinds) {
+            let values: Vec<Option<&Value>> = group
+                .iter()
+                .map(|r| r.get(*column).filter(|v| !v.is_null()))
+                .collect();
+            let defined: Vec<i16> = values.iter().map(|v| i16::from(v.is_some())).collect();
+            let present = values.iter().flatten();
+            let mut writer = row_group
+                .next_column()?
+                .expect("a column writer for each column of the schema; this is a bug");
+            match kind {
+                Kind::Text => {
+                    let values: Vec<ByteArray> = present
+                        .map(|v| ByteArray::from(cell(Some(v)).into_bytes()))
+                        .collect();
+                    writer
+                        .typed::<ByteArrayType>()
+                        .write_batch(&values, Some(&defined), None)?;
+                }
+                Kind::Int => {
+                    let values: Vec<i64> = present.filter_map(|v| v.as_i64()).collect();
+                    writer
+                        .typed::<Int64Type>()
+                        .write_batch(&values, Some(&defined), None)?;
+                }
+                Kind::Float => {
+                    let values: Vec<f64> = present.filter_map(|v| v.as_f64()).collect();
+                    writer
+                        .typed::<DoubleType>()
+                        .write_batch(&values, Some(&defined), None)?;
+                }
+                Kind::Bool => {
+                    let values: Vec<bool> = present.filter_map(|v| v.as_bool()).collect();
+                    writer
+                        .typed::<BoolType>()
+                        .write_batch(&values, Some(&defined), None)?;
+                }
+            }
+            writer.close()?;
+        }
+        row_group.close()?;
+    }
+    writer.close()?;
     Ok(())
 }
 
@@ -59,40 +217,86 @@ mod tests {
         video: &'static str,
         caption: &'static str,
         value: Option<f64>,
+        samples: i64,
     }
 
-    #[test]
-    fn jsonl_and_csv_hold_every_row_with_quoting_and_empty_cells() {
-        let rows = [
+    const COLUMNS: [&str; 4] = ["video", "caption", "value", "samples"];
+
+    fn rows() -> [Row; 2] {
+        [
             Row {
                 video: "a.mp4",
                 caption: "A cat, \"running\".",
                 value: Some(0.5),
+                samples: 1,
             },
             Row {
                 video: "b.mp4",
                 caption: "Two\nlines.",
                 value: None,
+                samples: 2,
             },
-        ];
+        ]
+    }
+
+    #[test]
+    fn jsonl_and_csv_hold_every_row_with_quoting_and_empty_cells() {
         let mut jsonl = Vec::new();
-        write_table(&rows, TableFormat::Jsonl, &mut jsonl).unwrap();
-        let lines: Vec<serde_json::Value> = String::from_utf8(jsonl)
+        write_table(&rows(), &COLUMNS, TableFormat::Jsonl, &mut jsonl).unwrap();
+        let lines: Vec<Value> = String::from_utf8(jsonl)
             .unwrap()
             .lines()
             .map(|l| serde_json::from_str(l).unwrap())
             .collect();
         assert_eq!(lines[1]["caption"], "Two\nlines.");
-        assert_eq!(lines[1]["value"], serde_json::Value::Null);
+        assert_eq!(lines[1]["value"], Value::Null);
 
         let mut text = Vec::new();
-        write_table(&rows, TableFormat::Csv, &mut text).unwrap();
+        write_table(&rows(), &COLUMNS, TableFormat::Csv, &mut text).unwrap();
         let mut read = csv::Reader::from_reader(text.as_slice());
-        assert_eq!(read.headers().unwrap(), vec!["video", "caption", "value"]);
+        assert_eq!(read.headers().unwrap(), COLUMNS.as_slice());
         let records: Vec<csv::StringRecord> = read.records().map(Result::unwrap).collect();
         assert_eq!(&records[0][1], "A cat, \"running\".");
         assert_eq!(&records[0][2], "0.5");
         assert_eq!(&records[1][1], "Two\nlines.");
         assert_eq!(&records[1][2], "");
+        // No rows: the header alone.
+        let mut empty = Vec::new();
+        write_table::<Row>(&[], &COLUMNS, TableFormat::Csv, &mut empty).unwrap();
+        assert_eq!(
+            String::from_utf8(empty).unwrap(),
+            "video,caption,value,samples\n"
+        );
+    }
+
+    #[test]
+    fn parquet_reads_back_with_its_types_and_nulls() {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let mut bytes = Vec::new();
+        write_table(&rows(), &COLUMNS, TableFormat::Parquet, &mut bytes).unwrap();
+        let mut file = tempfile::tempfile().unwrap();
+        std::io::Write::write_all(&mut file, &bytes).unwrap();
+        let reader = SerializedFileReader::new(file).unwrap();
+        let read: Vec<Value> = reader
+            .get_row_iter(None)
+            .unwrap()
+            .map(|r| r.unwrap().to_json_value())
+            .collect();
+        assert_eq!(
+            read,
+            [
+                serde_json::json!({"video": "a.mp4", "caption": "A cat, \"running\".", "value": 0.5, "samples": 1}),
+                serde_json::json!({"video": "b.mp4", "caption": "Two\nlines.", "value": null, "samples": 2}),
+            ]
+        );
+        assert_eq!(
+            Kind::of([Value::from(1), Value::from(0.5)].iter()),
+            Kind::Float
+        );
+        assert_eq!(
+            Kind::of([Value::from(1), Value::from("x")].iter()),
+            Kind::Text
+        );
+        assert_eq!(Kind::of([Value::Null].iter()), Kind::Text);
     }
 }

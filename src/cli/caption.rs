@@ -1,14 +1,16 @@
 //! `wolf caption` (run the Wolf method over a dataset) and `wolf export` (a run's
-//! captions as JSONL or Wolf JSON).
+//! captions as JSONL, Wolf JSON, dense captions, CSV or Parquet).
 
+use std::io::Write as _;
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
 use wolf_datasets::recaption::output::write_atomic;
+use wolf_datasets::tables::{TableFormat, write_table};
 use wolf_pipeline::config::{Choices, Config};
-use wolf_pipeline::wolf::export::{Export, export};
+use wolf_pipeline::wolf::export::{CAPTION_COLUMNS, Export, caption_rows, export};
 use wolf_pipeline::wolf::runner::{RunOptions, RunPhase, RunProgress, RunReport, prepare};
 use wolf_pipeline::wolf::worker::caption as caption_run;
 
@@ -143,6 +145,10 @@ pub(crate) enum ExportFormat {
     Dense,
     /// One segment a line: video, start, end, caption, source.
     DenseJsonl,
+    /// The `jsonl` rows as CSV, a column per field.
+    Csv,
+    /// The `jsonl` rows as Parquet (to a file, or a pipe).
+    Parquet,
 }
 
 #[derive(Debug, Args)]
@@ -151,7 +157,7 @@ pub(crate) struct ExportArgs {
     #[arg(long)]
     run: String,
     /// `jsonl` (every source, one caption a line), `wolf-json` or `dense` (one source),
-    /// `dense-jsonl` (one segment a line).
+    /// `dense-jsonl` (one segment a line), `csv` or `parquet` (the `jsonl` rows).
     #[arg(long, value_enum, default_value_t = ExportFormat::Jsonl)]
     format: ExportFormat,
     /// Only this source (`wolf`, `motion`, `MODEL`, `MODEL:middle`, `MODEL:summary`);
@@ -183,13 +189,33 @@ pub(crate) async fn export_run(args: ExportArgs, context: &Context) -> anyhow::R
             },
             ExportFormat::Dense => Export::Dense { source },
             ExportFormat::DenseJsonl => Export::DenseJsonl { source },
+            ExportFormat::Csv | ExportFormat::Parquet => {
+                let format = match args.format {
+                    ExportFormat::Csv => TableFormat::Csv,
+                    _ => TableFormat::Parquet,
+                };
+                let run_id = store.run(&args.run).await?.id;
+                let rows = caption_rows(&store, run_id, source.as_deref()).await?;
+                let mut bytes = Vec::new();
+                write_table(&rows, &CAPTION_COLUMNS, format, &mut bytes)?;
+                return write_out(args.out.as_deref(), &bytes);
+            }
         }
     };
     let text = export(&store, &args.run, &what).await?;
-    match &args.out {
-        Some(path) => write_atomic(path, |w| w.write_all(text.as_bytes()))
+    write_out(args.out.as_deref(), text.as_bytes())
+}
+
+/// Writes `bytes` to `out` whole (then renamed), or to stdout, unless binary to a terminal.
+pub(crate) fn write_out(out: Option<&std::path::Path>, bytes: &[u8]) -> anyhow::Result<Outcome> {
+    match out {
+        Some(path) => write_atomic(path, |w| w.write_all(bytes))
             .with_context(|| format!("cannot write `{}`", path.display()))?,
-        None => out!("{text}"),
+        None if std::str::from_utf8(bytes).is_ok() => out!("{}", String::from_utf8_lossy(bytes)),
+        None if std::io::IsTerminal::is_terminal(&std::io::stdout()) => {
+            anyhow::bail!("this format is binary: redirect it to a file (`> FILE`)")
+        }
+        None => std::io::stdout().lock().write_all(bytes)?,
     }
     Ok(Outcome::Done)
 }

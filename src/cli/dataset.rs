@@ -18,8 +18,8 @@ pub(crate) enum DatasetCommand {
     Add {
         /// The dataset's name.
         name: String,
-        /// A folder of videos (searched recursively by extension), a `.jsonl` or
-        /// `.csv` manifest (`path`, `video` or `url`, optional `key`, `caption`, `tags`;
+        /// A folder of videos (searched recursively by extension), a `.jsonl`, `.csv`
+        /// or `.parquet` manifest (`path`, `video` or `url`, optional `key`, `caption`, `tags`;
         /// other columns are kept as metadata), or a Wolf annotation `.json` whose
         /// videos sit beside it.
         source: PathBuf,

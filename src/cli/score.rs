@@ -8,6 +8,7 @@ use anyhow::{Context as _, bail};
 use clap::{Args, ValueEnum};
 use wolf_datasets::tables::{TableFormat, write_table};
 use wolf_pipeline::config::{Choices, Config};
+use wolf_pipeline::store::VIDEO_SCORE_COLUMNS;
 use wolf_scorer::judge::Mode;
 use wolf_scorer::report::{efficiency_table, report_lines, table, truth_correlation_lines};
 use wolf_scorer::run::{JudgeOptions, Metric, ScoreSettings, score_items};
@@ -137,6 +138,8 @@ enum ReportFormat {
     Jsonl,
     /// A header, then a line a row (`--per-video` only).
     Csv,
+    /// Parquet, to a file or a pipe (`--per-video` only).
+    Parquet,
 }
 
 #[derive(Debug, Args)]
@@ -144,11 +147,11 @@ pub(crate) struct ReportArgs {
     /// Only this dataset.
     #[arg(long)]
     dataset: Option<String>,
-    /// `table` for people, `json` for programs; `jsonl` and `csv` with `--per-video`.
+    /// `table` for people, `json` for programs; `jsonl`, `csv`, `parquet` with `--per-video`.
     #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
     format: ReportFormat,
     /// A row per video, source, metric and judge, with the caption, the reference and the
-    /// score (samples averaged), as `jsonl`, `csv` or `json`.
+    /// score (samples averaged), as `jsonl`, `csv`, `parquet` or `json`.
     #[arg(long)]
     per_video: bool,
     /// Print the token-efficiency curves (`wolf score --metrics efficiency`) instead.
@@ -163,7 +166,7 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
         match args.format {
             ReportFormat::Table => out!("{}", efficiency_table(&rows)),
             ReportFormat::Json => return json_out(&rows),
-            _ => bail!("jsonl and csv are the formats of --per-video"),
+            _ => bail!("jsonl, csv and parquet are the formats of --per-video"),
         }
         return Ok(Outcome::Done);
     }
@@ -176,16 +179,18 @@ pub(crate) async fn report(args: ReportArgs, context: &Context) -> anyhow::Resul
             ReportFormat::Json => return json_out(&rows),
             ReportFormat::Jsonl => TableFormat::Jsonl,
             ReportFormat::Csv => TableFormat::Csv,
-            ReportFormat::Table => bail!("--per-video prints jsonl, csv or json"),
+            ReportFormat::Parquet => TableFormat::Parquet,
+            ReportFormat::Table => bail!("--per-video prints jsonl, csv, parquet or json"),
         };
-        write_table(&rows, format, std::io::stdout().lock())?;
-        return Ok(Outcome::Done);
+        let mut bytes = Vec::new();
+        write_table(&rows, &VIDEO_SCORE_COLUMNS, format, &mut bytes)?;
+        return super::caption::write_out(None, &bytes);
     }
     let scores = store.scores(args.dataset.as_deref()).await?;
     let lines = report_lines(&scores);
     match args.format {
-        ReportFormat::Jsonl | ReportFormat::Csv => {
-            bail!("jsonl and csv are the formats of --per-video")
+        ReportFormat::Jsonl | ReportFormat::Csv | ReportFormat::Parquet => {
+            bail!("jsonl, csv and parquet are the formats of --per-video")
         }
         ReportFormat::Json => outln!("{}", serde_json::to_string_pretty(&lines)?),
         ReportFormat::Table => {

@@ -34,7 +34,9 @@ pub use queue::{
 };
 pub use rounds::RoundRow;
 pub use runs::{CaptionRow, RunRow, StageWrite, StoredResult, TimedCaption, WorkItemRow};
-pub use scores::{EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem, VideoScore};
+pub use scores::{
+    EfficiencyRow, Judgement, NewScore, ScoreRow, ScoringItem, VIDEO_SCORE_COLUMNS, VideoScore,
+};
 pub use videos::{
     DatasetSummary, IntakeProblem, NewDataset, VideoMeta, VideoRecord, VideoRow, VideoStatus,
 };

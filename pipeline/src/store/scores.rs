@@ -221,6 +221,21 @@ impl Store {
     }
 }
 
+/// [`VideoScore`]'s fields in their order: the columns of `wolf report --per-video`.
+pub const VIDEO_SCORE_COLUMNS: [&str; 11] = [
+    "dataset",
+    "run",
+    "source",
+    "video",
+    "reference",
+    "caption",
+    "metric",
+    "judge",
+    "value",
+    "samples",
+    "failed",
+];
+
 /// One video's score of one metric for one source of a run, with the caption and the
 /// reference it compared: a row of `wolf report --per-video`.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -39,6 +39,45 @@ pub enum ExportError {
     Json(#[from] serde_json::Error),
 }
 
+/// The fields of a caption's row ([`caption_rows`]) in order: the columns of `wolf export
+/// --format csv|parquet`.
+pub const CAPTION_COLUMNS: [&str; 7] = [
+    "video",
+    "path",
+    "source",
+    "caption",
+    "model",
+    "prompt_version",
+    "guard",
+];
+
+/// Every caption of run `run_id` (or of one source) as a JSON object: video, path,
+/// source, caption, model, prompt_version, and the guard's path where there is one.
+pub async fn caption_rows(
+    store: &Store,
+    run_id: i64,
+    source: Option<&str>,
+) -> Result<Vec<serde_json::Value>, ExportError> {
+    let captions = store.captions(run_id, source).await?;
+    Ok(captions
+        .into_iter()
+        .map(|c| {
+            let mut line = serde_json::json!({
+                "video": c.video,
+                "path": c.path,
+                "source": c.source,
+                "caption": c.caption,
+                "model": c.model,
+                "prompt_version": c.prompt_version,
+            });
+            if let Some(path) = c.guard {
+                line["guard"] = path.into();
+            }
+            line
+        })
+        .collect())
+}
+
 /// The text of `what` for run `run`, ending with a newline unless empty.
 pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, ExportError> {
     let run_id = store.run(run).await?.id;
@@ -53,18 +92,7 @@ pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, E
             }
         }
         Export::Jsonl { source } => {
-            for c in store.captions(run_id, source.as_deref()).await? {
-                let mut line = serde_json::json!({
-                    "video": c.video,
-                    "path": c.path,
-                    "source": c.source,
-                    "caption": c.caption,
-                    "model": c.model,
-                    "prompt_version": c.prompt_version,
-                });
-                if let Some(path) = c.guard {
-                    line["guard"] = path.into();
-                }
+            for line in caption_rows(store, run_id, source.as_deref()).await? {
                 out.push_str(&line.to_string());
                 out.push('\n');
             }
