@@ -436,6 +436,18 @@ impl<'a> ManifestReader<'a> {
         })
     }
 
+    /// The reader of a manifest whose columns are its header (CSV, Parquet): one of them
+    /// must hold the path. (JSONL's rows name their own.)
+    fn needing_path(self, present: &[String]) -> Result<Self, SourceError> {
+        if self.columns.has_path(present) {
+            return Ok(self);
+        }
+        Err(SourceError::NoPathColumn {
+            path: self.manifest.to_owned(),
+            present: present.join(", "),
+        })
+    }
+
     fn location(&self, line: usize) -> String {
         format!("{}:{line}", self.manifest.display())
     }
@@ -603,13 +615,7 @@ fn read_csv(manifest: &Path, columns: &Columns) -> Result<Source, SourceError> {
         .iter()
         .map(|h| h.trim().to_owned())
         .collect();
-    let mut reader = ManifestReader::new(manifest, columns, &headers)?;
-    if !reader.columns.has_path(&headers) {
-        return Err(SourceError::NoPathColumn {
-            path: manifest.to_owned(),
-            present: headers.join(", "),
-        });
-    }
+    let mut reader = ManifestReader::new(manifest, columns, &headers)?.needing_path(&headers)?;
     for record in csv.records() {
         let record = match record {
             Ok(r) => r,
@@ -654,13 +660,7 @@ fn read_parquet(manifest: &Path, columns: &Columns) -> Result<Source, SourceErro
         .iter()
         .map(|field| field.name().to_owned())
         .collect();
-    let mut reader = ManifestReader::new(manifest, columns, &present)?;
-    if !reader.columns.has_path(&present) {
-        return Err(SourceError::NoPathColumn {
-            path: manifest.to_owned(),
-            present: present.join(", "),
-        });
-    }
+    let mut reader = ManifestReader::new(manifest, columns, &present)?.needing_path(&present)?;
     for (i, row) in parquet.get_row_iter(None).map_err(invalid)?.enumerate() {
         match row {
             Ok(row) => {

@@ -172,32 +172,25 @@ fn write_parquet(
             let mut writer = row_group
                 .next_column()?
                 .expect("a column writer for each column of the schema; this is a bug");
+            let defined = Some(defined.as_slice());
             match kind {
                 Kind::Text => {
                     let values: Vec<ByteArray> = present
                         .map(|v| ByteArray::from(cell(Some(v)).into_bytes()))
                         .collect();
-                    writer
-                        .typed::<ByteArrayType>()
-                        .write_batch(&values, Some(&defined), None)?;
+                    write_column::<ByteArrayType>(&mut writer, &values, defined)?;
                 }
                 Kind::Int => {
                     let values: Vec<i64> = present.filter_map(|v| v.as_i64()).collect();
-                    writer
-                        .typed::<Int64Type>()
-                        .write_batch(&values, Some(&defined), None)?;
+                    write_column::<Int64Type>(&mut writer, &values, defined)?;
                 }
                 Kind::Float => {
                     let values: Vec<f64> = present.filter_map(|v| v.as_f64()).collect();
-                    writer
-                        .typed::<DoubleType>()
-                        .write_batch(&values, Some(&defined), None)?;
+                    write_column::<DoubleType>(&mut writer, &values, defined)?;
                 }
                 Kind::Bool => {
                     let values: Vec<bool> = present.filter_map(|v| v.as_bool()).collect();
-                    writer
-                        .typed::<BoolType>()
-                        .write_batch(&values, Some(&defined), None)?;
+                    write_column::<BoolType>(&mut writer, &values, defined)?;
                 }
             }
             writer.close()?;
@@ -205,6 +198,16 @@ fn write_parquet(
         row_group.close()?;
     }
     writer.close()?;
+    Ok(())
+}
+
+/// One column's present values and its definition levels (1 present, 0 null).
+fn write_column<T: parquet::data_type::DataType>(
+    writer: &mut parquet::file::writer::SerializedColumnWriter<'_>,
+    values: &[T::T],
+    defined: Option<&[i16]>,
+) -> Result<(), parquet::errors::ParquetError> {
+    writer.typed::<T>().write_batch(values, defined, None)?;
     Ok(())
 }
 

@@ -5,6 +5,16 @@ use sqlx::Row;
 
 use super::{Store, StoreError};
 
+/// The scores with their caption, run, video and dataset, of one dataset (`$1`) or of
+/// all (`$1` null): the `FROM` of the report's queries, as a literal for `concat!`.
+macro_rules! scores_of_dataset {
+    () => {
+        "FROM scores s JOIN captions c ON c.id = s.caption_id \
+         JOIN runs r ON r.id = c.run_id JOIN videos v ON v.id = c.video_id \
+         JOIN datasets d ON d.id = r.dataset_id WHERE ($1 IS NULL OR d.name = $1)"
+    };
+}
+
 /// A judge reply as cached: its status, the raw reply and how many attempts it took.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Judgement {
@@ -161,13 +171,12 @@ impl Store {
 
     /// Every score, with its dataset, run, source and video; one dataset when given.
     pub async fn scores(&self, dataset: Option<&str>) -> Result<Vec<ScoreRow>, StoreError> {
-        let rows = sqlx::query(
+        let rows = sqlx::query(concat!(
             "SELECT d.name, r.name, c.source, v.key, s.metric, s.judge, s.sample_index, \
-             s.status, s.value FROM scores s JOIN captions c ON c.id = s.caption_id \
-             JOIN runs r ON r.id = c.run_id JOIN videos v ON v.id = c.video_id \
-             JOIN datasets d ON d.id = r.dataset_id WHERE ($1 IS NULL OR d.name = $1) \
-             ORDER BY d.name, r.name, c.source, s.metric, v.key, s.sample_index",
-        )
+                 s.status, s.value ",
+            scores_of_dataset!(),
+            " ORDER BY d.name, r.name, c.source, s.metric, v.key, s.sample_index"
+        ))
         .bind(dataset)
         .fetch_all(self.pool())
         .await?;
@@ -190,15 +199,14 @@ impl Store {
     /// Every (video, source, metric, judge) score of every run, samples averaged, with
     /// the caption and the reference; one dataset when given.
     pub async fn video_scores(&self, dataset: Option<&str>) -> Result<Vec<VideoScore>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT d.name, r.name, c.source, v.key, v.reference, c.caption, s.metric, s.judge, \
-             AVG(s.value), COUNT(*), SUM(CASE WHEN s.status = 'ok' THEN 0 ELSE 1 END) \
-             FROM scores s JOIN captions c ON c.id = s.caption_id \
-             JOIN runs r ON r.id = c.run_id JOIN videos v ON v.id = c.video_id \
-             JOIN datasets d ON d.id = r.dataset_id WHERE ($1 IS NULL OR d.name = $1) \
-             GROUP BY d.name, r.name, c.source, v.key, v.reference, c.caption, s.metric, s.judge \
-             ORDER BY d.name, r.name, v.key, c.source, s.metric, s.judge",
-        )
+        let rows = sqlx::query(concat!(
+            "SELECT d.name, r.name, c.source, v.key, v.reference, c.caption, s.metric, \
+                 s.judge, AVG(s.value), COUNT(*), \
+                 SUM(CASE WHEN s.status = 'ok' THEN 0 ELSE 1 END) ",
+            scores_of_dataset!(),
+            " GROUP BY d.name, r.name, c.source, v.key, v.reference, c.caption, s.metric, \
+                 s.judge ORDER BY d.name, r.name, v.key, c.source, s.metric, s.judge"
+        ))
         .bind(dataset)
         .fetch_all(self.pool())
         .await?;
