@@ -866,12 +866,18 @@ fn export_formats() {
     caption(&dir, &config, "r", &[]).expect_code(0);
     let rows = export(&dir, "r");
     let by_pair = captions_by_pair(&rows);
-    for row in &rows {
-        let path = row["path"].as_str().unwrap();
-        assert!(
-            path.ends_with(row["video"].as_str().unwrap()),
-            "path and video differ: {row}"
-        );
+    let absolute = json_lines(
+        &dir.wolf(&["export", "--run", "r", "--absolute-paths"])
+            .expect_code(0)
+            .stdout(),
+    );
+    for (row, full) in rows.iter().zip(&absolute) {
+        // Relative to the dataset's folder, whose keys are those paths; absolute only
+        // when asked.
+        assert_eq!(row["path"], row["video"], "{row}");
+        let full = Path::new(full["path"].as_str().unwrap());
+        assert!(full.is_absolute() && full.is_file(), "{}", full.display());
+        assert!(full.ends_with(row["video"].as_str().unwrap()));
         assert!(
             row["model"].is_string() || row["source"] == "motion",
             "{row}"
@@ -939,6 +945,54 @@ fn export_formats() {
     .expect_code(0);
     let written: Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     assert_eq!(written, flat);
+
+    // A Hugging Face folder: `datasets.load_dataset` loads the same rows, offline, and
+    // the card names the models, the prompts and the configuration.
+    dir.wolf(&["export", "--run", "r", "--format", "hf", "--out", "hf"])
+        .expect_code(0);
+    crate::intake::testenv_python(
+        &dir,
+        r#"
+import json, os
+os.environ.update(HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1", HF_HOME=os.path.abspath("hf-home"))
+import datasets
+train = datasets.load_dataset("hf")["train"]
+rows = [{k: v for k, v in r.items() if v is not None} for r in train]
+json.dump(rows, open("hf-rows.json", "w"))
+"#,
+    );
+    let loaded: Vec<Value> =
+        serde_json::from_slice(&std::fs::read(dir.join("hf-rows.json")).unwrap()).unwrap();
+    // Both without their nulls (Parquet has a value for every column).
+    let without_nulls = |row: &Value| -> Value {
+        let object = row.as_object().unwrap();
+        Value::Object(
+            object
+                .clone()
+                .into_iter()
+                .filter(|(_, v)| !v.is_null())
+                .collect(),
+        )
+    };
+    let expected: Vec<Value> = rows.iter().map(without_nulls).collect();
+    assert_eq!(loaded, expected);
+    let card = std::fs::read_to_string(dir.join("hf/README.md")).unwrap();
+    for part in [
+        "## Models",
+        "frame-v1",
+        "describe the visual",
+        "## Configuration",
+    ] {
+        assert!(card.contains(part), "{part}: {card}");
+    }
+    let again = dir
+        .wolf(&["export", "--run", "r", "--format", "hf", "--out", "hf"])
+        .expect_code(2);
+    assert!(
+        again.stderr().contains("exists already"),
+        "{}",
+        again.stderr()
+    );
 
     let unknown = dir.wolf(&["export", "--run", "nope"]).expect_code(2);
     assert!(unknown.stderr().contains("nope"), "{}", unknown.stderr());

@@ -342,3 +342,80 @@ fn a_caption_over_the_size_limit_refuses_the_file() {
     import(&dir, "big", "big.json", &["--max-caption-bytes", "20000"]).expect_code(0);
     assert_eq!(entry(&dir, "big")[KEYS[2]].len(), 18200);
 }
+
+/// Caption files of other tools, through the column mapping: a Data-Juicer JSONL
+/// (`videos`: a list of one path, `text`), a Cosmos-Curate-like one keyed by another
+/// field, and ActivityNet's submission (`results`); a mapped field a line lacks
+/// refuses the file.
+#[test]
+fn caption_files_of_other_tools_are_read_through_the_mapping() {
+    let dir = Dir::new();
+    let refs = dir.synthetic_dataset(4, 3);
+    let juicer: Vec<Value> = refs
+        .iter()
+        .enumerate()
+        .map(|(i, (key, caption))| {
+            // Paths as stored, relative to the dataset's folder, or `./`-led.
+            let path = match i % 3 {
+                0 => dir.join(&format!("world/{key}")).display().to_string(),
+                1 => format!("world/{key}"),
+                _ => format!("./world/{key}"),
+            };
+            json!({"videos": [path], "text": caption, "__dj__stats__": {"len": 3}})
+        })
+        .collect();
+    std::fs::write(dir.join("dj.jsonl"), jsonl(&juicer)).unwrap();
+    let mapped = ["--path-column", "videos", "--caption-column", "text"];
+    import(&dir, "dj", "dj.jsonl", &mapped).expect_code(0);
+    assert_eq!(entry(&dir, "dj"), refs);
+
+    let curated: Vec<Value> = refs
+        .iter()
+        .map(|(key, caption)| json!({"clip_id": key, "window_caption": caption}))
+        .collect();
+    std::fs::write(dir.join("cc.jsonl"), jsonl(&curated)).unwrap();
+    let keyed = [
+        "--key-column",
+        "clip_id",
+        "--caption-column",
+        "window_caption",
+    ];
+    import(&dir, "cc", "cc.jsonl", &keyed).expect_code(0);
+    assert_eq!(entry(&dir, "cc"), refs);
+    // Without the mapping the same file is refused, by line.
+    let refused = import(&dir, "cc2", "cc.jsonl", &[]).expect_code(2);
+    assert!(refused.stderr().contains("line 1"), "{}", refused.stderr());
+
+    let results: serde_json::Map<String, Value> = refs
+        .iter()
+        .map(|(key, caption)| {
+            (
+                key.clone(),
+                json!([{"sentence": caption, "timestamp": [0.0, 1.0]}]),
+            )
+        })
+        .collect();
+    let submission = json!({"version": "VERSION 1.0", "results": results, "external_data": {}});
+    std::fs::write(dir.join("anet.json"), submission.to_string()).unwrap();
+    import(&dir, "anet", "anet.json", &[]).expect_code(0);
+    assert_eq!(entry(&dir, "anet"), refs);
+    let dense = dir
+        .wolf(&[
+            "export", "--run", "anet", "--format", "dense", "--source", "anet",
+        ])
+        .expect_code(0)
+        .json();
+    let first = refs.keys().next().unwrap();
+    assert_eq!(dense[first]["timestamps"], json!([[0.0, 1.0]]), "{dense}");
+
+    let wrong = [json!({"videos": ["world/nope.mp4"], "text": "x"})];
+    std::fs::write(dir.join("wrong.jsonl"), jsonl(&wrong)).unwrap();
+    let refused = import(&dir, "wrong", "wrong.jsonl", &mapped).expect_code(2);
+    assert!(
+        refused
+            .stderr()
+            .contains("`world/nope.mp4` is the path of no video"),
+        "{}",
+        refused.stderr()
+    );
+}

@@ -394,8 +394,9 @@ fn a_fifo_named_like_a_video_is_refused_without_waiting() {
     );
 }
 
-/// A folder without a video (empty, or of WebDataset shards only) adds nothing: the
-/// command exits 1 with a warning that says what the folder holds.
+/// A folder without a video adds nothing: the command exits 1 with a warning that says
+/// what the folder holds. A folder of files named like shards is read as shards, each
+/// a problem of its own when it is not a tar.
 #[test]
 fn a_folder_without_videos_is_a_warning_that_says_what_it_holds() {
     let dir = Dir::new();
@@ -407,24 +408,29 @@ fn a_folder_without_videos_is_a_warning_that_says_what_it_holds() {
         "{}",
         run.stderr()
     );
+    assert!(run.stdout().contains("0 videos ok"), "{}", run.stdout());
+    let shown = dir
+        .wolf(&["dataset", "show", "e", "--format", "json"])
+        .expect_code(0)
+        .json();
+    assert_eq!(shown["problems"][0]["kind"], "no_videos", "{shown:#}");
+
     std::fs::create_dir_all(dir.join("shards")).unwrap();
     for n in 0..3 {
         std::fs::write(dir.join(&format!("shards/{n:05}.tar")), b"x").unwrap();
     }
     let run = dir.wolf(&["dataset", "add", "s", "shards"]).expect_code(1);
-    assert!(
-        run.stderr().contains(
-            "warning: no videos found in `shards` (found 3 .tar files: shards are not read by `dataset add` yet"
-        ),
-        "{}",
-        run.stderr()
-    );
     assert!(run.stdout().contains("0 videos ok"), "{}", run.stdout());
+    assert!(
+        run.stdout().contains("3 source problems"),
+        "{}",
+        run.stdout()
+    );
     let shown = dir
         .wolf(&["dataset", "show", "s", "--format", "json"])
         .expect_code(0)
         .json();
-    assert_eq!(shown["problems"][0]["kind"], "no_videos", "{shown:#}");
+    assert_eq!(shown["problems"][0]["kind"], "truncated_shard", "{shown:#}");
 }
 
 /// The videos of dataset `good` by key, from `wolf dataset show --videos`.

@@ -384,6 +384,8 @@ fn bad_input_is_skipped_with_its_reason_counted_and_the_round_completes() {
             "rc",
             "--config",
             "recaption.toml",
+            "--write-shards",
+            "written",
         ])
         .expect_code(1);
 
@@ -440,6 +442,49 @@ fn bad_input_is_skipped_with_its_reason_counted_and_the_round_completes() {
         }
     }
     assert_eq!(captioned, done);
+
+    // `--write-shards`: every sample as it was, the captioned ones with their
+    // recaption and merged caption; the cut sample is not written.
+    let mut members: BTreeMap<String, Vec<u8>> = BTreeMap::new();
+    for shard in ["part-000", "part-001"] {
+        let file = std::fs::File::open(dir.join(&format!("written/{shard}.tar"))).unwrap();
+        for entry in tar::Archive::new(file).entries().unwrap() {
+            let mut entry = entry.unwrap();
+            let name = entry.path().unwrap().display().to_string();
+            let mut bytes = Vec::new();
+            std::io::Read::read_to_end(&mut entry, &mut bytes).unwrap();
+            members.insert(name, bytes);
+        }
+    }
+    for record in log.iter().filter(|r| r["status"] == "done") {
+        let key = record["key"].as_str().unwrap();
+        let recaption = &members[&format!("{key}.recaption.txt")];
+        assert_eq!(recaption, record["recaption"].as_str().unwrap().as_bytes());
+        let json: Value = serde_json::from_slice(&members[&format!("{key}.json")]).unwrap();
+        assert_eq!(json["merged_caption"], record["caption"], "{json}");
+        assert!(members.contains_key(&format!("{key}.png")));
+        assert!(members.contains_key(&format!("{key}.txt")));
+    }
+    assert_eq!(members["corrupt.png"], b"these bytes are not a PNG");
+    assert!(members.contains_key("binary.bin"));
+    assert!(
+        !members.keys().any(|k| k.starts_with("cut.")),
+        "{:?}",
+        members.keys()
+    );
+    assert!(!members.contains_key("corrupt.recaption.txt"));
+    assert!(
+        run.stdout()
+            .contains("Wrote 2 shards (5 samples recaptioned)"),
+        "{}",
+        run.stdout()
+    );
+    assert!(
+        run.stderr()
+            .contains("part-001.tar`: the shard ends inside member"),
+        "{}",
+        run.stderr()
+    );
 }
 
 /// `--captioner` replaces `[recaption] captioner` before the config is checked: a file

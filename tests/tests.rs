@@ -17,6 +17,7 @@ mod preflight;
 mod progress;
 mod recaption;
 mod score;
+mod shards;
 mod shots;
 mod slurm;
 mod synth;

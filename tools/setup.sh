@@ -88,10 +88,12 @@ fi
 # 5. With `--browser` (make test): the tests' Python tools in .wolf/testenv, pinned wheels
 #    only: kubernetes-validate checks examples/scaling's manifests against the Kubernetes
 #    API's schemas, which it ships (no cluster, nothing fetched at run time); pyarrow
-#    writes the Parquet manifests wolf reads and reads back the tables it writes.
+#    writes the Parquet manifests wolf reads and reads back the tables it writes; the
+#    Hugging Face `datasets` package (with what it imports) loads `wolf export --format
+#    hf` folders, offline.
 if [ "${1:-}" = "--browser" ]; then
   testenv="$root/.wolf/testenv"
-  test_want="kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib-resources==7.1.0 typing_extensions==4.16.0 pyarrow==26.0.1"
+  test_want="kubernetes-validate==1.37.0 jsonschema==4.26.0 jsonschema-specifications==2025.9.1 referencing==0.37.0 rpds-py==2026.9.1 attrs==26.1.0 PyYAML==6.0.4 packaging==26.4 importlib-resources==7.1.0 typing_extensions==4.16.0 pyarrow==26.0.1 datasets==5.2.0 anyio==4.16.0 click==8.5.1 dill==0.4.1 filelock==4.3.2 fsspec==2026.9.0 h11==0.16.0 hf-xet==1.8.0 httpcore2==2.17.0 httpx2==2.17.0 huggingface_hub==2.4.0 idna==3.21 multiprocess==0.70.19 numpy==2.4.6 pandas==3.1.1 python-dateutil==4.0.0 tqdm==4.70.1 truststore==0.10.5 tzdata==2026.6 xxhash==4.1.0"
   [ -x "$testenv/bin/python" ] || python3 -m venv "$testenv"
   if [ "$(cat "$testenv/.wolf-requirements" 2>/dev/null)" != "$test_want" ]; then
     echo "setup: installing $test_want into $testenv"

@@ -25,6 +25,8 @@
 //! memory for 10,000 against 100,000 items ([`recaption`]).
 //! And the long-video issue's (16): shot boundaries against PySceneDetect, F1 and
 //! frames/s ([`shots`]).
+//! And the data formats issue's (19): WebDataset shards against loose files at intake,
+//! and a million score rows as Parquet against JSONL ([`formats`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -35,6 +37,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 
 mod batching;
+mod formats;
 mod gguf;
 mod http;
 mod leaderboard;
@@ -115,11 +118,14 @@ struct BenchArgs {
     /// Clips in the intake benchmark.
     #[arg(long, default_value_t = 1000)]
     intake_clips: usize,
+    /// Shards of 100 clips in the formats benchmark.
+    #[arg(long, default_value_t = 100)]
+    shards: usize,
     /// Run only these groups (repeatable): media, gguf, batching, onnx, http, pipeline,
-    /// method, score, leaderboard, recaption, queue, shots, long. Default: all.
+    /// method, score, leaderboard, recaption, queue, shots, long, formats. Default: all.
     #[arg(
         long,
-        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue", "shots", "long"]
+        value_parser = ["media", "gguf", "batching", "onnx", "http", "pipeline", "method", "score", "leaderboard", "recaption", "queue", "shots", "long", "formats"]
     )]
     only: Vec<String>,
 }
@@ -185,6 +191,9 @@ async fn run(args: BenchArgs) -> anyhow::Result<()> {
     }
     if wanted("long") {
         rows.extend(long::long(&exe, &work)?);
+    }
+    if wanted("formats") {
+        rows.extend(formats::formats(&exe, &work, args.shards)?);
     }
     if !args.only.is_empty() {
         rows = merge_with_previous(&args.out, rows);

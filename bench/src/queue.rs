@@ -251,6 +251,7 @@ async fn ceiling() -> anyhow::Result<Row> {
             name: "c".into(),
             source: "bench".into(),
             source_kind: "folder".into(),
+            root: None,
         })
         .await?;
     let records: Vec<VideoRecord> = (0..CEILING_ITEMS)

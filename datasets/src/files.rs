@@ -40,6 +40,24 @@ pub fn is_video(path: &Path) -> bool {
     lower_extension(path).is_some_and(|e| is_video_extension(&e))
 }
 
+/// Shard file endings: an uncompressed tar (read in place) and gzipped ones.
+pub const SHARD_ENDINGS: &[&str] = &[".tar", ".tar.gz", ".tgz"];
+
+/// A shard's path without its ending (`a/000001.tar.gz`: `a/000001`), `None` when the
+/// path is not a shard's (compared case-insensitively).
+pub fn shard_stem(path: &Path) -> Option<PathBuf> {
+    let text = path.to_str()?;
+    let lower = text.to_ascii_lowercase();
+    let ending = SHARD_ENDINGS.iter().find(|e| lower.ends_with(*e))?;
+    let stem = &text[..text.len() - ending.len()];
+    (!stem.is_empty() && !stem.ends_with('/')).then(|| PathBuf::from(stem))
+}
+
+/// Whether a shard is gzipped (and so must be decompressed to be read).
+pub fn is_compressed_shard(path: &Path) -> bool {
+    shard_stem(path).is_some() && lower_extension(path).as_deref() != Some("tar")
+}
+
 /// Whether a walked entry is part of a dataset: hidden files and folders (such as a
 /// clip or shard still being written under a temporary name) are not. The walk's root
 /// is always visible, whatever its name.
@@ -110,6 +128,16 @@ pub enum SourceError {
     KindMismatch { path: PathBuf, kind: &'static str },
     #[error("folder `{path}` holds no .tar shards")]
     NoShards { path: PathBuf },
+    /// A brace pattern (`shards/{000000..000099}.tar`) none of whose shards exists.
+    #[error("no shard matches `{pattern}` ({tried} paths tried, such as `{first}`)")]
+    NoMatch {
+        pattern: String,
+        tried: usize,
+        first: PathBuf,
+    },
+    /// A brace pattern that cannot be expanded.
+    #[error("`{pattern}` is not a valid brace pattern: {message}")]
+    BadPattern { pattern: String, message: String },
     #[error("annotations `{path}` are not a JSON object of video keys: {source}")]
     Annotations {
         path: PathBuf,
@@ -149,7 +177,8 @@ impl SourceError {
             Self::Io { .. } => "source_unreadable",
             Self::UnknownKind { .. } => "source_unknown_kind",
             Self::KindMismatch { .. } => "source_kind_mismatch",
-            Self::NoShards { .. } => "source_no_shards",
+            Self::NoShards { .. } | Self::NoMatch { .. } => "source_no_shards",
+            Self::BadPattern { .. } => "source_bad_pattern",
             Self::Annotations { .. } | Self::Dense(_) => "annotations_invalid",
             Self::Csv { .. }
             | Self::Parquet { .. }
@@ -178,6 +207,17 @@ mod tests {
                 .iter()
                 .all(|e| !VIDEO_EXTENSIONS.contains(e))
         );
+    }
+
+    #[test]
+    fn shards_are_told_by_their_ending() {
+        assert_eq!(shard_stem(Path::new("a/01.tar")), Some("a/01".into()));
+        assert_eq!(shard_stem(Path::new("a/01.TAR.GZ")), Some("a/01".into()));
+        assert_eq!(shard_stem(Path::new("01.tgz")), Some("01".into()));
+        assert_eq!(shard_stem(Path::new("01.gz")), None);
+        assert_eq!(shard_stem(Path::new(".tar")), None);
+        assert!(is_compressed_shard(Path::new("01.tgz")));
+        assert!(!is_compressed_shard(Path::new("01.tar")));
     }
 
     #[test]

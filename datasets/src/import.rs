@@ -125,6 +125,10 @@ pub struct Import<'a> {
     pub max_caption_bytes: usize,
     /// The entry's metadata, checked with the file ([`META_KEYS`]).
     pub meta: &'a [(String, String)],
+    /// JSONL only: the fields of the video (`key`: its key, default `video`; or `path`:
+    /// its path, or a list of one path, as Data-Juicer writes) and of the caption
+    /// (default `caption`). Tags are not imported.
+    pub columns: &'a crate::sources::Columns,
 }
 
 /// What an import stored.
@@ -158,6 +162,23 @@ pub async fn import(
         .iter()
         .filter_map(|v| Some((v.key.clone(), v.duration_s?)))
         .collect();
+    // A mapped path column names videos by their path: as stored, relative to the
+    // dataset's folder, or the same file (canonical paths).
+    let mut by_path: HashMap<String, String> = HashMap::new();
+    if request.columns.path.is_some() {
+        for v in &rows {
+            let relative = wolf_pipeline::media::relative_to(&v.path, dataset.root.as_deref());
+            let canonical = std::fs::canonicalize(&v.path).ok();
+            let forms = [
+                Some(v.path.clone()),
+                Some(relative),
+                canonical.map(|c| c.display().to_string()),
+            ];
+            for form in forms.into_iter().flatten() {
+                by_path.entry(form).or_insert_with(|| v.key.clone());
+            }
+        }
+    }
     let videos: HashMap<String, i64> = rows.into_iter().map(|v| (v.key, v.id)).collect();
     let mut problems = Problems::default();
     let name = request.name;
@@ -192,6 +213,10 @@ pub async fn import(
         durations: &durations,
         source: request.source,
         max_caption_bytes: request.max_caption_bytes,
+        key_field: request.columns.key.as_deref().unwrap_or("video"),
+        caption_field: request.columns.caption.as_deref().unwrap_or("caption"),
+        path_field: request.columns.path.as_deref(),
+        by_path: &by_path,
     };
     let captions = parse(bytes, &settings, &mut problems);
     check_meta(request.meta, &mut problems);
@@ -314,6 +339,12 @@ struct ParseSettings<'a> {
     /// `--source`, for JSONL.
     source: Option<&'a str>,
     max_caption_bytes: usize,
+    /// JSONL's field of the video's key, of its caption, and of its path when mapped.
+    key_field: &'a str,
+    caption_field: &'a str,
+    path_field: Option<&'a str>,
+    /// A mapped path column's paths (as stored, relative, canonical) → video key.
+    by_path: &'a HashMap<String, String>,
 }
 
 /// A dense JSONL line's span and sentence.
@@ -357,11 +388,20 @@ fn parse(bytes: &[u8], settings: &ParseSettings<'_>, problems: &mut Problems) ->
             // One line of JSONL is one JSON object too: an object with a string
             // `video` and a `caption`, when the dataset has no video called `video`, is
             // taken as that.
-            Ok(fields) if fields.is_jsonl_record(settings.videos) => {
+            Ok(fields) if fields.is_jsonl_record(settings) => {
                 let line = text.lines().position(|l| !l.trim().is_empty()).unwrap_or(0) + 1;
                 let mut skipped = BTreeMap::new();
                 reader.jsonl_record(format!("line {line}"), fields, &mut skipped);
                 reader.finish_jsonl(&skipped);
+                return reader.captions;
+            }
+            // ActivityNet's submission file: `{"version", "results": {video: [{"sentence",
+            // "timestamp": [start, end]}]}, "external_data"}`.
+            Ok(fields)
+                if matches!(fields.get("results"), Some(Value::Object(_)))
+                    && !settings.videos.contains_key("results") =>
+            {
+                reader.wolf_json(activitynet_results(fields, settings.durations));
                 return reader.captions;
             }
             Ok(fields) => {
@@ -390,6 +430,37 @@ fn parse(bytes: &[u8], settings: &ParseSettings<'_>, problems: &mut Problems) ->
     }
     reader.jsonl(text);
     reader.captions
+}
+
+/// The `results` of an ActivityNet submission as dense entries, each video's duration
+/// the dataset's (else its last segment's end); a video whose value is not a list of
+/// `{"sentence", "timestamp"}` keeps its value, for its problem to be reported.
+fn activitynet_results(fields: Fields, durations: &HashMap<String, f64>) -> Fields {
+    #[derive(serde::Deserialize)]
+    struct Segment {
+        sentence: String,
+        timestamp: [f64; 2],
+    }
+    let Some((_, Value::Object(results))) = fields.0.into_iter().find(|(n, _)| n == "results")
+    else {
+        return Fields(Vec::new());
+    };
+    let entries = results.into_iter().map(|(video, value)| {
+        let Ok(segments) = serde_json::from_value::<Vec<Segment>>(value.clone()) else {
+            return (video, value);
+        };
+        let last_end = segments.iter().map(|s| s.timestamp[1]).fold(0.0, f64::max);
+        let duration = durations.get(&video).copied().unwrap_or(last_end);
+        let (timestamps, sentences): (Vec<_>, Vec<_>) = segments
+            .into_iter()
+            .map(|s| (s.timestamp, s.sentence))
+            .unzip();
+        let entry = serde_json::json!({
+            "duration": duration, "timestamps": timestamps, "sentences": sentences,
+        });
+        (video, entry)
+    });
+    Fields(entries.collect())
 }
 
 /// A dense entry `{"duration", "timestamps", "sentences"}` as a caption (its sentences in
@@ -491,10 +562,11 @@ impl Fields {
         self.0.iter().find(|(n, _)| n == name).map(|(_, v)| v)
     }
 
-    fn is_jsonl_record(&self, videos: &HashMap<String, i64>) -> bool {
-        self.get("caption").is_some()
-            && matches!(self.get("video"), Some(Value::String(_)))
-            && !videos.contains_key("video")
+    fn is_jsonl_record(&self, settings: &ParseSettings<'_>) -> bool {
+        let video = settings.path_field.unwrap_or(settings.key_field);
+        self.get(settings.caption_field).is_some()
+            && matches!(self.get(video), Some(Value::String(_) | Value::Array(_)))
+            && !settings.videos.contains_key(video)
     }
 }
 
@@ -703,21 +775,54 @@ impl Reader<'_, '_> {
             None => Err(format!("the line has no `{name}`")),
         };
         let timed = fields.get("start").is_some() || fields.get("end").is_some();
-        match (string("video"), string("caption")) {
+        let video = match self.settings.path_field {
+            Some(field) => self.video_at_path(field, &fields),
+            None => string(self.settings.key_field).map(str::to_owned),
+        };
+        match (video, string(self.settings.caption_field)) {
             (Ok(video), Ok(caption)) if timed => match (number("start"), number("end")) {
                 (Ok(start), Ok(end)) => {
                     let (_, segments) = self
                         .segments
-                        .entry(video.to_owned())
+                        .entry(video)
                         .or_insert_with(|| (location, Vec::new()));
                     segments.push(([start, end], caption.to_owned()));
                 }
                 (Err(message), _) | (_, Err(message)) => self.problems.push(location, message),
             },
             (Ok(video), Ok(caption)) => {
-                self.take(&location, video, caption);
+                self.take(&location, &video, caption);
             }
             (Err(message), _) | (_, Err(message)) => self.problems.push(location, message),
+        }
+    }
+
+    /// The key of the video whose path a line gives in `field`: a path, or a list of
+    /// one path (Data-Juicer's `videos`).
+    fn video_at_path(&self, field: &str, fields: &Fields) -> Result<String, String> {
+        let path = match fields.get(field) {
+            Some(Value::String(path)) => path,
+            Some(Value::Array(list)) => match list.as_slice() {
+                [Value::String(path)] => path,
+                _ => return Err(format!("`{field}` is not a list of one path")),
+            },
+            Some(other) => return Err(format!("`{field}` is {}, not a path", type_name(other))),
+            None => return Err(format!("the line has no `{field}`")),
+        };
+        let canonical = std::fs::canonicalize(path).ok();
+        let found = [
+            Some(path.clone()),
+            canonical.map(|c| c.display().to_string()),
+        ]
+        .into_iter()
+        .flatten()
+        .find_map(|form| self.settings.by_path.get(&form));
+        match found {
+            Some(key) => Ok(key.clone()),
+            None => Err(format!(
+                "`{path}` is the path of no video of dataset `{}`",
+                self.settings.dataset
+            )),
         }
     }
 

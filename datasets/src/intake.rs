@@ -9,7 +9,6 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
 
 use tokio::sync::{Semaphore, mpsc};
 use wolf_pipeline::media::{self, MediaError};
@@ -57,6 +56,7 @@ pub async fn ingest(
         name: name.to_owned(),
         source: source_label.to_owned(),
         source_kind: source.kind.as_str().to_owned(),
+        root: Some(source.root.display().to_string()),
     };
     let dataset_id = store.begin_intake(&dataset).await?;
     store.put_problems(dataset_id, &source.problems).await?;
@@ -119,8 +119,7 @@ pub async fn ingest(
 /// Returns the record and whether it was reused.
 fn measure(entry: Entry, previous: Option<&VideoRow>) -> (VideoRecord, bool) {
     let path_text = entry.path.display().to_string();
-    let stat = std::fs::metadata(&entry.path).ok().filter(|m| m.is_file());
-    let size_mtime = stat.map(|m| (m.len(), mtime_ns(&m)));
+    let size_mtime = media::stat(&entry.path);
     let reused = previous.and_then(|row| reuse(row, &path_text, size_mtime));
     let unchanged = reused.is_some();
     let outcome = match reused {
@@ -170,8 +169,9 @@ fn reuse(row: &VideoRow, path: &str, size_mtime: Option<(u64, i64)>) -> Option<V
 
 fn measure_file(path: &Path, mtime_ns: i64) -> Result<VideoMeta, MediaError> {
     let probe = media::probe(path)?;
-    let (sha256, size_bytes) =
-        wolf_pipeline::hash::sha256_file(path).map_err(|e| MediaError::Unreadable {
+    let (sha256, size_bytes) = media::open_bytes(path)
+        .and_then(wolf_pipeline::hash::sha256_read)
+        .map_err(|e| MediaError::Unreadable {
             path: path.to_owned(),
             message: e.to_string(),
         })?;
@@ -181,11 +181,4 @@ fn measure_file(path: &Path, mtime_ns: i64) -> Result<VideoMeta, MediaError> {
         mtime_ns,
         probe,
     })
-}
-
-fn mtime_ns(meta: &std::fs::Metadata) -> i64 {
-    meta.modified()
-        .ok()
-        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i64)
 }

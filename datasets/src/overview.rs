@@ -126,3 +126,23 @@ impl fmt::Display for Overview {
         Ok(())
     }
 }
+
+/// `wolf dataset list`'s table: a line per dataset with its counts, hours and source.
+pub fn list_table(datasets: &[wolf_pipeline::store::DatasetSummary]) -> String {
+    let mut out = format!(
+        "{:<24} {:>8} {:>8} {:>9} {:>10}  source\n",
+        "name", "videos", "failed", "problems", "hours"
+    );
+    for d in datasets {
+        out.push_str(&format!(
+            "{:<24} {:>8} {:>8} {:>9} {:>10.2}  {}\n",
+            d.name,
+            d.videos - d.failed,
+            d.failed,
+            d.problems,
+            d.total_duration_s / 3600.0,
+            d.source
+        ));
+    }
+    out
+}

@@ -1,5 +1,6 @@
-//! Reading dataset sources into entries: a folder of videos, a JSONL or CSV manifest,
-//! or Wolf's annotation JSON (METHOD.md 4) joined with a folder.
+//! Reading dataset sources into entries: a folder of videos, a JSONL, CSV or Parquet
+//! manifest, WebDataset shards ([`crate::shards`]), or Wolf's annotation JSON
+//! (METHOD.md 4) joined with a folder.
 //!
 //! A problem with one line or key of a source (a missing path, a duplicate key, a value
 //! of the wrong type) becomes an [`IntakeProblem`] naming where it is, and the rest of
@@ -20,6 +21,7 @@ pub enum SourceKind {
     Jsonl,
     Csv,
     Parquet,
+    Shards,
     WolfJson,
 }
 
@@ -30,6 +32,7 @@ impl SourceKind {
             Self::Jsonl => "jsonl",
             Self::Csv => "csv",
             Self::Parquet => "parquet",
+            Self::Shards => "webdataset",
             Self::WolfJson => "wolf_json",
         }
     }
@@ -52,6 +55,9 @@ pub struct Entry {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Source {
     pub kind: SourceKind,
+    /// The folder the entries' paths are relative to in exports: the folder read, a
+    /// manifest's folder, the shards' folder.
+    pub root: PathBuf,
     pub entries: Vec<Entry>,
     pub problems: Vec<IntakeProblem>,
 }
@@ -63,11 +69,23 @@ pub struct Source {
 /// The timed references (`dense.json`) of the folder, or of a file's folder, are
 /// checked here, so that a dataset whose dense scores cannot be computed is
 /// refused when it is added, with the line at fault.
+///
+/// Shards (a `.tar`, `.tar.gz` or `.tgz`, a brace pattern of them, or a folder that
+/// holds shards and no loose video) use `shard_cache` ([`crate::shards`]).
 pub fn read_source(
     source: &Path,
     annotations: Option<&Path>,
     columns: &Columns,
+    shard_cache: &Path,
 ) -> Result<Source, SourceError> {
+    // A folder of loose videos is a folder dataset, whatever else it holds.
+    let loose = (source.is_dir() && annotations.is_none()).then(|| videos_in(source));
+    if annotations.is_none()
+        && loose.as_ref().is_none_or(|(videos, _)| videos.is_empty())
+        && let Some((root, shards)) = crate::shards::named_shards(source)?
+    {
+        return Ok(crate::shards::read_shards(root, &shards, shard_cache));
+    }
     let meta = files::metadata(source)?;
     let folder = if meta.is_dir() {
         Some(source)
@@ -79,9 +97,10 @@ pub fn read_source(
         wolf_scorer::dense::read_references(&dense)?;
     }
     if meta.is_dir() {
-        return match annotations {
-            Some(file) => read_wolf_json(file, source),
-            None => read_folder(source),
+        return match (annotations, loose) {
+            (Some(file), _) => read_wolf_json(file, source),
+            (None, Some(loose)) => Ok(read_folder(source, loose)),
+            (None, None) => Ok(read_folder(source, videos_in(source))),
         };
     }
     let extension = files::lower_extension(source);
@@ -95,14 +114,17 @@ pub fn read_source(
         }
         _ => Err(SourceError::UnknownKind {
             path: source.to_owned(),
-            expected: "a folder, a .jsonl/.csv/.parquet manifest or a .json annotation file",
+            expected: "a folder, a .jsonl/.csv/.parquet manifest, a .tar/.tar.gz/.tgz shard or a .json annotation file",
         }),
     }
 }
 
+/// The videos of a folder by key, and the problems met finding them.
+type FoundVideos = (Vec<(String, PathBuf)>, Vec<IntakeProblem>);
+
 /// Video files under a folder, recursively, sorted by key; unreadable sub-folders
 /// become problems.
-fn videos_in(root: &Path) -> (Vec<(String, PathBuf)>, Vec<IntakeProblem>) {
+fn videos_in(root: &Path) -> FoundVideos {
     let mut videos = Vec::new();
     let mut problems = Vec::new();
     for item in files::walk(root) {
@@ -150,7 +172,6 @@ fn no_videos(root: &Path) -> IntakeProblem {
             *found.entry(kind).or_default() += 1;
         }
     }
-    let shards = found.contains_key(".tar");
     let mut kinds: Vec<(String, usize)> = found.into_iter().collect();
     kinds.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     let counted = |(kind, n): &(String, usize)| {
@@ -166,14 +187,11 @@ fn no_videos(root: &Path) -> IntakeProblem {
         Some((last, [])) => format!("found {last}"),
         Some((last, rest)) => format!("found {} and {last}", rest.join(", ")),
     };
-    let hint = if shards {
-        ": shards are not read by `dataset add` yet; `wolf recaption` reads them".to_owned()
-    } else {
-        format!(
-            "; videos are found by their extension: {}",
-            files::VIDEO_EXTENSIONS.join(", ")
-        )
-    };
+    let hint = format!(
+        "; videos are found by their extension: {}, and shards by theirs: {}",
+        files::VIDEO_EXTENSIONS.join(", "),
+        files::SHARD_ENDINGS.join(", ")
+    );
     IntakeProblem {
         location: root.display().to_string(),
         kind: NO_VIDEOS.into(),
@@ -181,8 +199,8 @@ fn no_videos(root: &Path) -> IntakeProblem {
     }
 }
 
-fn read_folder(root: &Path) -> Result<Source, SourceError> {
-    let (files, mut problems) = videos_in(root);
+/// A folder's videos ([`videos_in`]) as a source.
+fn read_folder(root: &Path, (files, mut problems): FoundVideos) -> Source {
     if files.is_empty() {
         problems.push(no_videos(root));
     }
@@ -196,11 +214,12 @@ fn read_folder(root: &Path) -> Result<Source, SourceError> {
             metadata: None,
         })
         .collect();
-    Ok(Source {
+    Source {
         kind: SourceKind::Folder,
+        root: root.to_owned(),
         entries,
         problems,
-    })
+    }
 }
 
 /// A value of Wolf's annotation files: a caption, or `{"output": caption, "tags": [...]}`.
@@ -271,6 +290,7 @@ fn read_wolf_json(file: &Path, folder: &Path) -> Result<Source, SourceError> {
     }
     Ok(Source {
         kind: SourceKind::WolfJson,
+        root: folder.to_owned(),
         entries,
         problems,
     })
@@ -557,6 +577,7 @@ impl<'a> ManifestReader<'a> {
     fn finish(self, kind: SourceKind) -> Source {
         Source {
             kind,
+            root: self.base,
             entries: self.entries,
             problems: self.problems,
         }
@@ -702,7 +723,8 @@ mod tests {
         write(dir.path(), "b/clip.MP4", "x");
         write(dir.path(), "a.mkv", "x");
         write(dir.path(), "notes.txt", "x");
-        let source = read_source(dir.path(), None, &Columns::default()).unwrap();
+        let source =
+            read_source(dir.path(), None, &Columns::default(), &std::env::temp_dir()).unwrap();
         let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["a.mkv", "b/clip.MP4"]);
         assert_eq!(source.kind, SourceKind::Folder);
@@ -711,7 +733,8 @@ mod tests {
     #[test]
     fn a_folder_without_videos_says_what_it_holds() {
         let message = |dir: &Path| {
-            let source = read_source(dir, None, &Columns::default()).unwrap();
+            let source =
+                read_source(dir, None, &Columns::default(), &std::env::temp_dir()).unwrap();
             assert!(source.entries.is_empty());
             assert_eq!(source.problems.len(), 1, "{:?}", source.problems);
             assert_eq!(source.problems[0].kind, NO_VIDEOS);
@@ -722,28 +745,34 @@ mod tests {
         assert_eq!(
             message(dir.path()),
             format!(
-                "no videos found in `{shown}` (it is empty; videos are found by their extension: mp4, m4v, mov, mkv, webm, avi, mpg, mpeg, ts, wmv, flv, 3gp)"
+                "no videos found in `{shown}` (it is empty; videos are found by their extension: mp4, m4v, mov, mkv, webm, avi, mpg, mpeg, ts, wmv, flv, 3gp, and shards by theirs: .tar, .tar.gz, .tgz)"
             )
         );
-        for name in ["00000.tar", "00001.tar", "b/00002.TAR", ".hidden.mp4"] {
-            write(dir.path(), name, "x");
-        }
-        assert_eq!(
-            message(dir.path()),
-            format!(
-                "no videos found in `{shown}` (found 3 .tar files: shards are not read by `dataset add` yet; `wolf recaption` reads them)"
-            )
-        );
-        for name in ["a.txt", "b.txt", "c.json", "README", "d.png"] {
+        for name in [
+            "a.txt",
+            "b.txt",
+            "c.json",
+            "README",
+            "d.png",
+            "e.gz",
+            ".hidden.mp4",
+        ] {
             write(dir.path(), name, "x");
         }
         let text = message(dir.path());
         assert!(
-            text.contains(
-                "(found 3 .tar files, 2 .txt files, 1 .json file and 2 other files: shards"
-            ),
+            text.contains("(found 2 .txt files, 1 .gz file, 1 .json file and 2 other files;"),
             "{text}"
         );
+        // A folder of shards is read as shards (these are not tars: problems of each).
+        for name in ["00000.tar", "b/00001.TAR"] {
+            write(dir.path(), name, "x");
+        }
+        let cache = tempfile::tempdir().unwrap();
+        let source = read_source(dir.path(), None, &Columns::default(), cache.path()).unwrap();
+        assert_eq!(source.kind, SourceKind::Shards);
+        let kinds: Vec<_> = source.problems.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(kinds, ["truncated_shard", "truncated_shard"]);
     }
 
     #[test]
@@ -762,7 +791,8 @@ mod tests {
                 "{\"path\": \"d.mp4\", \"caption\": \"  \"}\n",
             ),
         );
-        let source = read_source(&manifest, None, &Columns::default()).unwrap();
+        let source =
+            read_source(&manifest, None, &Columns::default(), &std::env::temp_dir()).unwrap();
         let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["a.mp4", "c.mp4", "d.mp4"]);
         assert_eq!(source.entries[0].path, dir.path().join("a.mp4"));
@@ -824,7 +854,8 @@ mod tests {
                 clip.display()
             ),
         );
-        let source = read_source(&manifest, None, &Columns::default()).unwrap();
+        let source =
+            read_source(&manifest, None, &Columns::default(), &std::env::temp_dir()).unwrap();
         let keys: Vec<_> = source.entries.iter().map(|e| e.key.as_str()).collect();
         let url = format!("file://{}", clip.display());
         assert_eq!(keys, ["7", url.as_str()]);
@@ -849,7 +880,7 @@ mod tests {
             tags: Some("labels".into()),
             ..Columns::default()
         };
-        let source = read_source(&mapped, None, &columns).unwrap();
+        let source = read_source(&mapped, None, &columns, &std::env::temp_dir()).unwrap();
         assert_eq!(source.entries[0].reference.as_deref(), Some("A cat."));
         assert_eq!(source.entries[0].tags, ["pets"]);
         assert_eq!(source.entries[0].metadata, None);
@@ -858,7 +889,7 @@ mod tests {
             caption: Some("caption_text".into()),
             ..columns
         };
-        let err = read_source(&mapped, None, &wrong).unwrap_err();
+        let err = read_source(&mapped, None, &wrong, &std::env::temp_dir()).unwrap_err();
         let said = err.to_string();
         assert!(
             said.contains("`caption_text`") && said.contains("--caption-column"),
@@ -874,7 +905,8 @@ mod tests {
             "m.csv",
             "video,caption,tags,source\na.mp4,\"A dog, running.\",pets|outdoor,web\n,missing,,\n",
         );
-        let source = read_source(&manifest, None, &Columns::default()).unwrap();
+        let source =
+            read_source(&manifest, None, &Columns::default(), &std::env::temp_dir()).unwrap();
         assert_eq!(source.entries.len(), 1);
         assert_eq!(
             source.entries[0].reference.as_deref(),
@@ -893,14 +925,14 @@ mod tests {
         );
 
         let bad = write(dir.path(), "bad.csv", "file,caption\na.mp4,x\n");
-        let err = read_source(&bad, None, &Columns::default()).unwrap_err();
+        let err = read_source(&bad, None, &Columns::default(), &std::env::temp_dir()).unwrap_err();
         assert!(err.to_string().contains("no path column"), "{err}");
         assert!(err.to_string().contains("file, caption"), "{err}");
         let columns = Columns {
             path: Some("file".into()),
             ..Columns::default()
         };
-        let source = read_source(&bad, None, &columns).unwrap();
+        let source = read_source(&bad, None, &columns, &std::env::temp_dir()).unwrap();
         assert_eq!(source.entries[0].path, dir.path().join("a.mp4"));
     }
 
@@ -915,7 +947,13 @@ mod tests {
             "plain.json",
             r#"{"a.mp4": "A car turns left.", "missing.mp4": "Gone."}"#,
         );
-        let source = read_source(&dir.path().join("v"), Some(&plain), &Columns::default()).unwrap();
+        let source = read_source(
+            &dir.path().join("v"),
+            Some(&plain),
+            &Columns::default(),
+            &std::env::temp_dir(),
+        )
+        .unwrap();
         assert_eq!(source.kind, SourceKind::WolfJson);
         assert_eq!(source.entries.len(), 2);
         assert_eq!(source.entries[1].path, dir.path().join("v/missing.mp4"));
@@ -931,8 +969,13 @@ mod tests {
             "detailed.json",
             r#"{"a.mp4": {"output": "A beach.", "tags": ["Travel & Events"]}, "b.mp4": 7}"#,
         );
-        let source =
-            read_source(&dir.path().join("v"), Some(&detailed), &Columns::default()).unwrap();
+        let source = read_source(
+            &dir.path().join("v"),
+            Some(&detailed),
+            &Columns::default(),
+            &std::env::temp_dir(),
+        )
+        .unwrap();
         assert_eq!(source.entries.len(), 1);
         assert_eq!(source.entries[0].tags, ["Travel & Events"]);
         assert!(
@@ -944,17 +987,27 @@ mod tests {
 
         let broken = write(dir.path(), "broken.json", "[1, 2]");
         assert_eq!(
-            read_source(&dir.path().join("v"), Some(&broken), &Columns::default())
-                .unwrap_err()
-                .kind(),
+            read_source(
+                &dir.path().join("v"),
+                Some(&broken),
+                &Columns::default(),
+                &std::env::temp_dir()
+            )
+            .unwrap_err()
+            .kind(),
             "annotations_invalid"
         );
     }
 
     #[test]
     fn a_missing_source_is_an_error() {
-        let err =
-            read_source(Path::new("/definitely/not/here"), None, &Columns::default()).unwrap_err();
+        let err = read_source(
+            Path::new("/definitely/not/here"),
+            None,
+            &Columns::default(),
+            &std::env::temp_dir(),
+        )
+        .unwrap_err();
         assert_eq!(err.kind(), "source_not_found");
     }
 }

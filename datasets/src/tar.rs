@@ -164,6 +164,11 @@ impl<R: Read> TarStream<R> {
         }
     }
 
+    /// Bytes read so far: after [`Self::next_header`], where the member's data starts.
+    pub(crate) fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// A member's data. The caller checks `header.size` against its own limit first.
     pub(crate) fn read_member(&mut self, header: &Header) -> Result<Vec<u8>, TarError> {
         // The capacity is bounded again in case the caller's limit is large and the

@@ -56,7 +56,7 @@ pub fn video_file(id: i64) -> String {
 /// Where a video's clip is, in a site built `--with-videos` and in serve mode: its id
 /// and its own extension (lowercase; `bin` when it has none a browser would know).
 pub fn media_file(id: i64, path: &str) -> String {
-    let ext = std::path::Path::new(path)
+    let ext = wolf_pipeline::media::media_name(std::path::Path::new(path))
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .filter(|e| !e.is_empty() && e.len() <= 5 && e.chars().all(|c| c.is_ascii_alphanumeric()))

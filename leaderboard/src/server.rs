@@ -415,7 +415,7 @@ async fn video(State(app): State<Shared>, UrlPath(file): UrlPath<String>) -> Res
     };
     // The player shows when the clip is a file the server can read.
     let clip = (video.status == wolf_pipeline::store::VideoStatus::Ok
-        && std::fs::metadata(&video.path).is_ok_and(|m| m.is_file()))
+        && wolf_pipeline::media::stat(Path::new(&video.path)).is_some())
     .then(|| format!("../{}", pages::media_file(id, &video.path)));
     html(
         StatusCode::OK,
@@ -438,15 +438,16 @@ async fn media(
     let Some(video) = video else {
         return (StatusCode::NOT_FOUND, "no such clip").into_response();
     };
+    // A clip in a tar shard is its member's range of the tar.
     let opened = async {
-        let file = tokio::fs::File::open(&video.path).await?;
-        let meta = file.metadata().await?;
-        if !meta.is_file() {
+        let (path, offset, len) = wolf_pipeline::media::extent(Path::new(&video.path))?;
+        let file = tokio::fs::File::open(&path).await?;
+        if !file.metadata().await?.is_file() {
             return Err(std::io::Error::other("not a regular file"));
         }
-        Ok((file, meta.len()))
+        Ok((file, offset, len))
     };
-    let Ok((mut file, len)) = opened.await else {
+    let Ok((mut file, offset, len)) = opened.await else {
         return (StatusCode::NOT_FOUND, "the clip cannot be read").into_response();
     };
     let range = headers
@@ -465,7 +466,12 @@ async fn media(
         }
     };
     use tokio::io::{AsyncReadExt as _, AsyncSeekExt as _};
-    if start > 0 && file.seek(std::io::SeekFrom::Start(start)).await.is_err() {
+    if offset + start > 0
+        && file
+            .seek(std::io::SeekFrom::Start(offset + start))
+            .await
+            .is_err()
+    {
         return (StatusCode::INTERNAL_SERVER_ERROR, "cannot seek in the clip").into_response();
     }
     let body = Body::from_stream(tokio_util::io::ReaderStream::new(file.take(end - start)));
@@ -528,7 +534,7 @@ fn byte_range(header: &str, len: u64) -> Range {
 
 /// A clip's content type, from its extension.
 fn video_type(path: &str) -> &'static str {
-    let ext = Path::new(path)
+    let ext = wolf_pipeline::media::media_name(Path::new(path))
         .extension()
         .map(|e| e.to_string_lossy().to_lowercase())
         .unwrap_or_default();

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use wolf_pipeline::config::LeaderboardConfig;
+use wolf_pipeline::media;
 use wolf_pipeline::store::{StageOutput, Store, VideoStatus};
 
 use crate::Error;
@@ -227,8 +228,13 @@ struct VideoJobs {
 }
 
 /// Puts a clip into the site: a hard link where the file system allows, else a copy.
-/// Returns the bytes copied (0 for a link).
+/// Returns the bytes copied (0 for a link). A clip inside a tar shard is copied out of
+/// it.
 fn place_clip(from: &Path, to: &Path) -> std::io::Result<u64> {
+    if media::Member::parse(from).is_some() {
+        let mut bytes = media::open_bytes(from)?;
+        return std::io::copy(&mut bytes, &mut std::fs::File::create(to)?);
+    }
     if !std::fs::metadata(from)?.is_file() {
         return Err(std::io::Error::other("not a regular file"));
     }

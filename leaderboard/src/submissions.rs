@@ -68,6 +68,7 @@ impl Submissions {
             replace: false,
             max_caption_bytes: self.max_caption_bytes,
             meta,
+            columns: &wolf_datasets::sources::Columns::default(),
         };
         // A store busy with other writers (SQLite's one writer at a time, beyond its
         // busy timeout) is tried again; a file's own problems are not.

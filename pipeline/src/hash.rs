@@ -14,7 +14,11 @@ const CHUNK: usize = 1 << 20;
 
 /// The lower-case hex SHA-256 of a file's bytes and the number of bytes read.
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {
-    let mut file = File::open(path)?;
+    sha256_read(File::open(path)?)
+}
+
+/// The lower-case hex SHA-256 of a stream's bytes, read to its end, and their number.
+pub fn sha256_read(mut file: impl Read) -> io::Result<(String, u64)> {
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; CHUNK];
     let mut len = 0u64;

@@ -86,14 +86,26 @@ impl Home {
 /// the project-local folder, or `$XDG_DATA_HOME/wolf/wolf.db` (default
 /// `~/.local/share/wolf/wolf.db`) for a binary that lives outside a checkout.
 pub fn default_db_path() -> PathBuf {
+    data_dir().join("wolf.db")
+}
+
+/// Where gzipped WebDataset shards are extracted and what each shard holds is
+/// remembered (`wolf dataset add`) for a database that is not a file: `shards/` in
+/// the project-local folder or the data folder (`shard-cache/`).
+pub fn shard_cache() -> PathBuf {
+    data_dir().join("shard-cache")
+}
+
+/// The project-local folder, or `$XDG_DATA_HOME/wolf` (default `~/.local/share/wolf`).
+fn data_dir() -> PathBuf {
     if let Some(home) = Home::locate() {
-        return home.default_db();
+        return home.root;
     }
     let data = std::env::var_os("XDG_DATA_HOME")
         .map(PathBuf::from)
         .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".local/share")))
         .unwrap_or_else(|| PathBuf::from("."));
-    data.join("wolf").join("wolf.db")
+    data.join("wolf")
 }
 
 #[cfg(test)]

@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::{Args, ValueEnum};
+use wolf_datasets::hf::export_hf;
 use wolf_datasets::recaption::output::write_atomic;
 use wolf_datasets::tables::{TableFormat, write_table};
 use wolf_pipeline::config::{Choices, Config};
@@ -94,22 +95,8 @@ pub(crate) async fn caption(args: CaptionArgs, context: &Context) -> anyhow::Res
     if !report.complete() {
         return Ok(Outcome::SomeFailed);
     }
-    outln!("Next:");
-    for (command, what) in [
-        (
-            format!("wolf score --run {name}"),
-            "score the captions against the references",
-        ),
-        (
-            format!("wolf export --run {name}"),
-            "the captions, as JSONL",
-        ),
-        (
-            "wolf leaderboard build --out site".to_owned(),
-            "the leaderboard page, site/index.html",
-        ),
-    ] {
-        outln!("  {command:<36} # {what}");
+    for line in report.next_steps(&name) {
+        outln!("{line}");
     }
     Ok(Outcome::Done)
 }
@@ -149,6 +136,8 @@ pub(crate) enum ExportFormat {
     Csv,
     /// The `jsonl` rows as Parquet (to a file, or a pipe).
     Parquet,
+    /// A Hugging Face dataset folder (`--out DIR`): Parquet data and a dataset card.
+    Hf,
 }
 
 #[derive(Debug, Args)]
@@ -170,6 +159,9 @@ pub(crate) struct ExportArgs {
     /// List the failed stages with their reasons instead (JSONL).
     #[arg(long)]
     failed: bool,
+    /// Write videos' paths as stored, not relative to their dataset's folder.
+    #[arg(long)]
+    absolute_paths: bool,
     /// Write here instead of stdout (written whole, then renamed into place).
     #[arg(long)]
     out: Option<PathBuf>,
@@ -182,11 +174,26 @@ pub(crate) async fn export_run(args: ExportArgs, context: &Context) -> anyhow::R
     } else {
         let source = args.source;
         match args.format {
-            ExportFormat::Jsonl => Export::Jsonl { source },
+            ExportFormat::Jsonl => Export::Jsonl {
+                source,
+                absolute: args.absolute_paths,
+            },
             ExportFormat::WolfJson => Export::WolfJson {
                 source,
                 nested: args.nested,
             },
+            ExportFormat::Hf => {
+                let out = args
+                    .out
+                    .context("`--format hf` writes a folder: name it with --out")?;
+                let written = export_hf(&store, &args.run, &out, args.absolute_paths).await?;
+                outln!(
+                    "Wrote {} captions and a dataset card to `{}`.",
+                    written.rows,
+                    out.display()
+                );
+                return Ok(Outcome::Done);
+            }
             ExportFormat::Dense => Export::Dense { source },
             ExportFormat::DenseJsonl => Export::DenseJsonl { source },
             ExportFormat::Csv | ExportFormat::Parquet => {
@@ -195,7 +202,8 @@ pub(crate) async fn export_run(args: ExportArgs, context: &Context) -> anyhow::R
                     _ => TableFormat::Parquet,
                 };
                 let run_id = store.run(&args.run).await?.id;
-                let rows = caption_rows(&store, run_id, source.as_deref()).await?;
+                let rows =
+                    caption_rows(&store, run_id, source.as_deref(), args.absolute_paths).await?;
                 let mut bytes = Vec::new();
                 write_table(&rows, &CAPTION_COLUMNS, format, &mut bytes)?;
                 return write_out(args.out.as_deref(), &bytes);

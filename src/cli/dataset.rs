@@ -52,21 +52,34 @@ pub(crate) enum DatasetCommand {
     },
 }
 
-/// A manifest's columns (`wolf_datasets::sources::Columns`); a name given must be there.
+/// A manifest's columns or an import's JSONL fields (`wolf_datasets::sources::Columns`).
 #[derive(Debug, Args)]
 pub(crate) struct ColumnArgs {
-    /// The manifest's column of each video's path (default: `path`, `video` or `url`).
+    /// The column of each video's path (`dataset add` default: `path`, `video` or `url`;
+    /// `import`: none, videos are named by key; a list of one path is taken too).
     #[arg(long)]
     path_column: Option<String>,
-    /// The manifest's column of each video's key (default: `key`, else the path).
+    /// The column of each video's key (`dataset add` default: `key`, else the path;
+    /// `import`: `video`).
     #[arg(long)]
     key_column: Option<String>,
-    /// The manifest's column of each reference caption (default: `caption`).
+    /// The column of each caption (default: `caption`).
     #[arg(long)]
     caption_column: Option<String>,
     /// The manifest's column of each video's tags, a list or `a|b` (default: `tags`).
     #[arg(long)]
     tags_column: Option<String>,
+}
+
+impl ColumnArgs {
+    pub(crate) fn columns(self) -> sources::Columns {
+        sources::Columns {
+            path: self.path_column,
+            key: self.key_column,
+            caption: self.caption_column,
+            tags: self.tags_column,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -83,14 +96,9 @@ pub(crate) async fn run(command: DatasetCommand, context: &Context) -> anyhow::R
             source,
             annotations,
             threads,
-            columns: c,
+            columns,
         } => {
-            let columns = sources::Columns {
-                path: c.path_column,
-                key: c.key_column,
-                caption: c.caption_column,
-                tags: c.tags_column,
-            };
+            let columns = columns.columns();
             let source = (source.as_path(), annotations.as_deref(), &columns);
             add(&store, context, &name, source, threads).await
         }
@@ -111,7 +119,8 @@ pub(crate) async fn add(
     (source, annotations, columns): (&Path, Option<&Path>, &sources::Columns),
     threads: Option<usize>,
 ) -> anyhow::Result<Outcome> {
-    let read = sources::read_source(source, annotations, columns)?;
+    let cache = store.shard_cache();
+    let read = sources::read_source(source, annotations, columns, &cache)?;
     let no_videos = read
         .problems
         .iter()
@@ -156,25 +165,7 @@ async fn list(store: &Store, format: Format) -> anyhow::Result<Outcome> {
         outln!("No datasets yet: `wolf dataset add NAME SOURCE` registers one.");
         return Ok(Outcome::Done);
     }
-    outln!(
-        "{:<24} {:>8} {:>8} {:>9} {:>10}  source",
-        "name",
-        "videos",
-        "failed",
-        "problems",
-        "hours"
-    );
-    for d in &datasets {
-        outln!(
-            "{:<24} {:>8} {:>8} {:>9} {:>10.2}  {}",
-            d.name,
-            d.videos - d.failed,
-            d.failed,
-            d.problems,
-            d.total_duration_s / 3600.0,
-            d.source
-        );
-    }
+    out!("{}", wolf_datasets::overview::list_table(&datasets));
     Ok(Outcome::Done)
 }
 

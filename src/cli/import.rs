@@ -28,16 +28,21 @@ pub(crate) struct ImportArgs {
     /// `link=https://…` (code or paper), `license=` (repeat the flag).
     #[arg(long = "meta", value_name = "KEY=VALUE", value_parser = parse_meta)]
     meta: Vec<(String, String)>,
+    #[command(flatten)]
+    columns: super::dataset::ColumnArgs,
     /// The captions (64 MiB at most): Wolf JSON, `{"clip.mp4": caption}` or
-    /// `{"clip.mp4": {"output": caption}}`, or JSONL lines with `video` and `caption`
-    /// (other fields are ignored; `wolf export` writes such lines).
+    /// `{"clip.mp4": {"output": caption}}`, JSONL lines with `video` and `caption` (other
+    /// fields are ignored; `wolf export` writes such lines; `--key-column` etc. name
+    /// others), or dense captions (ActivityNet's JSON, its `results` submissions).
     file: PathBuf,
 }
 
 pub(crate) async fn run(args: ImportArgs, context: &Context) -> anyhow::Result<Outcome> {
     let store = context.store().await?;
     let origin = args.file.display().to_string();
+    let columns = args.columns.columns();
     let request = Import {
+        columns: &columns,
         dataset: &args.dataset,
         name: &args.name,
         source: args.source.as_deref(),

@@ -84,7 +84,7 @@ fn plan(config: Option<&std::path::Path>) -> anyhow::Result<Plan> {
 fn list(plan: &Plan) -> anyhow::Result<Outcome> {
     outln!("{:<20} {:<8} {:<52} where", "name", "backend", "roles");
     for (name, entry) in &plan.models {
-        let roles: Vec<&str> = served_roles(entry).iter().map(|r| r.as_str()).collect();
+        let roles: Vec<&str> = entry.served_roles().iter().map(|r| r.as_str()).collect();
         let place = match entry {
             ModelConfig::Openai(c) => format!("{} at {}", c.model, c.base_url),
             ModelConfig::Gguf(c) => c.resolved_path().map_or_else(
@@ -103,20 +103,6 @@ fn list(plan: &Plan) -> anyhow::Result<Outcome> {
         );
     }
     Ok(Outcome::Done)
-}
-
-/// The roles an entry serves: its backend's, or for an `onnx` entry its folder's (read
-/// from the file names; all four when the folder cannot be read).
-fn served_roles(entry: &ModelConfig) -> &'static [Role] {
-    #[cfg(feature = "onnx")]
-    if let ModelConfig::Onnx(c) = entry
-        && let Some(layout) = c
-            .resolved_path()
-            .and_then(|p| wolf_pipeline::models::onnx::Layout::detect(&p).ok())
-    {
-        return layout.roles();
-    }
-    entry.roles()
 }
 
 async fn check(

@@ -5,8 +5,11 @@ use std::path::PathBuf;
 
 use anyhow::bail;
 use clap::{Args, Subcommand};
-use wolf_datasets::recaption::driver::{LoopPaths, LoopState, Setup, finished_rounds, run_loop};
-use wolf_datasets::recaption::round::RoundReport;
+use wolf_datasets::recaption::driver::{
+    LoopPaths, LoopState, Setup, finished_rounds, round_dir, run_loop,
+};
+use wolf_datasets::recaption::round::{RoundReport, log_path};
+use wolf_datasets::recaption::shards_out::{self, write_shards};
 use wolf_datasets::recaption::stats::rounds_table;
 
 use super::{Context, Outcome, PreflightArgs, progress};
@@ -47,6 +50,13 @@ pub(crate) struct RoundArgs {
     /// The round's number: its folder is `OUT/round-N`.
     #[arg(long, default_value_t = 1)]
     round: u32,
+    /// Also write the input's shards with the round's captions into DIR (each sample
+    /// as it was, plus `KEY.recaption.txt` and the merged caption in its `.json`).
+    #[arg(long, value_name = "DIR")]
+    write_shards: Option<PathBuf>,
+    /// The `.json` field of the merged caption in `--write-shards`.
+    #[arg(long, default_value = "merged_caption")]
+    shard_field: String,
 }
 
 #[derive(Debug, Args)]
@@ -95,6 +105,14 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             let report = report?;
             log_round(&report);
             outln!("{}", report.stats.table());
+            if let Some(dir) = args.write_shards.filter(|_| !report.interrupted) {
+                let log = log_path(&round_dir(&paths.out, args.round));
+                let written = write_shards(&paths.input, &log, &dir, &args.shard_field)?;
+                for shard in written.iter().filter_map(|s| s.problem.as_ref()) {
+                    eprintln!("warning: {shard}");
+                }
+                outln!("{}", shards_out::summary(&written, &dir));
+            }
             Ok(round_outcome(&report))
         }
         RecaptionCommand::Loop(args) => {
@@ -112,19 +130,17 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             let bars = progress::Board::default()
                 .counter("items", setup.progress.clone())
                 .draw(context.show_progress);
-            let outcome = run_loop(&setup, &paths, args.rounds, store.as_ref(), stop, |round, report| {
-                log_round(report);
-                outln!(
-                    "round {}: captioner `{}`, {} captions ({} failed), mean {:.1} words, held-out embed_sim {}{}",
-                    round.round,
-                    round.captioner,
-                    report.stats.captions,
-                    report.stats.failed,
-                    report.stats.words.as_ref().map_or(0.0, |w| w.mean),
-                    round.heldout_score.map_or("-".into(), |s| format!("{s:.4}")),
-                    round.gain.map_or(String::new(), |g| format!(" (gain {g:+.4})")),
-                );
-            })
+            let outcome = run_loop(
+                &setup,
+                &paths,
+                args.rounds,
+                store.as_ref(),
+                stop,
+                |round, report| {
+                    log_round(report);
+                    outln!("{round}");
+                },
+            )
             .await;
             drop(bars);
             watcher.abort();
@@ -152,13 +168,8 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             }
             out!("{}", rounds_table(&rounds));
             if let Ok(state) = LoopState::read(&args.out) {
-                for r in &state.rounds {
-                    outln!(
-                        "round {}: captioner `{}`, held-out score {}",
-                        r.round,
-                        r.captioner,
-                        r.heldout_score.map_or("-".into(), |s| format!("{s:.4}"))
-                    );
+                for round in &state.rounds {
+                    outln!("{round}");
                 }
                 if let Some(reason) = &state.stopped {
                     outln!("stopped: {reason}");

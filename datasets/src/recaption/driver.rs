@@ -266,6 +266,27 @@ pub struct LoopRound {
     pub stats: RoundStats,
 }
 
+/// The round's line of `wolf recaption loop` and `stats`.
+impl std::fmt::Display for LoopRound {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let stats = &self.stats;
+        write!(
+            f,
+            "round {}: captioner `{}`, {} captions ({} failed), mean {:.1} words, held-out score {}",
+            self.round,
+            self.captioner,
+            stats.captions,
+            stats.failed,
+            stats.words.as_ref().map_or(0.0, |w| w.mean),
+            self.heldout_score.map_or("-".into(), |s| format!("{s:.4}")),
+        )?;
+        match self.gain {
+            Some(gain) => write!(f, " (gain {gain:+.4})"),
+            None => Ok(()),
+        }
+    }
+}
+
 /// `loop.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoopState {
@@ -519,6 +540,7 @@ async fn heldout(
             // The loop's own captions: the captioner's length is what it is.
             max_caption_bytes: usize::MAX,
             meta: &[],
+            columns: &crate::sources::Columns::default(),
         },
         &bytes,
     )

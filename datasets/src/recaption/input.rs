@@ -30,7 +30,7 @@ pub use crate::files::SourceError;
 
 mod folder;
 mod manifest;
-mod webdataset;
+pub(crate) mod webdataset;
 
 /// The default limit on the size of one image or video read into memory (1 GiB).
 pub const DEFAULT_MAX_MEDIA_BYTES: u64 = 1 << 30;
@@ -114,6 +114,8 @@ pub struct Item {
     pub original: Option<String>,
     /// Problems that did not stop this sample (see the module's doc).
     pub notes: Vec<Problem>,
+    /// A shard sample's `.json` fields other than its caption, if it had any.
+    pub metadata: Option<serde_json::Value>,
 }
 
 /// Something in the input that was left out, and why.
@@ -199,6 +201,9 @@ pub struct InputSettings {
     /// Images and video members larger than this are left out (`oversized_member`,
     /// `oversized_file`), so that one bad member cannot exhaust memory.
     pub max_media_bytes: u64,
+    /// Whether a video member of an uncompressed shard is named by its byte range
+    /// ([`Video::File`] of a [`wolf_pipeline::media::Member`] path) instead of read.
+    pub in_place: bool,
 }
 
 impl Default for InputSettings {
@@ -208,6 +213,7 @@ impl Default for InputSettings {
             require_caption: false,
             check_images: true,
             max_media_bytes: DEFAULT_MAX_MEDIA_BYTES,
+            in_place: false,
         }
     }
 }
@@ -230,6 +236,11 @@ impl InputSettings {
 
     pub fn with_max_media_bytes(mut self, bytes: u64) -> Self {
         self.max_media_bytes = bytes;
+        self
+    }
+
+    pub fn with_in_place(mut self, in_place: bool) -> Self {
+        self.in_place = in_place;
         self
     }
 }
@@ -383,7 +394,7 @@ pub fn open_input(path: &Path, settings: InputSettings) -> Result<Items, SourceE
         }
     } else {
         let guessed = match files::lower_extension(path).as_deref() {
-            Some("tar") => Some(InputKind::WebDataset),
+            _ if files::shard_stem(path).is_some() => Some(InputKind::WebDataset),
             Some("jsonl" | "ndjson") => Some(InputKind::Jsonl),
             _ => None,
         };

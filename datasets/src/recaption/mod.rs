@@ -11,6 +11,8 @@
 //!   specialists' answers.
 //! - [`output`] writes the caption files (one JSON per shard) and the round's JSONL,
 //!   both safe against a crash.
+//! - [`shards_out`] writes a round's captions back into copies of its WebDataset
+//!   shards (`--write-shards`).
 //! - [`stats`] summarises a round: caption lengths, vocabulary, duplicates, failures.
 //! - [`round`] runs one round with an image captioner: resumable item by item.
 //! - [`driver`] runs rounds with a config's models, the loop with `train_cmd` between
@@ -25,4 +27,5 @@ pub mod merge;
 pub mod output;
 pub mod prompts;
 pub mod round;
+pub mod shards_out;
 pub mod stats;

@@ -9,6 +9,7 @@
 
 mod frames_folder;
 mod image_ops;
+mod location;
 mod log;
 mod probe;
 mod sample;
@@ -22,6 +23,7 @@ use std::time::{Duration, Instant};
 pub use frames_folder::{FrameEntry, FramesError, FramesIndex, write_frames};
 pub use image::RgbImage;
 pub use image_ops::{ImageFormat, encode_image, pad_to, rotate, storyboard};
+pub use location::{Member, extent, media_name, open_bytes, relative_to, stat};
 pub use probe::{Probe, probe};
 pub use sample::{
     Frame, Rate, Resize, SampleSettings, Sampled, decode_all, sample_frames, sample_window,
@@ -102,7 +104,24 @@ pub fn init() {
 /// Checks what the file system can tell before FFmpeg opens a file, so that a missing,
 /// unreadable or empty file gets a precise error instead of FFmpeg's generic one, and
 /// what is not a regular file is refused by its metadata before anything opens it.
+///
+/// A tar member ([`Member`]) is checked through its tar, whose length must hold the
+/// member's range.
 pub(crate) fn check_readable(path: &Path) -> Result<u64, MediaError> {
+    if let Some(member) = Member::parse(path) {
+        let length = check_readable(&member.archive)?;
+        let end = member.offset + member.size;
+        if member.size == 0 {
+            return Err(MediaError::Empty(path.to_owned()));
+        }
+        if end > length {
+            return Err(MediaError::Truncated {
+                path: path.to_owned(),
+                message: format!("the member ends at byte {end} of a tar of {length} bytes"),
+            });
+        }
+        return Ok(member.size);
+    }
     let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
         std::io::ErrorKind::NotFound => MediaError::NotFound(path.to_owned()),
         _ => MediaError::Unreadable {
@@ -164,7 +183,7 @@ pub(crate) fn next_packet(
     }
 }
 
-/// Opens a file with FFmpeg after [`check_readable`]. With a `limit`, FFmpeg's reads
+/// Opens a file (or a tar member, in place) with FFmpeg after [`check_readable`]. With a `limit`, FFmpeg's reads
 /// (opening, and every read of the returned input) stop once it has passed: they fail
 /// with `ffmpeg_next::Error::Exit`, which [`timed_out`] turns into the error.
 pub(crate) fn open_input(
@@ -173,11 +192,12 @@ pub(crate) fn open_input(
 ) -> Result<ffmpeg_next::format::context::Input, MediaError> {
     init();
     check_readable(path)?;
+    let url = Member::parse(path).map_or_else(|| path.to_owned(), |m| m.ffmpeg_url().into());
     let opened = match limit {
-        None => ffmpeg_next::format::input(path),
+        None => ffmpeg_next::format::input(&url),
         Some(limit) => {
             let deadline = Instant::now() + limit;
-            ffmpeg_next::format::input_with_interrupt(path, move || Instant::now() >= deadline)
+            ffmpeg_next::format::input_with_interrupt(&url, move || Instant::now() >= deadline)
         }
     };
     opened.map_err(|e| match (e, limit) {

@@ -247,6 +247,20 @@ impl ModelConfig {
         }
     }
 
+    /// The roles this entry serves: its backend's, or for an `onnx` entry its folder's
+    /// (read from the file names; all four when the folder cannot be read).
+    pub fn served_roles(&self) -> &'static [Role] {
+        #[cfg(feature = "onnx")]
+        if let Self::Onnx(c) = self
+            && let Some(layout) = c
+                .resolved_path()
+                .and_then(|p| crate::models::onnx::Layout::detect(&p).ok())
+        {
+            return layout.roles();
+        }
+        self.roles()
+    }
+
     /// Checks the entry's values; the error names the key.
     pub fn validate(&self, name: &str) -> Result<(), ConfigError> {
         let invalid = |key: &str, message: &'static str| ConfigError::Value {

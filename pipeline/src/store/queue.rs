@@ -558,6 +558,7 @@ mod tests {
                 name: "d".into(),
                 source: "s".into(),
                 source_kind: "folder".into(),
+                root: None,
             })
             .await
             .unwrap();

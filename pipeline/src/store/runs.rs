@@ -51,6 +51,8 @@ pub struct CaptionRow {
     pub video_id: i64,
     pub video: String,
     pub path: String,
+    /// The root of the video's dataset (see [`crate::store::NewDataset::root`]).
+    pub root: Option<String>,
     pub source: String,
     pub caption: String,
     pub model: Option<String>,
@@ -294,7 +296,8 @@ impl Store {
     ) -> Result<Vec<CaptionRow>, StoreError> {
         let rows = sqlx::query(
             "SELECT c.video_id, v.key, v.path, c.source, c.caption, c.model, c.prompt_version, \
-             c.result_key, v.reference, r.value, v.duration_s FROM captions c JOIN videos v ON v.id = c.video_id \
+             c.result_key, v.reference, r.value, v.duration_s, d.root FROM captions c \
+             JOIN videos v ON v.id = c.video_id JOIN datasets d ON d.id = v.dataset_id \
              LEFT JOIN results r ON r.key = c.result_key WHERE c.run_id = $1 AND ($2 IS NULL OR c.source = $2) ORDER BY v.key, c.source",
         )
         .bind(run_id)
@@ -316,6 +319,7 @@ impl Store {
                 guard: guard_path(r.get::<Option<String>, _>(9).as_deref()),
                 segments: segments_of(r.get::<Option<String>, _>(9).as_deref()),
                 duration_s: r.get(10),
+                root: r.get(11),
             })
             .collect())
     }

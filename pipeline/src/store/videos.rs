@@ -14,8 +14,10 @@ pub struct NewDataset {
     pub name: String,
     /// Where it came from (a folder or a manifest), as given.
     pub source: String,
-    /// `folder`, `jsonl`, `csv` or `wolf_json`.
+    /// `folder`, `jsonl`, `csv`, `parquet`, `webdataset` or `wolf_json`.
     pub source_kind: String,
+    /// The folder its videos' paths are relative to in exports, if known.
+    pub root: Option<String>,
 }
 
 /// Whether a video was ingested.
@@ -57,7 +59,7 @@ pub struct VideoRecord {
 }
 
 /// A problem of the source itself, not of one video file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IntakeProblem {
     /// Where: a manifest line (`manifest.jsonl:3`) or an annotation key.
     pub location: String,
@@ -100,6 +102,8 @@ pub struct DatasetSummary {
     pub name: String,
     pub source: String,
     pub source_kind: String,
+    /// The folder its videos' paths are relative to in exports ([`NewDataset::root`]).
+    pub root: Option<String>,
     pub videos: i64,
     pub failed: i64,
     pub problems: i64,
@@ -114,14 +118,16 @@ impl Store {
     pub async fn begin_intake(&self, dataset: &NewDataset) -> Result<i64, StoreError> {
         let mut tx = self.begin_write().await?;
         let id: i64 = sqlx::query_scalar(
-            "INSERT INTO datasets (name, source, source_kind) VALUES ($1, $2, $3)
+            "INSERT INTO datasets (name, source, source_kind, root) VALUES ($1, $2, $3, $4)
              ON CONFLICT (name) DO UPDATE SET source = excluded.source,
-                 source_kind = excluded.source_kind, updated_at = CURRENT_TIMESTAMP
+                 source_kind = excluded.source_kind, root = excluded.root,
+                 updated_at = CURRENT_TIMESTAMP
              RETURNING id",
         )
         .bind(&dataset.name)
         .bind(&dataset.source)
         .bind(&dataset.source_kind)
+        .bind(&dataset.root)
         .fetch_one(&mut *tx)
         .await?;
         sqlx::query("DELETE FROM intake_problems WHERE dataset_id = $1")
@@ -215,7 +221,7 @@ impl Store {
     /// Every dataset with its counts, by name.
     pub async fn datasets(&self) -> Result<Vec<DatasetSummary>, StoreError> {
         let rows = sqlx::query(
-            "SELECT d.id, d.name, d.source, d.source_kind, d.updated_at,
+            "SELECT d.id, d.name, d.source, d.source_kind, d.root, d.updated_at,
                  (SELECT count(*) FROM videos v WHERE v.dataset_id = d.id) AS videos,
                  (SELECT count(*) FROM videos v WHERE v.dataset_id = d.id AND v.status = 'failed') AS failed,
                  (SELECT count(*) FROM videos v WHERE v.dataset_id = d.id AND v.reference IS NOT NULL) AS with_reference,
@@ -232,6 +238,7 @@ impl Store {
                     name: row.try_get("name")?,
                     source: row.try_get("source")?,
                     source_kind: row.try_get("source_kind")?,
+                    root: row.try_get("root")?,
                     videos: row.try_get("videos")?,
                     failed: row.try_get("failed")?,
                     problems: row.try_get("problems")?,
@@ -447,6 +454,7 @@ pub(crate) mod tests {
             name: "d".into(),
             source: "/data".into(),
             source_kind: "folder".into(),
+            root: None,
         };
         for _ in 0..2 {
             let id = store.begin_intake(&dataset).await.unwrap();
@@ -492,6 +500,7 @@ pub(crate) mod tests {
                 name: "d".into(),
                 source: "s".into(),
                 source_kind: "folder".into(),
+                root: None,
             })
             .await
             .unwrap();

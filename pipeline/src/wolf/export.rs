@@ -11,8 +11,12 @@ use super::WOLF_SOURCE;
 /// What to export.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Export {
-    /// Every caption of the run, or of one source.
-    Jsonl { source: Option<String> },
+    /// Every caption of the run, or of one source; paths relative to each video's
+    /// dataset root unless `absolute`.
+    Jsonl {
+        source: Option<String>,
+        absolute: bool,
+    },
     /// One source (default `wolf`) as Wolf's JSON map.
     WolfJson {
         source: Option<String>,
@@ -51,20 +55,26 @@ pub const CAPTION_COLUMNS: [&str; 7] = [
     "guard",
 ];
 
-/// Every caption of run `run_id` (or of one source) as a JSON object: video, path,
-/// source, caption, model, prompt_version, and the guard's path where there is one.
+/// Every caption of run `run_id` (or of one source) as a JSON object: video, path
+/// (relative to the video's dataset root unless `absolute`), source, caption, model,
+/// prompt_version, and the guard's path where there is one.
 pub async fn caption_rows(
     store: &Store,
     run_id: i64,
     source: Option<&str>,
+    absolute: bool,
 ) -> Result<Vec<serde_json::Value>, ExportError> {
     let captions = store.captions(run_id, source).await?;
     Ok(captions
         .into_iter()
         .map(|c| {
+            let path = match absolute {
+                true => c.path,
+                false => crate::media::relative_to(&c.path, c.root.as_deref()),
+            };
             let mut line = serde_json::json!({
                 "video": c.video,
-                "path": c.path,
+                "path": path,
                 "source": c.source,
                 "caption": c.caption,
                 "model": c.model,
@@ -91,8 +101,8 @@ pub async fn export(store: &Store, run: &str, what: &Export) -> Result<String, E
                 }
             }
         }
-        Export::Jsonl { source } => {
-            for line in caption_rows(store, run_id, source.as_deref()).await? {
+        Export::Jsonl { source, absolute } => {
+            for line in caption_rows(store, run_id, source.as_deref(), *absolute).await? {
                 out.push_str(&line.to_string());
                 out.push('\n');
             }

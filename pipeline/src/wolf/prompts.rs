@@ -66,6 +66,14 @@ pub const FUSION: Prompt = Prompt {
            from descriptions from {image} and descriptions from {video}.",
 };
 
+/// Every stage prompt, for looking one up by its version ([`by_version`]).
+pub const STAGE_PROMPTS: [Prompt; 7] = [FRAME, CASCADE, SUMMARY, STORY, MOTION, VIDEO, FUSION];
+
+/// The stage prompt of a version, if it is one of [`STAGE_PROMPTS`].
+pub fn by_version(version: &str) -> Option<Prompt> {
+    STAGE_PROMPTS.into_iter().find(|p| p.version == version)
+}
+
 /// The system message of the LLM stages.
 pub const SYSTEM: &str = "You are a careful assistant that describes videos. Answer with \
                           the description only.";

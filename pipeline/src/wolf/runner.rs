@@ -122,6 +122,31 @@ impl RunReport {
         !self.interrupted && self.failed_stages_left == 0
     }
 
+    /// What to do after a complete run `name`: a heading, then one command a line.
+    pub fn next_steps(&self, name: &str) -> Vec<String> {
+        let steps = [
+            (
+                format!("wolf score --run {name}"),
+                "score the captions against the references",
+            ),
+            (
+                format!("wolf export --run {name}"),
+                "the captions, as JSONL",
+            ),
+            (
+                "wolf leaderboard build --out site".to_owned(),
+                "the leaderboard page, site/index.html",
+            ),
+        ];
+        let mut lines = vec!["Next:".to_owned()];
+        lines.extend(
+            steps
+                .iter()
+                .map(|(command, what)| format!("  {command:<36} # {what}")),
+        );
+        lines
+    }
+
     /// The report as the lines printed at the end of run `name`: the counts, the time
     /// per stage, the guard's paths, and why stages failed with what to do.
     pub fn lines(&self, name: &str) -> Vec<String> {

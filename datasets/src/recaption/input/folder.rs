@@ -97,6 +97,7 @@ impl Folder {
             media,
             original,
             notes,
+            metadata: None,
         })
     }
 

@@ -137,6 +137,7 @@ impl Manifest {
             media,
             original,
             notes,
+            metadata: None,
         }))
     }
 }

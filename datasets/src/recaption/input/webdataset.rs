@@ -6,11 +6,17 @@
 //! format is [`crate::tar`]'s, which tells a shard that ends cleanly from one that is
 //! cut short (`truncated_shard`) or corrupt (`corrupt_shard`). A sample that was being
 //! read when the shard ended is left out, since it may be incomplete.
+//!
+//! Shards end in `.tar`, `.tar.gz` or `.tgz`; gzipped ones are decompressed as they
+//! are read. With [`super::InputSettings::in_place`], a video member of an uncompressed
+//! shard is not read: the item names its byte range ([`wolf_pipeline::media::Member`]).
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::io::{BufReader, Read};
+
 use std::path::{Path, PathBuf};
+use wolf_pipeline::media::Member;
 
 use super::{Context, Item, Media, MediaKind, Problem, Video};
 use crate::files::{self, relative_key};
@@ -29,40 +35,30 @@ pub(super) struct Shards {
 }
 
 impl Shards {
-    /// One shard file, named by its stem.
+    /// One shard file, named by its file name without its ending.
     pub(super) fn single(path: &Path) -> Self {
-        Self::new(vec![(super::file_stem(path), path.to_owned())], Vec::new())
+        Self::listed(vec![path.to_owned()])
     }
 
-    /// The `.tar` files under a folder, recursively, sorted by name; each is named by
-    /// its path relative to the folder without `.tar`. Unreadable sub-folders become
-    /// problems, yielded first.
+    /// Shard files in the order given, each named by its file name without its ending.
+    pub(crate) fn listed(paths: Vec<PathBuf>) -> Self {
+        let named = paths
+            .into_iter()
+            .map(|path| {
+                let stem = files::shard_stem(path.file_name().map_or(&path, Path::new))
+                    .map_or_else(|| super::file_stem(&path), |s| s.display().to_string());
+                (stem, path)
+            })
+            .collect();
+        Self::new(named, Vec::new())
+    }
+
+    /// The shards under a folder (`.tar`, `.tar.gz`, `.tgz`), recursively, sorted by
+    /// name; each is named by its path relative to the folder without its ending.
+    /// Unreadable sub-folders become problems, yielded first.
     pub(super) fn in_folder(root: &Path) -> Self {
-        let mut shards = Vec::new();
-        let mut problems = Vec::new();
-        for entry in files::walk(root) {
-            match entry {
-                Ok(entry) if entry.file_type().is_file() => {
-                    let path = entry.path();
-                    if files::lower_extension(path).as_deref() == Some("tar") {
-                        let name = relative_key(root, &path.with_extension(""));
-                        shards.push((name, path.to_owned()));
-                    }
-                }
-                Ok(_) => {}
-                Err(e) => {
-                    let shard = e.path().map(|p| relative_key(root, p)).unwrap_or_default();
-                    problems.push(Err(Problem::new(
-                        &shard,
-                        None,
-                        "unreadable_folder",
-                        e.to_string(),
-                    )));
-                }
-            }
-        }
-        shards.sort();
-        Self::new(shards, problems)
+        let (shards, problems) = shards_in(root);
+        Self::new(shards, problems.into_iter().map(Err).collect())
     }
 
     fn new(shards: Vec<(String, PathBuf)>, problems: Vec<Result<Item, Problem>>) -> Self {
@@ -92,7 +88,7 @@ impl Shards {
                 None => {
                     let (name, path) = self.pending.next()?;
                     match File::open(&path) {
-                        Ok(file) => self.current = Some(Shard::new(name, file)),
+                        Ok(file) => self.current = Some(Shard::new(name, path, file, context)),
                         Err(e) => {
                             let message = format!("cannot open `{}`: {e}", path.display());
                             return Some(Err(Problem::new(
@@ -109,10 +105,37 @@ impl Shards {
     }
 }
 
+/// The shards under a folder, recursively, sorted by name, each with its name (its path
+/// relative to the folder without its ending); unreadable sub-folders are problems.
+pub(crate) fn shards_in(root: &Path) -> (Vec<(String, PathBuf)>, Vec<Problem>) {
+    let mut shards = Vec::new();
+    let mut problems = Vec::new();
+    for entry in files::walk(root) {
+        match entry {
+            Ok(entry) if entry.file_type().is_file() => {
+                let path = entry.path();
+                if let Some(stem) = files::shard_stem(path) {
+                    shards.push((relative_key(root, &stem), path.to_owned()));
+                }
+            }
+            Ok(_) => {}
+            Err(e) => {
+                let shard = e.path().map(|p| relative_key(root, p)).unwrap_or_default();
+                let message = e.to_string();
+                problems.push(Problem::new(&shard, None, "unreadable_folder", message));
+            }
+        }
+    }
+    shards.sort();
+    (shards, problems)
+}
+
 /// One shard being read.
 struct Shard {
     name: String,
-    tar: TarStream<BufReader<File>>,
+    /// The shard's file when its video members are named in place rather than read.
+    in_place: Option<PathBuf>,
+    tar: TarStream<Box<dyn Read + Send>>,
     /// The header of the first member of the next sample, read to see that the sample
     /// before it had ended.
     lookahead: Option<Header>,
@@ -121,10 +144,12 @@ struct Shard {
 }
 
 impl Shard {
-    fn new(name: String, file: File) -> Self {
+    fn new(name: String, path: PathBuf, file: File, context: &Context) -> Self {
+        let compressed = files::is_compressed_shard(&path);
         Self {
             name,
-            tar: TarStream::new(BufReader::with_capacity(1 << 16, file)),
+            tar: tar_stream(&path, file),
+            in_place: (context.settings.in_place && !compressed).then_some(path),
             lookahead: None,
             sample: None,
         }
@@ -208,14 +233,26 @@ impl Shard {
                 self.sample = Some(Sample::new(key, skipped));
             }
             let sample = self.sample.as_mut().expect("set just above; this is a bug");
-            sample.add(&mut self.tar, &header, extension, context)?;
+            let in_place = self.in_place.as_deref();
+            sample.add(&mut self.tar, &header, extension, context, in_place)?;
         }
     }
 }
 
+/// A shard's tar stream, decompressed when the shard is gzipped (by its `path`).
+pub(crate) fn tar_stream(path: &Path, file: File) -> TarStream<Box<dyn Read + Send>> {
+    let file = BufReader::with_capacity(1 << 16, file);
+    let reader: Box<dyn Read + Send> = if files::is_compressed_shard(path) {
+        Box::new(flate2::bufread::MultiGzDecoder::new(file))
+    } else {
+        Box::new(file)
+    };
+    TarStream::new(reader)
+}
+
 /// Splits a member path into its WebDataset key and extension; `None` when the file
 /// name has no dot, starts with one or ends with one.
-fn split_key(path: &str) -> Option<(String, String)> {
+pub(crate) fn split_key(path: &str) -> Option<(String, String)> {
     let file_start = path.rfind('/').map_or(0, |i| i + 1);
     let file = &path[file_start..];
     let dot = file.find('.')?;
@@ -256,8 +293,9 @@ struct Sample {
     key: String,
     /// Skipped by the caller: members are passed over unread.
     skipped: bool,
-    /// The image or video: its kind, extension and bytes.
-    media: Option<(MediaKind, String, Vec<u8>)>,
+    /// The image or video: its kind, extension and bytes (none for a video named in
+    /// place).
+    media: Option<(MediaKind, String, Data)>,
     /// A problem that leaves the sample out whatever else it holds.
     failure: Option<(&'static str, String)>,
     /// The `.txt` caption, once a `.txt` member has been seen (`Some(None)`: it could
@@ -266,6 +304,8 @@ struct Sample {
     /// The `.json` member's caption, once a `.json` member has been seen (`Some(None)`:
     /// it could not be read or holds no caption).
     json: Option<Option<String>>,
+    /// The `.json` member's other fields.
+    metadata: Option<serde_json::Map<String, serde_json::Value>>,
     /// The first problem with a caption member.
     corrupt_caption: Option<(&'static str, String)>,
     /// The members' extensions, to say what a sample without media held.
@@ -282,6 +322,7 @@ impl Sample {
             failure: None,
             text: None,
             json: None,
+            metadata: None,
             corrupt_caption: None,
             extensions: Vec::new(),
             notes: Vec::new(),
@@ -294,6 +335,7 @@ impl Sample {
         header: &Header,
         extension: String,
         context: &Context,
+        in_place: Option<&Path>,
     ) -> Result<(), TarError> {
         if self.skipped {
             return tar.skip_member(header);
@@ -326,8 +368,20 @@ impl Sample {
                     self.failure = Some(("oversized_member", message));
                     tar.skip_member(header)?;
                 } else {
-                    let bytes = tar.read_member(header)?;
-                    self.media = Some((kind, extension.to_ascii_lowercase(), bytes));
+                    let data = match in_place.filter(|_| kind == MediaKind::Video) {
+                        Some(archive) => {
+                            let member = Member {
+                                archive: archive.to_owned(),
+                                name: path.clone(),
+                                offset: tar.offset(),
+                                size: header.size,
+                            };
+                            tar.skip_member(header)?;
+                            Data::InPlace(member.to_path())
+                        }
+                        None => Data::Bytes(tar.read_member(header)?),
+                    };
+                    self.media = Some((kind, extension.to_ascii_lowercase(), data));
                 }
             }
             Role::Caption(format) => self.add_caption(tar, header, format)?,
@@ -374,9 +428,13 @@ impl Sample {
                 CaptionFormat::Text => String::from_utf8(bytes)
                     .map(Some)
                     .map_err(|_| format!("caption member `{path}` is not UTF-8 text")),
-                CaptionFormat::Json => {
-                    json_caption(&bytes).map_err(|e| format!("caption member `{path}` {e}"))
-                }
+                CaptionFormat::Json => match json_caption(&bytes) {
+                    Ok((caption, rest)) => {
+                        self.metadata = Some(rest);
+                        Ok(caption)
+                    }
+                    Err(e) => Err(format!("caption member `{path}` {e}")),
+                },
             }
         };
         *slot = Some(match caption {
@@ -401,15 +459,15 @@ impl Sample {
         if let Some((kind, message)) = self.failure {
             return fail(kind, message);
         }
-        let Some((kind, extension, bytes)) = self.media else {
+        let Some((kind, extension, data)) = self.media else {
             let message = format!(
                 "sample `{key}` has no image or video member (its members: {})",
                 self.extensions.join(", ")
             );
             return fail("no_media", message);
         };
-        if kind == MediaKind::Image
-            && let Err(e) = context.check_image(&bytes)
+        if let (MediaKind::Image, Data::Bytes(bytes)) = (kind, &data)
+            && let Err(e) = context.check_image(bytes)
         {
             let message = format!("member `{key}.{extension}` does not decode as an image: {e}");
             return fail("corrupt_member", message);
@@ -431,9 +489,12 @@ impl Sample {
                 Ok(original) => original,
                 Err(problem) => return Some(Err(problem)),
             };
-        let media = match kind {
-            MediaKind::Image => Media::Image(bytes),
-            MediaKind::Video => Media::Video(Video::Bytes { bytes, extension }),
+        let media = match (kind, data) {
+            (_, Data::InPlace(path)) => Media::Video(Video::File(path)),
+            (MediaKind::Image, Data::Bytes(bytes)) => Media::Image(bytes),
+            (MediaKind::Video, Data::Bytes(bytes)) => {
+                Media::Video(Video::Bytes { bytes, extension })
+            }
         };
         Some(Ok(Item {
             shard: shard.to_owned(),
@@ -441,6 +502,7 @@ impl Sample {
             media,
             original,
             notes,
+            metadata: self.metadata.filter(|m| !m.is_empty()).map(Into::into),
         }))
     }
 }
@@ -455,16 +517,31 @@ enum JsonCaptionError {
     NotAnObject,
 }
 
+/// A member's data: read, or named in place.
+enum Data {
+    Bytes(Vec<u8>),
+    InPlace(PathBuf),
+}
+
 /// The caption of a `.json` member: its `caption`, `text` or `output` string, the
-/// first present; `Ok(None)` for an object with none of them.
-fn json_caption(bytes: &[u8]) -> Result<Option<String>, JsonCaptionError> {
+/// first present (`None` for an object with none of them), and the object's other
+/// fields.
+fn json_caption(
+    bytes: &[u8],
+) -> Result<(Option<String>, serde_json::Map<String, serde_json::Value>), JsonCaptionError> {
     let value: serde_json::Value =
         serde_json::from_slice(bytes).map_err(JsonCaptionError::Syntax)?;
-    let object = value.as_object().ok_or(JsonCaptionError::NotAnObject)?;
-    Ok(["caption", "text", "output"]
-        .iter()
-        .find_map(|field| object.get(*field).and_then(|v| v.as_str()))
-        .map(str::to_owned))
+    let serde_json::Value::Object(mut object) = value else {
+        return Err(JsonCaptionError::NotAnObject);
+    };
+    let field = ["caption", "text", "output"]
+        .into_iter()
+        .find(|field| object.get(*field).is_some_and(|v| v.is_string()));
+    let caption = field.and_then(|f| match object.remove(f) {
+        Some(serde_json::Value::String(caption)) => Some(caption),
+        _ => None,
+    });
+    Ok((caption, object))
 }
 
 #[cfg(test)]
@@ -780,13 +857,15 @@ mod tests {
     #[test]
     fn json_captions_come_from_the_first_known_field() {
         let caption = |text: &str| json_caption(text.as_bytes());
+        let (found, rest) = caption(r#"{"text": "T", "caption": "C"}"#).unwrap();
+        assert_eq!(found.as_deref(), Some("C"));
+        // The other fields are the sample's metadata.
         assert_eq!(
-            caption(r#"{"text": "T", "caption": "C"}"#)
-                .unwrap()
-                .as_deref(),
-            Some("C")
+            serde_json::Value::Object(rest),
+            serde_json::json!({"text": "T"})
         );
-        assert_eq!(caption(r#"{"url": "x"}"#).unwrap(), None);
+        let (found, rest) = caption(r#"{"url": "x"}"#).unwrap();
+        assert_eq!((found, rest.len()), (None, 1));
         assert!(matches!(caption("[1]"), Err(JsonCaptionError::NotAnObject)));
         let error = caption("{").unwrap_err();
         assert!(std::error::Error::source(&error).is_some(), "{error}");

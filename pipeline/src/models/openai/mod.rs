@@ -25,6 +25,7 @@
 //! server).
 
 use std::borrow::Cow;
+use std::io::Read as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -379,13 +380,24 @@ impl OpenAiModel {
                         "`video = \"video_url\"` needs the clip's file, and the request has none",
                     ));
                 };
-                let bytes = tokio::fs::read(path).await.map_err(|e| {
-                    self.error(
-                        ErrorKind::BadRequest,
-                        format!("cannot read the clip `{}`: {e}", path.display()),
-                    )
-                })?;
-                let url = cpu(|| data_url(video_mime(path), &bytes));
+                // A clip in a tar shard is its member's bytes.
+                let clip = path.clone();
+                let read = tokio::task::spawn_blocking(move || {
+                    let mut bytes = Vec::new();
+                    crate::media::open_bytes(&clip)?.read_to_end(&mut bytes)?;
+                    Ok::<_, std::io::Error>(bytes)
+                });
+                let bytes = read
+                    .await
+                    .unwrap_or_else(|e| Err(std::io::Error::other(e)))
+                    .map_err(|e| {
+                        self.error(
+                            ErrorKind::BadRequest,
+                            format!("cannot read the clip `{}`: {e}", path.display()),
+                        )
+                    })?;
+                let name = crate::media::media_name(path);
+                let url = cpu(|| data_url(video_mime(&name), &bytes));
                 parts.push(Part::VideoUrl {
                     video_url: Url { url, detail: None },
                 });

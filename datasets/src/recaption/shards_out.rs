@@ -1,0 +1,367 @@
+//! Recaptions written back into WebDataset shards (`wolf recaption round
+//! --write-shards OUT`), so that a training loader reads them with the samples.
+//!
+//! Each input shard is copied to `OUT/<shard>.tar` (`.tar.gz` for a gzipped one),
+//! sample by sample and member by member with the same names and bytes, except that a
+//! sample the round captioned gains:
+//! - `KEY.recaption.txt`, the captioner's new caption (replacing one an earlier round
+//!   wrote);
+//! - the merged caption under `field` in its `.json` (a `.json` is added when the
+//!   sample has none).
+//!
+//! A shard is written under a temporary name and renamed whole. A shard that ends
+//! early (truncated or corrupt) keeps the samples read before the break, like the
+//! readers, and says so in [`WrittenShard::problem`].
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+
+use super::input::webdataset::{shards_in, split_key, tar_stream};
+use super::output::{OutputError, Record, caption_file_path, read_round};
+use crate::files;
+use crate::tar::Entry;
+
+/// A member read: its path, its extension after the key, its bytes.
+type Member = (String, String, Vec<u8>);
+
+/// What the round wrote for one sample: the captioner's caption and the merged one.
+struct Captions {
+    recaption: Option<String>,
+    merged: String,
+}
+
+/// One shard written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenShard {
+    pub path: PathBuf,
+    pub samples: usize,
+    /// Samples that gained the round's captions.
+    pub captioned: usize,
+    /// Why the input shard ended early, if it did.
+    pub problem: Option<String>,
+}
+
+/// Writes the shards of `input` (a shard or a folder of them) with the captions of the
+/// round whose log is `log` into `out`.
+pub fn write_shards(
+    input: &Path,
+    log: &Path,
+    out: &Path,
+    field: &str,
+) -> Result<Vec<WrittenShard>, OutputError> {
+    let mut captions: HashMap<(String, String), Captions> = HashMap::new();
+    for record in read_round(log)? {
+        if let Record::Done(done) = record? {
+            let value = Captions {
+                recaption: done.recaption,
+                merged: done.caption,
+            };
+            captions.insert((done.shard, done.key), value);
+        }
+    }
+    let shards = if input.is_dir() {
+        shards_in(input).0
+    } else {
+        let name = files::shard_stem(input.file_name().map_or(input, Path::new))
+            .map_or_else(|| "shard".to_owned(), |s| s.display().to_string());
+        vec![(name, input.to_owned())]
+    };
+    let mut written = Vec::new();
+    for (name, path) in shards {
+        let ending = if files::is_compressed_shard(&path) {
+            ".tar.gz"
+        } else {
+            ".tar"
+        };
+        let target = caption_file_path(out, &name)?.with_extension("");
+        let target = PathBuf::from(format!("{}{ending}", target.display()));
+        written.push(write_one(&name, &path, &target, &captions, field)?);
+    }
+    Ok(written)
+}
+
+/// The line that says what [`write_shards`] wrote into `out`.
+pub fn summary(written: &[WrittenShard], out: &Path) -> String {
+    let captioned: usize = written.iter().map(|s| s.captioned).sum();
+    format!(
+        "Wrote {} shards ({captioned} samples recaptioned) to `{}`.",
+        written.len(),
+        out.display()
+    )
+}
+
+fn write_one(
+    name: &str,
+    input: &Path,
+    target: &Path,
+    captions: &HashMap<(String, String), Captions>,
+    field: &str,
+) -> Result<WrittenShard, OutputError> {
+    let read_error = |source: io::Error| OutputError::Read {
+        path: input.to_owned(),
+        source,
+    };
+    let write_error = |source: io::Error| OutputError::Write {
+        path: target.to_owned(),
+        source,
+    };
+    let file = File::open(input).map_err(read_error)?;
+    let mtime = file
+        .metadata()
+        .and_then(|m| m.modified())
+        .ok()
+        .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_secs());
+    let mut tar = tar_stream(input, file);
+    let folder = target.parent().expect("a shard's path has a folder");
+    std::fs::create_dir_all(folder).map_err(write_error)?;
+    let temporary = tempfile::NamedTempFile::new_in(folder).map_err(write_error)?;
+    let sink: Box<dyn Write> = if files::is_compressed_shard(target) {
+        let buffered = io::BufWriter::new(temporary.reopen().map_err(write_error)?);
+        Box::new(flate2::write::GzEncoder::new(
+            buffered,
+            flate2::Compression::default(),
+        ))
+    } else {
+        Box::new(io::BufWriter::new(temporary.reopen().map_err(write_error)?))
+    };
+    let mut writer = SampleWriter {
+        builder: ::tar::Builder::new(sink),
+        mtime,
+        field,
+    };
+    let mut shard = WrittenShard {
+        path: target.to_owned(),
+        samples: 0,
+        captioned: 0,
+        problem: None,
+    };
+    let mut sample: Option<(String, Vec<Member>)> = None;
+    let ended = loop {
+        let header = match tar.next_header() {
+            Ok(Some(header)) => header,
+            Ok(None) => break None,
+            Err(e) => break Some(e),
+        };
+        if header.entry != Entry::File {
+            if let Err(e) = tar.skip_member(&header) {
+                break Some(e);
+            }
+            continue;
+        }
+        // A new key ends the sample before it, whole.
+        let (key, extension) = split_key(&header.path).unwrap_or_default();
+        if sample.as_ref().is_some_and(|(k, _)| *k != key) {
+            let (key, members) = sample.take().expect("checked just above");
+            let done = captions.get(&(name.to_owned(), key.clone()));
+            writer.sample(&key, members, done).map_err(write_error)?;
+            shard.samples += 1;
+            shard.captioned += usize::from(done.is_some());
+        }
+        let data = match tar.read_member(&header) {
+            Ok(data) => data,
+            Err(e) => break Some(e),
+        };
+        sample
+            .get_or_insert_with(|| (key, Vec::new()))
+            .1
+            .push((header.path, extension, data));
+    };
+    match ended {
+        // A sample being read when the shard broke may be incomplete: left out.
+        Some(error) => {
+            let message = format!(
+                "`{}`: {error}; the samples before it are written",
+                input.display()
+            );
+            shard.problem = Some(message);
+        }
+        None => {
+            if let Some((key, members)) = sample {
+                let done = captions.get(&(name.to_owned(), key.clone()));
+                writer.sample(&key, members, done).map_err(write_error)?;
+                shard.samples += 1;
+                shard.captioned += usize::from(done.is_some());
+            }
+        }
+    }
+    let mut sink = writer.builder.into_inner().map_err(write_error)?;
+    sink.flush().map_err(write_error)?;
+    drop(sink);
+    temporary.as_file().sync_all().map_err(write_error)?;
+    temporary
+        .persist(target)
+        .map_err(|e| write_error(e.error))?;
+    Ok(shard)
+}
+
+/// Appends samples to the output tar.
+struct SampleWriter<'a> {
+    builder: ::tar::Builder<Box<dyn Write>>,
+    mtime: u64,
+    field: &'a str,
+}
+
+impl SampleWriter<'_> {
+    fn append(&mut self, path: &str, data: &[u8]) -> io::Result<()> {
+        let mut header = ::tar::Header::new_gnu();
+        header.set_size(data.len() as u64);
+        header.set_mode(0o644);
+        header.set_mtime(self.mtime);
+        header.set_entry_type(::tar::EntryType::Regular);
+        self.builder.append_data(&mut header, path, data)
+    }
+
+    /// One sample's members as they were, with the round's captions when it has them.
+    fn sample(
+        &mut self,
+        key: &str,
+        members: Vec<Member>,
+        done: Option<&Captions>,
+    ) -> io::Result<()> {
+        let mut has_json = false;
+        for (path, extension, data) in members {
+            let Some(done) = done else {
+                self.append(&path, &data)?;
+                continue;
+            };
+            match extension.as_str() {
+                "recaption.txt" if done.recaption.is_some() => {}
+                "json" => {
+                    has_json = true;
+                    match serde_json::from_slice::<serde_json::Value>(&data) {
+                        Ok(serde_json::Value::Object(mut object)) => {
+                            object.insert(self.field.to_owned(), done.merged.clone().into());
+                            self.append(&path, &serde_json::to_vec(&object)?)?;
+                        }
+                        // Not an object: kept as it was; the caption has no place in it.
+                        _ => self.append(&path, &data)?,
+                    }
+                }
+                _ => self.append(&path, &data)?,
+            }
+        }
+        let Some(done) = done else {
+            return Ok(());
+        };
+        if !has_json {
+            let object = serde_json::json!({ self.field: done.merged });
+            self.append(&format!("{key}.json"), &serde_json::to_vec(&object)?)?;
+        }
+        if let Some(recaption) = &done.recaption {
+            self.append(&format!("{key}.recaption.txt"), recaption.as_bytes())?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::input::MediaKind;
+    use super::super::output::{Done, RoundLog};
+    use super::*;
+    use crate::tar::TarStream;
+    use crate::tar::build::files as shard;
+
+    fn done(key: &str, recaption: &str, merged: &str) -> Record {
+        Record::Done(Done {
+            shard: "s".into(),
+            key: key.into(),
+            media: MediaKind::Image,
+            prompt_version: None,
+            prompt: None,
+            original: None,
+            recaption: Some(recaption.into()),
+            answers: Vec::new(),
+            caption: merged.into(),
+            notes: Vec::new(),
+        })
+    }
+
+    /// Every member of a tar, by name, in order.
+    fn members(path: &Path) -> Vec<(String, Vec<u8>)> {
+        let bytes = std::fs::read(path).unwrap();
+        let mut tar = TarStream::new(&bytes[..]);
+        let mut out = Vec::new();
+        while let Some(header) = tar.next_header().unwrap() {
+            let data = tar.read_member(&header).unwrap();
+            out.push((header.path, data));
+        }
+        out
+    }
+
+    #[test]
+    fn captioned_samples_gain_their_captions_and_the_rest_is_copied() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("s.tar");
+        std::fs::write(
+            &input,
+            shard(&[
+                ("a.png", b"A"),
+                ("a.txt", b"alt text"),
+                ("a.json", br#"{"url": "u"}"#),
+                ("b.png", b"B"),
+                ("c.png", b"C"),
+                ("c.recaption.txt", b"an older round's"),
+            ]),
+        )
+        .unwrap();
+        let log = dir.path().join("round.jsonl");
+        let mut writer = RoundLog::open(&log).unwrap();
+        writer.append(&done("a", "New a.", "Merged a.")).unwrap();
+        writer.append(&done("c", "New c.", "Merged c.")).unwrap();
+        drop(writer);
+        let out = dir.path().join("out");
+        let written = write_shards(&input, &log, &out, "merged").unwrap();
+        assert_eq!(written.len(), 1);
+        assert_eq!((written[0].samples, written[0].captioned), (3, 2));
+        assert_eq!(written[0].path, out.join("s.tar"));
+        let got = members(&out.join("s.tar"));
+        let names: Vec<&str> = got.iter().map(|(n, _)| n.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "a.png",
+                "a.txt",
+                "a.json",
+                "a.recaption.txt",
+                "b.png",
+                "c.png",
+                "c.json",
+                "c.recaption.txt"
+            ]
+        );
+        assert_eq!(got[1].1, b"alt text");
+        let json: serde_json::Value = serde_json::from_slice(&got[2].1).unwrap();
+        assert_eq!(json, serde_json::json!({"url": "u", "merged": "Merged a."}));
+        assert_eq!(got[3].1, b"New a.");
+        assert_eq!(got[4].1, b"B");
+        assert_eq!(got[7].1, b"New c.");
+    }
+
+    #[test]
+    fn a_truncated_shard_keeps_the_samples_before_the_break() {
+        let dir = tempfile::tempdir().unwrap();
+        let bytes = shard(&[("a.png", b"A"), ("b.png", &[7u8; 4000]), ("c.png", b"C")]);
+        let input = dir.path().join("s.tar.gz");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&bytes[..2000]).unwrap();
+        std::fs::write(&input, gz.finish().unwrap()).unwrap();
+        let log = dir.path().join("round.jsonl");
+        drop(RoundLog::open(&log).unwrap());
+        let out = dir.path().join("out");
+        let written = write_shards(&input, &log, &out, "merged").unwrap();
+        assert_eq!(written[0].samples, 1);
+        assert!(written[0].problem.is_some());
+        let tar = flate2::read::MultiGzDecoder::new(File::open(out.join("s.tar.gz")).unwrap());
+        let mut archive = ::tar::Archive::new(tar);
+        let names: Vec<String> = archive
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap().path().unwrap().display().to_string())
+            .collect();
+        assert_eq!(names, ["a.png"]);
+    }
+}
