@@ -38,7 +38,7 @@ use crate::sources::{Entry, Source, SourceKind};
 const MAX_EXPANDED: usize = 1_000_000;
 
 /// Bumped when [`Scan`]'s layout changes, so that older index files are read again.
-const INDEX_VERSION: u32 = 1;
+const INDEX_VERSION: u32 = 2;
 
 /// The shards a source names (a brace pattern, a shard file or a folder of shards)
 /// and their root, the folder that exports name their videos from (canonical, as the
@@ -141,7 +141,8 @@ struct Sample {
     key: String,
     path: PathBuf,
     reference: Option<String>,
-    metadata: Option<serde_json::Value>,
+    /// The `.json` member's other fields, as JSON text.
+    metadata: Option<String>,
 }
 
 impl Scan {
@@ -259,7 +260,7 @@ fn scan(shard: &Path, cache: &Path) -> Scan {
             key: item.key,
             path,
             reference: item.original,
-            metadata: item.metadata,
+            metadata: item.metadata.map(|m| m.to_string()),
         });
     }
     if let Some(extraction) = extract

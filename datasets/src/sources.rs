@@ -47,8 +47,9 @@ pub struct Entry {
     pub path: PathBuf,
     pub reference: Option<String>,
     pub tags: Vec<String>,
-    /// A manifest row's other columns (a JSON object), if it had any.
-    pub metadata: Option<serde_json::Value>,
+    /// A manifest row's other columns, if it had any: a JSON object's text (compact:
+    /// a parsed map costs several times its text, per video).
+    pub metadata: Option<String>,
 }
 
 /// A source read into entries and problems.
@@ -570,7 +571,7 @@ impl<'a> ManifestReader<'a> {
             path: self.base.join(local),
             reference,
             tags,
-            metadata: (!row.is_empty()).then_some(serde_json::Value::Object(row)),
+            metadata: (!row.is_empty()).then(|| serde_json::Value::Object(row).to_string()),
         });
     }
 
@@ -708,6 +709,14 @@ fn read_parquet(manifest: &Path, columns: &Columns) -> Result<Source, SourceErro
 mod tests {
     use super::*;
 
+    /// An entry's metadata, parsed.
+    fn metadata(entry: &Entry) -> Option<serde_json::Value> {
+        entry
+            .metadata
+            .as_deref()
+            .map(|m| serde_json::from_str(m).unwrap())
+    }
+
     fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
         let path = dir.join(name);
         if let Some(parent) = path.parent() {
@@ -798,10 +807,10 @@ mod tests {
         assert_eq!(source.entries[0].path, dir.path().join("a.mp4"));
         assert_eq!(source.entries[0].reference.as_deref(), Some("A cat."));
         assert_eq!(source.entries[0].tags, ["pets"]);
-        assert_eq!(source.entries[0].metadata, None);
+        assert_eq!(metadata(&source.entries[0]), None);
         // A column no role names is kept; one that looks like a misspelt role is said.
         assert_eq!(
-            source.entries[1].metadata,
+            metadata(&source.entries[1]),
             Some(serde_json::json!({"captoin": "typo"}))
         );
         assert_eq!(source.entries[2].reference, None);
@@ -862,7 +871,7 @@ mod tests {
         assert_eq!(source.entries[0].path, dir.path().join("v/a.mp4"));
         assert_eq!(source.entries[1].path, clip);
         assert_eq!(
-            source.entries[0].metadata,
+            metadata(&source.entries[0]),
             Some(serde_json::json!({"width": 640, "status": "success"}))
         );
         assert_eq!(source.problems.len(), 1, "{:?}", source.problems);
@@ -883,7 +892,7 @@ mod tests {
         let source = read_source(&mapped, None, &columns, &std::env::temp_dir()).unwrap();
         assert_eq!(source.entries[0].reference.as_deref(), Some("A cat."));
         assert_eq!(source.entries[0].tags, ["pets"]);
-        assert_eq!(source.entries[0].metadata, None);
+        assert_eq!(metadata(&source.entries[0]), None);
         assert!(source.problems.is_empty(), "{:?}", source.problems);
         let wrong = Columns {
             caption: Some("caption_text".into()),
@@ -914,7 +923,7 @@ mod tests {
         );
         assert_eq!(source.entries[0].tags, ["pets", "outdoor"]);
         assert_eq!(
-            source.entries[0].metadata,
+            metadata(&source.entries[0]),
             Some(serde_json::json!({"source": "web"}))
         );
         assert_eq!(source.problems[0].kind, "missing_path");

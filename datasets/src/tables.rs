@@ -42,40 +42,56 @@ pub enum TableError {
 }
 
 /// Writes `rows` to `out` in `format`, with the columns `columns` in that order.
+///
+/// Memory stays bounded by a row group whatever the number of rows: CSV converts one
+/// row at a time; Parquet reads the rows twice, once for its columns' types and once
+/// to write them, [`ROW_GROUP`] rows at a time.
 pub fn write_table<T: Serialize>(
     rows: &[T],
     columns: &[&str],
     format: TableFormat,
-    mut out: impl Write,
+    mut out: impl Write + Send,
 ) -> Result<(), TableError> {
-    if format == TableFormat::Jsonl {
-        for row in rows {
-            serde_json::to_writer(&mut out, row)?;
-            out.write_all(b"\n")?;
+    match format {
+        TableFormat::Jsonl => {
+            for row in rows {
+                serde_json::to_writer(&mut out, row)?;
+                out.write_all(b"\n")?;
+            }
+            Ok(())
         }
-        return Ok(());
-    }
-    let rows = rows
-        .iter()
-        .map(|row| match serde_json::to_value(row)? {
-            Value::Object(map) => Ok(map),
-            other => Err(TableError::NotARow(other)),
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if format == TableFormat::Csv {
-        let mut csv = csv::Writer::from_writer(out);
-        csv.write_record(columns)?;
-        for row in &rows {
-            csv.write_record(columns.iter().map(|c| cell(row.get(*c))))?;
+        TableFormat::Csv => {
+            let mut csv = csv::Writer::from_writer(out);
+            csv.write_record(columns)?;
+            for row in rows {
+                let row = as_map(row)?;
+                csv.write_record(columns.iter().map(|c| cell(row.get(*c))))?;
+            }
+            csv.flush()?;
+            Ok(())
         }
-        csv.flush()?;
-        return Ok(());
+        TableFormat::Parquet => {
+            let mut kinds: Vec<Option<Kind>> = vec![None; columns.len()];
+            for row in rows {
+                let row = as_map(row)?;
+                for (kind, column) in kinds.iter_mut().zip(columns) {
+                    if let Some(value) = row.get(*column) {
+                        *kind = Kind::widen(*kind, value);
+                    }
+                }
+            }
+            let kinds: Vec<Kind> = kinds.into_iter().map(|k| k.unwrap_or(Kind::Text)).collect();
+            write_parquet(rows, columns, &kinds, out)
+        }
     }
-    // The Parquet writer wants `Send`; the file is written whole at the end anyway.
-    let mut bytes = Vec::new();
-    write_parquet(&rows, columns, &mut bytes)?;
-    out.write_all(&bytes)?;
-    Ok(())
+}
+
+/// A row as a JSON object.
+fn as_map<T: Serialize>(row: &T) -> Result<Map<String, Value>, TableError> {
+    match serde_json::to_value(row)? {
+        Value::Object(map) => Ok(map),
+        other => Err(TableError::NotARow(other)),
+    }
 }
 
 /// A value as a CSV cell or a Parquet text: strings as they are, null as nothing, the
@@ -98,33 +114,30 @@ enum Kind {
 }
 
 impl Kind {
-    fn of<'a>(values: impl Iterator<Item = &'a Value>) -> Self {
-        let mut kind = None;
-        for value in values {
-            let this = match value {
-                Value::Null => continue,
-                Value::Bool(_) => Self::Bool,
-                Value::Number(n) if n.is_i64() => Self::Int,
-                Value::Number(_) => Self::Float,
-                _ => return Self::Text,
-            };
-            kind = match (kind, this) {
-                (None, this) => Some(this),
-                (Some(Self::Int), Self::Float) | (Some(Self::Float), Self::Int) => {
-                    Some(Self::Float)
-                }
-                (Some(before), this) if before == this => Some(this),
-                _ => return Self::Text,
-            };
-        }
-        kind.unwrap_or(Self::Text)
+    /// The type of a column whose values so far were `kind`, after one more value: null
+    /// changes nothing, an integer among floats is a float, any other mix is text.
+    fn widen(kind: Option<Self>, value: &Value) -> Option<Self> {
+        let this = match value {
+            Value::Null => return kind,
+            Value::Bool(_) => Self::Bool,
+            Value::Number(n) if n.is_i64() => Self::Int,
+            Value::Number(_) => Self::Float,
+            _ => Self::Text,
+        };
+        Some(match (kind, this) {
+            (None, this) => this,
+            (Some(Self::Int), Self::Float) | (Some(Self::Float), Self::Int) => Self::Float,
+            (Some(before), this) if before == this => this,
+            _ => Self::Text,
+        })
     }
 }
 
-fn write_parquet(
-    rows: &[Map<String, Value>],
+fn write_parquet<T: Serialize>(
+    rows: &[T],
     columns: &[&str],
-    out: &mut Vec<u8>,
+    kinds: &[Kind],
+    out: impl Write + Send,
 ) -> Result<(), TableError> {
     use parquet::basic::{Compression, LogicalType, Repetition, Type as Physical};
     use parquet::data_type::{BoolType, ByteArray, ByteArrayType, DoubleType, Int64Type};
@@ -132,13 +145,9 @@ fn write_parquet(
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::types::Type;
 
-    let kinds: Vec<Kind> = columns
-        .iter()
-        .map(|c| Kind::of(rows.iter().filter_map(|r| r.get(*c))))
-        .collect();
     let fields = columns
         .iter()
-        .zip(&kinds)
+        .zip(kinds)
         .map(|(name, kind)| {
             let (physical, logical) = match kind {
                 Kind::Text => (Physical::BYTE_ARRAY, Some(LogicalType::String)),
@@ -161,8 +170,9 @@ fn write_parquet(
         .build();
     let mut writer = SerializedFileWriter::new(out, Arc::new(schema), Arc::new(properties))?;
     for group in rows.chunks(ROW_GROUP) {
+        let group = group.iter().map(as_map).collect::<Result<Vec<_>, _>>()?;
         let mut row_group = writer.next_row_group()?;
-        for (column, kind) in columns.iter().zip(&kinds) {
+        for (column, kind) in columns.iter().zip(kinds) {
             let values: Vec<Option<&Value>> = group
                 .iter()
                 .map(|r| r.get(*column).filter(|v| !v.is_null()))
@@ -292,14 +302,10 @@ mod tests {
                 serde_json::json!({"video": "b.mp4", "caption": "Two\nlines.", "value": null, "samples": 2}),
             ]
         );
-        assert_eq!(
-            Kind::of([Value::from(1), Value::from(0.5)].iter()),
-            Kind::Float
-        );
-        assert_eq!(
-            Kind::of([Value::from(1), Value::from("x")].iter()),
-            Kind::Text
-        );
-        assert_eq!(Kind::of([Value::Null].iter()), Kind::Text);
+        let of = |values: &[Value]| values.iter().fold(None, Kind::widen);
+        assert_eq!(of(&[Value::from(1), Value::from(0.5)]), Some(Kind::Float));
+        assert_eq!(of(&[Value::from(1), Value::from("x")]), Some(Kind::Text));
+        assert_eq!(of(&[Value::Null, Value::from(true)]), Some(Kind::Bool));
+        assert_eq!(of(&[Value::Null]), None);
     }
 }

@@ -10,7 +10,10 @@ use std::path::Path;
 
 use sha2::{Digest, Sha256};
 
-const CHUNK: usize = 1 << 20;
+/// The read buffer: 64 KiB streams at disk speed, and zeroing it costs little beside a
+/// small clip (1 MiB cost a 1 MiB memset per clip, a tenth of a 10,000-clip intake's
+/// CPU in a profile).
+const CHUNK: usize = 1 << 16;
 
 /// The lower-case hex SHA-256 of a file's bytes and the number of bytes read.
 pub fn sha256_file(path: &Path) -> io::Result<(String, u64)> {

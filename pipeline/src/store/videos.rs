@@ -53,8 +53,9 @@ pub struct VideoRecord {
     pub path: String,
     pub reference: Option<String>,
     pub tags: Vec<String>,
-    /// The manifest's other columns for this video (a JSON object), if it had any.
-    pub metadata: Option<serde_json::Value>,
+    /// The manifest's other columns for this video (a JSON object's text), if it had
+    /// any.
+    pub metadata: Option<String>,
     pub outcome: Result<VideoMeta, (String, String)>,
 }
 
@@ -190,7 +191,7 @@ impl Store {
             .bind(probe.map(|p| p.has_audio))
             .bind(video.reference.as_deref())
             .bind(tags)
-            .bind(video.metadata.as_ref().map(|m| m.to_string()))
+            .bind(video.metadata.as_deref())
             .execute(&mut *tx)
             .await?;
         }
