@@ -531,3 +531,67 @@ fn the_captioner_flag_is_applied_before_the_config_is_checked() {
     let stats = read_json(&dir.join("rc/round-1/stats.json"));
     assert_eq!(stats["captions"], count, "{stats:#}");
 }
+
+/// `train_cmd` that writes a new model entry into the round's `model.toml` (a stand-in
+/// for a trainer: the same fixture captioner, configured otherwise, behind a link in
+/// the round's folder) and prints its name: the next round captions with it, and the
+/// held-out score is `truth_f1` (the held-out world has truth) with `embed_sim` beside.
+#[test]
+fn a_trainer_that_writes_a_new_entry_gives_the_next_round_its_captioner() {
+    let dir = Dir::new();
+    let samples: Vec<Sample> = world_samples(&dir, 2).into_iter().map(|(s, _)| s).collect();
+    write_shard(&dir.join("shards/part-000.tar"), &samples);
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/models/frame-captioner");
+    let trainer = format!(
+        "ln -s '{}' \"$1/model\"\nname=captioner-after-$(basename \"$1\")\nprintf '[models.%s]\\nbackend = \"onnx\"\\npath = \"model\"\\nbatch = 2\\n' \"$name\" > \"$1/model.toml\"\necho \"$name\"\n",
+        fixture.display()
+    );
+    std::fs::write(dir.join("trainer.sh"), trainer).unwrap();
+    std::fs::write(
+        dir.join("recaption.toml"),
+        "[recaption]\ncaptioner = \"frame-captioner\"\ntrain_cmd = 'sh trainer.sh \"$1\"'\nheldout = \"ds\"\nmin_gain = 0.01\nrounds = 3\n",
+    )
+    .unwrap();
+    let run = dir
+        .wolf(&[
+            "recaption",
+            "loop",
+            "--input",
+            "shards",
+            "--out",
+            "rc",
+            "--config",
+            "recaption.toml",
+        ])
+        .expect_code(0);
+    let summary = read_json(&dir.join("rc/loop.json"));
+    let rounds = summary["rounds"].as_array().unwrap();
+    assert_eq!(rounds.len(), 2, "{summary:#}\n{}", run.stdout());
+    assert_eq!(rounds[0]["captioner"], "frame-captioner");
+    assert_eq!(
+        rounds[1]["captioner"], "captioner-after-round-1",
+        "{summary:#}"
+    );
+    assert_eq!(rounds[1]["stats"]["captions"], 6, "{summary:#}");
+    for round in rounds {
+        assert_eq!(round["heldout_metric"], "truth_f1", "{summary:#}");
+        let (f1, sim) = (
+            round["heldout_score"].as_f64().unwrap(),
+            round["heldout_embed_sim"].as_f64().unwrap(),
+        );
+        assert!(
+            (0.0..=1.0).contains(&f1) && (-1.0..=1.0).contains(&sim),
+            "{summary:#}"
+        );
+    }
+    // The same weights, batched otherwise: the same held-out captions, so no gain.
+    assert!(
+        rounds[1]["gain"].as_f64().unwrap().abs() < 1e-9,
+        "{summary:#}"
+    );
+    assert!(
+        run.stdout().contains("captioner `captioner-after-round-1`"),
+        "{}",
+        run.stdout()
+    );
+}

@@ -349,13 +349,20 @@ fn loops(board: &Board) -> Vec<LoopView> {
             label: "mean words".into(),
             points: of(&|r| r.mean_words),
         };
+        // The loop's metric: truth_f1 where its held-out set has truth.
+        let metric = board
+            .rounds
+            .iter()
+            .filter(|r| r.loop_name == l.name)
+            .find_map(|r| r.heldout_metric.clone())
+            .unwrap_or_else(|| "embed_sim".into());
         let heldout = Series {
-            label: "held-out embed_sim".into(),
+            label: format!("held-out {metric}"),
             points: of(&|r| r.heldout_score),
         };
         l.charts = [
             svg::line_chart("Caption length per round", "round", "mean words", &[words]),
-            svg::line_chart("Held-out score per round", "round", "embed_sim", &[heldout]),
+            svg::line_chart("Held-out score per round", "round", &metric, &[heldout]),
         ]
         .into_iter()
         .flatten()

@@ -117,7 +117,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
         }
         RecaptionCommand::Loop(args) => {
             let paths = args.input.paths();
-            let setup = Setup::load(&paths, None)?;
+            let mut setup = Setup::load(&paths, None)?;
             if args.input.preflight.enabled() {
                 setup.preflight(true).await?;
             }
@@ -131,7 +131,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
                 .counter("items", setup.progress.clone())
                 .draw(context.show_progress);
             let outcome = run_loop(
-                &setup,
+                &mut setup,
                 &paths,
                 args.rounds,
                 store.as_ref(),

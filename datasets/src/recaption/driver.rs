@@ -189,6 +189,29 @@ impl Setup {
         self.models.preflight(&uses).await
     }
 
+    /// Adds the model entries of a trainer's `model.toml` ([`TRAINED_ENTRIES`]) in
+    /// `folder`, their relative paths taken from that folder; the models already loaded
+    /// are loaded again when next used. Returns the names added.
+    fn add_trained(&mut self, folder: &Path) -> Result<Vec<String>, DriverError> {
+        let file = folder.join(TRAINED_ENTRIES);
+        if !file.is_file() {
+            return Ok(Vec::new());
+        }
+        let entries = Config::load(&file)
+            .map_err(DriverError::TrainedEntry)?
+            .models
+            .entries;
+        let mut added = Vec::new();
+        for (name, entry) in entries {
+            let entry = entry.based_at(folder);
+            entry.validate(&name).map_err(DriverError::TrainedEntry)?;
+            self.plan.models.insert(name.clone(), entry);
+            added.push(name);
+        }
+        self.models = ModelSet::new(self.plan.models.clone());
+        Ok(added)
+    }
+
     /// Runs (or resumes) round `n` with `captioner`; setting `stop` stops it between
     /// items.
     pub async fn round(
@@ -227,6 +250,11 @@ impl Setup {
     }
 }
 
+/// The file in a round's folder where `train_cmd` may write the model entries it made
+/// (`[models.NAME]` tables, paths relative to the folder); the name it prints may be
+/// one of them.
+pub const TRAINED_ENTRIES: &str = "model.toml";
+
 /// Round `n`'s folder.
 pub fn round_dir(out: &Path, n: u32) -> PathBuf {
     out.join(format!("round-{n}"))
@@ -261,7 +289,14 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DriverErr
 pub struct LoopRound {
     pub round: u32,
     pub captioner: String,
+    /// The held-out score: `truth_f1` where the held-out set has truth, else
+    /// `embed_sim` ([`Self::heldout_metric`] says which).
     pub heldout_score: Option<f64>,
+    #[serde(default)]
+    pub heldout_metric: Option<String>,
+    /// The held-out `embed_sim`, beside a `truth_f1` score.
+    #[serde(default)]
+    pub heldout_embed_sim: Option<f64>,
     pub gain: Option<f64>,
     pub stats: RoundStats,
 }
@@ -280,6 +315,11 @@ impl std::fmt::Display for LoopRound {
             stats.words.as_ref().map_or(0.0, |w| w.mean),
             self.heldout_score.map_or("-".into(), |s| format!("{s:.4}")),
         )?;
+        if let (Some(metric), Some(embed_sim)) = (&self.heldout_metric, self.heldout_embed_sim)
+            && metric != "embed_sim"
+        {
+            write!(f, " ({metric}; embed_sim {embed_sim:.4})")?;
+        }
         match self.gain {
             Some(gain) => write!(f, " (gain {gain:+.4})"),
             None => Ok(()),
@@ -326,7 +366,7 @@ pub struct LoopOutcome {
 /// `[recaption] rounds`); `on_round` hears of each finished round. The held-out check
 /// needs `store` when the config names a held-out dataset.
 pub async fn run_loop(
-    setup: &Setup,
+    setup: &mut Setup,
     paths: &LoopPaths,
     rounds: Option<u32>,
     store: Option<&Store>,
@@ -363,6 +403,10 @@ pub async fn run_loop(
         .last()
         .map_or_else(|| setup.config.captioner.clone(), |r| r.captioner.clone());
     let first = state.rounds.len() as u32 + 1;
+    // A loop that goes on after rounds whose trainer wrote entries knows them again.
+    for n in 1..first {
+        setup.add_trained(&round_dir(out, n))?;
+    }
     for n in first..=rounds {
         if n > 1 && !state.rounds.is_empty() {
             captioner = next_captioner(setup, &round_dir(out, n - 1), &captioner).await?;
@@ -373,7 +417,7 @@ pub async fn run_loop(
             return Ok(outcome);
         }
         outcome.some_failed |= report.stats.failed > 0;
-        let heldout_score = match (&setup.config.heldout, store) {
+        let held_out = match (&setup.config.heldout, store) {
             (Some(dataset), Some(store)) => Some(
                 heldout(
                     setup,
@@ -386,6 +430,7 @@ pub async fn run_loop(
             ),
             _ => None,
         };
+        let heldout_score = held_out.as_ref().map(|h| h.score);
         let previous = state.rounds.last().and_then(|r| r.heldout_score);
         let gain = match (heldout_score, previous) {
             (Some(now), Some(before)) => Some(now - before),
@@ -395,6 +440,8 @@ pub async fn run_loop(
             round: n,
             captioner: captioner.clone(),
             heldout_score,
+            heldout_metric: held_out.as_ref().map(|h| h.metric.to_owned()),
+            heldout_embed_sim: held_out.as_ref().map(|h| h.embed_sim),
             gain,
             stats: report.stats.clone(),
         };
@@ -421,6 +468,7 @@ pub async fn run_loop(
                     mean_words: report.stats.words.as_ref().map(|w| w.mean),
                     heldout_dataset: setup.config.heldout.clone(),
                     heldout_score,
+                    heldout_metric: held_out.as_ref().map(|h| h.metric.to_owned()),
                     stats,
                 })
                 .await?;
@@ -441,9 +489,14 @@ fn loop_name(out: &Path) -> String {
         .unwrap_or_else(|| "recaption".into())
 }
 
-/// The captioner of the next round: `train_cmd`'s answer, or the same one.
-async fn next_captioner(setup: &Setup, round: &Path, current: &str) -> Result<String, DriverError> {
-    let Some(command) = &setup.config.train_cmd else {
+/// The captioner of the next round: `train_cmd`'s answer (an entry of the config, or
+/// one it wrote into the round's [`TRAINED_ENTRIES`]), or the same one.
+async fn next_captioner(
+    setup: &mut Setup,
+    round: &Path,
+    current: &str,
+) -> Result<String, DriverError> {
+    let Some(command) = setup.config.train_cmd.clone() else {
         return Ok(current.to_owned());
     };
     let train_error = |message| DriverError::TrainCmd {
@@ -452,7 +505,7 @@ async fn next_captioner(setup: &Setup, round: &Path, current: &str) -> Result<St
     };
     let output = tokio::process::Command::new("sh")
         .arg("-c")
-        .arg(command)
+        .arg(&command)
         .arg("train")
         .arg(round)
         .stdin(std::process::Stdio::null())
@@ -468,6 +521,7 @@ async fn next_captioner(setup: &Setup, round: &Path, current: &str) -> Result<St
     let Some(name) = stdout.lines().rev().map(str::trim).find(|l| !l.is_empty()) else {
         return Err(train_error("printed no model entry".into()));
     };
+    setup.add_trained(round)?;
     setup
         .plan
         .model_for(name, Role::ImageCaptioner)
@@ -475,17 +529,27 @@ async fn next_captioner(setup: &Setup, round: &Path, current: &str) -> Result<St
     Ok(name.to_owned())
 }
 
-/// The captioner's mean `embed_sim` on the held-out dataset: each video's middle frame
-/// captioned (with the first recaption prompt), stored as the entry `entry` and scored.
+/// A captioner's held-out score.
+struct Heldout {
+    /// `truth_f1` where the held-out set has truth (`boxes.json`), else `embed_sim`.
+    metric: &'static str,
+    score: f64,
+    embed_sim: f64,
+}
+
+/// The captioner's held-out score: each video's middle frame captioned (with the
+/// first recaption prompt), stored as the entry `entry` and scored with `embed_sim`,
+/// and `truth_f1` where the held-out set has truth.
 async fn heldout(
     setup: &Setup,
     store: &Store,
     dataset: &str,
     captioner: &str,
     entry: &str,
-) -> Result<f64, DriverError> {
+) -> Result<Heldout, DriverError> {
+    let summary = store.dataset(dataset).await?;
     let videos: Vec<_> = store
-        .videos(store.dataset(dataset).await?.id)
+        .videos(summary.id)
         .await?
         .into_iter()
         .filter(|v| v.reference.as_deref().is_some_and(|r| !r.trim().is_empty()))
@@ -549,11 +613,29 @@ async fn heldout(
     let settings = ScoreSettings {
         metrics: vec![Metric::EmbedSim],
         ..ScoreSettings::from_config(&setup.plan.score)
-    };
+    }
+    .with_truth_of(&summary.source);
     score_items_with(store, &setup.plan, &setup.models, &items, &settings).await?;
-    report_lines(&store.scores(Some(dataset)).await?)
-        .into_iter()
-        .find(|l| l.run == entry && l.metric == "embed_sim")
-        .and_then(|l| l.mean)
-        .ok_or_else(|| DriverError::Heldout("the held-out captions got no embed_sim score".into()))
+    let lines = report_lines(&store.scores(Some(dataset)).await?);
+    let mean = |metric: &str| {
+        lines
+            .iter()
+            .find(|l| l.run == entry && l.metric == metric)
+            .and_then(|l| l.mean)
+    };
+    let embed_sim = mean("embed_sim").ok_or_else(|| {
+        DriverError::Heldout("the held-out captions got no embed_sim score".into())
+    })?;
+    Ok(match mean("truth_f1") {
+        Some(score) => Heldout {
+            metric: "truth_f1",
+            score,
+            embed_sim,
+        },
+        None => Heldout {
+            metric: "embed_sim",
+            score: embed_sim,
+            embed_sim,
+        },
+    })
 }

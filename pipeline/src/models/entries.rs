@@ -1,7 +1,7 @@
 //! Model entries as a config writes them (`[models.NAME]`), and the embedded defaults.
 
 use std::collections::BTreeMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
@@ -245,6 +245,20 @@ impl ModelConfig {
                 Role::Embedder,
             ],
         }
+    }
+
+    /// The entry with a relative model `path` taken from `base` (an entry written by a
+    /// trainer beside the model it exported).
+    pub fn based_at(mut self, base: &Path) -> Self {
+        let path = match &mut self {
+            Self::Openai(_) => None,
+            Self::Gguf(c) => c.path.as_mut(),
+            Self::Onnx(c) => c.path.as_mut(),
+        };
+        if let Some(path) = path.filter(|p| p.is_relative()) {
+            *path = base.join(&*path);
+        }
+        self
     }
 
     /// The roles this entry serves: its backend's, or for an `onnx` entry its folder's
