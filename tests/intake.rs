@@ -433,18 +433,9 @@ fn a_folder_without_videos_is_a_warning_that_says_what_it_holds() {
     assert_eq!(shown["problems"][0]["kind"], "truncated_shard", "{shown:#}");
 }
 
-/// The videos of dataset `good` by key, from `wolf dataset show --videos`.
+/// The videos of dataset `good` by key.
 fn videos_by_key(dir: &Dir) -> BTreeMap<String, serde_json::Value> {
-    let out = dir
-        .wolf(&["dataset", "show", "good", "--format", "json", "--videos"])
-        .expect_code(0)
-        .json();
-    out["videos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["key"].as_str().unwrap().to_owned(), v.clone()))
-        .collect()
+    dir.videos("good")
 }
 
 #[test]

@@ -105,6 +105,26 @@ fn world_samples(dir: &Dir, clips: usize) -> Vec<(Sample, String)> {
     samples
 }
 
+/// `wolf recaption loop` over `shards/` into `rc/` with the frame captioner, the
+/// held-out dataset `ds`, `min_gain` 0.01, at most 3 rounds and `train_cmd` (a TOML
+/// string, quoted).
+fn held_out_loop(dir: &Dir, train_cmd: &str) -> crate::util::Run {
+    let config = format!(
+        "[recaption]\ncaptioner = \"frame-captioner\"\ntrain_cmd = {train_cmd}\nheldout = \"ds\"\nmin_gain = 0.01\nrounds = 3\n"
+    );
+    std::fs::write(dir.join("recaption.toml"), config).unwrap();
+    let args = [
+        "--input",
+        "shards",
+        "--out",
+        "rc",
+        "--config",
+        "recaption.toml",
+    ];
+    dir.wolf(&[&["recaption", "loop"][..], &args].concat())
+        .expect_code(0)
+}
+
 /// A distinct 32×32 PNG for item `i`.
 fn small_png(i: usize) -> Vec<u8> {
     let image = image::RgbImage::from_fn(32, 32, |x, y| {
@@ -136,23 +156,7 @@ fn a_loop_whose_trainer_returns_the_same_model_saturates_and_vila_reads_its_capt
     for (i, shard) in shards.iter().enumerate() {
         write_shard(&dir.join(&format!("shards/part-00{i}.tar")), shard);
     }
-    std::fs::write(
-        dir.join("recaption.toml"),
-        "[recaption]\ncaptioner = \"frame-captioner\"\ntrain_cmd = \"echo frame-captioner\"\nheldout = \"ds\"\nmin_gain = 0.01\nrounds = 3\n",
-    )
-    .unwrap();
-    let run = dir
-        .wolf(&[
-            "recaption",
-            "loop",
-            "--input",
-            "shards",
-            "--out",
-            "rc",
-            "--config",
-            "recaption.toml",
-        ])
-        .expect_code(0);
+    let run = held_out_loop(&dir, "\"echo frame-captioner\"");
 
     let summary = read_json(&dir.join("rc/loop.json"));
     let stopped = summary["stopped"].as_str().unwrap();
@@ -547,23 +551,7 @@ fn a_trainer_that_writes_a_new_entry_gives_the_next_round_its_captioner() {
         fixture.display()
     );
     std::fs::write(dir.join("trainer.sh"), trainer).unwrap();
-    std::fs::write(
-        dir.join("recaption.toml"),
-        "[recaption]\ncaptioner = \"frame-captioner\"\ntrain_cmd = 'sh trainer.sh \"$1\"'\nheldout = \"ds\"\nmin_gain = 0.01\nrounds = 3\n",
-    )
-    .unwrap();
-    let run = dir
-        .wolf(&[
-            "recaption",
-            "loop",
-            "--input",
-            "shards",
-            "--out",
-            "rc",
-            "--config",
-            "recaption.toml",
-        ])
-        .expect_code(0);
+    let run = held_out_loop(&dir, "'sh trainer.sh \"$1\"'");
     let summary = read_json(&dir.join("rc/loop.json"));
     let rounds = summary["rounds"].as_array().unwrap();
     assert_eq!(rounds.len(), 2, "{summary:#}\n{}", run.stdout());

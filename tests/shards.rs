@@ -2,7 +2,6 @@
 //! video2dataset's output, made by `tools/make_shards.py` from real clips, read in
 //! place, gzipped ones through the cache, and shards with faults.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
@@ -42,20 +41,6 @@ fn shards(dir: &Dir, out: &str, gzip: bool) {
     );
 }
 
-/// The videos of dataset `name` by key.
-fn videos(dir: &Dir, name: &str) -> BTreeMap<String, Value> {
-    let out = dir
-        .wolf(&["dataset", "show", name, "--format", "json", "--videos"])
-        .expect_code(0)
-        .json();
-    out["videos"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| (v["key"].as_str().unwrap().to_owned(), v.clone()))
-        .collect()
-}
-
 /// The problems of dataset `name` as (kind, location).
 fn problems(dir: &Dir, name: &str) -> Vec<(String, String)> {
     let shown = dir
@@ -89,7 +74,7 @@ fn video2dataset_shards_are_a_dataset_read_in_place() {
         .expect_code(0)
         .stdout();
     assert!(added.contains("4 videos ok (0 unchanged"), "{added}");
-    let db = videos(&dir, "world");
+    let db = dir.videos("world");
     assert_eq!(db.keys().collect::<Vec<_>>(), KEYS);
     let first = &db["000000000"];
     assert_eq!(first["status"], "ok", "{first}");
@@ -183,7 +168,7 @@ fn gzipped_shards_are_extracted_once_into_the_cache() {
         .expect_code(0)
         .stdout();
     assert!(added.contains("4 videos ok"), "{added}");
-    let db = videos(&dir, "gz");
+    let db = dir.videos("gz");
     assert_eq!(db.keys().collect::<Vec<_>>(), KEYS);
     let path = Path::new(db["000000001"]["path"].as_str().unwrap());
     assert!(path.is_file(), "{}", path.display());
@@ -245,7 +230,7 @@ open("bad/00002.tar", "wb").write(data[:cut])
         String::from_utf8_lossy(&made.stderr)
     );
     let added = dir.wolf(&["dataset", "add", "bad", "bad"]).expect_code(1);
-    let db = videos(&dir, "bad");
+    let db = dir.videos("bad");
     assert_eq!(
         db.keys().collect::<Vec<_>>(),
         ["000000000", "000000001", "000010000", "broken"],

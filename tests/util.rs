@@ -129,6 +129,20 @@ impl Dir {
             .collect()
     }
 
+    /// The videos of dataset `name` by key, from `wolf dataset show --videos`.
+    pub fn videos(&self, name: &str) -> BTreeMap<String, serde_json::Value> {
+        let out = self
+            .wolf(&["dataset", "show", name, "--format", "json", "--videos"])
+            .expect_code(0)
+            .json();
+        out["videos"]
+            .as_array()
+            .expect("a list of videos")
+            .iter()
+            .map(|v| (v["key"].as_str().unwrap().to_owned(), v.clone()))
+            .collect()
+    }
+
     /// Runs `ffmpeg` (quiet, overwriting) and panics when it fails.
     pub fn ffmpeg(&self, args: &[&str]) {
         let out = Command::new("ffmpeg")
