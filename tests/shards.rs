@@ -259,4 +259,13 @@ open("bad/00002.tar", "wb").write(data[:cut])
     assert!(has("duplicate_key", "00001.tar:000000000"), "{kinds:?}");
     assert!(has("no_media", "00001.tar:novideo"), "{kinds:?}");
     assert!(has("truncated_shard", "00002.tar:000010001"), "{kinds:?}");
+
+    // A shard named in capitals is read in place too.
+    std::fs::create_dir_all(dir.join("upper")).unwrap();
+    std::fs::copy(dir.join("good/00000.tar"), dir.join("upper/00000.TAR")).unwrap();
+    let added = dir
+        .wolf(&["dataset", "add", "upper", "upper"])
+        .expect_code(0)
+        .stdout();
+    assert!(added.contains("2 videos ok"), "{added}");
 }

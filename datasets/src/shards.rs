@@ -235,11 +235,11 @@ fn scan(shard: &Path, cache: &Path) -> Scan {
                 };
                 match extraction.write(&item.key, &extension, &bytes) {
                     Ok(path) => path,
-                    Err(message) => {
+                    Err((kind, message)) => {
                         let location = format!("{}:{}", shard.display(), item.key);
                         scan.problems.push(IntakeProblem {
                             location,
-                            kind: "unextractable_member".into(),
+                            kind: kind.into(),
                             message,
                         });
                         continue;
@@ -263,13 +263,28 @@ fn scan(shard: &Path, cache: &Path) -> Scan {
             metadata: item.metadata.map(|m| m.to_string()),
         });
     }
-    if let Some(extraction) = extract
-        && let Err(e) = extraction.finish()
-    {
-        let message = format!("cannot keep the extracted videos: {e}");
-        return Scan::failed(shard, "unreadable_shard", message);
+    // A shard that could not be read to its end for a reason that may pass (an I/O
+    // error), or whose videos could not all be written, is neither kept in the cache
+    // nor remembered: the next intake reads it again. (A truncated or corrupt shard is
+    // what it is, and is remembered so.)
+    let transient = scan
+        .problems
+        .iter()
+        .any(|p| p.kind == "unreadable_shard" || p.kind == "unextractable_member");
+    if let Some(extraction) = extract {
+        let kept = if transient {
+            Ok(())
+        } else {
+            extraction.finish()
+        };
+        if let Err(e) = kept {
+            let message = format!("cannot keep the extracted videos: {e}");
+            return Scan::failed(shard, "unreadable_shard", message);
+        }
     }
-    remember(shard, cache, &scan);
+    if !transient {
+        remember(shard, cache, &scan);
+    }
     scan
 }
 
@@ -290,13 +305,16 @@ fn remember(shard: &Path, cache: &Path, scan: &Scan) {
     }
 }
 
-/// A gzipped shard's videos being extracted into the cache.
+/// A gzipped shard's videos being extracted into the cache. Dropped without
+/// [`Extraction::finish`], it removes what it wrote.
 struct Extraction {
     /// `CACHE/extracted/<SHA-256>`, where the videos end up.
     target: PathBuf,
     /// The temporary folder they are written to, or `None` when `target` exists
     /// already (the same shard under another path, or read before).
     partial: Option<tempfile::TempDir>,
+    /// The files named so far: a key met twice in the shard keeps its first video.
+    written: HashSet<PathBuf>,
 }
 
 impl Extraction {
@@ -314,27 +332,58 @@ impl Extraction {
                     .tempdir_in(&extracted)?,
             )
         };
-        Ok(Self { target, partial })
+        Ok(Self {
+            target,
+            partial,
+            written: HashSet::new(),
+        })
     }
 
-    /// Writes one video; returns where it will be once the extraction is finished.
-    fn write(&mut self, key: &str, extension: &str, bytes: &[u8]) -> Result<PathBuf, String> {
+    /// Writes one video; returns where it will be once the extraction is finished, or
+    /// the problem's kind and message.
+    fn write(
+        &mut self,
+        key: &str,
+        extension: &str,
+        bytes: &[u8],
+    ) -> Result<PathBuf, (&'static str, String)> {
         let relative = PathBuf::from(format!("{key}.{extension}"));
         if relative
             .components()
             .any(|c| !matches!(c, Component::Normal(_)))
         {
-            return Err(format!(
-                "key `{key}` would be written outside the cache; it is left out"
-            ));
+            let message = format!("key `{key}` would be written outside the cache; it is left out");
+            return Err(("unsafe_key", message));
         }
-        if let Some(partial) = &self.partial {
-            let path = partial.path().join(&relative);
-            let written = path
-                .parent()
-                .map_or(Ok(()), std::fs::create_dir_all)
-                .and_then(|()| std::fs::write(&path, bytes));
-            written.map_err(|e| format!("cannot write `{}`: {e}", path.display()))?;
+        if !self.written.insert(relative.clone()) {
+            let message = format!("key `{key}` is in the shard twice; its first video is kept");
+            return Err(("duplicate_key", message));
+        }
+        match &self.partial {
+            Some(partial) => {
+                let path = partial.path().join(&relative);
+                let written = path
+                    .parent()
+                    .map_or(Ok(()), std::fs::create_dir_all)
+                    .and_then(|()| {
+                        let mut file = std::fs::File::create(&path)?;
+                        file.write_all(bytes)?;
+                        file.sync_all()
+                    });
+                written.map_err(|e| {
+                    let message = format!("cannot write `{}`: {e}", path.display());
+                    ("unextractable_member", message)
+                })?;
+            }
+            None if !self.target.join(&relative).is_file() => {
+                let message = format!(
+                    "`{}` is missing from the cache; remove `{}` to extract the shard again",
+                    relative.display(),
+                    self.target.display()
+                );
+                return Err(("unextractable_member", message));
+            }
+            None => {}
         }
         Ok(self.target.join(relative))
     }
@@ -406,6 +455,42 @@ pub fn expand_braces(pattern: &str) -> Result<Vec<String>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A gzipped shard of `(member, bytes)`.
+    fn gzipped(path: &Path, members: &[(&str, &[u8])]) {
+        let tar = crate::tar::build::files(members);
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&tar).unwrap();
+        std::fs::write(path, gz.finish().unwrap()).unwrap();
+    }
+
+    #[test]
+    fn a_key_twice_in_a_gzipped_shard_keeps_its_first_video() {
+        let dir = tempfile::tempdir().unwrap();
+        let shard = dir.path().join("s.tgz");
+        gzipped(
+            &shard,
+            &[
+                ("k.mp4", b"first"),
+                ("k.txt", b"The first."),
+                ("j.mp4", b"j"),
+                ("k.mp4", b"second"),
+            ],
+        );
+        let cache = dir.path().join("cache");
+        let source = read_shards(dir.path().to_owned(), &[shard.clone()], &cache);
+        let keys: Vec<&str> = source.entries.iter().map(|e| e.key.as_str()).collect();
+        assert_eq!(keys, ["k", "j"]);
+        assert_eq!(std::fs::read(&source.entries[0].path).unwrap(), b"first");
+        assert_eq!(source.entries[0].reference.as_deref(), Some("The first."));
+        let kinds: Vec<&str> = source.problems.iter().map(|p| p.kind.as_str()).collect();
+        assert_eq!(kinds, ["duplicate_key"]);
+        // Read again from the index: the same, and nothing partial left in the cache.
+        let again = read_shards(dir.path().to_owned(), &[shard], &cache);
+        assert_eq!(again.entries, source.entries);
+        let folders = std::fs::read_dir(cache.join("extracted")).unwrap().count();
+        assert_eq!(folders, 1);
+    }
 
     #[test]
     fn brace_patterns_expand_like_webdatasets() {

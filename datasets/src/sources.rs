@@ -128,6 +128,7 @@ type FoundVideos = (Vec<(String, PathBuf)>, Vec<IntakeProblem>);
 fn videos_in(root: &Path) -> FoundVideos {
     let mut videos = Vec::new();
     let mut problems = Vec::new();
+    let mut shards = 0usize;
     for item in files::walk(root) {
         match item {
             Ok(item) if !item.file_type().is_dir() && files::is_video(item.path()) => {
@@ -135,6 +136,9 @@ fn videos_in(root: &Path) -> FoundVideos {
                     files::relative_key(root, item.path()),
                     item.path().to_owned(),
                 ));
+            }
+            Ok(item) if !item.file_type().is_dir() && files::shard_stem(item.path()).is_some() => {
+                shards += 1;
             }
             Ok(_) => {}
             Err(e) => {
@@ -153,6 +157,17 @@ fn videos_in(root: &Path) -> FoundVideos {
                 });
             }
         }
+    }
+    // A folder of loose videos is read as one; shards beside them are said, not read.
+    if shards > 0 && !videos.is_empty() {
+        problems.push(IntakeProblem {
+            location: root.display().to_string(),
+            kind: "shards_not_read".into(),
+            message: format!(
+                "the folder holds {shards} shards beside its {} loose videos, which make it a folder dataset; add the shards on their own (a folder of shards only, or a brace pattern)",
+                videos.len()
+            ),
+        });
     }
     videos.sort();
     (videos, problems)

@@ -232,8 +232,12 @@ struct VideoJobs {
 /// it.
 fn place_clip(from: &Path, to: &Path) -> std::io::Result<u64> {
     if media::Member::parse(from).is_some() {
-        let mut bytes = media::open_bytes(from)?;
-        return std::io::copy(&mut bytes, &mut std::fs::File::create(to)?);
+        let copied = media::open_bytes(from)
+            .and_then(|mut bytes| std::io::copy(&mut bytes, &mut std::fs::File::create(to)?));
+        if copied.is_err() {
+            let _ = std::fs::remove_file(to);
+        }
+        return copied;
     }
     if !std::fs::metadata(from)?.is_file() {
         return Err(std::io::Error::other("not a regular file"));

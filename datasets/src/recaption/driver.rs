@@ -114,6 +114,9 @@ pub struct Setup {
     captioner_by: &'static str,
     /// Items recorded by the round running now, for the binary's bar.
     pub progress: Arc<Progress>,
+    /// The names of the config's own entries (and the defaults'), which a trainer's
+    /// `model.toml` may not replace.
+    config_entries: std::collections::BTreeSet<String>,
 }
 
 impl Setup {
@@ -154,6 +157,7 @@ impl Setup {
             .collect::<Result<_, _>>()?;
         Ok(Self {
             models: ModelSet::new(plan.models.clone()),
+            config_entries: plan.models.keys().cloned().collect(),
             captioner_by: if captioner.is_some() {
                 "--captioner"
             } else {
@@ -203,6 +207,14 @@ impl Setup {
             .entries;
         let mut added = Vec::new();
         for (name, entry) in entries {
+            // A trained entry never replaces one of the config (the held-out embedder,
+            // say); one of an earlier round's may be written again.
+            if self.config_entries.contains(&name) {
+                return Err(DriverError::TrainedEntry(ConfigError::Value {
+                    key: format!("models.{name}"),
+                    message: "names an entry of the config; a trainer must choose a new name",
+                }));
+            }
             let entry = entry.based_at(folder);
             entry.validate(&name).map_err(DriverError::TrainedEntry)?;
             self.plan.models.insert(name.clone(), entry);
@@ -431,7 +443,13 @@ pub async fn run_loop(
             _ => None,
         };
         let heldout_score = held_out.as_ref().map(|h| h.score);
-        let previous = state.rounds.last().and_then(|r| r.heldout_score);
+        // A gain compares one metric (a round recorded before the metric was kept
+        // scored embed_sim).
+        let metric = held_out.as_ref().map(|h| h.metric);
+        let previous = state.rounds.last().and_then(|r| {
+            let before = r.heldout_metric.as_deref().unwrap_or("embed_sim");
+            r.heldout_score.filter(|_| Some(before) == metric)
+        });
         let gain = match (heldout_score, previous) {
             (Some(now), Some(before)) => Some(now - before),
             _ => None,

@@ -44,6 +44,9 @@ pub enum OutputError {
     },
     #[error("shard name `{0}` is not a relative path inside the output folder")]
     BadShardName(String),
+    /// `--write-shards` aimed at the input's own folder or shards.
+    #[error("`{0}` is the input's own; write the shards into another folder")]
+    OverInput(PathBuf),
     #[error("key `{key}` is already in shard `{shard}`")]
     DuplicateKey { shard: String, key: String },
     #[error("caption file `{path}` is not a JSON object: {source}")]
@@ -69,6 +72,7 @@ impl OutputError {
             Self::Write { .. } => "output_write_failed",
             Self::Read { .. } => "output_unreadable",
             Self::BadShardName(_) => "bad_shard_name",
+            Self::OverInput(_) => "output_over_input",
             Self::DuplicateKey { .. } => "duplicate_key",
             Self::CaptionFile { .. } | Self::CaptionFileKey { .. } => "caption_file_invalid",
             Self::BadRecord { .. } => "bad_record",

@@ -68,6 +68,19 @@ pub fn write_shards(
             .map_or_else(|| "shard".to_owned(), |s| s.display().to_string());
         vec![(name, input.to_owned())]
     };
+    // The input is never written over: the output folder must be another.
+    let folder = if input.is_dir() {
+        input
+    } else {
+        input.parent().unwrap_or(Path::new("."))
+    };
+    let same = |a: &Path, b: &Path| match (std::fs::canonicalize(a), std::fs::canonicalize(b)) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    if same(folder, out) {
+        return Err(OutputError::OverInput(out.to_owned()));
+    }
     let mut written = Vec::new();
     for (name, path) in shards {
         let ending = if files::is_compressed_shard(&path) {
@@ -77,6 +90,9 @@ pub fn write_shards(
         };
         let target = caption_file_path(out, &name)?.with_extension("");
         let target = PathBuf::from(format!("{}{ending}", target.display()));
+        if same(&path, &target) {
+            return Err(OutputError::OverInput(target));
+        }
         written.push(write_one(&name, &path, &target, &captions, field)?);
     }
     Ok(written)
@@ -118,14 +134,12 @@ fn write_one(
     let folder = target.parent().expect("a shard's path has a folder");
     std::fs::create_dir_all(folder).map_err(write_error)?;
     let temporary = tempfile::NamedTempFile::new_in(folder).map_err(write_error)?;
-    let sink: Box<dyn Write> = if files::is_compressed_shard(target) {
-        let buffered = io::BufWriter::new(temporary.reopen().map_err(write_error)?);
-        Box::new(flate2::write::GzEncoder::new(
-            buffered,
-            flate2::Compression::default(),
-        ))
+    let buffered = io::BufWriter::new(temporary.reopen().map_err(write_error)?);
+    let sink = if files::is_compressed_shard(target) {
+        let level = flate2::Compression::default();
+        Sink::Gzip(flate2::write::GzEncoder::new(buffered, level))
     } else {
-        Box::new(io::BufWriter::new(temporary.reopen().map_err(write_error)?))
+        Sink::Plain(buffered)
     };
     let mut writer = SampleWriter {
         builder: ::tar::Builder::new(sink),
@@ -187,9 +201,11 @@ fn write_one(
             }
         }
     }
-    let mut sink = writer.builder.into_inner().map_err(write_error)?;
-    sink.flush().map_err(write_error)?;
-    drop(sink);
+    writer
+        .builder
+        .into_inner()
+        .and_then(Sink::finish)
+        .map_err(write_error)?;
     temporary.as_file().sync_all().map_err(write_error)?;
     temporary
         .persist(target)
@@ -197,9 +213,44 @@ fn write_one(
     Ok(shard)
 }
 
+/// Where an output tar's bytes go: the file, through gzip for a gzipped shard.
+enum Sink {
+    Plain(io::BufWriter<File>),
+    Gzip(flate2::write::GzEncoder<io::BufWriter<File>>),
+}
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Self::Plain(w) => w.write(buf),
+            Self::Gzip(w) => w.write(buf),
+        }
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        match self {
+            Self::Plain(w) => w.flush(),
+            Self::Gzip(w) => w.flush(),
+        }
+    }
+}
+
+impl Sink {
+    /// Ends the stream (gzip's trailer included) and flushes it to the file, every
+    /// error returned (dropping would lose them).
+    fn finish(self) -> io::Result<()> {
+        let buffered = match self {
+            Self::Plain(w) => w,
+            Self::Gzip(w) => w.finish()?,
+        };
+        buffered.into_inner().map_err(|e| e.into_error())?;
+        Ok(())
+    }
+}
+
 /// Appends samples to the output tar.
 struct SampleWriter<'a> {
-    builder: ::tar::Builder<Box<dyn Write>>,
+    builder: ::tar::Builder<Sink>,
     mtime: u64,
     field: &'a str,
 }
@@ -339,6 +390,20 @@ mod tests {
         assert_eq!(got[3].1, b"New a.");
         assert_eq!(got[4].1, b"B");
         assert_eq!(got[7].1, b"New c.");
+    }
+
+    #[test]
+    fn the_input_is_never_written_over() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("s.tar");
+        std::fs::write(&input, shard(&[("a.png", b"A")])).unwrap();
+        let log = dir.path().join("round.jsonl");
+        drop(RoundLog::open(&log).unwrap());
+        for out in [dir.path().to_owned(), dir.path().join(".")] {
+            let error = write_shards(&input, &log, &out, "merged").unwrap_err();
+            assert_eq!(error.kind(), "output_over_input", "{error}");
+        }
+        assert_eq!(members(&input).len(), 1);
     }
 
     #[test]

@@ -34,11 +34,13 @@ impl Member {
         PathBuf::from(text)
     }
 
-    /// The member named by `path`, if it names one: the part before `.tar#` is the tar,
-    /// and the path ends in `@OFFSET+SIZE`.
+    /// The member named by `path`, if it names one: the part before the first `.tar#`
+    /// (any case) is the tar, and the path ends in `@OFFSET+SIZE`, whose end fits in
+    /// FFmpeg's 64-bit offsets.
     pub fn parse(path: &Path) -> Option<Self> {
         let text = path.to_str()?;
-        let split = text.rfind(".tar#")? + ".tar".len();
+        // ASCII lower-casing keeps every byte where it was.
+        let split = text.to_ascii_lowercase().find(".tar#")? + ".tar".len();
         let (archive, rest) = (&text[..split], &text[split + 1..]);
         let (name, range) = rest.rsplit_once('@')?;
         let (offset, size) = range.split_once('+')?;
@@ -46,11 +48,15 @@ impl Member {
         if name.is_empty() || !digits(offset) || !digits(size) {
             return None;
         }
+        let (offset, size): (u64, u64) = (offset.parse().ok()?, size.parse().ok()?);
+        offset
+            .checked_add(size)
+            .filter(|end| *end <= i64::MAX as u64)?;
         Some(Self {
             archive: PathBuf::from(archive),
             name: name.to_owned(),
-            offset: offset.parse().ok()?,
-            size: size.parse().ok()?,
+            offset,
+            size,
         })
     }
 
@@ -176,7 +182,13 @@ mod tests {
             "/data/my shards/0001.tar#dir/000017.mp4@1536+3671"
         );
         assert_eq!(Member::parse(&path), Some(member));
+        // Any case; a member whose name holds `.tar#` stays whole.
+        let upper = Member::parse(Path::new("/d/S.TAR#k/a.tar#b.mp4@512+9")).unwrap();
+        assert_eq!(upper.archive, Path::new("/d/S.TAR"));
+        assert_eq!(upper.name, "k/a.tar#b.mp4");
         for file in [
+            "a.tar#x.mp4@18446744073709551615+1",
+            "a.tar#x.mp4@9223372036854775807+1",
             "clip.mp4",
             "a.tar",
             "a.tar#x.mp4",

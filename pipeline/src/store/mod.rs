@@ -288,12 +288,17 @@ impl Store {
     /// Where gzipped WebDataset shards of this database's datasets are extracted and
     /// what each shard holds is remembered: `shard-cache/` beside a SQLite file, else
     /// [`crate::home::shard_cache`].
+    ///
+    /// Absolute, as the paths of the videos extracted there are stored.
     pub fn shard_cache(&self) -> PathBuf {
-        match self.file.as_deref().and_then(|f| f.parent()) {
-            Some(folder) if !folder.as_os_str().is_empty() => folder.join("shard-cache"),
-            Some(_) => PathBuf::from("shard-cache"),
-            None => crate::home::shard_cache(),
-        }
+        let folder = match self.file.as_deref().and_then(|f| f.parent()) {
+            Some(folder) if !folder.as_os_str().is_empty() => folder.to_owned(),
+            Some(_) => PathBuf::from("."),
+            None => return crate::home::shard_cache(),
+        };
+        std::path::absolute(&folder)
+            .unwrap_or(folder)
+            .join("shard-cache")
     }
 
     pub fn dialect(&self) -> Dialect {
