@@ -478,7 +478,7 @@ mod tests {
             ],
         );
         let cache = dir.path().join("cache");
-        let source = read_shards(dir.path().to_owned(), &[shard.clone()], &cache);
+        let source = read_shards(dir.path().to_owned(), std::slice::from_ref(&shard), &cache);
         let keys: Vec<&str> = source.entries.iter().map(|e| e.key.as_str()).collect();
         assert_eq!(keys, ["k", "j"]);
         assert_eq!(std::fs::read(&source.entries[0].path).unwrap(), b"first");
