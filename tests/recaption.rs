@@ -583,3 +583,57 @@ fn a_trainer_that_writes_a_new_entry_gives_the_next_round_its_captioner() {
         run.stdout()
     );
 }
+
+/// `--write-sidecars` on a folder of images: each captioned file gains its merged
+/// caption and its recaption beside it, and a second round reads the folder as before.
+#[test]
+fn sidecars_are_written_beside_a_folders_files() {
+    let dir = Dir::new();
+    std::fs::create_dir_all(dir.join("pics/sub")).unwrap();
+    for (i, name) in ["pics/a.png", "pics/sub/b.png"].iter().enumerate() {
+        std::fs::write(dir.join(name), small_png(i)).unwrap();
+        let caption = dir.join(name).with_extension("txt");
+        std::fs::write(caption, format!("Picture {i}.")).unwrap();
+    }
+    let round = |n: &str| {
+        dir.wolf(&[
+            "recaption",
+            "round",
+            "--input",
+            "pics",
+            "--out",
+            "rc",
+            "--round",
+            n,
+            "--captioner",
+            "frame-captioner",
+            "--write-sidecars",
+        ])
+        .expect_code(0)
+    };
+    let run = round("1");
+    assert!(
+        run.stdout().contains("Wrote 4 sidecar captions"),
+        "{}",
+        run.stdout()
+    );
+    let log = records(&dir.join("rc/round-1/round.jsonl"));
+    for record in &log {
+        let key = record["key"].as_str().unwrap();
+        let merged = std::fs::read_to_string(dir.join(&format!("pics/{key}.merged.txt"))).unwrap();
+        assert_eq!(merged, record["caption"].as_str().unwrap());
+        let recaption =
+            std::fs::read_to_string(dir.join(&format!("pics/{key}.recaption.txt"))).unwrap();
+        assert_eq!(recaption, record["recaption"].as_str().unwrap());
+    }
+    assert_eq!(log.len(), 2);
+    // The sidecars are neither items nor captions of the next round.
+    round("2");
+    let second = records(&dir.join("rc/round-2/round.jsonl"));
+    assert_eq!(second.len(), 2);
+    assert!(
+        second
+            .iter()
+            .all(|r| r["original"].as_str().unwrap().starts_with("Picture"))
+    );
+}

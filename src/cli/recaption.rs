@@ -3,14 +3,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::bail;
 use clap::{Args, Subcommand};
-use wolf_datasets::recaption::driver::{
-    LoopPaths, LoopState, Setup, finished_rounds, round_dir, run_loop,
-};
+use wolf_datasets::recaption::driver::{LoopPaths, Setup, round_dir, run_loop, stats_report};
 use wolf_datasets::recaption::round::{RoundReport, log_path};
-use wolf_datasets::recaption::shards_out::{self, write_shards};
-use wolf_datasets::recaption::stats::rounds_table;
+use wolf_datasets::recaption::shards_out::{self, write_shards, write_sidecars};
 
 use super::{Context, Outcome, PreflightArgs, progress};
 
@@ -57,6 +53,9 @@ pub(crate) struct RoundArgs {
     /// The `.json` field of the merged caption in `--write-shards`.
     #[arg(long, default_value = "merged_caption")]
     shard_field: String,
+    /// A folder input: write `KEY.recaption.txt` and `KEY.merged.txt` beside each file.
+    #[arg(long)]
+    write_sidecars: bool,
 }
 
 #[derive(Debug, Args)]
@@ -105,8 +104,12 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             let report = report?;
             log_round(&report);
             outln!("{}", report.stats.table());
+            let log = log_path(&round_dir(&paths.out, args.round));
+            if args.write_sidecars && !report.interrupted {
+                let written = write_sidecars(&paths.input, &log)?;
+                outln!("Wrote {written} sidecar captions beside the input's files.");
+            }
             if let Some(dir) = args.write_shards.filter(|_| !report.interrupted) {
-                let log = log_path(&round_dir(&paths.out, args.round));
                 let written = write_shards(&paths.input, &log, &dir, &args.shard_field)?;
                 for shard in written.iter().filter_map(|s| s.problem.as_ref()) {
                     eprintln!("warning: {shard}");
@@ -162,19 +165,7 @@ pub(crate) async fn run(command: RecaptionCommand, context: &Context) -> anyhow:
             Ok(Outcome::failed_if(outcome.some_failed))
         }
         RecaptionCommand::Stats(args) => {
-            let rounds = finished_rounds(&args.out)?;
-            if rounds.is_empty() {
-                bail!("`{}` holds no finished round", args.out.display());
-            }
-            out!("{}", rounds_table(&rounds));
-            if let Ok(state) = LoopState::read(&args.out) {
-                for round in &state.rounds {
-                    outln!("{round}");
-                }
-                if let Some(reason) = &state.stopped {
-                    outln!("stopped: {reason}");
-                }
-            }
+            out!("{}", stats_report(&args.out)?);
             Ok(Outcome::Done)
         }
     }

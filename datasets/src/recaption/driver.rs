@@ -71,6 +71,8 @@ pub enum DriverError {
     Media(#[from] MediaError),
     #[error("the held-out check: {0}")]
     Heldout(String),
+    #[error("`{0}` holds no finished round")]
+    NoRounds(PathBuf),
 }
 
 impl DriverError {
@@ -89,6 +91,7 @@ impl DriverError {
             Self::Score(e) => e.kind(),
             Self::Media(e) => e.kind(),
             Self::Heldout(_) => "heldout",
+            Self::NoRounds(_) => "no_rounds",
         }
     }
 }
@@ -294,6 +297,25 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, DriverErr
     };
     let bytes = std::fs::read(path).map_err(|e| read(e.to_string()))?;
     serde_json::from_slice(&bytes).map_err(|e| read(e.to_string()))
+}
+
+/// What `wolf recaption stats` prints of the loop folder `out`: its finished rounds side
+/// by side, then each round's line and why the loop stopped, when `loop.json` says.
+pub fn stats_report(out: &Path) -> Result<String, DriverError> {
+    let rounds = finished_rounds(out)?;
+    if rounds.is_empty() {
+        return Err(DriverError::NoRounds(out.to_owned()));
+    }
+    let mut text = super::stats::rounds_table(&rounds);
+    if let Ok(state) = LoopState::read(out) {
+        for round in &state.rounds {
+            text.push_str(&format!("{round}\n"));
+        }
+        if let Some(reason) = &state.stopped {
+            text.push_str(&format!("stopped: {reason}\n"));
+        }
+    }
+    Ok(text)
 }
 
 /// One finished round of a loop.

@@ -44,6 +44,9 @@ pub enum OutputError {
     },
     #[error("shard name `{0}` is not a relative path inside the output folder")]
     BadShardName(String),
+    /// `--write-sidecars` on an input that is not a folder of files.
+    #[error("`{0}` is not a folder of images and videos: sidecars go beside a folder's files")]
+    NotAFolder(PathBuf),
     /// `--write-shards` aimed at the input's own folder or shards.
     #[error("`{0}` is the input's own; write the shards into another folder")]
     OverInput(PathBuf),
@@ -73,6 +76,7 @@ impl OutputError {
             Self::Read { .. } => "output_unreadable",
             Self::BadShardName(_) => "bad_shard_name",
             Self::OverInput(_) => "output_over_input",
+            Self::NotAFolder(_) => "not_a_folder",
             Self::DuplicateKey { .. } => "duplicate_key",
             Self::CaptionFile { .. } | Self::CaptionFileKey { .. } => "caption_file_invalid",
             Self::BadRecord { .. } => "bad_record",

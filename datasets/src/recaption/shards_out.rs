@@ -1,5 +1,6 @@
 //! Recaptions written back into WebDataset shards (`wolf recaption round
-//! --write-shards OUT`), so that a training loader reads them with the samples.
+//! --write-shards OUT`), so that a training loader reads them with the samples, or
+//! beside a folder input's files ([`write_sidecars`], `--write-sidecars`).
 //!
 //! Each input shard is copied to `OUT/<shard>.tar` (`.tar.gz` for a gzipped one),
 //! sample by sample and member by member with the same names and bytes, except that a
@@ -94,6 +95,33 @@ pub fn write_shards(
             return Err(OutputError::OverInput(target));
         }
         written.push(write_one(&name, &path, &target, &captions, field)?);
+    }
+    Ok(written)
+}
+
+/// Writes the round's captions beside the files of the folder `input`, each file
+/// written whole then renamed: `KEY.merged.txt` (the merged caption) and, when the
+/// template made one, `KEY.recaption.txt` (the captioner's). `KEY` is the file's path
+/// without its extension, so `a/b.jpg` gains `a/b.merged.txt`; the folder reader takes
+/// neither for a caption or an item. Returns the files written.
+pub fn write_sidecars(input: &Path, log: &Path) -> Result<usize, OutputError> {
+    if !input.is_dir() || !shards_in(input).0.is_empty() {
+        return Err(OutputError::NotAFolder(input.to_owned()));
+    }
+    let mut written = 0;
+    for record in read_round(log)? {
+        let Record::Done(done) = record? else {
+            continue;
+        };
+        // The key's checks are a shard name's: relative, no `.` or `..` parts.
+        let base = caption_file_path(input, &done.key)?.with_extension("");
+        let mut sidecars = vec![("merged.txt", done.caption)];
+        sidecars.extend(done.recaption.map(|r| ("recaption.txt", r)));
+        for (ending, text) in sidecars {
+            let path = PathBuf::from(format!("{}.{ending}", base.display()));
+            super::output::write_atomic(&path, |w| w.write_all(text.as_bytes()))?;
+            written += 1;
+        }
     }
     Ok(written)
 }
@@ -390,6 +418,34 @@ mod tests {
         assert_eq!(got[3].1, b"New a.");
         assert_eq!(got[4].1, b"B");
         assert_eq!(got[7].1, b"New c.");
+    }
+
+    #[test]
+    fn sidecars_go_beside_a_folders_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let input = dir.path().join("pics");
+        std::fs::create_dir_all(input.join("b")).unwrap();
+        std::fs::write(input.join("a.png"), b"A").unwrap();
+        std::fs::write(input.join("b/c.jpg"), b"C").unwrap();
+        let log = dir.path().join("round.jsonl");
+        let mut writer = RoundLog::open(&log).unwrap();
+        writer.append(&done("a", "New a.", "Merged a.")).unwrap();
+        writer.append(&done("b/c", "New c.", "Merged c.")).unwrap();
+        drop(writer);
+        assert_eq!(write_sidecars(&input, &log).unwrap(), 4);
+        let read = |name: &str| std::fs::read_to_string(input.join(name)).unwrap();
+        assert_eq!(read("a.merged.txt"), "Merged a.");
+        assert_eq!(read("a.recaption.txt"), "New a.");
+        assert_eq!(read("b/c.merged.txt"), "Merged c.");
+        // A shard is no folder of files.
+        let shard = dir.path().join("s.tar");
+        std::fs::write(&shard, shard_bytes()).unwrap();
+        let error = write_sidecars(&shard, &log).unwrap_err();
+        assert_eq!(error.kind(), "not_a_folder", "{error}");
+    }
+
+    fn shard_bytes() -> Vec<u8> {
+        shard(&[("a.png", b"A")])
     }
 
     #[test]
