@@ -378,6 +378,23 @@ pub struct Done {
 }
 
 impl Done {
+    /// An image of shard `s` done with `caption` and nothing else: the tests' record.
+    #[cfg(test)]
+    pub(crate) fn image(key: &str, caption: &str) -> Self {
+        Self {
+            shard: "s".into(),
+            key: key.into(),
+            media: MediaKind::Image,
+            prompt_version: None,
+            prompt: None,
+            original: None,
+            recaption: None,
+            answers: Vec::new(),
+            caption: caption.into(),
+            notes: Vec::new(),
+        }
+    }
+
     /// Records the recaption prompt.
     pub fn with_prompt(mut self, prompt: Prompt) -> Self {
         self.prompt_version = Some(prompt.version.to_owned());

@@ -338,7 +338,6 @@ impl SampleWriter<'_> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::input::MediaKind;
     use super::super::output::{Done, RoundLog};
     use super::*;
     use crate::tar::TarStream;
@@ -346,16 +345,8 @@ mod tests {
 
     fn done(key: &str, recaption: &str, merged: &str) -> Record {
         Record::Done(Done {
-            shard: "s".into(),
-            key: key.into(),
-            media: MediaKind::Image,
-            prompt_version: None,
-            prompt: None,
-            original: None,
             recaption: Some(recaption.into()),
-            answers: Vec::new(),
-            caption: merged.into(),
-            notes: Vec::new(),
+            ..Done::image(key, merged)
         })
     }
 

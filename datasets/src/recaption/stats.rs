@@ -259,7 +259,6 @@ pub fn rounds_table(rounds: &[(u32, RoundStats)]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::recaption::input::MediaKind;
     use crate::recaption::output::{Done, Failed, Note, RoundLog};
 
     fn stats_of(captions: &[&str]) -> RoundStats {
@@ -312,16 +311,8 @@ mod tests {
         let mut log = RoundLog::open(&path).unwrap();
         let done = |key: &str, caption: &str, notes: Vec<Note>| {
             Record::Done(Done {
-                shard: "s".into(),
-                key: key.into(),
-                media: MediaKind::Image,
-                prompt_version: None,
-                prompt: None,
-                original: None,
-                recaption: None,
-                answers: Vec::new(),
-                caption: caption.into(),
                 notes,
+                ..Done::image(key, caption)
             })
         };
         let failed = |problem: &str| {
