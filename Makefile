@@ -5,7 +5,7 @@ CARGO ?= cargo
 PROFILE_FLAG = --release
 WOLF = target/release/wolf
 
-.PHONY: setup browser llama-server venv build demo test bench lint
+.PHONY: setup browser llama-server venv build demo test bench lint recaption-demo
 
 setup:
 	@tools/setup.sh
@@ -38,6 +38,13 @@ test: browser llama-server
 bench: build venv llama-server
 	$(CARGO) build $(PROFILE_FLAG) -p wolf-bench
 	target/release/wolf-bench --out bench
+
+# VILA²'s loop in the closed world (issue 23): three arms of `wolf recaption loop` whose
+# trainer really fine-tunes the captioner; needs the dev environment (torch, about
+# 5.7 GB, installed when missing) and about 30 minutes; appends its table to
+# bench/results.md. Not part of `make test`.
+recaption-demo: build
+	tools/recaption_demo.sh
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -637,3 +637,74 @@ fn sidecars_are_written_beside_a_folders_files() {
             .all(|r| r["original"].as_str().unwrap().starts_with("Picture"))
     );
 }
+
+/// `[recaption] specialist_captioner` answers the specialists' prompts, while the
+/// round's captioner writes the recaption (two scripted servers that sign their
+/// replies); the merged caption holds both.
+#[test]
+fn the_specialist_captioner_answers_the_specialists() {
+    let dir = Dir::new();
+    let captioner = ScriptedServer::start(Script::always(Behaviour::Text(
+        "The captioner's recaption.".into(),
+    )))
+    .unwrap();
+    let specialist = ScriptedServer::start(Script::always(Behaviour::Text(
+        "The specialist's answer.".into(),
+    )))
+    .unwrap();
+    let samples: Vec<Sample> = (0..3)
+        .map(|i| Sample::captioned(&format!("img_{i}"), small_png(i), "Short."))
+        .collect();
+    write_shard(&dir.join("shards/part-000.tar"), &samples);
+    std::fs::write(
+        dir.join("recaption.toml"),
+        format!(
+            "[models.general]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"scripted\"\n\n\
+             [models.grounder]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"scripted\"\n\n\
+             [recaption]\ncaptioner = \"general\"\nspecialists = [\"grounding\"]\nspecialist_captioner = \"grounder\"\n",
+            captioner.base_url(),
+            specialist.base_url()
+        ),
+    )
+    .unwrap();
+    let args = [
+        "recaption",
+        "round",
+        "--input",
+        "shards",
+        "--out",
+        "rc",
+        "--config",
+        "recaption.toml",
+    ];
+    dir.wolf(&args).expect_code(0);
+    let log = records(&dir.join("rc/round-1/round.jsonl"));
+    assert_eq!(log.len(), 3);
+    for record in &log {
+        assert_eq!(record["recaption"], "The captioner's recaption.", "{record}");
+        assert_eq!(record["answers"][0]["specialist"], "grounding", "{record}");
+        assert_eq!(
+            record["answers"][0]["answer"], "The specialist's answer.",
+            "{record}"
+        );
+        let caption = record["caption"].as_str().unwrap();
+        assert!(caption.contains("### Long description:\nThe captioner's recaption."));
+        assert!(caption.contains("### Answer: The specialist's answer."), "{caption}");
+    }
+
+    // An entry that is not there is refused before the round starts.
+    std::fs::write(
+        dir.join("recaption.toml"),
+        format!(
+            "[models.general]\nbackend = \"openai\"\nbase_url = \"{}\"\nmodel = \"scripted\"\n\n\
+             [recaption]\ncaptioner = \"general\"\nspecialists = [\"grounding\"]\nspecialist_captioner = \"nobody\"\n",
+            captioner.base_url()
+        ),
+    )
+    .unwrap();
+    let refused = dir.wolf(&[
+        "recaption", "round", "--input", "shards", "--out", "rc2", "--config", "recaption.toml",
+    ]);
+    assert!(refused.stderr().contains("no model `nobody`"), "{}", refused.stderr());
+    assert!(!dir.join("rc2/round-1/round.jsonl").exists());
+}

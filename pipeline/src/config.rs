@@ -127,9 +127,12 @@ pub struct RecaptionConfig {
     /// `original_only`.
     pub template: String,
     /// Specialists asked about every item: `spatial`, `grounding`, `ocr` (answered by
-    /// the captioner with the specialist's prompt; answers appended as questions and
-    /// answers).
+    /// `specialist_captioner` with the specialist's prompt; answers appended as
+    /// questions and answers).
     pub specialists: Vec<String>,
+    /// The image captioner entry that answers the specialists (VILA²'s specialists are
+    /// models of their own); absent: the round's captioner.
+    pub specialist_captioner: Option<String>,
     /// Seed of the per-item prompt draw.
     pub seed: u64,
     /// Items in flight.
@@ -153,6 +156,7 @@ impl Default for RecaptionConfig {
             captioner: "frame-captioner".into(),
             template: "short_long".into(),
             specialists: Vec::new(),
+            specialist_captioner: None,
             seed: 0,
             concurrency: 4,
             train_cmd: None,
@@ -459,6 +463,9 @@ impl Config {
         }
         if choices.recaption {
             plan.model_for(&plan.recaption.captioner, Role::ImageCaptioner)?;
+            if let Some(specialist) = &plan.recaption.specialist_captioner {
+                plan.model_for(specialist, Role::ImageCaptioner)?;
+            }
         }
         if let Some(judge) = &plan.score.judge {
             plan.model_for(judge, Role::Chat)?;

@@ -185,6 +185,13 @@ impl Setup {
             &self.config.captioner,
             Role::ImageCaptioner,
         )];
+        if let Some(specialist) = &self.config.specialist_captioner {
+            uses.push(ModelUse::named(
+                "[recaption] specialist_captioner",
+                specialist,
+                Role::ImageCaptioner,
+            ));
+        }
         if heldout && self.config.heldout.is_some() {
             let embedder = &self.plan.score.embedder;
             uses.push(ModelUse::named(
@@ -241,6 +248,10 @@ impl Setup {
             input: paths.input.clone(),
             dir: round_dir(&paths.out, n),
             captioner: self.models.image_captioner(captioner)?,
+            specialist: match &self.config.specialist_captioner {
+                Some(name) => Some(self.models.image_captioner(name)?),
+                None => None,
+            },
             merge: self.merge.clone(),
             seed: self.config.seed,
             concurrency: self.config.concurrency,

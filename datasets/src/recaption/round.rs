@@ -38,6 +38,8 @@ pub struct RoundPlan {
     /// The round's folder: `round.jsonl`, `captions/`, `stats.json`.
     pub dir: PathBuf,
     pub captioner: Arc<dyn ImageCaptioner>,
+    /// Answers the specialists' prompts (None: `captioner`).
+    pub specialist: Option<Arc<dyn ImageCaptioner>>,
     pub merge: MergeConfig,
     pub seed: u64,
     pub concurrency: usize,
@@ -313,7 +315,9 @@ async fn recaption(plan: &RoundPlan, item: Item, stop: &AtomicBool) -> Option<Re
         }
         let question = specialist.prompt(kind);
         match plan
-            .captioner
+            .specialist
+            .as_ref()
+            .unwrap_or(&plan.captioner)
             .caption_images(&ask(question.text.to_owned()))
             .await
         {
