@@ -681,7 +681,10 @@ fn the_specialist_captioner_answers_the_specialists() {
     let log = records(&dir.join("rc/round-1/round.jsonl"));
     assert_eq!(log.len(), 3);
     for record in &log {
-        assert_eq!(record["recaption"], "The captioner's recaption.", "{record}");
+        assert_eq!(
+            record["recaption"], "The captioner's recaption.",
+            "{record}"
+        );
         assert_eq!(record["answers"][0]["specialist"], "grounding", "{record}");
         assert_eq!(
             record["answers"][0]["answer"], "The specialist's answer.",
@@ -689,7 +692,10 @@ fn the_specialist_captioner_answers_the_specialists() {
         );
         let caption = record["caption"].as_str().unwrap();
         assert!(caption.contains("### Long description:\nThe captioner's recaption."));
-        assert!(caption.contains("### Answer: The specialist's answer."), "{caption}");
+        assert!(
+            caption.contains("### Answer: The specialist's answer."),
+            "{caption}"
+        );
     }
 
     // An entry that is not there is refused before the round starts.
@@ -703,8 +709,19 @@ fn the_specialist_captioner_answers_the_specialists() {
     )
     .unwrap();
     let refused = dir.wolf(&[
-        "recaption", "round", "--input", "shards", "--out", "rc2", "--config", "recaption.toml",
+        "recaption",
+        "round",
+        "--input",
+        "shards",
+        "--out",
+        "rc2",
+        "--config",
+        "recaption.toml",
     ]);
-    assert!(refused.stderr().contains("no model `nobody`"), "{}", refused.stderr());
+    assert!(
+        refused.stderr().contains("no model `nobody`"),
+        "{}",
+        refused.stderr()
+    );
     assert!(!dir.join("rc2/round-1/round.jsonl").exists());
 }

@@ -62,3 +62,5 @@ arm original-only original_only 4 captioner-round-0
 arm specialist-alone recaption_only 1 grounding-specialist
 "$py" tools/vila_loop.py table --work "$work" --arms generalist specialists original-only specialist-alone \
   --out bench/results.md
+"$wolf" --no-progress --db "$db" leaderboard build --out "$work/site" --no-thumbnails >/dev/null
+echo "recaption-demo: the table is at the end of bench/results.md; the rounds' chart is on $work/site/index.html"
