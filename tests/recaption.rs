@@ -15,6 +15,18 @@ use wolf_pipeline::models::scripted::{Behaviour, Script, ScriptedServer};
 
 use crate::util::Dir;
 
+/// `wolf recaption round` over `shards/` into `rc/` with `recaption.toml`.
+const ROUND: [&str; 8] = [
+    "recaption",
+    "round",
+    "--input",
+    "shards",
+    "--out",
+    "rc",
+    "--config",
+    "recaption.toml",
+];
+
 /// One WebDataset sample: its key and its members (extension, bytes), in order.
 struct Sample {
     key: String,
@@ -113,15 +125,7 @@ fn held_out_loop(dir: &Dir, train_cmd: &str) -> crate::util::Run {
         "[recaption]\ncaptioner = \"frame-captioner\"\ntrain_cmd = {train_cmd}\nheldout = \"ds\"\nmin_gain = 0.01\nrounds = 3\n"
     );
     std::fs::write(dir.join("recaption.toml"), config).unwrap();
-    let args = [
-        "--input",
-        "shards",
-        "--out",
-        "rc",
-        "--config",
-        "recaption.toml",
-    ];
-    dir.wolf(&[&["recaption", "loop"][..], &args].concat())
+    dir.wolf(&[&["recaption", "loop"][..], &ROUND[2..]].concat())
         .expect_code(0)
 }
 
@@ -255,19 +259,9 @@ fn a_round_killed_midway_resumes_without_losing_or_repeating_an_item() {
         ),
     )
     .unwrap();
-    let args = [
-        "recaption",
-        "round",
-        "--input",
-        "shards",
-        "--out",
-        "rc",
-        "--config",
-        "recaption.toml",
-    ];
 
     let mut child = dir
-        .command(&args)
+        .command(&ROUND)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -298,7 +292,7 @@ fn a_round_killed_midway_resumes_without_losing_or_repeating_an_item() {
         "{before} records: the round was not cut short"
     );
 
-    let run = dir.wolf(&args).expect_code(0);
+    let run = dir.wolf(&ROUND).expect_code(0);
     let log = records(&log);
     let mut done: BTreeMap<String, usize> = BTreeMap::new();
     for record in &log {
@@ -379,18 +373,7 @@ fn bad_input_is_skipped_with_its_reason_counted_and_the_round_completes() {
     )
     .unwrap();
     let run = dir
-        .wolf(&[
-            "recaption",
-            "round",
-            "--input",
-            "shards",
-            "--out",
-            "rc",
-            "--config",
-            "recaption.toml",
-            "--write-shards",
-            "written",
-        ])
+        .wolf(&[&ROUND[..], &["--write-shards", "written"]].concat())
         .expect_code(1);
 
     let log = records(&dir.join("rc/round-1/round.jsonl"));
@@ -511,16 +494,8 @@ fn the_captioner_flag_is_applied_before_the_config_is_checked() {
     )
     .unwrap();
     let round = |extra: &[&str]| {
-        let mut args = vec![
-            "recaption",
-            "round",
-            "--input",
-            "shards",
-            "--out",
-            "rc",
-            "--config",
-            "c.toml",
-        ];
+        let mut args = ROUND[..7].to_vec();
+        args.push("c.toml");
         args.extend_from_slice(extra);
         dir.wolf(&args)
     };
@@ -667,17 +642,7 @@ fn the_specialist_captioner_answers_the_specialists() {
         ),
     )
     .unwrap();
-    let args = [
-        "recaption",
-        "round",
-        "--input",
-        "shards",
-        "--out",
-        "rc",
-        "--config",
-        "recaption.toml",
-    ];
-    dir.wolf(&args).expect_code(0);
+    dir.wolf(&ROUND).expect_code(0);
     let log = records(&dir.join("rc/round-1/round.jsonl"));
     assert_eq!(log.len(), 3);
     for record in &log {
