@@ -56,6 +56,7 @@ from pathlib import Path
 import numpy as np
 
 import fixture_world as fw
+from make_shards import add as add_member
 
 ROOT = Path(__file__).resolve().parent.parent
 FRAME_CAPTIONER = ROOT / "fixtures" / "models" / "frame-captioner"
@@ -87,13 +88,6 @@ def weak_caption(visible: list[dict], rng: np.random.Generator) -> str | None:
     if rng.random() < WRONG_COLOUR:
         colour = rng.choice([c for c in fw.COLOURS if c != colour])
     return f"{fw.article(colour)} {colour} {shape}"
-
-
-def add_member(tar: tarfile.TarFile, name: str, data: bytes) -> None:
-    info = tarfile.TarInfo(name)
-    info.size = len(data)
-    info.mtime = 0
-    tar.addfile(info, io.BytesIO(data))
 
 
 def cmd_world(a) -> int:
@@ -137,8 +131,8 @@ def cmd_world(a) -> int:
             for key, image in zip(keys[s: s + PER_SHARD], images[s: s + PER_SHARD]):
                 png = io.BytesIO()
                 Image.fromarray(image).save(png, format="PNG")
-                add_member(tar, f"{key}.png", png.getvalue())
-                add_member(tar, f"{key}.txt", weak[key].encode())
+                add_member(tar, f"{key}.png", png.getvalue(), 0)
+                add_member(tar, f"{key}.txt", weak[key].encode(), 0)
     (tmp / "weak.json").write_text(json.dumps(weak, indent=0))
     shutil.rmtree(data, ignore_errors=True)
     tmp.rename(data)
