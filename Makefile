@@ -41,7 +41,7 @@ bench: build venv llama-server
 
 # VILA²'s loop in the closed world (issue 23): three arms of `wolf recaption loop` whose
 # trainer really fine-tunes the captioner; needs the dev environment (torch, about
-# 5.7 GB, installed when missing) and about 30 minutes; appends its table to
+# 5.7 GB, installed when missing) and about 20 minutes on 2 cores; appends its table to
 # bench/results.md. Not part of `make test`.
 recaption-demo: build
 	tools/recaption_demo.sh

@@ -673,20 +673,19 @@ fn the_specialist_captioner_answers_the_specialists() {
         ),
     )
     .unwrap();
-    let refused = dir.wolf(&[
-        "recaption",
-        "round",
-        "--input",
-        "shards",
-        "--out",
-        "rc2",
-        "--config",
-        "recaption.toml",
-    ]);
+    let into = |out: &'static str| [&ROUND[..5], &[out], &ROUND[6..]].concat();
+    let refused = dir.wolf(&into("rc2"));
     assert!(
         refused.stderr().contains("no model `nobody`"),
         "{}",
         refused.stderr()
     );
     assert!(!dir.join("rc2/round-1/round.jsonl").exists());
+
+    // Without specialists the entry is not used, and not checked.
+    let unused = std::fs::read_to_string(dir.join("recaption.toml"))
+        .unwrap()
+        .replace("specialists = [\"grounding\"]\n", "");
+    std::fs::write(dir.join("recaption.toml"), unused).unwrap();
+    dir.wolf(&into("rc3")).expect_code(0);
 }

@@ -5,7 +5,7 @@
 # 0..3 with the saturation stop, and appends their held-out table to bench/results.md.
 # Everything lives in $WORK (default .wolf/recaption-demo); run again, it goes on where
 # it stopped (the worlds, round 0 and finished rounds are kept). Needs the dev
-# environment (tools/setup_devenv.sh, installed here when missing); about 30 minutes on
+# environment (tools/setup_devenv.sh, installed here when missing); about 20 minutes on
 # two cores.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)

@@ -216,9 +216,11 @@ def decoder_from(folder: Path | None, seed: int):
     return model
 
 
-def export(model, template: Path, out: Path) -> None:
+def export(model, template: Path, out: Path, check=None) -> None:
     """Writes `template`'s folder to `out` with the decoder's initializers replaced by
-    `model`'s tensors (None: as they are), config.json without the prompt prefix."""
+    `model`'s tensors (None: as they are), config.json without the prompt prefix. The
+    folder is written under another name and renamed into place after `check(folder)`
+    passes, so that a failed export leaves no model behind."""
     import onnx
     from onnx import numpy_helper
     tmp = out.with_name(out.name + ".partial")
@@ -240,6 +242,8 @@ def export(model, template: Path, out: Path) -> None:
             (tmp / f.name).write_text(json.dumps(cfg, indent=2) + "\n")
         elif f.name != "reference_outputs.json":
             shutil.copy(f, tmp / f.name)
+    if check:
+        check(tmp)
     shutil.rmtree(out, ignore_errors=True)
     tmp.rename(out)
 
@@ -367,8 +371,8 @@ def fit(work: Path, start: Path | None, texts: dict[str, str], out: Path, budget
     model = decoder_from(start, seed)
     t = time.time()
     losses = train(model, hidden[rows], targets, budget["steps"], budget["lr"], budget["warmup"], seed)
-    export(model, start or FRAME_CAPTIONER, out)
-    check_export(model, out, hidden[rows[:3]], threads)
+    export(model, start or FRAME_CAPTIONER, out,
+           check=lambda folder: check_export(model, folder, hidden[rows[:3]], threads))
     return {"items": len(chosen), "cut_at_max_length": cut, "mean_target_tokens": float(np.mean([len(x) for x in targets])),
             "steps": budget["steps"], "lr": budget["lr"], "seed": seed, "final_loss": float(np.mean(losses[-50:])),
             "seconds": round(time.time() - t, 1), "from": str(start) if start else "random"}
@@ -376,7 +380,7 @@ def fit(work: Path, start: Path | None, texts: dict[str, str], out: Path, budget
 
 def cmd_round0(a) -> int:
     out = a.work / "round0" / "captioner"
-    if (out / "config.json").exists():
+    if (out.parent / "training.json").exists():
         log(f"{out} is there")
         return 0
     weak = json.loads((a.work / "data" / "weak.json").read_text())
@@ -424,11 +428,20 @@ def cmd_train(a) -> int:
     n = int(m.group(1))
     previous = round_dir.parent / f"round-{n - 1}" / "captioner" if n > 1 else a.start.resolve()
     out = round_dir / "captioner"
+    name = f"captioner-after-round-{n}"
+    entry, training = round_dir / "model.toml", round_dir / "training.json"
+    # A loop that goes on after this round runs its trainer again: the model trained
+    # then is kept (model.toml is written last).
+    if entry.exists() and training.exists() and (out / "config.json").exists():
+        log(f"round {n}: {out} is there")
+        print(name)
+        return 0
+    entry.unlink(missing_ok=True)
+    training.unlink(missing_ok=True)
     budget = {**ROUND, **({"steps": a.steps} if a.steps else {})}
     report = fit(a.work, previous, round_targets(round_dir), out, budget, n, a.threads)
-    (round_dir / "training.json").write_text(json.dumps(report, indent=1) + "\n")
-    name = f"captioner-after-round-{n}"
-    (round_dir / "model.toml").write_text(f'[models.{name}]\nbackend = "onnx"\npath = "captioner"\n')
+    training.write_text(json.dumps(report, indent=1) + "\n")
+    entry.write_text(f'[models.{name}]\nbackend = "onnx"\npath = "captioner"\n')
     log(f"round {n}: {report}")
     print(name)
     return 0

@@ -131,7 +131,8 @@ pub struct RecaptionConfig {
     /// questions and answers).
     pub specialists: Vec<String>,
     /// The image captioner entry that answers the specialists (VILA²'s specialists are
-    /// models of their own); absent: the round's captioner.
+    /// models of their own); absent: the round's captioner. Checked only when there are
+    /// specialists.
     pub specialist_captioner: Option<String>,
     /// Seed of the per-item prompt draw.
     pub seed: u64,
@@ -463,7 +464,9 @@ impl Config {
         }
         if choices.recaption {
             plan.model_for(&plan.recaption.captioner, Role::ImageCaptioner)?;
-            if let Some(specialist) = &plan.recaption.specialist_captioner {
+            if let Some(specialist) = &plan.recaption.specialist_captioner
+                && !plan.recaption.specialists.is_empty()
+            {
                 plan.model_for(specialist, Role::ImageCaptioner)?;
             }
         }

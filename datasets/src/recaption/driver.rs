@@ -185,7 +185,7 @@ impl Setup {
             &self.config.captioner,
             Role::ImageCaptioner,
         )];
-        if let Some(specialist) = &self.config.specialist_captioner {
+        if let Some(specialist) = self.specialist_captioner() {
             uses.push(ModelUse::named(
                 "[recaption] specialist_captioner",
                 specialist,
@@ -201,6 +201,15 @@ impl Setup {
             ));
         }
         self.models.preflight(&uses).await
+    }
+
+    /// The entry named to answer the specialists, when there are specialists (None:
+    /// the round's captioner answers them).
+    fn specialist_captioner(&self) -> Option<&str> {
+        self.config
+            .specialist_captioner
+            .as_deref()
+            .filter(|_| !self.merge.specialists.is_empty())
     }
 
     /// Adds the model entries of a trainer's `model.toml` ([`TRAINED_ENTRIES`]) in
@@ -248,7 +257,7 @@ impl Setup {
             input: paths.input.clone(),
             dir: round_dir(&paths.out, n),
             captioner: self.models.image_captioner(captioner)?,
-            specialist: match &self.config.specialist_captioner {
+            specialist: match self.specialist_captioner() {
                 Some(name) => Some(self.models.image_captioner(name)?),
                 None => None,
             },
