@@ -156,14 +156,15 @@ def session(path: Path, threads: int):
     return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
 
 
-def shard_frames(shards: Path) -> tuple[list[str], np.ndarray]:
-    """The keys and frames (KEY.png) of the input's shards, in shard and member order."""
+def shard_frames(shards: Path, only: set[str] | None = None) -> tuple[list[str], np.ndarray]:
+    """The keys and frames (KEY.png) of the input's shards (those of `only`, when given),
+    in shard and member order."""
     from PIL import Image
     keys, images = [], []
     for shard in sorted(shards.glob("*.tar")):
         with tarfile.open(shard) as tar:
             for member in tar:
-                if member.name.endswith(".png"):
+                if member.name.endswith(".png") and (only is None or member.name[:-4] in only):
                     keys.append(member.name.removesuffix(".png"))
                     images.append(np.asarray(Image.open(tar.extractfile(member)).convert("RGB")))
     return keys, np.stack(images)
@@ -263,35 +264,19 @@ def greedy_torch(model, hidden: np.ndarray, max_length: int) -> list[list[int]]:
     return out
 
 
-def check_export(model, folder: Path, hidden: np.ndarray, threads: int) -> None:
-    """Greedy ids of onnxruntime (merged decoder, cache) equal torch's on a few frames."""
+def check_export(model, folder: Path, hidden: np.ndarray, images: np.ndarray, threads: int) -> None:
+    """Greedy ids of the exported folder in onnxruntime (its encoder, then the merged
+    decoder with its cache: recover_weights.greedy_onnx) equal torch's decoder on the
+    frozen encoder's output, frame by frame."""
+    from recover_weights import greedy_onnx
     cfg = json.loads((folder / "config.json").read_text())
     max_length = json.loads((folder / "generation_config.json").read_text())["max_length"]
     want = greedy_torch(model.eval(), hidden, max_length)
-    dec = session(folder / "decoder_model_merged.onnx", threads)
-    for h, ids in zip(hidden, want):
-        got = greedy_onnx_hidden(dec, h[None], max_length, cfg)
+    pixels = pixels_of(images)
+    for i, ids in enumerate(want):
+        got = greedy_onnx(folder, pixels[i: i + 1], True, max_length, cfg, threads)[0][0].tolist()
         if got != ids:
             raise SystemExit(f"{folder}: onnxruntime's greedy ids differ from torch's: {got} vs {ids}")
-
-
-def greedy_onnx_hidden(dec, hidden: np.ndarray, max_length: int, cfg: dict) -> list[int]:
-    """Greedy decoding of one frame with the merged decoder and its cache."""
-    layers, heads = cfg["decoder"]["n_layer"], cfg["decoder"]["n_head"]
-    head_dim = cfg["decoder"]["n_embd"] // heads
-    past = {f"past_key_values.{i}.{kv}": np.zeros((1, heads, 0, head_dim), np.float32)
-            for i in range(layers) for kv in ("key", "value")}
-    names = [o.name for o in dec.get_outputs()]
-    ids = [cfg["decoder_start_token_id"]]
-    while len(ids) < max_length and ids[-1] != cfg["eos_token_id"]:
-        feed = {"input_ids": np.array([[ids[-1]]], np.int64), "encoder_hidden_states": hidden,
-                "use_cache_branch": np.array([len(ids) > 1]), **past}
-        if len(ids) == 1:
-            feed["input_ids"] = np.array([ids], np.int64)
-        out = dict(zip(names, dec.run(names, feed)))
-        ids.append(int(out["logits"][0, -1].argmax()))
-        past = {k.replace("present", "past_key_values"): v for k, v in out.items() if k.startswith("present")}
-    return ids
 
 
 def train(model, hidden: np.ndarray, targets: list[list[int]], steps: int, lr: float, warmup: int,
@@ -372,7 +357,9 @@ def fit(work: Path, start: Path | None, texts: dict[str, str], out: Path, budget
     t = time.time()
     losses = train(model, hidden[rows], targets, budget["steps"], budget["lr"], budget["warmup"], seed)
     export(model, start or FRAME_CAPTIONER, out,
-           check=lambda folder: check_export(model, folder, hidden[rows[:3]], threads))
+           check=lambda folder: check_export(model, folder, hidden[rows[:3]],
+                                             shard_frames(work / "data" / "shards", set(chosen[:3]))[1],
+                                             threads))
     return {"items": len(chosen), "cut_at_max_length": cut, "mean_target_tokens": float(np.mean([len(x) for x in targets])),
             "steps": budget["steps"], "lr": budget["lr"], "seed": seed, "final_loss": float(np.mean(losses[-50:])),
             "seconds": round(time.time() - t, 1), "from": str(start) if start else "random"}
