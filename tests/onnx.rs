@@ -741,6 +741,105 @@ fn a_batch_of_chats_of_different_lengths_decodes_as_each_alone() {
     }
 }
 
+/// Continuous batching: chats that join a running batch mid-generation (with prompts
+/// longer and shorter than the batch's sequences), rows that leave it when they end,
+/// and a row cancelled mid-generation: every other chat decodes as transformers does
+/// alone.
+#[test]
+fn chats_that_join_and_leave_mid_generation_decode_as_each_alone() {
+    use std::cell::Cell;
+    use wolf_pipeline::models::onnx::{CausalLm, OnnxError, Running};
+    use wolf_pipeline::models::{ChatRequest, Sampling};
+    for name in ["tiny-lm", "fuser", "summarizer"] {
+        let reference = references(name);
+        let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
+        let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
+        assert!(lm.can_join(), "{name}");
+        let chats = reference["chats"].as_array().unwrap();
+        let request = |chat: &Value| ChatRequest {
+            messages: reference_messages(chat),
+            sampling: Sampling {
+                max_tokens: max_new,
+                ..Sampling::default()
+            },
+            grammar: None,
+        };
+        // (step, chat): each chat twice, joining at different points of the others'
+        // generation.
+        let n = chats.len();
+        let joins: Vec<(usize, usize)> = (0..2 * n).map(|k| (k * k * 3, k % n)).collect();
+        for cancel in [None, Some(1)] {
+            let mut running = Running::default();
+            let mut outcomes: Vec<Option<Result<String, OnnxError>>> =
+                joins.iter().map(|_| None).collect();
+            let cancelled = Cell::new(false);
+            let mut step = 0;
+            while step <= joins.last().unwrap().0 || !running.is_empty() {
+                for (key, &(at, chat)) in joins.iter().enumerate() {
+                    if at == step {
+                        lm.admit(&mut running, key, &request(&chats[chat])).unwrap();
+                    }
+                }
+                let is_cancelled = |key| Some(key) == cancel && cancelled.get();
+                for (key, outcome) in lm.step(&mut running, &is_cancelled).unwrap() {
+                    outcomes[key] = Some(outcome.map(|g| g.text));
+                }
+                step += 1;
+                // The cancelled row has joined and generated a few tokens.
+                cancelled.set(step > joins[1].0 + 3);
+            }
+            for (key, outcome) in outcomes.into_iter().enumerate() {
+                let chat = &chats[joins[key].1];
+                match outcome.unwrap() {
+                    Err(OnnxError::Cancelled) if Some(key) == cancel => {}
+                    Ok(text) if Some(key) != cancel => {
+                        assert_eq!(text, chat["text"].as_str().unwrap(), "{name}: row {key}")
+                    }
+                    other => panic!("{name}: row {key}: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// The worker's continuous batching: chats sent a few milliseconds apart join the
+/// batch that is running (at most `batch` rows), and each gets transformers' text.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chats_that_arrive_while_a_batch_runs_each_get_their_own_text() {
+    use wolf_pipeline::models::{ChatRequest, Sampling};
+    let reference = references("fuser");
+    let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
+    let chats = reference["chats"].as_array().unwrap().clone();
+    let mut config = OnnxConfig::new(Some(model_folder("fuser")));
+    config.threads = 1;
+    config.batch = 3;
+    config.batch_wait_ms = 0;
+    let models = set_with("fuser", config);
+    let fuser = models.chat("fuser").unwrap();
+    let mut tasks = Vec::new();
+    for k in 0..8 {
+        let chat = chats[k % chats.len()].clone();
+        let fuser = Arc::clone(&fuser);
+        tasks.push(tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(3 * k as u64)).await;
+            let request = ChatRequest {
+                messages: reference_messages(&chat),
+                sampling: Sampling {
+                    max_tokens: max_new,
+                    ..Sampling::default()
+                },
+                grammar: None,
+            };
+            let reply = fuser.chat(&request).await.unwrap();
+            (reply.text, chat["text"].as_str().unwrap().to_owned())
+        }));
+    }
+    for task in tasks {
+        let (got, want) = task.await.unwrap();
+        assert_eq!(got, want);
+    }
+}
+
 /// `Sampling::no_loops`: the fixture fuser, given three objects that all move
 /// diagonally, repeats "moves diagonally from the" three times under greedy decoding (the
 /// guard's loop); asked for no loops, it never completes one, and until the first token

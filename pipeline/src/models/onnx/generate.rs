@@ -326,31 +326,94 @@ fn dim(d: i64, name: &str) -> Result<usize, OnnxError> {
 
 /// Keeps the cache rows `order` says, in that order (beam search's reordering).
 fn reorder(cache: &mut Option<Cache>, order: &[usize]) -> Result<(), OnnxError> {
-    let Some(cache) = cache else { return Ok(()) };
-    for value in &mut cache.values {
-        let (shape, data) =
-            value
-                .try_extract_tensor::<f32>()
-                .map_err(|source| OnnxError::NotFloat {
-                    what: "a cache tensor".into(),
-                    source,
-                })?;
-        let rows = shape[0] as usize;
-        let row = data.len() / rows.max(1);
-        let mut out = Vec::with_capacity(order.len() * row);
-        for &r in order {
-            out.extend_from_slice(&data[r * row..(r + 1) * row]);
-        }
-        let mut dims: Vec<usize> = shape.iter().map(|&d| d as usize).collect();
-        dims[0] = order.len();
-        *value = Tensor::from_array((dims, out))
-            .map_err(|source| OnnxError::Tensor {
-                what: "a reordered cache tensor".into(),
-                source,
-            })?
-            .into_dyn();
+    if let Some(cache) = cache {
+        cache.select(order, 0)?;
     }
     Ok(())
+}
+
+impl Cache {
+    /// Keeps the rows `rows` says, in that order, each without its first `drop`
+    /// positions.
+    pub(super) fn select(&mut self, rows: &[usize], drop: usize) -> Result<(), OnnxError> {
+        for value in &mut self.values {
+            let (dims, data) = positions_of(value)?;
+            let [_, heads, length, width] = dims;
+            let kept = length.saturating_sub(drop);
+            let mut out = Vec::with_capacity(rows.len() * heads * kept * width);
+            for &row in rows {
+                for head in 0..heads {
+                    let block = (row * heads + head) * length * width;
+                    out.extend_from_slice(&data[block + drop * width..block + length * width]);
+                }
+            }
+            *value = cache_tensor([rows.len(), heads, kept, width], out)?;
+        }
+        Ok(())
+    }
+
+    /// The rows of `self` then those of `other`, each padded at the front with zero
+    /// positions to the longer of the two caches' lengths. Returns the positions put
+    /// before `self`'s rows and before `other`'s.
+    pub(super) fn join(&mut self, other: Cache) -> Result<(usize, usize), OnnxError> {
+        let mut pads = (0, 0);
+        for (value, added) in self.values.iter_mut().zip(other.values) {
+            let (a_dims, a) = positions_of(value)?;
+            let (b_dims, b) = positions_of(&added)?;
+            let [a_rows, heads, a_length, width] = a_dims;
+            let [b_rows, b_heads, b_length, b_width] = b_dims;
+            if (heads, width) != (b_heads, b_width) {
+                return Err(OnnxError::Shape {
+                    name: "a cache tensor".into(),
+                    shape: b_dims.iter().map(|&d| d as i64).collect(),
+                    expected: format!("[rows, {heads}, positions, {width}]"),
+                });
+            }
+            let length = a_length.max(b_length);
+            pads = (length - a_length, length - b_length);
+            let mut out = Vec::with_capacity((a_rows + b_rows) * heads * length * width);
+            for (data, rows, own) in [(a, a_rows, a_length), (b, b_rows, b_length)] {
+                let size = own * width;
+                for block in 0..rows * heads {
+                    out.resize(out.len() + (length - own) * width, 0.0);
+                    out.extend_from_slice(&data[block * size..(block + 1) * size]);
+                }
+            }
+            *value = cache_tensor([a_rows + b_rows, heads, length, width], out)?;
+        }
+        Ok(pads)
+    }
+}
+
+/// A cache tensor's dimensions `[rows, heads, positions, width]` and its values.
+fn positions_of(value: &DynValue) -> Result<([usize; 4], Vec<f32>), OnnxError> {
+    let (shape, data) =
+        value
+            .try_extract_tensor::<f32>()
+            .map_err(|source| OnnxError::NotFloat {
+                what: "a cache tensor".into(),
+                source,
+            })?;
+    match **shape {
+        [r, h, p, w] => Ok((
+            [r as usize, h as usize, p as usize, w as usize],
+            data.to_vec(),
+        )),
+        _ => Err(OnnxError::Shape {
+            name: "a cache tensor".into(),
+            shape: shape.to_vec(),
+            expected: "[rows, heads, positions, width]".into(),
+        }),
+    }
+}
+
+fn cache_tensor(dims: [usize; 4], values: Vec<f32>) -> Result<DynValue, OnnxError> {
+    Tensor::from_array((dims.to_vec(), values))
+        .map(|t| t.into_dyn())
+        .map_err(|source| OnnxError::Tensor {
+            what: "a rebuilt cache tensor".into(),
+            source,
+        })
 }
 
 /// The index of the largest value; the first of equals (as `torch.argmax`).

@@ -9,7 +9,7 @@ use tokenizers::Tokenizer;
 
 use super::OnnxError;
 use super::folder::{self, GenerationIds};
-use super::generate::{Context, Decoder};
+use super::generate::{Cache, Context, Decoder};
 use super::runtime::{Graph, SessionOptions};
 use crate::models::loops::{completes_loop, words_of};
 use crate::models::{ChatRequest, Message, Sampling, Speaker, Usage};
@@ -134,30 +134,34 @@ impl CausalLm {
         results.pop().unwrap_or(Err(OnnxError::Cancelled))
     }
 
+    /// Whether chats can join a batch while it generates: the graph takes rows padded
+    /// on the left ([`Decoder::can_pad`]).
+    pub fn can_join(&self) -> bool {
+        self.decoder.can_pad()
+    }
+
     /// Answers `requests` together: their prompts, padded on the left to the longest,
     /// run as one batch, each row sampled with its own request's settings until it
-    /// ends; a row that has ended is fed pad tokens until the others end.
-    /// `cancelled(i)` is polled once per step for each running row. A request that
-    /// cannot start (an empty prompt, one longer than the context) gets its error and
-    /// the others run; an error of the model fails the batch.
+    /// ends, when it leaves the batch. `cancelled(i)` is polled once per step for each
+    /// running row. A request that cannot start (an empty prompt, one longer than the
+    /// context) gets its error and the others run; an error of the model fails the
+    /// batch.
     pub fn generate_batch(
         &mut self,
         requests: &[&ChatRequest],
         cancelled: &dyn Fn(usize) -> bool,
     ) -> Result<Vec<Result<Generation, OnnxError>>, OnnxError> {
-        let mut results: Vec<Option<Result<Generation, OnnxError>>> = Vec::new();
-        let mut rows: Vec<Row<'_>> = Vec::new();
+        let mut results: Vec<Option<Result<Generation, OnnxError>>> =
+            requests.iter().map(|_| None).collect();
+        let mut running = Running::default();
         for (index, request) in requests.iter().enumerate() {
-            match self.start(index, request) {
-                Ok(row) => {
-                    results.push(None);
-                    rows.push(row);
-                }
-                Err(error) => results.push(Some(Err(error))),
+            if let Err(error) = self.admit(&mut running, index, request) {
+                results[index] = Some(Err(error));
             }
         }
-        let longest = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
-        if !self.decoder.can_pad() && rows.iter().any(|r| r.prompt.len() != longest) {
+        let mut lengths = running.waiting.iter().map(|r| r.prompt.len());
+        let first = lengths.next();
+        if !self.can_join() && lengths.any(|l| Some(l) != first) {
             // Prompts of different lengths need padding this graph cannot take: one at
             // a time.
             return requests
@@ -169,7 +173,66 @@ impl CausalLm {
                 })
                 .collect();
         }
-        let mut tokens: Vec<Vec<i64>> = Vec::with_capacity(rows.len());
+        while !running.is_empty() {
+            for (index, outcome) in self.step(&mut running, cancelled)? {
+                results[index] = Some(outcome);
+            }
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| r.unwrap_or(Err(OnnxError::Cancelled)))
+            .collect())
+    }
+
+    /// Adds `request` to `running` under `key`; its prompt is read at the next step. A
+    /// request that cannot start (an empty prompt, one longer than the context) is
+    /// refused with its error.
+    pub fn admit(
+        &self,
+        running: &mut Running,
+        key: usize,
+        request: &ChatRequest,
+    ) -> Result<(), OnnxError> {
+        running.waiting.push(self.start(key, request)?);
+        Ok(())
+    }
+
+    /// One step of `running`: the prompts of the rows admitted since the last step,
+    /// read together and joined to the batch, or else the next token of every row.
+    /// Returns the rows that ended (done, cancelled, or failed alone) with their keys,
+    /// and takes them out of the batch. `cancelled(key)` is polled once per step for
+    /// each row. An error of the model is the whole batch's: the caller fails every
+    /// row.
+    pub fn step(
+        &mut self,
+        running: &mut Running,
+        cancelled: &dyn Fn(usize) -> bool,
+    ) -> Result<Vec<Ended>, OnnxError> {
+        for row in running.rows.iter_mut().chain(&mut running.waiting) {
+            if row.outcome.is_none() && cancelled(row.key) {
+                row.outcome = Some(Err(OnnxError::Cancelled));
+            }
+            row.settle();
+        }
+        let mut ended = running.leave()?;
+        if !running.waiting.is_empty() {
+            self.join(running)?;
+        } else if !running.rows.is_empty() {
+            let (logits, vocabulary) =
+                self.decoder
+                    .step(&running.tokens, &mut running.cache, &running.context)?;
+            self.sample(&mut running.rows, &mut running.tokens, &logits, vocabulary);
+        }
+        ended.extend(running.leave()?);
+        Ok(ended)
+    }
+
+    /// Reads the waiting rows' prompts as one batch padded on the left, samples their
+    /// first tokens, and joins them to the running rows, the shorter side padded.
+    fn join(&mut self, running: &mut Running) -> Result<(), OnnxError> {
+        let mut rows = std::mem::take(&mut running.waiting);
+        let longest = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
+        let mut tokens = Vec::with_capacity(rows.len());
         let mut context = Context::default();
         for row in &rows {
             let pad = longest - row.prompt.len();
@@ -179,50 +242,58 @@ impl CausalLm {
             context.left_pad.push(pad);
         }
         let mut cache = None;
-        while rows.iter().any(|r| r.outcome.is_none()) {
-            for row in rows.iter_mut().filter(|r| r.outcome.is_none()) {
-                if cancelled(row.index) {
-                    row.outcome = Some(Err(OnnxError::Cancelled));
-                } else if row.generated.len() >= row.max_new {
-                    row.outcome = Some(Ok(()));
+        let (logits, vocabulary) = self.decoder.step(&tokens, &mut cache, &context)?;
+        self.sample(&mut rows, &mut tokens, &logits, vocabulary);
+        if running.rows.is_empty() {
+            running.rows = rows;
+            running.tokens = tokens;
+            running.context = context;
+            running.cache = cache;
+            return Ok(());
+        }
+        // Both sides' sequences are as long as their caches and one token more.
+        let (old, new) = (running.tokens[0].len(), tokens[0].len());
+        let length = old.max(new);
+        if let (Some(kept), Some(added)) = (running.cache.as_mut(), cache) {
+            kept.join(added)?;
+        }
+        for (sequences, pads, from) in [
+            (&mut running.tokens, &mut running.context.left_pad, old),
+            (&mut tokens, &mut context.left_pad, new),
+        ] {
+            for (sequence, pad) in sequences.iter_mut().zip(pads.iter_mut()) {
+                sequence.splice(0..0, std::iter::repeat_n(self.ids.pad, length - from));
+                *pad += length - from;
+            }
+        }
+        running.rows.extend(rows);
+        running.tokens.extend(tokens);
+        running.context.left_pad.extend(context.left_pad);
+        Ok(())
+    }
+
+    /// Takes each running row's next token from its row of `logits` and appends it to
+    /// the row's sequence (the pad id for a row that has ended).
+    fn sample(&self, rows: &mut [Row], tokens: &mut [Vec<i64>], logits: &[f32], vocabulary: usize) {
+        for (n, row) in rows.iter_mut().enumerate() {
+            let next = match row.outcome {
+                Some(_) => self.ids.pad,
+                None => {
+                    let logits = logits[n * vocabulary..(n + 1) * vocabulary].to_vec();
+                    // A token the tokenizer cannot decode ends its row alone.
+                    self.advance(row, logits).unwrap_or_else(|error| {
+                        row.outcome = Some(Err(error));
+                        self.ids.pad
+                    })
                 }
-            }
-            if rows.iter().all(|r| r.outcome.is_some()) {
-                break;
-            }
-            let (logits, vocabulary) = self.decoder.step(&tokens, &mut cache, &context)?;
-            for (n, row) in rows.iter_mut().enumerate() {
-                let next = match row.outcome {
-                    Some(_) => self.ids.pad,
-                    None => {
-                        let logits = logits[n * vocabulary..(n + 1) * vocabulary].to_vec();
-                        // A token the tokenizer cannot decode ends its row alone.
-                        self.advance(row, logits).unwrap_or_else(|error| {
-                            row.outcome = Some(Err(error));
-                            self.ids.pad
-                        })
-                    }
-                };
-                tokens[n].push(next);
-            }
+            };
+            row.settle();
+            tokens[n].push(next);
         }
-        for row in rows {
-            results[row.index] = Some(row.outcome.unwrap_or(Ok(())).map(|()| Generation {
-                usage: Usage {
-                    prompt_tokens: row.prompt.len() as u32,
-                    completion_tokens: row.generated.len() as u32,
-                },
-                text: row.text,
-            }));
-        }
-        Ok(results
-            .into_iter()
-            .map(|r| r.unwrap_or(Err(OnnxError::Cancelled)))
-            .collect())
     }
 
     /// A request's row: its prompt's ids and its sampler.
-    fn start<'r>(&self, index: usize, request: &'r ChatRequest) -> Result<Row<'r>, OnnxError> {
+    fn start(&self, key: usize, request: &ChatRequest) -> Result<Row, OnnxError> {
         let prompt = self.prompt(&request.messages)?;
         let prompt: Vec<i64> = folder::prompt_ids(&self.tokenizer, &prompt)?
             .into_iter()
@@ -243,8 +314,8 @@ impl CausalLm {
             max_new = max_new.min(context - prompt.len());
         }
         Ok(Row {
-            index,
-            sampling,
+            key,
+            sampling: sampling.clone(),
             sampler: Sampler::new(sampling),
             prompt,
             max_new,
@@ -256,8 +327,8 @@ impl CausalLm {
 
     /// Chooses a running row's next token from its logits and takes it: the token fed
     /// next (the pad id once the row has ended).
-    fn advance(&self, row: &mut Row<'_>, mut logits: Vec<f32>) -> Result<i64, OnnxError> {
-        let sampling = row.sampling;
+    fn advance(&self, row: &mut Row, mut logits: Vec<f32>) -> Result<i64, OnnxError> {
+        let sampling = &row.sampling;
         let mut passed_over = 0;
         // The last word so far may be a word's start; its n-grams are checked again.
         let said = words_of(&row.text).len().saturating_sub(1);
@@ -303,11 +374,14 @@ impl CausalLm {
     }
 }
 
+/// A row that has ended: its key and what it gave.
+pub type Ended = (usize, Result<Generation, OnnxError>);
+
 /// One request of a batch being generated.
-struct Row<'r> {
-    /// Its place among the batch's requests.
-    index: usize,
-    sampling: &'r Sampling,
+struct Row {
+    /// The caller's name for it.
+    key: usize,
+    sampling: Sampling,
     sampler: Sampler,
     prompt: Vec<i64>,
     max_new: usize,
@@ -315,6 +389,98 @@ struct Row<'r> {
     text: String,
     /// `Some` once the row has ended: done, or its error.
     outcome: Option<Result<(), OnnxError>>,
+}
+
+impl Row {
+    /// Ends a running row that has all the tokens it may have.
+    fn settle(&mut self) {
+        if self.outcome.is_none() && self.generated.len() >= self.max_new {
+            self.outcome = Some(Ok(()));
+        }
+    }
+
+    fn finish(self) -> Ended {
+        let usage = Usage {
+            prompt_tokens: self.prompt.len() as u32,
+            completion_tokens: self.generated.len() as u32,
+        };
+        let text = self.text;
+        let outcome = self
+            .outcome
+            .unwrap_or(Ok(()))
+            .map(|()| Generation { text, usage });
+        (self.key, outcome)
+    }
+}
+
+/// Chats decoded together, each joining the batch at the step after it is admitted
+/// and leaving it when it ends (continuous batching). Every row's sequence is padded
+/// on the left to one length: the attention mask hides the pads and positions count
+/// from each row's first real token. Pads every row has are dropped when rows leave.
+#[derive(Default)]
+pub struct Running {
+    /// The batch's rows, in the cache's order.
+    rows: Vec<Row>,
+    /// Each row's sequence, pads first, all as long.
+    tokens: Vec<Vec<i64>>,
+    context: Context,
+    cache: Option<Cache>,
+    /// Admitted rows whose prompts the next step reads.
+    waiting: Vec<Row>,
+}
+
+impl Running {
+    /// Rows admitted and not yet ended.
+    pub fn len(&self) -> usize {
+        self.rows.len() + self.waiting.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Takes the rows that have ended out of the batch (and out of the waiting ones)
+    /// and drops the pads every remaining row has.
+    fn leave(&mut self) -> Result<Vec<Ended>, OnnxError> {
+        let mut ended = Vec::new();
+        let waiting = std::mem::take(&mut self.waiting);
+        for row in waiting {
+            if row.outcome.is_some() {
+                ended.push(row.finish());
+            } else {
+                self.waiting.push(row);
+            }
+        }
+        if self.rows.iter().all(|r| r.outcome.is_none()) {
+            return Ok(ended);
+        }
+        let kept: Vec<usize> = (0..self.rows.len())
+            .filter(|&n| self.rows[n].outcome.is_none())
+            .collect();
+        let drop = kept
+            .iter()
+            .map(|&n| self.context.left_pad[n])
+            .min()
+            .unwrap_or(0);
+        if kept.is_empty() {
+            self.cache = None;
+        } else if let Some(cache) = &mut self.cache {
+            cache.select(&kept, drop)?;
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let mut tokens = std::mem::take(&mut self.tokens);
+        let pads = std::mem::take(&mut self.context.left_pad);
+        for (n, row) in rows.into_iter().enumerate() {
+            if row.outcome.is_some() {
+                ended.push(row.finish());
+                continue;
+            }
+            self.tokens.push(tokens[n].split_off(drop));
+            self.context.left_pad.push(pads[n] - drop);
+            self.rows.push(row);
+        }
+        Ok(ended)
+    }
 }
 
 /// The most tokens passed over at one step for [`Sampling::no_loops`]; then the next

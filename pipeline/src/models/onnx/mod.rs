@@ -43,7 +43,7 @@ pub use captioner::VisionCaptioner;
 pub use embedder::SentenceEmbedder;
 pub use error::OnnxError;
 pub use generate::{DecoderForm, Search};
-pub use llm::CausalLm;
+pub use llm::{CausalLm, Running};
 pub use runtime::{Device, SessionOptions};
 pub use shots::ShotModel;
 

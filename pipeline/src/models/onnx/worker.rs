@@ -2,12 +2,13 @@
 //!
 //! The thread waits for a job, then gathers more for up to the batch wait, until the
 //! batch holds `batch` images (captioners), texts (embedders) or chats (LLMs), and runs
-//! them as one batch: an LLM's prompts padded on the left to the longest, each row
-//! decoded until it ends (static batching: a chat that arrives meanwhile waits for the
-//! next batch). A captioner that reads its prompt runs the images whose prompts have
-//! as many tokens together (one run per prompt length). Jobs whose caller went away are skipped
-//! before the batch runs; a batch stops early when every caller is gone, and a chat
-//! whose caller goes away stops at the next step.
+//! them as one batch. An LLM's prompts are padded on the left to the longest, each row
+//! is decoded until it ends, and chats that arrive meanwhile join at the next step
+//! (continuous batching; static for a graph that cannot pad). A captioner that reads
+//! its prompt runs the images whose prompts have as many tokens together (one run per
+//! prompt length). Jobs whose caller went away are skipped before the batch runs; a
+//! batch stops early when every caller is gone, and a chat whose caller goes away
+//! stops at the next step.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -18,7 +19,7 @@ use tracing::debug;
 use super::captioner::{Caption, VisionCaptioner};
 use super::embedder::SentenceEmbedder;
 use super::generate::{DecoderForm, Search};
-use super::llm::{CausalLm, Generation};
+use super::llm::{CausalLm, Generation, Running};
 use super::runtime::SessionOptions;
 use super::{Layout, OnnxError, QUEUE};
 use crate::media::RgbImage;
@@ -233,7 +234,7 @@ fn serve(
             !closed
         });
         if !batch.is_empty() {
-            run_batch(&mut engine, batch, &name, limit);
+            run_batch(&mut engine, batch, &mut queue, &name, limit);
         }
     }
 }
@@ -253,9 +254,15 @@ struct Group {
     answers: Vec<Answer<Caption>>,
 }
 
-/// Runs one batch and answers every job in it. A panic fails the batch, not the
-/// thread.
-fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
+/// Runs one batch and answers every job in it; an LLM's batch takes the chats that
+/// arrive while it runs ([`run_chats`]). A panic fails the batch, not the thread.
+fn run_batch(
+    engine: &mut Engine,
+    batch: Vec<Job>,
+    queue: &mut mpsc::Receiver<Job>,
+    name: &str,
+    limit: usize,
+) {
     let fail = |error: OnnxError| error.to_model_error(ErrorKind::ServerError, name);
     match engine {
         Engine::Captioner(captioner) => {
@@ -343,7 +350,10 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
                 }
             }
         }
+        Engine::Lm(lm) if lm.can_join() => run_chats(lm, batch, queue, name, limit),
         Engine::Lm(lm) => {
+            // Static: a graph that cannot pad runs prompts of different lengths one at a
+            // time ([`CausalLm::generate_batch`]).
             let mut requests = Vec::new();
             let mut answers = Vec::new();
             for job in batch {
@@ -367,6 +377,67 @@ fn run_batch(engine: &mut Engine, batch: Vec<Job>, name: &str, limit: usize) {
                         let _ = answer.send(Err(error.clone()));
                     }
                 }
+            }
+        }
+    }
+}
+
+/// Chats decoded with continuous batching: the batch's chats start together, and until
+/// every row has ended, chats that arrive join at the next step while the batch holds
+/// fewer than `limit`; each is answered when it ends.
+fn run_chats(
+    lm: &mut CausalLm,
+    batch: Vec<Job>,
+    queue: &mut mpsc::Receiver<Job>,
+    name: &str,
+    limit: usize,
+) {
+    let fail = |error: OnnxError| error.to_model_error(ErrorKind::ServerError, name);
+    let mut running = Running::default();
+    // Indexed by row key; `None` once answered.
+    let mut answers: Vec<Option<Answer<Generation>>> = Vec::new();
+    let mut arrived = batch;
+    loop {
+        for job in arrived.drain(..) {
+            let Job::Chat(request, answer) = job else {
+                continue;
+            };
+            // A context overflow keeps its own kind (`to_model_error`).
+            match lm.admit(&mut running, answers.len(), &request) {
+                Ok(()) => answers.push(Some(answer)),
+                Err(error) => {
+                    let _ = answer.send(Err(fail(error)));
+                    answers.push(None);
+                }
+            }
+        }
+        if running.is_empty() {
+            return;
+        }
+        let closed = |key: usize| answers[key].as_ref().is_none_or(|a| a.is_closed());
+        match guarded(|| lm.step(&mut running, &closed)) {
+            Ok(ended) => {
+                for (key, outcome) in ended {
+                    if let Some(answer) = answers[key].take() {
+                        let _ = answer.send(outcome.map_err(fail));
+                    }
+                }
+            }
+            Err(error) => {
+                let error = fail(error);
+                for answer in answers.into_iter().flatten() {
+                    let _ = answer.send(Err(error.clone()));
+                }
+                return;
+            }
+        }
+        while running.len() + arrived.len() < limit {
+            match queue.try_recv() {
+                Ok(job) if job.is_closed() => {
+                    debug!(model = %name, "Skipped a request whose caller went away.");
+                }
+                Ok(job) => arrived.push(job),
+                Err(_) => break,
             }
         }
     }
