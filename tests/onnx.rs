@@ -686,7 +686,7 @@ fn causal_lm_matches_its_references(name: &str) {
     }
 }
 
-/// Static batching of an ONNX LLM: a reference file's chats (prompts of different
+/// Batching of an ONNX LLM: a reference file's chats (prompts of different
 /// lengths, padded on the left) answered as one batch give the texts transformers gave
 /// each alone; a row cancelled mid-batch ends with `Cancelled` and the others go on.
 #[test]

@@ -2,7 +2,7 @@
 //! (continuous batching) at 1, 2, 4 and 8 requests in flight against its own
 //! single-sequence rate, and at 4 against llama.cpp's server with `--parallel 4`
 //! (`.wolf/bin/llama-server`, built by `tools/setup_llama_server.sh`) on the same model
-//! and threads; and the same table for the `onnx` LLM (static batching) on the demo's
+//! and threads; and the same table for the `onnx` LLM (continuous batching) on the demo's
 //! fuser and a fusion prompt of its references.
 //!
 //! Every side is timed alike: `n` copies of the GGUF bench's chat (about 500 prompt
@@ -264,7 +264,7 @@ async fn onnx(home: &Home) -> anyhow::Result<Vec<Row>> {
         eprintln!("onnx aggregate generation at {n} in flight: {rate:.0} tokens/s.");
         rows.push(Row {
             benchmark: format!(
-                "ONNX LLM aggregate generation, {n} in flight (static batching), the demo's fuser, {THREADS} threads"
+                "ONNX LLM aggregate generation, {n} in flight (continuous batching), the demo's fuser, {THREADS} threads"
             ),
             wolf: format!("{rate:.0} tokens/s"),
             anchor: format!("{single:.0} tokens/s (1 in flight)"),
