@@ -12,7 +12,9 @@ use wolf_pipeline::media::RgbImage;
 use wolf_pipeline::models::onnx::{
     DecoderForm, Layout, Search, SentenceEmbedder, SessionOptions, VisionCaptioner,
 };
-use wolf_pipeline::models::{ImageRequest, ModelConfig, ModelSet, OnnxConfig, VideoRequest};
+use wolf_pipeline::models::{
+    ChatRequest, ImageRequest, ModelConfig, ModelSet, OnnxConfig, Sampling, VideoRequest,
+};
 
 use crate::util::Dir;
 
@@ -651,30 +653,33 @@ fn reference_messages(chat: &Value) -> Vec<wolf_pipeline::models::Message> {
         .collect()
 }
 
+/// A reference chat as a request, greedy, with the reference file's token limit.
+fn reference_request(reference: &Value, chat: &Value) -> ChatRequest {
+    let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
+    ChatRequest {
+        messages: reference_messages(chat),
+        sampling: Sampling {
+            max_tokens: max_new,
+            ..Sampling::default()
+        },
+        grammar: None,
+    }
+}
+
 fn causal_lm_matches_its_references(name: &str) {
     use wolf_pipeline::models::onnx::CausalLm;
-    use wolf_pipeline::models::{ChatRequest, Sampling};
     let reference = references(name);
-    let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
     assert_eq!(
         Layout::detect(&model_folder(name)).unwrap(),
         Layout::CausalLm
     );
     let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
     for chat in reference["chats"].as_array().unwrap() {
-        let messages = reference_messages(chat);
+        let request = reference_request(&reference, chat);
         assert_eq!(
-            lm.prompt(&messages).unwrap(),
+            lm.prompt(&request.messages).unwrap(),
             chat["prompt"].as_str().unwrap()
         );
-        let request = ChatRequest {
-            messages,
-            sampling: Sampling {
-                max_tokens: max_new,
-                ..Sampling::default()
-            },
-            grammar: None,
-        };
         let generation = lm.generate(&request, &|| false).unwrap();
         let new_ids = chat["new_ids"].as_array().unwrap();
         assert_eq!(generation.text, chat["text"].as_str().unwrap());
@@ -692,22 +697,13 @@ fn causal_lm_matches_its_references(name: &str) {
 #[test]
 fn a_batch_of_chats_of_different_lengths_decodes_as_each_alone() {
     use wolf_pipeline::models::onnx::{CausalLm, OnnxError};
-    use wolf_pipeline::models::{ChatRequest, Sampling};
     for name in ["tiny-lm", "fuser", "summarizer"] {
         let reference = references(name);
-        let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
         let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
         let chats = reference["chats"].as_array().unwrap();
         let requests: Vec<ChatRequest> = chats
             .iter()
-            .map(|chat| ChatRequest {
-                messages: reference_messages(chat),
-                sampling: Sampling {
-                    max_tokens: max_new,
-                    ..Sampling::default()
-                },
-                grammar: None,
-            })
+            .map(|chat| reference_request(&reference, chat))
             .collect();
         let lengths: std::collections::BTreeSet<usize> = chats
             .iter()
@@ -749,21 +745,12 @@ fn a_batch_of_chats_of_different_lengths_decodes_as_each_alone() {
 fn chats_that_join_and_leave_mid_generation_decode_as_each_alone() {
     use std::cell::Cell;
     use wolf_pipeline::models::onnx::{CausalLm, OnnxError, Running};
-    use wolf_pipeline::models::{ChatRequest, Sampling};
     for name in ["tiny-lm", "fuser", "summarizer"] {
         let reference = references(name);
-        let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
         let mut lm = CausalLm::load(&model_folder(name), options()).unwrap();
         assert!(lm.can_join(), "{name}");
         let chats = reference["chats"].as_array().unwrap();
-        let request = |chat: &Value| ChatRequest {
-            messages: reference_messages(chat),
-            sampling: Sampling {
-                max_tokens: max_new,
-                ..Sampling::default()
-            },
-            grammar: None,
-        };
+        let request = |chat: &Value| reference_request(&reference, chat);
         // (step, chat): each chat twice, joining at different points of the others'
         // generation.
         let n = chats.len();
@@ -806,9 +793,7 @@ fn chats_that_join_and_leave_mid_generation_decode_as_each_alone() {
 /// batch that is running (at most `batch` rows), and each gets transformers' text.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chats_that_arrive_while_a_batch_runs_each_get_their_own_text() {
-    use wolf_pipeline::models::{ChatRequest, Sampling};
-    let reference = references("fuser");
-    let max_new = reference["generation"]["max_new_tokens"].as_u64().unwrap() as u32;
+    let reference = Arc::new(references("fuser"));
     let chats = reference["chats"].as_array().unwrap().clone();
     let mut config = OnnxConfig::new(Some(model_folder("fuser")));
     config.threads = 1;
@@ -819,17 +804,10 @@ async fn chats_that_arrive_while_a_batch_runs_each_get_their_own_text() {
     let mut tasks = Vec::new();
     for k in 0..8 {
         let chat = chats[k % chats.len()].clone();
-        let fuser = Arc::clone(&fuser);
+        let (fuser, reference) = (Arc::clone(&fuser), Arc::clone(&reference));
         tasks.push(tokio::spawn(async move {
             tokio::time::sleep(std::time::Duration::from_millis(3 * k as u64)).await;
-            let request = ChatRequest {
-                messages: reference_messages(&chat),
-                sampling: Sampling {
-                    max_tokens: max_new,
-                    ..Sampling::default()
-                },
-                grammar: None,
-            };
+            let request = reference_request(&reference, &chat);
             let reply = fuser.chat(&request).await.unwrap();
             (reply.text, chat["text"].as_str().unwrap().to_owned())
         }));
@@ -848,7 +826,7 @@ async fn chats_that_arrive_while_a_batch_runs_each_get_their_own_text() {
 fn no_loops_passes_over_the_tokens_that_would_complete_a_loop() {
     use wolf_pipeline::models::loops::{repeated_ngram, words_of};
     use wolf_pipeline::models::onnx::CausalLm;
-    use wolf_pipeline::models::{ChatRequest, Message, Sampling, Speaker};
+    use wolf_pipeline::models::{Message, Speaker};
     let mut lm = CausalLm::load(&model_folder("fuser"), options()).unwrap();
     let request = |no_loops: bool| {
         ChatRequest {

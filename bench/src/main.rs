@@ -304,11 +304,20 @@ pub(crate) fn wait_with_usage(
     let pid = child.id() as libc::pid_t;
     let peak = Arc::new(AtomicI64::new(0));
     let done = Arc::new(AtomicBool::new(false));
+    // Until the child has called exec, its `/proc` entry shows this process's memory
+    // (the spawn shares it): those samples are not the child's. Its own peak starts
+    // afresh at exec.
+    let own_exe = std::fs::read_link("/proc/self/exe").ok();
     let poller = {
         let (peak, done) = (peak.clone(), done.clone());
         std::thread::spawn(move || {
             let path = format!("/proc/{pid}/status");
+            let exe = format!("/proc/{pid}/exe");
             while !done.load(Ordering::Relaxed) {
+                if std::fs::read_link(&exe).ok() == own_exe {
+                    std::thread::sleep(Duration::from_millis(1));
+                    continue;
+                }
                 let hwm = std::fs::read_to_string(&path).ok().and_then(|status| {
                     status
                         .lines()
