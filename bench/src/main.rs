@@ -315,7 +315,9 @@ pub(crate) fn wait_with_usage(
             let exe = format!("/proc/{pid}/exe");
             while !done.load(Ordering::Relaxed) {
                 if std::fs::read_link(&exe).ok() == own_exe {
-                    std::thread::sleep(Duration::from_millis(1));
+                    // Exec comes within microseconds: a child that exits soon after is
+                    // still sampled once.
+                    std::thread::yield_now();
                     continue;
                 }
                 let hwm = std::fs::read_to_string(&path).ok().and_then(|status| {
@@ -344,7 +346,8 @@ pub(crate) fn wait_with_usage(
     // Reaped: the handle must not wait (or kill) again.
     std::mem::forget(child);
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    // A child too short-lived to be read once falls back to `ru_maxrss`.
+    // A child too short-lived to be read once falls back to `ru_maxrss`, which after a
+    // shared-memory spawn may hold this process's own peak (exec folds it in).
     let polled = peak.load(Ordering::Relaxed);
     Ok((
         std::process::ExitStatus::from_raw(status),

@@ -29,6 +29,9 @@ pub enum OnnxError {
     /// ONNX Runtime failed to start earlier in this process (the first failure, kept).
     #[error(transparent)]
     Runtime(Arc<OnnxError>),
+    /// One failure that several requests share (a pass over a batch of them).
+    #[error(transparent)]
+    Shared(Arc<OnnxError>),
     #[error("the loaded ONNX Runtime library has no CUDA provider")]
     NoCuda,
     #[error("cannot use the CUDA execution provider")]

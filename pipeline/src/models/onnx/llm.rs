@@ -3,6 +3,7 @@
 //! template of `tokenizer_config.json` (Jinja, rendered by minijinja).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use minijinja::{Environment, Error as JinjaError, ErrorKind as JinjaErrorKind, context};
 use tokenizers::Tokenizer;
@@ -186,7 +187,8 @@ impl CausalLm {
 
     /// Adds `request` to `running` under `key`; its prompt is read at the next step. A
     /// request that cannot start (an empty prompt, one longer than the context) is
-    /// refused with its error.
+    /// refused with its error. Rows may join a running batch only where
+    /// [`Self::can_join`]; otherwise admit prompts of one length while it is empty.
     pub fn admit(
         &self,
         running: &mut Running,
@@ -216,7 +218,7 @@ impl CausalLm {
         }
         let mut ended = running.leave()?;
         if !running.waiting.is_empty() {
-            self.join(running)?;
+            ended.extend(self.join(running)?);
         } else if !running.rows.is_empty() {
             let (logits, vocabulary) =
                 self.decoder
@@ -228,8 +230,10 @@ impl CausalLm {
     }
 
     /// Reads the waiting rows' prompts as one batch padded on the left, samples their
-    /// first tokens, and joins them to the running rows, the shorter side padded.
-    fn join(&mut self, running: &mut Running) -> Result<(), OnnxError> {
+    /// first tokens, and joins them to the running rows, the shorter side padded. When
+    /// that pass fails, the newcomers end with its error (returned) and the running
+    /// rows go on.
+    fn join(&mut self, running: &mut Running) -> Result<Vec<Ended>, OnnxError> {
         let mut rows = std::mem::take(&mut running.waiting);
         let longest = rows.iter().map(|r| r.prompt.len()).max().unwrap_or(0);
         let mut tokens = Vec::with_capacity(rows.len());
@@ -242,14 +246,26 @@ impl CausalLm {
             context.left_pad.push(pad);
         }
         let mut cache = None;
-        let (logits, vocabulary) = self.decoder.step(&tokens, &mut cache, &context)?;
+        let (logits, vocabulary) = match self.decoder.step(&tokens, &mut cache, &context) {
+            Ok(out) => out,
+            Err(error) => {
+                let error = Arc::new(error);
+                return Ok(rows
+                    .into_iter()
+                    .map(|mut row| {
+                        row.outcome = Some(Err(OnnxError::Shared(Arc::clone(&error))));
+                        row.finish()
+                    })
+                    .collect());
+            }
+        };
         self.sample(&mut rows, &mut tokens, &logits, vocabulary);
         if running.rows.is_empty() {
             running.rows = rows;
             running.tokens = tokens;
             running.context = context;
             running.cache = cache;
-            return Ok(());
+            return Ok(Vec::new());
         }
         // Both sides' sequences are as long as their caches and one token more.
         let (old, new) = (running.tokens[0].len(), tokens[0].len());
@@ -269,7 +285,7 @@ impl CausalLm {
         running.rows.extend(rows);
         running.tokens.extend(tokens);
         running.context.left_pad.extend(context.left_pad);
-        Ok(())
+        Ok(Vec::new())
     }
 
     /// Takes each running row's next token from its row of `logits` and appends it to

@@ -10,6 +10,7 @@
 //! batch stops early when every caller is gone, and a chat whose caller goes away
 //! stops at the next step.
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -394,38 +395,42 @@ fn run_chats(
 ) {
     let fail = |error: OnnxError| error.to_model_error(ErrorKind::ServerError, name);
     let mut running = Running::default();
-    // Indexed by row key; `None` once answered.
-    let mut answers: Vec<Option<Answer<Generation>>> = Vec::new();
+    // The callers of the rows not yet answered, by row key.
+    let mut answers: HashMap<usize, Answer<Generation>> = HashMap::new();
+    let mut next_key = 0;
     let mut arrived = batch;
     loop {
         for job in arrived.drain(..) {
             let Job::Chat(request, answer) = job else {
                 continue;
             };
+            let key = next_key;
+            next_key += 1;
             // A context overflow keeps its own kind (`to_model_error`).
-            match lm.admit(&mut running, answers.len(), &request) {
-                Ok(()) => answers.push(Some(answer)),
+            match guarded(|| lm.admit(&mut running, key, &request)) {
+                Ok(()) => {
+                    answers.insert(key, answer);
+                }
                 Err(error) => {
                     let _ = answer.send(Err(fail(error)));
-                    answers.push(None);
                 }
             }
         }
         if running.is_empty() {
             return;
         }
-        let closed = |key: usize| answers[key].as_ref().is_none_or(|a| a.is_closed());
+        let closed = |key: usize| answers.get(&key).is_none_or(|a| a.is_closed());
         match guarded(|| lm.step(&mut running, &closed)) {
             Ok(ended) => {
                 for (key, outcome) in ended {
-                    if let Some(answer) = answers[key].take() {
+                    if let Some(answer) = answers.remove(&key) {
                         let _ = answer.send(outcome.map_err(fail));
                     }
                 }
             }
             Err(error) => {
                 let error = fail(error);
-                for answer in answers.into_iter().flatten() {
+                for answer in answers.into_values() {
                     let _ = answer.send(Err(error.clone()));
                 }
                 return;
