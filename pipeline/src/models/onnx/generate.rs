@@ -353,10 +353,8 @@ impl Cache {
     }
 
     /// The rows of `self` then those of `other`, each padded at the front with zero
-    /// positions to the longer of the two caches' lengths. Returns the positions put
-    /// before `self`'s rows and before `other`'s.
-    pub(super) fn join(&mut self, other: Cache) -> Result<(usize, usize), OnnxError> {
-        let mut pads = (0, 0);
+    /// positions to the longer of the two caches' lengths.
+    pub(super) fn join(&mut self, other: Cache) -> Result<(), OnnxError> {
         for (value, added) in self.values.iter_mut().zip(other.values) {
             let (a_dims, a) = positions_of(value)?;
             let (b_dims, b) = positions_of(&added)?;
@@ -370,7 +368,6 @@ impl Cache {
                 });
             }
             let length = a_length.max(b_length);
-            pads = (length - a_length, length - b_length);
             let mut out = Vec::with_capacity((a_rows + b_rows) * heads * length * width);
             for (data, rows, own) in [(a, a_rows, a_length), (b, b_rows, b_length)] {
                 let size = own * width;
@@ -381,7 +378,7 @@ impl Cache {
             }
             *value = cache_tensor([a_rows + b_rows, heads, length, width], out)?;
         }
-        Ok(pads)
+        Ok(())
     }
 }
 
